@@ -1,0 +1,109 @@
+// Package access holds the facts the policy decides on — tenants, their
+// members with roles, scopes and feature rights, partner organisations and
+// the delegations tenants grant them — with their lifecycles, the SQLite
+// store, and the per-request lookup through a bounded cache.
+package access
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Tenant is one customer of the SaaS app.
+type Tenant struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Hostnames []string `json:"hostnames"`
+	Status    string   `json:"status"` // active | suspended
+	Owner     string   `json:"owner"`  // the owner's user id (OIDC sub)
+	// MasterAccess says whether system admins may enter this tenant.
+	MasterAccess bool      `json:"master_access"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Member is a user's place in a tenant.
+type Member struct {
+	Tenant     string   `json:"tenant"`
+	User       string   `json:"user"`
+	Role       string   `json:"role"`
+	Businesses []string `json:"businesses"`
+	Locations  []string `json:"locations"`
+	// Features maps a feature to "read" or "edit".
+	Features map[string]string `json:"features"`
+	// Fields limits edits per feature to these fields; a feature absent
+	// here has no per-field limit.
+	Fields map[string][]string `json:"fields"`
+	// Rights are extra rights: user_management, licenses, catalog_admin.
+	Rights    []string  `json:"rights"`
+	Profile   string    `json:"profile"`
+	Status    string    `json:"status"` // active | deactivated
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Partner is an organisation tenants may delegate access to.
+type Partner struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// PartnerUser ties a user to a partner organisation.
+type PartnerUser struct {
+	Partner string `json:"partner"`
+	User    string `json:"user"`
+	Status  string `json:"status"` // active | deactivated
+}
+
+// Delegation is a tenant's grant to a partner organisation.
+type Delegation struct {
+	ID        string     `json:"id"`
+	Tenant    string     `json:"tenant"`
+	Partner   string     `json:"partner"`
+	Scope     string     `json:"scope"` // full | limited
+	Products  []string   `json:"products"`
+	Wallet    bool       `json:"wallet"`
+	Status    string     `json:"status"` // invited | accepted | rejected | revoked
+	Expires   *time.Time `json:"expires,omitempty"`
+	InvitedBy string     `json:"invited_by"`
+	InvitedAt time.Time  `json:"invited_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// Facts are what the policy needs about one (user, tenant): looked up once
+// per request (through the cache) and placed in input.access.
+type Facts struct {
+	Tenant     *Tenant
+	Member     *Member     // nil when the user is not a member
+	Partner    string      // the user's partner organisation, if any
+	Delegation *Delegation // the tenant's grant to that partner, if any
+}
+
+// Values the store accepts.
+var (
+	TenantStatuses     = []string{"active", "suspended"}
+	MemberStatuses     = []string{"active", "deactivated"}
+	Roles              = []string{"administrator", "multi_account_manager", "account_manager", "location_manager"}
+	FeatureLevels      = []string{"read", "edit"}
+	Rights             = []string{"user_management", "licenses", "catalog_admin"}
+	DelegationScopes   = []string{"full", "limited"}
+	DelegationStatuses = []string{"invited", "accepted", "rejected", "revoked"}
+)
+
+// Errors the management API maps to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// FieldError is invalid input for one field (a 400 with the field named).
+type FieldError struct {
+	Field string `json:"field"`
+	Msg   string `json:"message"`
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Msg) }
+
+// conflict wraps ErrConflict with what conflicted.
+func conflict(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,97 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+)
+
+const memberCols = `tenant, user, role, businesses, locations, features, fields, rights, profile, status, updated_at`
+
+func scanMember(row interface{ Scan(...any) error }) (*Member, error) {
+	var m Member
+	var businesses, locations, features, fields, rights, updated string
+	if err := row.Scan(&m.Tenant, &m.User, &m.Role, &businesses, &locations, &features, &fields, &rights, &m.Profile, &m.Status, &updated); err != nil {
+		return nil, err
+	}
+	m.Businesses = fromJSON[[]string](businesses)
+	m.Locations = fromJSON[[]string](locations)
+	m.Features = fromJSON[map[string]string](features)
+	m.Fields = fromJSON[map[string][]string](fields)
+	m.Rights = fromJSON[[]string](rights)
+	m.UpdatedAt = parseTime(updated)
+	return &m, nil
+}
+
+// PutMember adds a member or replaces one (role, scope, rights, status).
+// The tenant must exist.
+func (s *Store) PutMember(ctx context.Context, m Member) (*Member, error) {
+	if err := ValidateMember(&m); err != nil {
+		return nil, err
+	}
+	stamp := s.stamp()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO members (`+memberCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant, user) DO UPDATE SET role = excluded.role, businesses = excluded.businesses, locations = excluded.locations,
+	features = excluded.features, fields = excluded.fields, rights = excluded.rights, profile = excluded.profile,
+	status = excluded.status, updated_at = excluded.updated_at`,
+			m.Tenant, m.User, m.Role, toJSON(m.Businesses), toJSON(m.Locations), toJSON(m.Features), toJSON(m.Fields),
+			toJSON(m.Rights), m.Profile, m.Status, stamp)
+		if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
+			return &FieldError{"tenant", "no such tenant"}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Member(ctx, m.Tenant, m.User)
+}
+
+// Member returns one membership.
+func (s *Store) Member(ctx context.Context, tenant, user string) (*Member, error) {
+	m, err := scanMember(s.db.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	return m, notFound(err, "member "+user+" of "+tenant)
+}
+
+// Members lists a tenant's members.
+func (s *Store) Members(ctx context.Context, tenant string) ([]*Member, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? ORDER BY user`, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Member{}
+	for rows.Next() {
+		m, err := scanMember(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// SetMemberStatus deactivates or reactivates a member; it takes effect on
+// the member's very next request.
+func (s *Store) SetMemberStatus(ctx context.Context, tenant, user, status string) (*Member, error) {
+	if err := oneOf("status", status, MemberStatuses); err != nil {
+		return nil, err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
+		return affected(res, err, "member "+user+" of "+tenant)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Member(ctx, tenant, user)
+}
+
+// RemoveMember deletes a membership.
+func (s *Store) RemoveMember(ctx context.Context, tenant, user string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
+		return affected(res, err, "member "+user+" of "+tenant)
+	})
+}

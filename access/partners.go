@@ -1,0 +1,75 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+)
+
+// CreatePartner adds a partner organisation.
+func (s *Store) CreatePartner(ctx context.Context, p Partner) (*Partner, error) {
+	if err := validID("id", p.ID); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(p.Name) == "" {
+		return nil, &FieldError{"name", "is required"}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO partners (id, name) VALUES (?, ?)`, p.ID, p.Name)
+		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+			return conflict("partner %q exists", p.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Partner returns one partner organisation.
+func (s *Store) Partner(ctx context.Context, id string) (*Partner, error) {
+	var p Partner
+	err := s.db.QueryRowContext(ctx, `SELECT id, name FROM partners WHERE id = ?`, id).Scan(&p.ID, &p.Name)
+	return &p, notFound(err, "partner "+id)
+}
+
+// PutPartnerUser makes user a user of the partner organisation (a user
+// belongs to at most one partner).
+func (s *Store) PutPartnerUser(ctx context.Context, pu PartnerUser) (*PartnerUser, error) {
+	if err := validID("partner", pu.Partner); err != nil {
+		return nil, err
+	}
+	if err := validUser("user", pu.User); err != nil {
+		return nil, err
+	}
+	if pu.Status == "" {
+		pu.Status = "active"
+	}
+	if err := oneOf("status", pu.Status, MemberStatuses); err != nil {
+		return nil, err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO partner_users (user, partner, status) VALUES (?, ?, ?)
+ON CONFLICT (user) DO UPDATE SET partner = excluded.partner, status = excluded.status`, pu.User, pu.Partner, pu.Status)
+		if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
+			return &FieldError{"partner", "no such partner"}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pu, nil
+}
+
+// PartnerOf returns the user's partner organisation, or "" when the user
+// belongs to none (or is deactivated there).
+func (s *Store) PartnerOf(ctx context.Context, user string) (string, error) {
+	var partner string
+	err := s.db.QueryRowContext(ctx, `SELECT partner FROM partner_users WHERE user = ? AND status = 'active'`, user).Scan(&partner)
+	if err == sql.ErrNoRows {
+		return "", nil
+	}
+	return partner, err
+}

@@ -1,0 +1,51 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Facts looks up, in one read transaction, what the policy needs about a
+// user in a tenant: the tenant, the membership, the user's partner
+// organisation and the tenant's open or most recent delegation to it. A
+// missing tenant gives nil facts and no error.
+func (s *Store) Facts(ctx context.Context, user, tenant string) (*Facts, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("access facts: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, tenant))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("access facts: tenant: %w", err)
+	}
+	f := &Facts{Tenant: t}
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	switch {
+	case err == nil:
+		f.Member = m
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("access facts: member: %w", err)
+	}
+	err = tx.QueryRowContext(ctx, `SELECT partner FROM partner_users WHERE user = ? AND status = 'active'`, user).Scan(&f.Partner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return f, nil
+	case err != nil:
+		return nil, fmt.Errorf("access facts: partner: %w", err)
+	}
+	d, err := scanDelegation(tx.QueryRowContext(ctx, `SELECT `+delegationCols+` FROM delegations WHERE tenant = ? AND partner = ?
+ORDER BY CASE status WHEN 'accepted' THEN 0 WHEN 'invited' THEN 1 ELSE 2 END, updated_at DESC LIMIT 1`, tenant, f.Partner))
+	switch {
+	case err == nil:
+		f.Delegation = d
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("access facts: delegation: %w", err)
+	}
+	return f, nil
+}

@@ -1,0 +1,330 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func openStore(t testing.TB) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "portero.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func seed(t testing.TB, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateTenant(ctx, Tenant{ID: "acme", Name: "Acme", Owner: "olivia", MasterAccess: true}))
+	must(s.PutMember(ctx, Member{Tenant: "acme", User: "leo", Role: "location_manager", Locations: []string{"l1"},
+		Features: map[string]string{"profile_listings": "edit", "reviews": "read"}, Fields: map[string][]string{"profile_listings": {"phone", "hours"}}}))
+	must(s.CreatePartner(ctx, Partner{ID: "partnerco", Name: "Partner Co"}))
+	must(s.PutPartnerUser(ctx, PartnerUser{Partner: "partnerco", User: "pat"}))
+}
+
+func TestMigrationsAndDurability(t *testing.T) {
+	s, path := openStore(t)
+	seed(t, s)
+	v, err := s.SchemaVersion(context.Background())
+	if err != nil || v != len(migrations)-1 {
+		t.Fatalf("schema version %d %v", v, err)
+	}
+	s.Close()
+	// Reopening applies nothing twice and keeps every acknowledged write.
+	s2, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	m, err := s2.Member(context.Background(), "acme", "leo")
+	if err != nil || m.Role != "location_manager" || m.Fields["profile_listings"][1] != "hours" {
+		t.Fatalf("after reopen: %+v %v", m, err)
+	}
+}
+
+func TestValidationErrorsNameTheField(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	cases := map[string]error{
+		"id":   func() error { _, err := s.CreateTenant(ctx, Tenant{ID: "Acme!", Name: "x"}); return err }(),
+		"name": func() error { _, err := s.CreateTenant(ctx, Tenant{ID: "x"}); return err }(),
+		"role": func() error { _, err := s.PutMember(ctx, Member{Tenant: "acme", User: "u", Role: "boss"}); return err }(),
+		"features.reviews": func() error {
+			_, err := s.PutMember(ctx, Member{Tenant: "acme", User: "u", Role: "account_manager", Features: map[string]string{"reviews": "write"}})
+			return err
+		}(),
+		"fields.reviews": func() error {
+			_, err := s.PutMember(ctx, Member{Tenant: "acme", User: "u", Role: "account_manager", Features: map[string]string{"reviews": "read"}, Fields: map[string][]string{"reviews": {"x"}}})
+			return err
+		}(),
+		"rights": func() error {
+			_, err := s.PutMember(ctx, Member{Tenant: "acme", User: "u", Role: "account_manager", Rights: []string{"root"}})
+			return err
+		}(),
+		"tenant": func() error {
+			_, err := s.PutMember(ctx, Member{Tenant: "nope", User: "u", Role: "account_manager"})
+			return err
+		}(),
+		"products": func() error {
+			_, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", InvitedBy: "olivia"})
+			return err
+		}(),
+		"scope": func() error {
+			_, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "all", InvitedBy: "olivia"})
+			return err
+		}(),
+		"expires": func() error {
+			past := time.Now().Add(-time.Hour)
+			_, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "full", InvitedBy: "olivia", Expires: &past})
+			return err
+		}(),
+		"partner (missing)": func() error {
+			_, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "nobody", Scope: "full", InvitedBy: "olivia"})
+			return err
+		}(),
+	}
+	for want, err := range cases {
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			t.Errorf("%s: got %v, want a field error", want, err)
+			continue
+		}
+		if field := fe.Field; field != want && !(want == "partner (missing)" && field == "partner") {
+			t.Errorf("field %q, want %q (%v)", field, want, err)
+		}
+	}
+	if _, err := s.CreateTenant(ctx, Tenant{ID: "acme", Name: "again"}); !errors.Is(err, ErrConflict) {
+		t.Errorf("duplicate tenant: %v", err)
+	}
+	if _, err := s.SetMemberStatus(ctx, "acme", "nobody", "deactivated"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing member: %v", err)
+	}
+}
+
+func TestDelegationLifecycle(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	invite := func() *Delegation {
+		t.Helper()
+		d, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews"}, InvitedBy: "olivia"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := invite()
+	if _, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "full", InvitedBy: "olivia"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second open invitation: %v", err)
+	}
+	steps := []struct {
+		action, want string
+		conflict     bool
+	}{
+		{"resend", "invited", false},
+		{"revoke", "", true}, // not accepted yet: withdraw instead
+		{"accept", "accepted", false},
+		{"accept", "", true},
+		{"reject", "", true},
+		{"withdraw", "", true},
+		{"revoke", "revoked", false},
+		{"accept", "", true}, // accepting a revoked invitation
+		{"frobnicate", "", true},
+	}
+	for _, st := range steps {
+		got, err := s.Transition(ctx, d.ID, st.action)
+		switch {
+		case st.action == "frobnicate":
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Errorf("unknown action: %v", err)
+			}
+		case st.conflict:
+			if !errors.Is(err, ErrConflict) {
+				t.Errorf("%s: %v, want conflict", st.action, err)
+			}
+		case err != nil || got.Status != st.want:
+			t.Errorf("%s: %+v %v", st.action, got, err)
+		}
+	}
+	// After a revocation a new invitation may be made; withdrawn and rejected ones close too.
+	d2 := invite()
+	if got, err := s.Transition(ctx, d2.ID, "withdraw"); err != nil || got.Status != "revoked" {
+		t.Fatalf("withdraw: %+v %v", got, err)
+	}
+	d3 := invite()
+	if got, err := s.Transition(ctx, d3.ID, "reject"); err != nil || got.Status != "rejected" {
+		t.Fatalf("reject: %+v %v", got, err)
+	}
+	list, _ := s.Delegations(ctx, "acme", "")
+	byPartner, _ := s.Delegations(ctx, "", "partnerco")
+	if len(list) != 3 || len(byPartner) != 3 {
+		t.Fatalf("lists: %d %d", len(list), len(byPartner))
+	}
+}
+
+func TestExpiredInvitationCannotBeAccepted(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	soon := time.Now().Add(time.Hour)
+	d, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "full", InvitedBy: "olivia", Expires: &soon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return soon.Add(time.Second) }
+	if _, err := s.Transition(ctx, d.ID, "accept"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("accept after expiry: %v", err)
+	}
+}
+
+func TestFactsAndResolverInvalidation(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	var prepared atomic.Int32
+	r := NewResolver(s, 100, func(f *Facts, _ time.Time) any { prepared.Add(1); return f })
+
+	first, _, err := r.Resolve(ctx, "leo", "acme")
+	if err != nil || first.Facts.Member == nil || first.Facts.Member.Role != "location_manager" || first.Facts.Tenant.Owner != "olivia" {
+		t.Fatalf("facts: %+v %v", first, err)
+	}
+	again, hit, _ := r.Resolve(ctx, "leo", "acme")
+	if again != first || !hit || prepared.Load() != 1 {
+		t.Fatal("second lookup missed the cache")
+	}
+	// A write invalidates at once.
+	if _, err := s.SetMemberStatus(ctx, "leo", "acme", "deactivated"); err == nil {
+		t.Fatal("argument order check: tenant comes first")
+	}
+	if _, err := s.SetMemberStatus(ctx, "acme", "leo", "deactivated"); err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := r.Resolve(ctx, "leo", "acme")
+	if after == first || after.Facts.Member.Status != "deactivated" {
+		t.Fatalf("after deactivation: %+v", after.Facts.Member)
+	}
+	// Partner facts.
+	d, _ := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews"}, InvitedBy: "olivia"})
+	pf, _, _ := r.Resolve(ctx, "pat", "acme")
+	if pf.Facts.Partner != "partnerco" || pf.Facts.Delegation == nil || pf.Facts.Delegation.Status != "invited" || pf.Facts.Member != nil {
+		t.Fatalf("partner facts: %+v", pf.Facts)
+	}
+	_, _ = s.Transition(ctx, d.ID, "accept")
+	if pf, _, _ = r.Resolve(ctx, "pat", "acme"); pf.Facts.Delegation.Status != "accepted" {
+		t.Fatalf("after accept: %+v", pf.Facts.Delegation)
+	}
+	if none, _, err := r.Resolve(ctx, "leo", "no-such-tenant"); err != nil || none.Facts != nil {
+		t.Fatalf("unknown tenant: %+v %v", none, err)
+	}
+	// Bounded.
+	small := NewResolver(s, 2, nil)
+	for _, u := range []string{"a", "b", "c", "d"} {
+		_, _, _ = small.Resolve(ctx, u, "acme")
+	}
+	if small.Len() > 2 {
+		t.Fatalf("cache holds %d entries, bound 2", small.Len())
+	}
+}
+
+// A write from another process (portero admin on the same file) is noticed.
+func TestWritesFromAnotherProcessInvalidate(t *testing.T) {
+	s, path := openStore(t)
+	seed(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.WatchWrites(ctx, 10*time.Millisecond)
+	other, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	gen := s.Generation()
+	time.Sleep(30 * time.Millisecond) // let the watcher take its first reading
+	if _, err := other.SetMemberStatus(context.Background(), "acme", "leo", "deactivated"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Generation() == gen {
+		if time.Now().After(deadline) {
+			t.Fatal("the other process's write was not noticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStoreErrorIsReturned(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	r := NewResolver(s, 10, nil)
+	s.Close()
+	if _, _, err := r.Resolve(context.Background(), "leo", "acme"); err == nil {
+		t.Fatal("a closed store resolved facts")
+	}
+}
+
+func TestTenantListingPages(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	for _, id := range []string{"acme", "acme-eu", "globex", "initech"} {
+		if _, err := s.CreateTenant(ctx, Tenant{ID: id, Name: "Tenant " + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := s.Tenants(ctx, "acme", 1, 1)
+	if err != nil || page.Total != 2 || len(page.Tenants) != 1 || page.Tenants[0].ID != "acme-eu" {
+		t.Fatalf("%+v %v", page, err)
+	}
+	if page, _ := s.Tenants(ctx, "%", 10, 0); page.Total != 0 {
+		t.Fatalf("LIKE wildcard not escaped: %d", page.Total)
+	}
+}
+
+// A cached lookup ends when its delegation expires, so facts prepared from
+// the time (such as "expired") are recomputed then.
+func TestCachedFactsEndWhenTheDelegationExpires(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	expires := time.Now().Add(30 * time.Second)
+	d, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "full", InvitedBy: "olivia", Expires: &expires})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, d.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	var preparedAt []time.Time
+	r := NewResolver(s, 10, func(_ *Facts, now time.Time) any { preparedAt = append(preparedAt, now); return nil })
+	now := time.Now()
+	r.now = func() time.Time { return now }
+	if _, hit, _ := r.Resolve(ctx, "pat", "acme"); hit {
+		t.Fatal("first lookup hit")
+	}
+	now = expires.Add(-time.Second)
+	if _, hit, _ := r.Resolve(ctx, "pat", "acme"); !hit {
+		t.Fatal("lookup before expiry missed")
+	}
+	now = expires.Add(time.Second)
+	if _, hit, _ := r.Resolve(ctx, "pat", "acme"); hit {
+		t.Fatal("lookup after the delegation expired came from the cache")
+	}
+	if len(preparedAt) != 2 || !preparedAt[1].After(expires) {
+		t.Fatalf("prepared at %v", preparedAt)
+	}
+}

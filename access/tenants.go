@@ -1,0 +1,106 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const tenantCols = `id, name, hostnames, status, owner, master_access, created_at`
+
+func scanTenant(row interface{ Scan(...any) error }) (*Tenant, error) {
+	var t Tenant
+	var hosts, created string
+	var master int
+	if err := row.Scan(&t.ID, &t.Name, &hosts, &t.Status, &t.Owner, &master, &created); err != nil {
+		return nil, err
+	}
+	t.Hostnames = fromJSON[[]string](hosts)
+	t.MasterAccess = master == 1
+	t.CreatedAt = parseTime(created)
+	return &t, nil
+}
+
+// CreateTenant adds a tenant; an existing id is a conflict.
+func (s *Store) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
+	if err := ValidateTenant(&t); err != nil {
+		return nil, err
+	}
+	t.CreatedAt = s.now().UTC()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.CreatedAt.Format(time.RFC3339Nano))
+		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+			return conflict("tenant %q exists", t.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// UpdateTenant replaces a tenant's name, hostnames, status, owner and
+// master-access setting.
+func (s *Store) UpdateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
+	if err := ValidateTenant(&t); err != nil {
+		return nil, err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, hostnames = ?, status = ?, owner = ?, master_access = ? WHERE id = ?`,
+			t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.ID)
+		return affected(res, err, "tenant "+t.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Tenant(ctx, t.ID)
+}
+
+// Tenant returns one tenant.
+func (s *Store) Tenant(ctx context.Context, id string) (*Tenant, error) {
+	t, err := scanTenant(s.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+	return t, notFound(err, "tenant "+id)
+}
+
+// TenantPage is one page of a tenant listing.
+type TenantPage struct {
+	Tenants []*Tenant `json:"tenants"`
+	Total   int       `json:"total"`
+}
+
+// Tenants lists tenants whose id or name contains query, a page at a time.
+func (s *Store) Tenants(ctx context.Context, query string, limit, offset int) (*TenantPage, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query) + "%"
+	page := &TenantPage{Tenants: []*Tenant{}}
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\'`, like, like).Scan(&page.Total); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\' ORDER BY id LIMIT ? OFFSET ?`, like, like, limit, offset)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, err
+		}
+		page.Tenants = append(page.Tenants, t)
+	}
+	return page, rows.Err()
+}
+
+// DeleteTenant removes a tenant with its members and delegations.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
+		return affected(res, err, fmt.Sprintf("tenant %s", id))
+	})
+}

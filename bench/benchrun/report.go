@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+const (
+	markStart = "<!-- bench:start (written by bench/run; edit outside these markers) -->"
+	markEnd   = "<!-- bench:end -->"
+)
+
+func find(rows []result, prefix string) *result {
+	for i := range rows {
+		if strings.HasPrefix(rows[i].name, prefix) && rows[i].skipped == "" {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// render writes the generated part of docs/performance.md.
+func render(o options, rows []result, ex extras, versions map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run on %s: %d cores (%s), %.0f GiB, %s %s/%s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), cpuModel(), memTotalGiB(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	cmd := "bench/run"
+	if o.smoke {
+		cmd = "bench/run --smoke"
+	}
+	fmt.Fprintf(&b, "Command: `%s` — wrk, %d threads, %d keep-alive connections, %s per row after a %s warm-up, over loopback; "+
+		"the same 1 KiB upstream for every row. The load generator shares the machine's cores with the proxy, so compare rows, not absolute numbers.\n\n",
+		cmd, o.threads, o.conns, o.duration, o.warmup)
+	b.WriteString("| # | row | requests/s | p50 | p99 | CPU (cores) | peak RSS | notes |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	for i, r := range rows {
+		if r.skipped != "" {
+			fmt.Fprintf(&b, "| %d | %s | skipped | | | | | %s |\n", i+1, r.name, strings.SplitN(r.skipped, "\n", 2)[0])
+			continue
+		}
+		note := r.note
+		if r.non2xx > 0 {
+			note += fmt.Sprintf(" — %d non-2xx answers!", r.non2xx)
+		}
+		fmt.Fprintf(&b, "| %d | %s | %.0f | %s | %s | %.2f | %.1f MiB | %s |\n", i+1, r.name, r.rps, ms(r.p50), ms(r.p99), r.cpu, r.peakMiB, note)
+	}
+	b.WriteString("\n![requests per second by row](performance.png)\n\n### Targets\n\n")
+	bare, port := find(rows, "bare Go"), find(rows, "Portero, bearer JWT, default policy")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	if bare != nil && port != nil {
+		ratio := port.rps / bare.rps
+		fmt.Fprintf(&b, "- Portero (bearer) at %.0f %% of the bare Go proxy's requests/s (target ≥ 85 %%): %s.\n", ratio*100, verdict(ratio >= 0.85))
+		diff := port.p99 - bare.p99
+		fmt.Fprintf(&b, "- Portero's p99 is %s above the bare proxy's (target ≤ 1 ms): %s.\n", ms(diff), verdict(diff <= time.Millisecond))
+	}
+	for _, stack := range []string{"nginx auth_request", "Caddy forward_auth"} {
+		if s := find(rows, stack); s != nil && port != nil {
+			ratio := port.rps / s.rps
+			fmt.Fprintf(&b, "- Portero at %.1f× the requests/s of %s (target ≥ 3×): %s.\n", ratio, s.name, verdict(ratio >= 3))
+		}
+	}
+	if ex.reloadErr == "" {
+		fmt.Fprintf(&b, "- A policy change served %s after the file was written (target ≤ 1 s): %s.\n", ms(ex.reload), verdict(ex.reload <= time.Second))
+	} else {
+		fmt.Fprintf(&b, "- Policy change: %s.\n", ex.reloadErr)
+	}
+	fmt.Fprintf(&b, "\n### Portero apart from the load\n\n- Start-up to ready (policy compiled, IdP discovery read): %s.\n- Resident memory idle: %.1f MiB; peak under the bearer load: ", ms(ex.startup), ex.idleMiB)
+	if port != nil {
+		fmt.Fprintf(&b, "%.1f MiB.\n", port.peakMiB)
+	} else {
+		b.WriteString("n/a.\n")
+	}
+	b.WriteString("\n### Tool versions\n\n")
+	keys := make([]string, 0, len(versions))
+	for k := range versions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "- %s: `%s`\n", k, versions[k])
+	}
+	return b.String()
+}
+
+// writeReport replaces the generated part of path, keeping what people wrote
+// around the markers.
+func writeReport(path, generated string) error {
+	block := markStart + "\n" + generated + markEnd + "\n"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return os.WriteFile(path, []byte("# Performance\n\n"+block), 0o644)
+	}
+	s := string(old)
+	i, j := strings.Index(s, markStart), strings.Index(s, markEnd)
+	if i < 0 || j < i {
+		return os.WriteFile(path, []byte(s+"\n"+block), 0o644)
+	}
+	return os.WriteFile(path, []byte(s[:i]+block+s[j+len(markEnd)+1:]), 0o644)
+}
+
+// drawChart draws requests/s per row as a horizontal bar chart.
+func drawChart(path string, rows []result) error {
+	var vals plotter.Values
+	var names []string
+	for i := len(rows) - 1; i >= 0; i-- {
+		if rows[i].skipped != "" {
+			continue
+		}
+		vals = append(vals, rows[i].rps)
+		names = append(names, fmt.Sprintf("%d. %s", i+1, shorten(rows[i].name)))
+	}
+	p := plot.New()
+	p.Title.Text = "Requests per second (higher is better)"
+	bars, err := plotter.NewBarChart(vals, vg.Points(14))
+	if err != nil {
+		return err
+	}
+	bars.Horizontal = true
+	p.Add(bars)
+	p.NominalY(names...)
+	p.X.Min = 0
+	return p.Save(11*vg.Inch, vg.Length(1.2+0.45*float64(len(vals)))*vg.Inch, path)
+}
+
+func shorten(s string) string {
+	if len(s) > 48 {
+		return s[:47] + "…"
+	}
+	return s
+}

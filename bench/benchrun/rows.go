@@ -1,0 +1,282 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+const page = "/t/acme/items"
+
+func (h *harness) rows() []rowSpec {
+	return []rowSpec{
+		{name: "upstream directly (ceiling)", note: "the tiny Go origin, no proxy", setup: func() (string, []string, []*proc, error) {
+			return h.upstream + page, []string{"Authorization: " + h.auth}, h.procs[:1], nil
+		}},
+		{name: "bare Go httputil.ReverseProxy", note: "the floor for any Go proxy; GOGC=400 like Portero", setup: h.bareProxy},
+		{name: "nginx proxy_pass", note: "2 workers, upstream keep-alive", setup: h.nginxRow(false)},
+		{name: "Portero, bearer JWT, default policy", note: "decision log off (log.level warn)", setup: h.porteroRow(false, "warn")},
+		{name: "Portero, bearer JWT, default policy, decision log on", note: "one JSON line per request to a file", setup: h.porteroRow(false, "info")},
+		{name: "Portero, bearer JWT, policy that reads the request", note: "no decision cache: every request is evaluated", setup: h.porteroUncachedRow},
+		{name: "Portero, cookie session, default policy", note: "signed in through the real code flow; membership from claims (the store comes with the access model)", setup: h.porteroRow(true, "warn")},
+		{name: "nginx auth_request → OPA (njs)", note: "njs ngx.fetch to `opa run --server`, same Rego + JWT verification in Rego", setup: h.nginxRow(true)},
+		{name: "Caddy forward_auth → adapter → OPA", note: "forward_auth needs 2xx/403, so a 40-line Go adapter asks OPA", setup: h.caddyRow},
+	}
+}
+
+func (h *harness) bareProxy() (string, []string, []*proc, error) {
+	port := freePort()
+	p := h.start("bareproxy", []string{"GOGC=400"}, filepath.Join(h.bin, "bareproxy"), "-listen", hostport(port), "-upstream", h.upstream)
+	url := fmt.Sprintf("http://%s", hostport(port))
+	return url + page, []string{"Authorization: " + h.auth}, []*proc{p}, waitStatus(url+"/", 200)
+}
+
+const porteroConfig = `
+listen:
+  public: %s
+  ops: %s
+tenant:
+  path: /t/{tenant}/
+oidc:
+  issuer: %s
+  audiences: [portero]
+%s
+routes:
+  - name: app
+    upstream: %s
+    api: %v
+log:
+  level: %s
+`
+
+// porteroConfigFor writes a gateway.yaml for the bench and returns its path
+// and the public and ops URLs.
+func (h *harness) porteroConfigFor(name string, session bool, level, extra string) (cfgPath, public, ops string) {
+	pub, opsPort := freePort(), freePort()
+	login := ""
+	if session {
+		login = fmt.Sprintf(`  client_id: bench
+  client_secret: bench
+  redirect_url: http://%s/.portero/callback
+session:
+  keys: ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]`, hostport(pub))
+	}
+	cfg := fmt.Sprintf(porteroConfig, hostport(pub), hostport(opsPort), h.issuer, login, h.upstream, !session, level) + extra
+	cfgPath = filepath.Join(h.o.workDir, name+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		panic(err)
+	}
+	return cfgPath, "http://" + hostport(pub), "http://" + hostport(opsPort)
+}
+
+func (h *harness) porteroRow(session bool, level string) func() (string, []string, []*proc, error) {
+	return func() (string, []string, []*proc, error) {
+		cfg, public, ops := h.porteroConfigFor("portero", session, level, "")
+		p := h.start("portero", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
+		if err := waitStatus(ops+"/readyz", 200); err != nil {
+			return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+		}
+		header := "Authorization: " + h.auth
+		if session {
+			c, err := sessionCookie(public, page)
+			if err != nil {
+				return "", nil, nil, fmt.Errorf("sign in: %v\n%s", err, p.tail())
+			}
+			header = c
+		}
+		return public + page, []string{header}, []*proc{p}, nil
+	}
+}
+
+const readsRequestRego = `package portero.bench_reads_request
+
+get if input.request.method == "GET"
+`
+
+// porteroUncachedRow serves the default policy plus one rule that reads the
+// request, which makes every decision depend on the request: the decision
+// cache is off and each request is evaluated.
+func (h *harness) porteroUncachedRow() (string, []string, []*proc, error) {
+	dir := filepath.Join(h.o.workDir, "policy-uncached")
+	_ = os.MkdirAll(dir, 0o755)
+	for _, f := range []string{"authz.rego", "membership.rego"} {
+		b, err := os.ReadFile(filepath.Join(h.o.repo, "rego", f))
+		if err != nil {
+			return "", nil, nil, err
+		}
+		_ = os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "reads_request.rego"), []byte(readsRequestRego), 0o644)
+	cfg, public, ops := h.porteroConfigFor("portero-uncached", false, "warn", "policy:\n  dir: "+dir+"\n  watch: false\n")
+	p := h.start("portero-uncached", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
+	if err := waitStatus(ops+"/readyz", 200); err != nil {
+		return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+	}
+	return public + page, []string{"Authorization: " + h.auth}, []*proc{p}, nil
+}
+
+// startOPA runs `opa run --server` on the default policy plus the bench's
+// entry point, which verifies the token in Rego.
+func (h *harness) startOPA() (*proc, string, error) {
+	opa := h.o.opa
+	if opa == "" {
+		var err error
+		if opa, err = exec.LookPath("opa"); err != nil {
+			return nil, "", errors.New("opa is not installed (bench/run builds it with go install)")
+		}
+	}
+	dir := filepath.Join(h.o.workDir, "opa-policy")
+	_ = os.MkdirAll(dir, 0o755)
+	for _, src := range []string{"rego/authz.rego", "rego/membership.rego", "bench/opa/bench.rego"} {
+		b, err := os.ReadFile(filepath.Join(h.o.repo, src))
+		if err != nil {
+			return nil, "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), b, 0o644); err != nil {
+			return nil, "", err
+		}
+	}
+	data, _ := json.Marshal(map[string]any{"bench": map[string]any{"jwks": string(h.jwks), "issuer": h.issuer}})
+	if err := os.WriteFile(filepath.Join(dir, "data.json"), data, 0o644); err != nil {
+		return nil, "", err
+	}
+	port := freePort()
+	p := h.start("opa", nil, opa, "run", "--server", "--addr", hostport(port), "--log-level", "error", dir)
+	url := fmt.Sprintf("http://%s", hostport(port))
+	if err := waitStatus(url+"/health", 200); err != nil {
+		return nil, "", fmt.Errorf("%v\n%s", err, p.tail())
+	}
+	return p, url + "/v1/data/portero/bench/allow", nil
+}
+
+const nginxConfig = `
+%s
+worker_processes 2;
+daemon off;
+user root;
+pid %s/nginx.pid;
+error_log %s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %s/nginx-body;
+  proxy_temp_path %s/nginx-proxy;
+  %s
+  upstream backend { server %s; keepalive 128; }
+  server {
+    listen %s;
+    location / {
+      %s
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /_authz {
+      internal;
+      set $opa_url "%s";
+      js_content authz.check;
+    }
+  }
+}
+`
+
+func (h *harness) nginxRow(withOPA bool) func() (string, []string, []*proc, error) {
+	return func() (string, []string, []*proc, error) {
+		nginx, err := exec.LookPath("nginx")
+		if err != nil {
+			return "", nil, nil, errors.New("nginx is not installed (apt-get install nginx)")
+		}
+		var measured []*proc
+		module, jsImport, authReq, opaURL := "", "", "", ""
+		if withOPA {
+			const mod = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+			if _, err := os.Stat(mod); err != nil {
+				return "", nil, nil, errors.New("nginx's njs module is not installed (apt-get install libnginx-mod-http-js)")
+			}
+			opa, url, err := h.startOPA()
+			if err != nil {
+				return "", nil, nil, err
+			}
+			measured = append(measured, opa)
+			module = "load_module " + mod + ";"
+			jsImport = "js_import authz from " + filepath.Join(h.o.repo, "bench/nginx/authz.js") + ";"
+			authReq = "auth_request /_authz;"
+			opaURL = url
+		}
+		port := freePort()
+		wd := h.o.workDir
+		up := strings.TrimPrefix(h.upstream, "http://")
+		conf := fmt.Sprintf(nginxConfig, module, wd, wd, wd, wd, jsImport, up, hostport(port), authReq, opaURL)
+		if !withOPA {
+			conf = strings.Replace(conf, "js_content authz.check;", "return 404;", 1)
+		}
+		path := filepath.Join(wd, "nginx.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			return "", nil, nil, err
+		}
+		p := h.start("nginx", nil, nginx, "-c", path, "-e", filepath.Join(wd, "nginx-error.log"))
+		measured = append(measured, p)
+		url := fmt.Sprintf("http://%s", hostport(port))
+		if err := waitStatusWith(url+page, 200, "Authorization: "+h.auth); err != nil {
+			return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+		}
+		return url + page, []string{"Authorization: " + h.auth}, measured, nil
+	}
+}
+
+const caddyfile = `{
+	admin off
+	auto_https off
+}
+http://%s {
+	forward_auth %s {
+		uri /authz
+	}
+	reverse_proxy %s
+}
+`
+
+func (h *harness) caddyRow() (string, []string, []*proc, error) {
+	caddy, err := exec.LookPath("caddy")
+	if err != nil {
+		return "", nil, nil, errors.New("caddy is not installed (apt-get install caddy)")
+	}
+	opa, opaURL, err := h.startOPA()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	adapterPort, port := freePort(), freePort()
+	adapter := h.start("opa-adapter", nil, filepath.Join(h.bin, "opa-adapter"), "-listen", hostport(adapterPort), "-opa", opaURL)
+	path := filepath.Join(h.o.workDir, "Caddyfile")
+	conf := fmt.Sprintf(caddyfile, hostport(port), hostport(adapterPort), strings.TrimPrefix(h.upstream, "http://"))
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return "", nil, nil, err
+	}
+	p := h.start("caddy", []string{"HOME=" + h.o.workDir, "XDG_DATA_HOME=" + h.o.workDir, "XDG_CONFIG_HOME=" + h.o.workDir}, caddy, "run", "--config", path, "--adapter", "caddyfile")
+	url := fmt.Sprintf("http://%s", hostport(port))
+	if err := waitStatusWith(url+page, 200, "Authorization: "+h.auth); err != nil {
+		return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+	}
+	return url + page, []string{"Authorization: " + h.auth}, []*proc{p, adapter, opa}, nil
+}
+
+func (h *harness) versions() map[string]string {
+	v := map[string]string{}
+	for name, args := range map[string][]string{"nginx": {"-v"}, "caddy": {"version"}, "wrk": {"-v"}} {
+		if out, err := exec.Command(name, args...).CombinedOutput(); err == nil || len(out) > 0 {
+			v[name] = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		}
+	}
+	opa := h.o.opa
+	if opa == "" {
+		opa = "opa"
+	}
+	if out, err := exec.Command(opa, "version").Output(); err == nil {
+		v["opa"] = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	return v
+}

@@ -1,0 +1,296 @@
+// Command portero is the Portero gateway: serve, check, test, eval, keygen,
+// version.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/policy"
+	"github.com/portero-gateway/portero/proxy"
+	defaultrego "github.com/portero-gateway/portero/rego"
+)
+
+const usage = `portero — a policy enforcement gateway
+
+Usage:
+  portero serve   [-c gateway.yaml]          run the gateway (the default command)
+  portero check   [-c gateway.yaml]          validate the config and compile the policy
+  portero test    [--coverage] [-v] [--run REGEX] [DIR]
+                                             run the Rego tests in DIR (default: the embedded policy)
+  portero eval    [-c gateway.yaml] --input req.json [--explain]
+                                             print the decision for an input document
+  portero admin   [-c gateway.yaml] NOUN VERB ...
+                                             manage tenants, members, partners, delegations in the store
+  portero keygen                             print a new ES256 assertion signing key (PEM)
+  portero version                            print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(args, stderr)
+	case "check":
+		err = cmdCheck(args, stdout)
+	case "test":
+		err = cmdTest(args, stdout)
+	case "eval":
+		err = cmdEval(args, stdout)
+	case "keygen":
+		err = cmdKeygen(stdout)
+	case "admin":
+		err = cmdAdmin(args, stdout)
+	case "version":
+		fmt.Fprintln(stdout, "portero", version())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "portero: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "portero:", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// loadConfig adds -c to fs (whose other flags the caller defined), parses
+// args and loads the configuration.
+func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, error) {
+	path := fs.String("c", "gateway.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return config.Load(*path)
+}
+
+// policySource is the configured policy directory, or the embedded bundle.
+func policySource(cfg *config.Config) policy.Source {
+	if cfg.Policy.Dir != "" {
+		return policy.DirSource(cfg.Policy.Dir)
+	}
+	return policy.Source{Name: "embedded", FS: defaultrego.Bundle}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log.Level)
+	tuneGC(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	engine, err := policy.NewEngine(ctx, policySource(cfg), policy.NewMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	if cfg.Policy.WatchPolicy() {
+		if _, err := engine.Watch(ctx, cfg.Policy.Dir); err != nil {
+			return err
+		}
+	}
+	opts := proxy.Options{Engine: engine, Metrics: proxy.NewMetrics(reg), Log: log}
+	if cfg.Access.Store != "" {
+		store, err := access.Open(ctx, cfg.Access.Store)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		go store.WatchWrites(ctx, cfg.Access.WatchInterval)
+		opts.Access = access.NewResolver(store, cfg.Access.CacheSize, proxy.PrepareAccess)
+		opts.Store = store
+		log.Info("access store open", "file", cfg.Access.Store)
+	}
+	if cfg.Assertion.KeyFile != "" {
+		if opts.AssertionKey, err = proxy.LoadAssertionKey(cfg.Assertion.KeyFile); err != nil {
+			return err
+		}
+	}
+	gw, err := proxy.New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	gw.Start(ctx, &http.Client{Timeout: 10 * time.Second})
+
+	public := &http.Server{
+		Addr:              cfg.Listen.Public,
+		Handler:           gw,
+		ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Listen.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ops := &http.Server{
+		Addr:              cfg.Listen.Ops,
+		Handler:           proxy.OpsHandler(gw, reg),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	errc := make(chan error, 2)
+	for _, srv := range []*http.Server{public, ops} {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", srv.Addr, err)
+		}
+		log.Info("listening", "addr", ln.Addr().String(), "listener", map[*http.Server]string{public: "public", ops: "ops"}[srv])
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.Listen.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(public.Shutdown(sctx), ops.Shutdown(sctx))
+}
+
+// tuneGC raises the GC target unless GOGC is set. Portero's per-request
+// garbage comes mostly from OPA's evaluator; at Go's default (100) the load
+// bench spent about a third of the CPU collecting and regrowing goroutine
+// stacks the collector had shrunk. 400 measured ~+50 % requests/s for
+// ~+30 MiB of peak memory (docs/performance.md). GOGC in the environment wins.
+func tuneGC(log *slog.Logger) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(400)
+	log.Debug("GC target set to 400 (set GOGC to override)")
+}
+
+func cmdCheck(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	loaded, err := policy.Compile(context.Background(), policySource(cfg))
+	if err != nil {
+		return err
+	}
+	if cfg.Assertion.KeyFile != "" {
+		if _, err := proxy.LoadAssertionKey(cfg.Assertion.KeyFile); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d routes, policy %s revision %s)\n", cfg.File, len(cfg.Routes), policySource(cfg).Name, loaded.Revision)
+	return nil
+}
+
+func cmdTest(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	coverage := fs.Bool("coverage", false, "report line coverage of the policy")
+	verbose := fs.Bool("v", false, "list every test")
+	runRe := fs.String("run", "", "run only tests whose name matches this regular expression")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	src := policy.Source{Name: "embedded", FS: defaultrego.Bundle}
+	if fs.NArg() > 0 {
+		src = policy.DirSource(fs.Arg(0))
+	}
+	sum, err := policy.RunTests(context.Background(), src, policy.TestOptions{Coverage: *coverage, Verbose: *verbose, Run: *runRe}, stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", sum.Passed, sum.Failed+sum.Errored)
+	if sum.Failed+sum.Errored > 0 {
+		return fmt.Errorf("%d of %d policy tests failed", sum.Failed+sum.Errored, sum.Passed+sum.Failed+sum.Errored)
+	}
+	if sum.Passed == 0 {
+		return errors.New("no policy tests found (name them test_* in *_test.rego files)")
+	}
+	return nil
+}
+
+func cmdEval(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	inputPath := fs.String("input", "", "JSON file holding the policy input document (required)")
+	explain := fs.Bool("explain", false, "print the evaluation trace")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	if *inputPath == "" {
+		return errors.New("eval: --input FILE is required (a JSON policy input; see README)")
+	}
+	raw, err := os.ReadFile(*inputPath)
+	if err != nil {
+		return err
+	}
+	var input any
+	if err := json.Unmarshal(raw, &input); err != nil {
+		return fmt.Errorf("eval: %s is not JSON: %w", *inputPath, err)
+	}
+	loaded, err := policy.Compile(context.Background(), policySource(cfg))
+	if err != nil {
+		return err
+	}
+	d, trace, evalErr := loaded.EvalRaw(context.Background(), input, *explain)
+	if trace != nil {
+		topdown.PrettyTraceWithLocation(stdout, trace)
+		fmt.Fprintln(stdout)
+	}
+	out := map[string]any{"allow": d.Allow, "status": d.Status, "reason": d.Reason, "headers": d.Headers, "revision": loaded.Revision}
+	if evalErr != nil {
+		out["error"] = evalErr.Error()
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func cmdKeygen(stdout io.Writer) error {
+	pem, err := proxy.GenerateAssertionKey()
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(pem)
+	return err
+}

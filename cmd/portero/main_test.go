@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portero-gateway/portero/internal/testissuer"
+)
+
+func runCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(args, &out, &out)
+	return out.String(), code
+}
+
+func TestCheck(t *testing.T) {
+	out, code := runCLI(t, "check", "-c", "../../gateway.yaml")
+	if code != 0 || !strings.Contains(out, "ok (2 routes, policy embedded revision") {
+		t.Fatalf("%d %s", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("routes:\n  - name: x\n    upstream: 3000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCLI(t, "check", "-c", bad)
+	if code != 1 || !strings.Contains(out, "bad.yaml:3:15: routes[0].upstream") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+func TestCheckRefusesBrokenPolicyDir(t *testing.T) {
+	dir := t.TempDir()
+	_ = os.Mkdir(filepath.Join(dir, "policy"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "policy", "authz.rego"), []byte("package portero.authz\n\ndecision := {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "gateway.yaml")
+	src, _ := os.ReadFile("../../gateway.yaml")
+	if err := os.WriteFile(cfg, append(src, []byte("policy:\n  dir: policy\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCLI(t, "check", "-c", cfg)
+	if code != 1 || !strings.Contains(out, "authz.rego:4: rego_parse_error") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+func TestTestCommand(t *testing.T) {
+	out, code := runCLI(t, "test", "--coverage", "../../rego")
+	if code != 0 || !strings.Contains(out, "passed, 0 failed") || !strings.Contains(out, "coverage total:") {
+		t.Fatalf("%d %s", code, out)
+	}
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package p\nx := 1\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "p_test.rego"), []byte("package p_test\nimport data.p\ntest_x if p.x == 2\n"), 0o644)
+	out, code = runCLI(t, "test", dir)
+	if code != 1 || !strings.Contains(out, "0 passed, 1 failed") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+func TestEval(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "req.json")
+	_ = os.WriteFile(in, []byte(`{"tenant":{"id":"acme"},"identity":{"sub":"u1","memberships":{"acme":["administrator"]}}}`), 0o644)
+	out, code := runCLI(t, "eval", "-c", "../../gateway.yaml", "--input", in)
+	if code != 0 || !strings.Contains(out, `"allow": true`) || !strings.Contains(out, `"X-Portero-Roles"`) {
+		t.Fatalf("%d %s", code, out)
+	}
+	out, code = runCLI(t, "eval", "-c", "../../gateway.yaml", "--input", in, "--explain")
+	if code != 0 || !strings.Contains(out, "Enter data.portero.authz.decision") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+func TestKeygenAndVersion(t *testing.T) {
+	out, code := runCLI(t, "keygen")
+	if code != 0 || !strings.HasPrefix(out, "-----BEGIN PRIVATE KEY-----") {
+		t.Fatalf("%d %s", code, out)
+	}
+	if out, code := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "portero ") {
+		t.Fatalf("%d %s", code, out)
+	}
+	if _, code := runCLI(t, "frobnicate"); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// The real binary, started as an operator would, in front of an upstream.
+func TestServeBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "portero")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	iss := testissuer.New(t)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "user=%s tenant=%s", r.Header.Get("X-Portero-User"), r.Header.Get("X-Portero-Tenant"))
+	}))
+	defer upstream.Close()
+	key := filepath.Join(dir, "assertion.pem")
+	pem, _ := runCLI(t, "keygen")
+	_ = os.WriteFile(key, []byte(pem), 0o600)
+	public, ops := freePort(t), freePort(t)
+	cmd := exec.Command(bin, "serve", "-c", "../../gateway.yaml")
+	cmd.Env = append(os.Environ(),
+		"PORTERO_PUBLIC_ADDR="+public, "PORTERO_OPS_ADDR="+ops,
+		"PORTERO_OIDC_ISSUER="+iss.URL, "PORTERO_UPSTREAM="+upstream.URL)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get("http://" + ops + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("never ready; logs:\n%s", logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	claims := iss.Claims("alice", "portero")
+	claims["roles"] = []string{"acme:administrator"}
+	req, _ := http.NewRequest("GET", "http://"+public+"/api/orders", nil)
+	req.Host = "acme.apps.localhost"
+	req.Header.Set("Authorization", "Bearer "+iss.Sign(t, claims))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "user=alice tenant=acme" {
+		t.Fatalf("%d %s\n%s", resp.StatusCode, body, logs.String())
+	}
+}
+
+func TestAdminCommands(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "portero.db")
+	steps := []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"tenant", "create", "acme", "--name", "Acme", "--owner", "olivia", "--host", "acme.apps.example.com"}, `"id": "acme"`, 0},
+		{[]string{"tenant", "create", "acme", "--name", "Again"}, "conflict", 1},
+		{[]string{"member", "put", "acme", "leo", "--role", "location_manager", "--location", "l1", "--feature", "profile_listings=edit", "--field", "profile_listings=phone,hours"}, `"hours"`, 0},
+		{[]string{"member", "put", "acme", "bad", "--role", "boss"}, "role: must be one of", 1},
+		{[]string{"member", "deactivate", "acme", "leo"}, `"status": "deactivated"`, 0},
+		{[]string{"member", "list", "acme"}, `"user": "leo"`, 0},
+		{[]string{"partner", "create", "partnerco", "--name", "Partner Co"}, `"partnerco"`, 0},
+		{[]string{"partner", "user", "partnerco", "pat"}, `"pat"`, 0},
+		{[]string{"delegation", "invite", "acme", "partnerco", "--scope", "limited", "--product", "reviews", "--by", "olivia"}, `"invited"`, 0},
+		{[]string{"delegation", "list", "acme"}, `"limited"`, 0},
+		{[]string{"tenant", "suspend", "acme"}, `"suspended"`, 0},
+		{[]string{"tenant", "list"}, `"total": 1`, 0},
+		{[]string{"frob", "nicate"}, "unknown command", 1},
+	}
+	for _, st := range steps {
+		out, code := runCLI(t, append([]string{"admin", "--store", db}, st.args...)...)
+		if code != st.code || !strings.Contains(out, st.want) {
+			t.Fatalf("admin %v: exit %d\n%s", st.args, code, out)
+		}
+	}
+	out, _ := runCLI(t, "admin", "--store", db, "delegation", "list", "acme")
+	id := out[strings.Index(out, "dlg_") : strings.Index(out, "dlg_")+20]
+	if out, code := runCLI(t, "admin", "--store", db, "delegation", "accept", id); code != 0 || !strings.Contains(out, `"accepted"`) {
+		t.Fatalf("accept %s: %d %s", id, code, out)
+	}
+	if out, code := runCLI(t, "admin", "--store", db, "delegation", "accept", id); code != 1 || !strings.Contains(out, "cannot accept") {
+		t.Fatalf("accept twice: %d %s", code, out)
+	}
+}

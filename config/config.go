@@ -1,0 +1,182 @@
+// Package config parses and validates gateway.yaml into typed structs. The rest
+// of Portero never sees raw YAML: every value here has been checked, and every
+// error names the file, line and column of the offending value.
+package config
+
+import (
+	"net/url"
+	"time"
+)
+
+// Config is a validated gateway configuration.
+type Config struct {
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+
+	Listen    Listen    `yaml:"listen"`
+	Routes    []Route   `yaml:"routes"`
+	Tenant    Tenant    `yaml:"tenant"`
+	OIDC      OIDC      `yaml:"oidc"`
+	Policy    Policy    `yaml:"policy"`
+	Headers   Headers   `yaml:"headers"`
+	Assertion Assertion `yaml:"assertion"`
+	Session   Session   `yaml:"session"`
+	Login     Login     `yaml:"login"`
+	Access    Access    `yaml:"access"`
+	Log       Log       `yaml:"log"`
+}
+
+// Access configures the access store: tenants, members, partners and
+// delegations.
+type Access struct {
+	// Store is the SQLite file; empty means no store (membership then comes
+	// from token claims).
+	Store string `yaml:"store"`
+	// CacheSize bounds how many (user, tenant) lookups are kept in memory.
+	CacheSize int `yaml:"cache_size"`
+	// WatchInterval is how often writes by other processes on the same file
+	// (portero admin) are looked for.
+	WatchInterval time.Duration `yaml:"watch_interval"`
+}
+
+// Listen holds the two listeners: the public proxy and the ops endpoints.
+type Listen struct {
+	Public            string        `yaml:"public"`
+	Ops               string        `yaml:"ops"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Route sends the requests whose host and path match to one upstream.
+type Route struct {
+	Name string `yaml:"name"`
+	// Hosts are exact host names or one-label wildcards ("*.apps.example.com").
+	// Empty means any host.
+	Hosts []string `yaml:"hosts"`
+	// PathPrefix matches whole segments: "/api" matches "/api" and "/api/x",
+	// not "/apix".
+	PathPrefix string `yaml:"path_prefix"`
+	Upstream   string `yaml:"upstream"`
+	// API routes answer unauthenticated requests with 401 and errors as JSON.
+	API bool `yaml:"api"`
+	// PreserveHost forwards the client's Host header instead of the upstream's.
+	PreserveHost bool `yaml:"preserve_host"`
+	// Timeout bounds the wait for the upstream's response headers.
+	Timeout time.Duration `yaml:"timeout"`
+	Body    Body          `yaml:"body"`
+
+	UpstreamURL *url.URL `yaml:"-"`
+}
+
+// Body opts a route in to parsing JSON request bodies into the policy input.
+type Body struct {
+	JSON     bool  `yaml:"json"`
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Tenant says where the tenant id of a request is found.
+type Tenant struct {
+	// Host is a host template such as "{tenant}.apps.example.com".
+	Host string `yaml:"host"`
+	// Path is a path template such as "/t/{tenant}/".
+	Path string `yaml:"path"`
+}
+
+// OIDC configures how bearer tokens are verified.
+type OIDC struct {
+	Issuer     string   `yaml:"issuer"`
+	Audiences  []string `yaml:"audiences"`
+	Algorithms []string `yaml:"algorithms"`
+	Claims     Claims   `yaml:"claims"`
+	// ClientID turns on browser sign-in (authorization code flow with PKCE).
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret string   `yaml:"client_secret"`
+	RedirectURL  string   `yaml:"redirect_url"`
+	Scopes       []string `yaml:"scopes"`
+	// PostLogoutRedirectURL is where the IdP sends the browser after
+	// sign-out; it must be registered with the IdP.
+	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
+	// TokenCacheSize bounds how many verified tokens are remembered until they
+	// expire, so a token's signature is checked once, not on every request.
+	TokenCacheSize int `yaml:"token_cache_size"`
+}
+
+// Claims maps token claims to identity fields. A value may be a dotted path
+// into nested claims, such as "realm_access.roles".
+type Claims struct {
+	Subject string `yaml:"subject"`
+	Email   string `yaml:"email"`
+	Roles   string `yaml:"roles"`
+	Groups  string `yaml:"groups"`
+	Org     string `yaml:"org"`
+	Tenants string `yaml:"tenants"`
+}
+
+// Session configures the encrypted session cookie of browser sign-in.
+type Session struct {
+	// Keys are base64-encoded 32-byte keys; the first encrypts, all decrypt.
+	Keys       []string      `yaml:"keys"`
+	CookieName string        `yaml:"cookie_name"`
+	Domain     string        `yaml:"domain"`
+	Lifetime   time.Duration `yaml:"lifetime"`
+
+	KeyBytes [][]byte `yaml:"-"`
+	// Secure is derived: false only when the redirect URL is plain-http
+	// localhost.
+	Secure bool `yaml:"-"`
+}
+
+// Login configures where a browser may be sent back to after sign-in.
+type Login struct {
+	// AllowedRedirectHosts lists hosts (or "*.example.com") an absolute
+	// return URL may name, besides the routes' hosts.
+	AllowedRedirectHosts []string `yaml:"allowed_redirect_hosts"`
+}
+
+// BrowserLogin reports whether browser sign-in is configured.
+func (c *Config) BrowserLogin() bool { return c.OIDC.ClientID != "" }
+
+// Policy says where the Rego policy comes from.
+type Policy struct {
+	// Dir is a directory of .rego and data files; empty means the bundle
+	// embedded in the binary.
+	Dir string `yaml:"dir"`
+	// Watch reloads Dir when its files change. Defaults to true when Dir is set.
+	Watch *bool `yaml:"watch"`
+}
+
+// Headers selects the header profile for identity and impersonation headers.
+type Headers struct {
+	Profile string `yaml:"profile"`
+}
+
+// Assertion configures the signed JWT passed upstream with every allowed request.
+type Assertion struct {
+	// KeyFile is a PEM file with an EC P-256 private key. Empty means a key is
+	// generated at start (assertions then do not survive a restart).
+	KeyFile  string        `yaml:"key_file"`
+	Header   string        `yaml:"header"`
+	Issuer   string        `yaml:"issuer"`
+	Audience string        `yaml:"audience"`
+	TTL      time.Duration `yaml:"ttl"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level string `yaml:"level"`
+}
+
+// Header profiles.
+const (
+	ProfilePortero    = "portero"
+	ProfileKubernetes = "kubernetes"
+)
+
+// WatchPolicy reports whether the policy directory is watched for changes.
+func (p Policy) WatchPolicy() bool {
+	if p.Dir == "" {
+		return false
+	}
+	return p.Watch == nil || *p.Watch
+}

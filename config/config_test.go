@@ -1,0 +1,142 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+oidc:
+  issuer: https://login.example.com
+  audiences: [portero]
+routes:
+  - name: app
+    upstream: http://127.0.0.1:3000
+`
+
+func TestParseMinimalAppliesDefaults(t *testing.T) {
+	cfg, err := Parse("gateway.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.Public != ":8080" || cfg.Listen.Ops != "127.0.0.1:9090" {
+		t.Errorf("listen defaults: %+v", cfg.Listen)
+	}
+	r := cfg.Routes[0]
+	if r.PathPrefix != "/" || r.UpstreamURL == nil || r.UpstreamURL.Host != "127.0.0.1:3000" || r.Timeout != 30*time.Second {
+		t.Errorf("route defaults: %+v", r)
+	}
+	if cfg.Headers.Profile != ProfilePortero || cfg.Assertion.Header != "X-Portero-Assertion" || cfg.Assertion.TTL != time.Minute {
+		t.Errorf("defaults: %+v %+v", cfg.Headers, cfg.Assertion)
+	}
+	if cfg.OIDC.Claims.Roles != "roles" || strings.Join(cfg.OIDC.Algorithms, ",") != "RS256,ES256,PS256" {
+		t.Errorf("oidc defaults: %+v", cfg.OIDC)
+	}
+	if cfg.Policy.WatchPolicy() {
+		t.Error("embedded policy is not watched")
+	}
+}
+
+func TestTheExampleGatewayYAMLIsValid(t *testing.T) {
+	if _, err := Load("../gateway.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	t.Setenv("PORTERO_TEST_ISSUER", "https://idp.example.com")
+	src := strings.Replace(minimal, "https://login.example.com", "${PORTERO_TEST_ISSUER}", 1)
+	src = strings.Replace(src, "http://127.0.0.1:3000", "${PORTERO_TEST_UNSET:-http://127.0.0.1:4000}", 1)
+	cfg, err := Parse("g.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OIDC.Issuer != "https://idp.example.com" || cfg.Routes[0].Upstream != "http://127.0.0.1:4000" {
+		t.Errorf("expanded: %q %q", cfg.OIDC.Issuer, cfg.Routes[0].Upstream)
+	}
+}
+
+// Every bad input names file, line and column and says what is expected.
+func TestErrorsNameFileLineColumnAndFix(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{
+		{"unknown top-level key", minimal + "listn:\n  public: :80\n", `gateway.yaml:8:1: listn: unknown key "listn"; expected one of: access, assertion, headers, listen`},
+		{"unknown nested key", minimal + "    upstreams: http://x\n", `gateway.yaml:8:5: routes[0].upstreams: unknown key "upstreams"`},
+		{"wrong type bool", minimal + "    api: yes\n", `gateway.yaml:8:10: routes[0].api: expected true or false, got "yes"`},
+		{"wrong type int", minimal + "    body: {json: true, max_bytes: lots}\n", `gateway.yaml:8:35: routes[0].body.max_bytes: expected a whole number, got "lots"`},
+		{"wrong type list", strings.Replace(minimal, "[portero]", "portero", 1), `gateway.yaml:4:14: oidc.audiences: expected a list, got "portero"`},
+		{"wrong type duration", minimal + "    timeout: 30\n", `gateway.yaml:8:14: routes[0].timeout: expected a duration such as 30s or 5m, got "30"`},
+		{"duplicate key", minimal + "    name: other\n", `gateway.yaml:8:5: routes[0].name: key "name" appears twice`},
+		{"mapping for a string", strings.Replace(minimal, "name: app", "name: {a: b}", 1), `gateway.yaml:6:11: routes[0].name: expected a string, got a mapping`},
+		{"missing upstream", strings.Replace(minimal, "    upstream: http://127.0.0.1:3000\n", "", 1), `gateway.yaml:6:5: routes[0].upstream: an upstream URL is required`},
+		{"missing issuer", strings.Replace(minimal, "  issuer: https://login.example.com\n", "", 1), `gateway.yaml:3:3: oidc.issuer: the OpenID provider's issuer URL is required`},
+		{"missing routes", "oidc:\n  issuer: https://a.example.com\n  audiences: [x]\n", `gateway.yaml: routes: at least one route is required`},
+		{"relative upstream", strings.Replace(minimal, "http://127.0.0.1:3000", "127.0.0.1:3000", 1), `gateway.yaml:7:15: routes[0].upstream: "127.0.0.1:3000" is not an absolute http:// or https:// URL`},
+		{"plain http issuer", strings.Replace(minimal, "https://login", "http://login", 1), `must be an https:// URL (plain http is allowed only for localhost)`},
+		{"unset env var", strings.Replace(minimal, "https://login.example.com", "${PORTERO_TEST_NOT_SET}", 1), `gateway.yaml:3:11: oidc.issuer: environment variable PORTERO_TEST_NOT_SET is not set`},
+		{"bad profile", minimal + "headers:\n  profile: k8s\n", `gateway.yaml:9:12: headers.profile: unknown profile "k8s"; expected portero or kubernetes`},
+		{"bad host", minimal + "    hosts: [\"*.Example.com\"]\n", `routes[0].hosts[0]: "*.Example.com" is not a lower-case host name`},
+		{"bad tenant template", minimal + "tenant:\n  host: \"{tenant}-x.example.com\"\n", `tenant.host: "{tenant}-x.example.com" must be a lower-case host name with {tenant} as exactly one whole label`},
+		{"bad tenant path", minimal + "tenant:\n  path: /t/x{tenant}/\n", `tenant.path:`},
+		{"duplicate route names", minimal + "  - name: app\n    upstream: http://127.0.0.1:1\n", `gateway.yaml:8:11: routes[1].name: route name "app" is used twice`},
+		{"missing policy dir", minimal + "policy:\n  dir: ./no-such-dir\n", `policy.dir: `},
+		{"bad listen address", minimal + "listen:\n  public: 8080\n", `gateway.yaml:9:11: listen.public: expected host:port such as :8080`},
+		{"not yaml", "routes: [\n", `gateway.yaml:1:1: not valid YAML`},
+		{"empty", "", `gateway.yaml: the file is empty`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("gateway.yaml", []byte(tc.src))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.src)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want Errors", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%s\nwant it to contain:\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHMACAndNoneAlgorithmsAreRefused(t *testing.T) {
+	for _, alg := range []string{"none", "HS256", "HS512"} {
+		_, err := Parse("g.yaml", []byte(strings.Replace(minimal, "  audiences: [portero]", "  audiences: [portero]\n  algorithms: [RS256, "+alg+"]", 1)))
+		if err == nil || !strings.Contains(err.Error(), "oidc.algorithms[1]") {
+			t.Errorf("%s: %v", alg, err)
+		}
+	}
+}
+
+func TestAllErrorsAreReportedTogether(t *testing.T) {
+	_, err := Parse("g.yaml", []byte("oidc: {}\nroutes:\n  - name: Bad Name\n"))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) < 4 {
+		t.Fatalf("want several errors, got %v", err)
+	}
+}
+
+func TestRelativePathsAreRelativeToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(p, []byte(minimal+"policy:\n  dir: policies\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy.Dir != filepath.Join(dir, "policies") || !cfg.Policy.WatchPolicy() {
+		t.Errorf("policy dir %q watch %v", cfg.Policy.Dir, cfg.Policy.WatchPolicy())
+	}
+}

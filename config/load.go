@@ -1,0 +1,355 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Load reads, decodes and validates a configuration file. All problems found
+// are returned together as Errors.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, src)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Parse decodes and validates configuration source; file names it in errors
+// and anchors relative paths.
+func Parse(file string, src []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		e := &Error{File: file, Msg: "not valid YAML: " + err.Error()}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Column = 1
+			e.Msg = "not valid YAML: " + m[2]
+		}
+		return nil, Errors{e}
+	}
+	if len(root.Content) == 0 {
+		return nil, Errors{{File: file, Msg: "the file is empty; see gateway.yaml in the Portero repository for a working example"}}
+	}
+	d := &decoder{file: file, positions: map[string]position{}}
+	cfg := &Config{File: file}
+	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	v := validator{decoder: d, dir: filepath.Dir(file)}
+	v.validate(cfg)
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	return cfg, nil
+}
+
+// validator applies defaults and checks values that decoded but make no sense.
+type validator struct {
+	*decoder
+	dir string
+}
+
+// at reports an error at key's value, or at its nearest parent that appears in
+// the file (for a missing value).
+func (v validator) at(key, format string, args ...any) {
+	e := &Error{File: v.file, Key: key, Msg: fmt.Sprintf(format, args...)}
+	for k := key; ; {
+		if p, ok := v.positions[k]; ok {
+			e.Line, e.Column = p.line, p.column
+			break
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	v.errs = append(v.errs, e)
+}
+
+func (v validator) validate(c *Config) {
+	v.listen(&c.Listen)
+	if len(c.Routes) == 0 {
+		v.at("routes", "at least one route is required, e.g. routes: [{name: app, upstream: http://127.0.0.1:3000}]")
+	}
+	names := map[string]bool{}
+	for i := range c.Routes {
+		v.route(&c.Routes[i], fmt.Sprintf("routes[%d]", i), names)
+	}
+	v.tenant(c.Tenant)
+	v.oidc(&c.OIDC)
+	if c.Policy.Dir != "" {
+		c.Policy.Dir = v.path(c.Policy.Dir)
+		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
+			v.at("policy.dir", "%q is not a directory; give a directory of .rego files, or remove the key to use the embedded policy", c.Policy.Dir)
+		}
+	}
+	switch c.Headers.Profile {
+	case "":
+		c.Headers.Profile = ProfilePortero
+	case ProfilePortero, ProfileKubernetes:
+	default:
+		v.at("headers.profile", "unknown profile %q; expected portero or kubernetes", c.Headers.Profile)
+	}
+	v.assertion(&c.Assertion)
+	v.browserLogin(c)
+	v.access(&c.Access)
+	switch c.Log.Level {
+	case "":
+		c.Log.Level = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		v.at("log.level", "unknown level %q; expected debug, info, warn or error", c.Log.Level)
+	}
+}
+
+func (v validator) listen(l *Listen) {
+	l.Public = orDefault(l.Public, ":8080")
+	l.Ops = orDefault(l.Ops, "127.0.0.1:9090")
+	for key, addr := range map[string]string{"listen.public": l.Public, "listen.ops": l.Ops} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			v.at(key, "expected host:port such as :8080 or 127.0.0.1:9090, got %q", addr)
+		}
+	}
+	if l.ReadHeaderTimeout == 0 {
+		l.ReadHeaderTimeout = 10 * time.Second
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = 120 * time.Second
+	}
+	if l.ShutdownTimeout == 0 {
+		l.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+var routeName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var hostName = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (v validator) route(r *Route, key string, names map[string]bool) {
+	switch {
+	case r.Name == "":
+		v.at(key+".name", "a route needs a name (lower-case letters, digits, - and _); it labels metrics and logs")
+	case !routeName.MatchString(r.Name):
+		v.at(key+".name", "%q is not a valid name; use lower-case letters, digits, - and _", r.Name)
+	case names[r.Name]:
+		v.at(key+".name", "route name %q is used twice; names must be unique", r.Name)
+	}
+	names[r.Name] = true
+	for i, h := range r.Hosts {
+		if !hostName.MatchString(h) {
+			v.at(fmt.Sprintf("%s.hosts[%d]", key, i), "%q is not a lower-case host name or a wildcard like *.apps.example.com", h)
+		}
+	}
+	if r.PathPrefix == "" {
+		r.PathPrefix = "/"
+	} else if !strings.HasPrefix(r.PathPrefix, "/") {
+		v.at(key+".path_prefix", "%q must start with /", r.PathPrefix)
+	}
+	if r.Upstream == "" {
+		v.at(key+".upstream", "an upstream URL is required, such as http://127.0.0.1:3000")
+	} else if u, err := url.Parse(r.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.at(key+".upstream", "%q is not an absolute http:// or https:// URL", r.Upstream)
+	} else {
+		r.UpstreamURL = u
+	}
+	if r.Timeout == 0 {
+		r.Timeout = 30 * time.Second
+	}
+	if r.Body.JSON {
+		const maxCap = 10 << 20
+		switch {
+		case r.Body.MaxBytes == 0:
+			r.Body.MaxBytes = 64 << 10
+		case r.Body.MaxBytes < 0 || r.Body.MaxBytes > maxCap:
+			v.at(key+".body.max_bytes", "must be between 1 and %d bytes, got %d", maxCap, r.Body.MaxBytes)
+		}
+	}
+}
+
+func (v validator) tenant(t Tenant) {
+	if t.Host != "" {
+		labels := strings.Split(t.Host, ".")
+		n := 0
+		for _, l := range labels {
+			if l == "{tenant}" {
+				n++
+			} else if !hostName.MatchString(l) || strings.HasPrefix(l, "*") {
+				n = -100
+			}
+		}
+		if n != 1 {
+			v.at("tenant.host", "%q must be a lower-case host name with {tenant} as exactly one whole label, e.g. {tenant}.apps.example.com", t.Host)
+		}
+	}
+	if t.Path != "" {
+		segs := strings.Split(strings.Trim(t.Path, "/"), "/")
+		n := 0
+		for _, s := range segs {
+			if s == "{tenant}" {
+				n++
+			} else if s == "" || strings.ContainsAny(s, "{}%") {
+				n = -100
+			}
+		}
+		if !strings.HasPrefix(t.Path, "/") || n != 1 {
+			v.at("tenant.path", "%q must start with / and hold {tenant} as exactly one whole segment, e.g. /t/{tenant}/", t.Path)
+		}
+	}
+}
+
+func (v validator) oidc(o *OIDC) {
+	if o.Issuer == "" {
+		v.at("oidc.issuer", "the OpenID provider's issuer URL is required, e.g. https://login.example.com/realms/acme")
+	} else if u, err := url.Parse(o.Issuer); err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+		v.at("oidc.issuer", "%q must be an https:// URL (plain http is allowed only for localhost)", o.Issuer)
+	}
+	if len(o.Audiences) == 0 {
+		v.at("oidc.audiences", "list the audiences a token must carry (at least one), e.g. [portero]")
+	}
+	if len(o.Algorithms) == 0 {
+		o.Algorithms = []string{"RS256", "ES256", "PS256"}
+	}
+	for i, alg := range o.Algorithms {
+		switch alg {
+		case "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA":
+		default:
+			v.at(fmt.Sprintf("oidc.algorithms[%d]", i), "%q is not allowed; use asymmetric algorithms only (RS256, ES256, PS256, EdDSA, ...): 'none' and HMAC let a forger sign tokens", alg)
+		}
+	}
+	c := &o.Claims
+	c.Subject = orDefault(c.Subject, "sub")
+	c.Email = orDefault(c.Email, "email")
+	c.Roles = orDefault(c.Roles, "roles")
+	c.Groups = orDefault(c.Groups, "groups")
+	c.Org = orDefault(c.Org, "org")
+	c.Tenants = orDefault(c.Tenants, "tenants")
+	if o.TokenCacheSize == 0 {
+		o.TokenCacheSize = 10000
+	} else if o.TokenCacheSize < 0 {
+		v.at("oidc.token_cache_size", "must be 0 (default 10000) or more, got %d", o.TokenCacheSize)
+	}
+}
+
+func (v validator) assertion(a *Assertion) {
+	if a.KeyFile != "" {
+		a.KeyFile = v.path(a.KeyFile)
+		if _, err := os.Stat(a.KeyFile); err != nil {
+			v.at("assertion.key_file", "cannot read %q: %v (create one with: portero keygen > %s)", a.KeyFile, errors.Unwrap(err), a.KeyFile)
+		}
+	}
+	a.Header = orDefault(a.Header, "X-Portero-Assertion")
+	a.Issuer = orDefault(a.Issuer, "portero")
+	a.Audience = orDefault(a.Audience, "portero-upstream")
+	if a.TTL == 0 {
+		a.TTL = time.Minute
+	}
+}
+
+func (v validator) browserLogin(c *Config) {
+	o, s := &c.OIDC, &c.Session
+	s.CookieName = orDefault(s.CookieName, "portero_session")
+	if s.Lifetime == 0 {
+		s.Lifetime = 12 * time.Hour
+	}
+	if !cookieName.MatchString(s.CookieName) {
+		v.at("session.cookie_name", "%q is not a valid cookie name; use letters, digits, - and _", s.CookieName)
+	}
+	if o.ClientID == "" {
+		return
+	}
+	if len(o.Scopes) == 0 {
+		o.Scopes = []string{"openid", "email", "profile", "offline_access"}
+	}
+	if o.RedirectURL == "" {
+		v.at("oidc.redirect_url", "browser sign-in (oidc.client_id) needs the callback URL registered with the IdP, e.g. https://apps.example.com/.portero/callback")
+	} else if u, err := url.Parse(o.RedirectURL); err != nil || u.Host == "" || u.Path != "/.portero/callback" ||
+		!(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+		v.at("oidc.redirect_url", "%q must be an https:// URL ending in /.portero/callback (plain http only for localhost)", o.RedirectURL)
+	} else {
+		s.Secure = u.Scheme == "https"
+		if o.PostLogoutRedirectURL == "" {
+			o.PostLogoutRedirectURL = u.Scheme + "://" + u.Host + "/"
+		}
+	}
+	if len(s.Keys) == 0 {
+		v.at("session.keys", "browser sign-in needs at least one session key: 32 random bytes, base64 (head -c 32 /dev/urandom | base64)")
+	}
+	for i, k := range s.Keys {
+		b, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			b, err = base64.RawURLEncoding.DecodeString(k)
+		}
+		if err != nil || len(b) != 32 {
+			v.at(fmt.Sprintf("session.keys[%d]", i), "must be 32 random bytes, base64-encoded (head -c 32 /dev/urandom | base64)")
+			continue
+		}
+		s.KeyBytes = append(s.KeyBytes, b)
+	}
+	if s.Domain != "" && !hostName.MatchString(strings.TrimPrefix(s.Domain, ".")) {
+		v.at("session.domain", "%q is not a domain name such as apps.example.com", s.Domain)
+	}
+	for i, h := range c.Login.AllowedRedirectHosts {
+		if !hostName.MatchString(h) {
+			v.at(fmt.Sprintf("login.allowed_redirect_hosts[%d]", i), "%q is not a lower-case host name or a wildcard like *.apps.example.com", h)
+		}
+	}
+}
+
+func (v validator) access(a *Access) {
+	if a.Store != "" {
+		a.Store = v.path(a.Store)
+		if st, err := os.Stat(filepath.Dir(a.Store)); err != nil || !st.IsDir() {
+			v.at("access.store", "the directory of %q does not exist; create it or point to another file", a.Store)
+		}
+	}
+	switch {
+	case a.CacheSize == 0:
+		a.CacheSize = 20000
+	case a.CacheSize < 0:
+		v.at("access.cache_size", "must be positive, got %d", a.CacheSize)
+	}
+	if a.WatchInterval == 0 {
+		a.WatchInterval = 250 * time.Millisecond
+	}
+}
+
+var cookieName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// path makes a relative path relative to the config file's directory.
+func (v validator) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(v.dir, p)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

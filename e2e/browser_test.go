@@ -1,0 +1,299 @@
+// Package e2e drives a real browser (Debian's chromium, through chromedp)
+// against the real demo IdP (oidc-provider on Node), the demo tenant app and
+// the portero binary, each a separate process.
+//
+// The tests need chromium and demo/idp/node_modules; without them they skip,
+// unless PORTERO_E2E=1 (set by scripts/test.sh and CI), when they fail.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// tokenTTL is short so the test sees tokens expire and refresh.
+const tokenTTL = 6 * time.Second
+
+type stack struct {
+	gateway, ops, idp string
+}
+
+func prerequisites(t *testing.T) string {
+	t.Helper()
+	need := func(format string, args ...any) {
+		if os.Getenv("PORTERO_E2E") == "1" {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format+" (set PORTERO_E2E=1 to make this a failure)", args...)
+	}
+	chromium := ""
+	for _, c := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(c); err == nil {
+			chromium = p
+			break
+		}
+	}
+	if chromium == "" {
+		need("chromium is not installed (apt-get install chromium)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		need("node is not installed")
+	}
+	if _, err := os.Stat("../demo/idp/node_modules/oidc-provider"); err != nil {
+		need("the demo IdP's packages are not installed (cd demo/idp && npm ci)")
+	}
+	return chromium
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs a process until the test ends, keeping its output for failures.
+func start(t *testing.T, env []string, name string, args ...string) *bytes.Buffer {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("--- %s output:\n%s", filepath.Base(name), out.String())
+		}
+	})
+	return &out
+}
+
+func startStack(t *testing.T) stack {
+	t.Helper()
+	bin := t.TempDir()
+	for pkg, out := range map[string]string{"../cmd/portero": "portero", "../demo/app": "demo-app"} {
+		if b, err := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	gw, ops, idp, app := freePort(t), freePort(t), freePort(t), freePort(t)
+	s := stack{
+		gateway: fmt.Sprintf("http://localhost:%d", gw),
+		ops:     fmt.Sprintf("http://127.0.0.1:%d", ops),
+		idp:     fmt.Sprintf("http://localhost:%d", idp),
+	}
+	env := []string{
+		"DEMO_PORTERO_URL=" + s.gateway,
+		"DEMO_IDP_ISSUER=" + s.idp,
+		fmt.Sprintf("DEMO_TOKEN_TTL=%d", int(tokenTTL.Seconds())),
+		fmt.Sprintf("DEMO_APP_ADDR=127.0.0.1:%d", app),
+		fmt.Sprintf("DEMO_APP_URL=http://127.0.0.1:%d", app),
+		"DEMO_JWKS_URL=" + s.gateway + "/.well-known/portero/jwks.json",
+		fmt.Sprintf("PORTERO_PUBLIC_ADDR=127.0.0.1:%d", gw),
+		fmt.Sprintf("PORTERO_OPS_ADDR=127.0.0.1:%d", ops),
+		"PORTERO_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+	}
+	start(t, env, "node", "../demo/idp/server.js")
+	start(t, env, filepath.Join(bin, "demo-app"))
+	start(t, env, filepath.Join(bin, "portero"), "serve", "-c", "../demo/gateway.yaml")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.ops + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stack did not become ready within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func newBrowser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	dir := "artifacts"
+	_ = os.MkdirAll(dir, 0o755)
+	_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+}
+
+// step runs actions with their own time limit and, on failure, reports
+// where the browser was and what it showed.
+func step(t *testing.T, ctx context.Context, name string, actions ...chromedp.Action) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Run(sctx, actions...); err != nil {
+		var loc, body string
+		_ = chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Text("body", &body, chromedp.ByQuery))
+		screenshot(t, ctx, "failed-"+strings.ReplaceAll(name, " ", "-"))
+		t.Fatalf("%s: %v (at %s: %.300q)", name, err, loc, body)
+	}
+}
+
+func text(ctx context.Context, sel string) (string, error) {
+	var s string
+	err := chromedp.Run(ctx, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Text(sel, &s, chromedp.ByQuery))
+	return strings.TrimSpace(s), err
+}
+
+// userinfo reads /.portero/userinfo in the browser, with its session.
+func userinfo(t *testing.T, ctx context.Context, gateway string) map[string]any {
+	t.Helper()
+	var body string
+	if err := chromedp.Run(ctx, chromedp.Navigate(gateway+"/.portero/userinfo"), chromedp.Text("body", &body, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	var info map[string]any
+	if err := json.Unmarshal([]byte(body), &info); err != nil {
+		t.Fatalf("userinfo is not JSON: %q", body)
+	}
+	return info
+}
+
+func TestBrowserSignInRefreshAndSignOut(t *testing.T) {
+	chromium := prerequisites(t)
+	s := startStack(t)
+	ctx := newBrowser(t, chromium)
+
+	// 1. A protected page sends the browser to the IdP's sign-in form.
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/t/acme/orders?view=open"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
+		t.Fatalf("no sign-in form: %v", err)
+	}
+	var loc string
+	_ = chromedp.Run(ctx, chromedp.Location(&loc))
+	if !strings.HasPrefix(loc, s.idp+"/interaction/") {
+		t.Fatalf("sign-in form at %s, want the IdP", loc)
+	}
+
+	// 2. A wrong password is refused by the IdP.
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#username", "owner", chromedp.ByID),
+		chromedp.SendKeys("#password", "wrong", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#error", chromedp.ByID),
+	); err != nil {
+		t.Fatalf("wrong password: %v", err)
+	}
+
+	// 3. Signing in lands on the page first asked for, as the tenant owner.
+	if err := chromedp.Run(ctx,
+		chromedp.SetValue("#username", "owner", chromedp.ByID),
+		chromedp.SetValue("#password", "portero", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#user", chromedp.ByID),
+		chromedp.Location(&loc),
+	); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	if loc != s.gateway+"/t/acme/orders?view=open" {
+		t.Errorf("landed on %s", loc)
+	}
+	if u, _ := text(ctx, "#user"); u != "owner" {
+		t.Errorf("the app thinks the user is %q", u)
+	}
+	if tn, _ := text(ctx, "#tenant"); tn != "acme" {
+		t.Errorf("tenant %q", tn)
+	}
+	if st, _ := text(ctx, "#assertion-status"); !strings.Contains(st, "verified with the gateway's JWKS") {
+		t.Errorf("assertion: %q", st)
+	}
+	screenshot(t, ctx, "signed-in")
+	before := userinfo(t, ctx, s.gateway)
+
+	// 4. Another tenant's app is refused by the policy.
+	var body string
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/t/globex/"), chromedp.Text("body", &body, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, "deny.not_a_member") {
+		t.Errorf("globex as acme's owner: %q", body)
+	}
+
+	// 5. After the tokens expire, the session refreshes them.
+	time.Sleep(tokenTTL + 2*time.Second)
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/t/acme/"), chromedp.WaitVisible("#user", chromedp.ByID)); err != nil {
+		t.Fatalf("after token expiry: %v", err)
+	}
+	if u, _ := text(ctx, "#user"); u != "owner" {
+		t.Errorf("after refresh the user is %q", u)
+	}
+	after := userinfo(t, ctx, s.gateway)
+	if after["tokens_expire"] == before["tokens_expire"] {
+		t.Errorf("tokens were not refreshed: %v", after["tokens_expire"])
+	}
+
+	// 6. Sign out: Portero's confirmation, then the IdP's, then asked to
+	// sign in again.
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(s.gateway+"/t/acme/"),
+		chromedp.Click("#signout", chromedp.ByID),
+		chromedp.WaitVisible("#portero-signout", chromedp.ByID),
+	); err != nil {
+		t.Fatalf("sign-out page: %v", err)
+	}
+	screenshot(t, ctx, "sign-out")
+	step(t, ctx, "confirm at Portero", chromedp.Click("#portero-signout", chromedp.ByID), chromedp.WaitVisible("#idp-signout", chromedp.ByID))
+	step(t, ctx, "confirm at the IdP", chromedp.Click("#idp-signout", chromedp.ByID), chromedp.WaitVisible("#username", chromedp.ByID))
+	_ = chromedp.Run(ctx, chromedp.Location(&loc))
+	if !strings.HasPrefix(loc, s.idp+"/interaction/") {
+		t.Errorf("after sign-out at %s, want the IdP's sign-in form", loc)
+	}
+	resp, err := http.Get(s.gateway + "/.portero/userinfo")
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

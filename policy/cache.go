@@ -1,0 +1,138 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// decisionCache memoises a policy's answers when they can only depend on
+// parts of the input that repeat across requests: the identity (one
+// *Identity per verified token or session), the tenant and the route. It is
+// used only when the policy reads nothing else from the input and calls no
+// non-deterministic builtin (time.now_ns, http.send, rand.intn, …), so a
+// cached answer is exactly what evaluating again would give. Each loaded
+// policy has its own cache, so a reload starts empty.
+type decisionCache struct {
+	// requestFields are the input.request fields the policy reads; their
+	// values are part of the key.
+	requestFields []string
+
+	mu      sync.RWMutex
+	entries map[decisionKey]Decision
+}
+
+type decisionKey struct {
+	identity       *Identity
+	access         *Access // a new *Access whenever the facts may have changed
+	tenant, status string
+	route          string
+	api            bool
+	request        string // the values of the request fields the policy reads
+	management     string
+}
+
+// cacheableRequestFields may be part of a key: they repeat across requests.
+// Headers and query strings vary too much to be worth it; a body is never
+// cached (a request with one is evaluated).
+var cacheableRequestFields = []string{"method", "host", "path", "segments", "app_segments", "body"}
+
+// maxCachedDecisions bounds the cache; when full it is emptied.
+const maxCachedDecisions = 50000
+
+func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCache {
+	if use.all {
+		return nil
+	}
+	for key := range use.top {
+		if !slices.Contains([]string{"identity", "tenant", "route", "access", "request", "management"}, key) {
+			return nil
+		}
+	}
+	var fields []string
+	if use.top["request"] {
+		if use.reqAll {
+			return nil
+		}
+		for f := range use.request {
+			if !slices.Contains(cacheableRequestFields, f) {
+				return nil
+			}
+		}
+		for _, f := range cacheableRequestFields { // a fixed order
+			if use.request[f] {
+				fields = append(fields, f)
+			}
+		}
+	}
+	deterministic := true
+	for _, m := range modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if !e.IsCall() {
+				return false
+			}
+			name := e.Operator().String()
+			if b, ok := ast.BuiltinMap[name]; ok && b.Nondeterministic {
+				deterministic = false
+			}
+			return !deterministic
+		})
+	}
+	if !deterministic {
+		return nil
+	}
+	return &decisionCache{requestFields: fields, entries: map[decisionKey]Decision{}}
+}
+
+// keyFor returns the cache key for the input, or false when this request
+// must be evaluated (it has a body the policy reads).
+func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
+	k := decisionKey{identity: in.Identity, access: in.Access, route: in.Route.Name, api: in.Route.API, management: in.Management.key()}
+	if in.Tenant != nil {
+		k.tenant, k.status = in.Tenant.ID, in.Tenant.Status
+	}
+	if len(c.requestFields) == 0 {
+		return k, true
+	}
+	var b strings.Builder
+	r := &in.Request
+	for _, f := range c.requestFields {
+		switch f {
+		case "method":
+			b.WriteString(r.Method)
+		case "host":
+			b.WriteString(r.Host)
+		case "path":
+			b.WriteString(r.Path)
+		case "segments":
+			b.WriteString(strings.Join(r.Segments, "\x00"))
+		case "app_segments":
+			b.WriteString(strings.Join(r.AppSegments, "\x00"))
+		case "body":
+			if r.Body != nil {
+				return k, false
+			}
+		}
+		b.WriteByte(0xff) // not valid UTF-8: cannot occur in the values
+	}
+	k.request = b.String()
+	return k, true
+}
+
+func (c *decisionCache) get(k decisionKey) (Decision, bool) {
+	c.mu.RLock()
+	d, ok := c.entries[k]
+	c.mu.RUnlock()
+	return d, ok
+}
+
+func (c *decisionCache) put(k decisionKey, d Decision) {
+	c.mu.Lock()
+	if len(c.entries) >= maxCachedDecisions {
+		clear(c.entries)
+	}
+	c.entries[k] = d
+	c.mu.Unlock()
+}

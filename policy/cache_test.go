@@ -1,0 +1,101 @@
+package policy
+
+import (
+	"context"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"testing"
+	"testing/fstest"
+)
+
+func TestDecisionCache(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newTestEngine(t, embedded())
+	in := memberInput()
+	first := e.Decide(ctx, in)
+	second := e.Decide(ctx, in)
+	if first.Cached || !second.Cached || second.Decision.Reason != first.Decision.Reason || !second.Decision.Allow {
+		t.Fatalf("first %+v second %+v", first, second)
+	}
+	// Another tenant, another identity, another route: evaluated afresh.
+	other := memberInput()
+	other.Tenant = &Tenant{ID: "initech", Status: "active"}
+	if ev := e.Decide(ctx, other); ev.Cached || ev.Decision.Allow {
+		t.Fatalf("other tenant: %+v", ev)
+	}
+	other = memberInput() // a new *Identity: a new token or session
+	if ev := e.Decide(ctx, other); ev.Cached {
+		t.Fatal("another identity answered from the cache")
+	}
+	other = memberInput()
+	other.Identity = in.Identity
+	other.Route.Name = "admin"
+	if ev := e.Decide(ctx, other); ev.Cached {
+		t.Fatal("another route answered from the cache")
+	}
+	if err := e.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ev := e.Decide(ctx, in); ev.Cached {
+		t.Fatal("a reloaded policy answered from the old cache")
+	}
+}
+
+func TestDecisionCacheOnlyWhenSafe(t *testing.T) {
+	cases := map[string]string{
+		"reads the headers": `package portero.authz
+decision := {"allow": input.request.headers.accept == "x"}`,
+		"reads the whole request": `package portero.authz
+decision := {"allow": count(input.request) > 0}`,
+		"reads the time": `package portero.authz
+decision := {"allow": input.now != ""}`,
+		"non-deterministic builtin": `package portero.authz
+decision := {"allow": time.now_ns() > 0, "reason": input.identity.sub}`,
+		"whole input": `package portero.authz
+decision := {"allow": count(input) > 0}`,
+	}
+	for name, src := range cases {
+		t.Run(name, func(t *testing.T) {
+			e, _ := newTestEngine(t, Source{Name: "t", FS: fstest.MapFS{"p.rego": {Data: []byte(src)}}})
+			if e.Current().cache != nil {
+				t.Fatal("policy would be cached")
+			}
+		})
+	}
+	e, _ := newTestEngine(t, Source{Name: "t", FS: fstest.MapFS{"p.rego": {Data: []byte(`package portero.authz
+decision := {"allow": input.identity.sub == "u1"}`)}}})
+	if e.Current().cache == nil {
+		t.Fatal("identity-only policy not cached")
+	}
+}
+
+// A policy that reads request fields is cached per value of those fields,
+// and never for a request with a body it reads.
+func TestDecisionCacheKeysOnTheRequestFieldsRead(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newTestEngine(t, Source{Name: "t", FS: fstest.MapFS{"p.rego": {Data: []byte(`package portero.authz
+decision := {"allow": input.request.method == "GET", "reason": concat("/", input.request.app_segments)} if not input.request.body
+else := {"allow": false, "reason": "body"}`)}}})
+	in := memberInput()
+	in.Request.AppSegments = []string{"a", "b"}
+	if ev := e.Decide(ctx, in); ev.Cached || ev.Decision.Reason != "a/b" {
+		t.Fatalf("%+v", ev)
+	}
+	if ev := e.Decide(ctx, in); !ev.Cached {
+		t.Fatal("same request not cached")
+	}
+	in.Request.AppSegments = []string{"a", "c"}
+	if ev := e.Decide(ctx, in); ev.Cached || ev.Decision.Reason != "a/c" {
+		t.Fatalf("other path answered from the cache: %+v", ev)
+	}
+	in.Request.Method = "POST"
+	if ev := e.Decide(ctx, in); ev.Cached || ev.Decision.Allow {
+		t.Fatalf("other method answered from the cache: %+v", ev)
+	}
+	in.Request.Body = ast.MustParseTerm(`{"x": 1}`).Value
+	for range 2 {
+		if ev := e.Decide(ctx, in); ev.Cached || ev.Decision.Reason != "body" {
+			t.Fatalf("request with a body: %+v", ev)
+		}
+	}
+}

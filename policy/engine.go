@@ -1,0 +1,205 @@
+// Package policy embeds OPA: it loads a Rego bundle, compiles and prepares it
+// once, evaluates data.portero.authz.decision per request, and hot-reloads a
+// policy directory with an atomic swap that never serves a half-loaded policy.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// Query is the policy's single entry point.
+const Query = "data.portero.authz.decision"
+
+var queryRef = ast.MustParseRef(Query)
+
+// Source is where policy files come from.
+type Source struct {
+	// Name labels the source in logs and errors ("embedded", or the directory).
+	Name string
+	FS   fs.FS
+}
+
+// Engine evaluates requests against the current policy. It is safe for
+// concurrent use; Reload swaps the policy atomically.
+type Engine struct {
+	source  Source
+	log     *slog.Logger
+	metrics *Metrics
+
+	reloadMu sync.Mutex // one reload at a time; evaluation never waits on it
+	current  atomic.Pointer[Loaded]
+	lastErr  atomic.Pointer[ReloadError]
+}
+
+// Loaded is one compiled, prepared policy.
+type Loaded struct {
+	Revision string
+	LoadedAt time.Time
+	query    rego.PreparedEvalQuery
+	use      inputUse
+	cache    *decisionCache // nil when decisions may depend on more than identity, tenant and route
+}
+
+// ReloadError records why the last reload was refused.
+type ReloadError struct {
+	At  time.Time
+	Err error
+}
+
+// Evaluation is the outcome of one evaluation, with what the decision log needs.
+type Evaluation struct {
+	Decision Decision
+	Revision string
+	Duration time.Duration
+	// Err is set when the policy failed to decide; Decision is then a denial.
+	Err error
+	// Cached is true when the decision came from the decision cache.
+	Cached bool
+}
+
+// NewEngine loads and compiles the source. It fails when the first load fails:
+// there is no last good policy to fall back on yet.
+func NewEngine(ctx context.Context, src Source, metrics *Metrics, log *slog.Logger) (*Engine, error) {
+	e := &Engine{source: src, log: log, metrics: metrics}
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Current returns the policy being served.
+func (e *Engine) Current() *Loaded { return e.current.Load() }
+
+// LastReloadError returns the last refused reload, or nil when the last
+// reload succeeded.
+func (e *Engine) LastReloadError() *ReloadError { return e.lastErr.Load() }
+
+// Reload reads and compiles the source completely, then swaps it in. On any
+// error the policy being served stays as it was.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	loaded, err := Compile(ctx, e.source)
+	if err != nil {
+		e.lastErr.Store(&ReloadError{At: time.Now(), Err: err})
+		e.metrics.reloaded(false, "")
+		if cur := e.current.Load(); cur != nil {
+			e.log.Error("policy reload refused; still serving the last good policy",
+				"source", e.source.Name, "revision", cur.Revision, "error", err.Error())
+		}
+		return err
+	}
+	prev := e.current.Swap(loaded)
+	e.lastErr.Store(nil)
+	e.metrics.reloaded(true, loaded.Revision)
+	prevRev := ""
+	if prev != nil {
+		prevRev = prev.Revision
+	}
+	e.log.Info("policy loaded", "source", e.source.Name, "revision", loaded.Revision, "previous", prevRev)
+	return nil
+}
+
+// Compile reads the source and prepares the entry point query.
+func Compile(ctx context.Context, src Source) (*Loaded, error) {
+	snap, err := readSnapshot(src.FS, false)
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: read: %w", src.Name, err)
+	}
+	modules, store, err := snap.load()
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: %w", src.Name, err)
+	}
+	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	if compiler.Compile(modules); compiler.Failed() {
+		return nil, fmt.Errorf("load policy %s: compile: %w", src.Name, compiler.Errors)
+	}
+	if len(compiler.GetRulesForVirtualDocument(queryRef)) == 0 {
+		return nil, fmt.Errorf("load policy %s: no rule defines %s; the policy needs a package portero.authz with a decision rule", src.Name, Query)
+	}
+	pq, err := rego.New(
+		rego.Query(Query),
+		rego.Compiler(compiler),
+		rego.Store(store),
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) {
+			return decisionFromTerm(t)
+		}),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: prepare: %w", src.Name, err)
+	}
+	use := analyseInputUse(compiler.Modules)
+	return &Loaded{Revision: snap.revision, LoadedAt: time.Now(), query: pq, use: use,
+		cache: newDecisionCache(compiler.Modules, use)}, nil
+}
+
+// Decide evaluates the input against the current policy. It always returns a
+// decision: anything but a well-formed one from the policy is a denial.
+func (e *Engine) Decide(ctx context.Context, in *Input) Evaluation {
+	p := e.current.Load()
+	start := time.Now()
+	ev := Evaluation{Revision: p.Revision}
+	var key decisionKey
+	cacheable := false
+	if p.cache != nil && in.Identity != nil {
+		key, cacheable = p.cache.keyFor(in)
+	}
+	if cacheable {
+		if d, ok := p.cache.get(key); ok {
+			e.metrics.cacheHits.Inc()
+			ev.Decision, ev.Cached = d, true
+			ev.Duration = time.Since(start)
+			return ev
+		}
+		e.metrics.cacheMisses.Inc()
+	}
+	ev.Decision, ev.Err = p.decide(ctx, rego.EvalParsedInput(in.valueFor(p.use)))
+	ev.Duration = time.Since(start)
+	e.metrics.observeEval(ev.Duration)
+	if cacheable && ev.Err == nil {
+		p.cache.put(key, ev.Decision)
+	}
+	return ev
+}
+
+func (p *Loaded) decide(ctx context.Context, opts ...rego.EvalOption) (Decision, error) {
+	rs, err := p.query.Eval(ctx, opts...)
+	switch {
+	case err != nil:
+		return deny(500, ReasonError), fmt.Errorf("evaluate %s: %w", Query, err)
+	case len(rs) == 0 || len(rs[0].Expressions) == 0:
+		return deny(403, ReasonUndefined), errors.New(Query + " is undefined for this input")
+	}
+	d, ok := rs[0].Expressions[0].Value.(Decision)
+	if !ok {
+		return deny(500, ReasonError), fmt.Errorf("evaluate %s: unexpected result %T", Query, rs[0].Expressions[0].Value)
+	}
+	return d, nil
+}
+
+// EvalRaw evaluates a raw JSON-like input document, as `portero eval` does.
+// With explain, the evaluation trace is returned as text.
+func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision, []*topdown.Event, error) {
+	opts := []rego.EvalOption{rego.EvalInput(input)}
+	var tracer *topdown.BufferTracer
+	if explain {
+		tracer = topdown.NewBufferTracer()
+		opts = append(opts, rego.EvalQueryTracer(tracer))
+	}
+	d, err := p.decide(ctx, opts...)
+	if tracer != nil {
+		return d, *tracer, err
+	}
+	return d, nil, err
+}

@@ -1,0 +1,236 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Input is the one document the policy sees for a request. It is plain data:
+// the proxy fills it in, and the policy package knows nothing of HTTP.
+type Input struct {
+	Request  Request
+	Route    Route
+	Tenant   *Tenant   // nil when the request names no tenant
+	Identity *Identity // nil when the request carries no credentials
+	// Access holds the store's facts for (identity, tenant); nil when the
+	// gateway has no access store or the request names no tenant or user.
+	Access *Access
+	// Management describes a management API call (action, tenant, partner,
+	// user_partner, target_role); nil for proxied requests.
+	Management *Management
+	Now        time.Time
+}
+
+// Management is input.management: what a management API call wants to do.
+type Management struct {
+	Action, Tenant, Partner, UserPartner, TargetRole string
+}
+
+func (m *Management) value() ast.Value {
+	return ast.NewObject(
+		item("action", ast.StringTerm(m.Action)),
+		item("tenant", ast.StringTerm(m.Tenant)),
+		item("partner", ast.StringTerm(m.Partner)),
+		item("user_partner", ast.StringTerm(m.UserPartner)),
+		item("target_role", ast.StringTerm(m.TargetRole)),
+	)
+}
+
+func (m *Management) key() string {
+	if m == nil {
+		return ""
+	}
+	return m.Action + "\x00" + m.Tenant + "\x00" + m.Partner + "\x00" + m.UserPartner + "\x00" + m.TargetRole
+}
+
+// Access is input.access, built once per store lookup and reused while the
+// lookup is cached.
+type Access struct {
+	value ast.Value
+}
+
+// NewAccess prepares a JSON-like document as input.access.
+func NewAccess(doc map[string]any) (*Access, error) {
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &Access{value: v}, nil
+}
+
+// Request describes the (already sanitized and normalised) HTTP request.
+type Request struct {
+	Method   string
+	Host     string
+	Path     string
+	Segments []string
+	// AppSegments are the segments after the tenant's path prefix (all of
+	// them when the tenant comes from the host): the path as the app sees it.
+	AppSegments []string
+	Query       map[string][]string
+	// Headers are lower-cased; credentials (Authorization, Cookie) are never
+	// included.
+	Headers map[string]string
+	// Body is the parsed JSON body on routes that opt in, else nil.
+	Body ast.Value
+}
+
+// Route names the route that matched.
+type Route struct {
+	Name string
+	API  bool
+}
+
+// Tenant is the tenant the request is addressed to.
+type Tenant struct {
+	ID     string
+	Status string
+}
+
+// Identity is who the verified credentials say the caller is. Build it with
+// NewIdentity: its AST form is made once and reused for every request that
+// presents the same credentials.
+type Identity struct {
+	Subject string
+	Email   string
+	Org     string
+	Groups  []string
+	Roles   []string
+	// Memberships indexes the tenants the claims name: tenant id -> sorted
+	// roles in that tenant, so the policy looks a tenant up by key.
+	Memberships map[string][]string
+	Claims      map[string]any
+	Auth        string // "bearer" or "session"
+
+	value ast.Value
+}
+
+// Interned object keys save an allocation per key per request.
+func init() {
+	ast.InternStringTerm("request", "route", "tenant", "identity", "now", "method", "host", "path",
+		"segments", "query", "headers", "body", "name", "api", "id", "status", "sub", "email", "org",
+		"groups", "roles", "memberships", "access", "app_segments", "management", "claims", "auth", "bearer", "session",
+		"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "active")
+}
+
+// NewIdentity returns the identity with its policy form prepared.
+func NewIdentity(id Identity) *Identity {
+	claims, err := ast.InterfaceToValue(id.Claims)
+	if err != nil || id.Claims == nil {
+		claims = ast.NewObject()
+	}
+	id.value = ast.NewObject(
+		item("sub", ast.StringTerm(id.Subject)),
+		item("email", ast.StringTerm(id.Email)),
+		item("org", ast.StringTerm(id.Org)),
+		item("groups", stringArray(id.Groups)),
+		item("roles", stringArray(id.Roles)),
+		item("memberships", memberships(id.Memberships)),
+		item("claims", ast.NewTerm(claims)),
+		item("auth", ast.InternedTerm(id.Auth)),
+	)
+	return &id
+}
+
+// Value returns the whole input as an AST value for rego.EvalParsedInput,
+// which skips the JSON round trip a map[string]any input would cost.
+func (in *Input) Value() ast.Value { return in.valueFor(everything) }
+
+// valueFor builds only the parts of the input the policy reads.
+func (in *Input) valueFor(u inputUse) ast.Value {
+	items := make([][2]*ast.Term, 0, 5)
+	if u.needs("request") {
+		items = append(items, item("request", ast.NewTerm(in.Request.valueFor(u))))
+	}
+	if u.needs("route") {
+		items = append(items, item("route", ast.ObjectTerm(
+			item("name", ast.StringTerm(in.Route.Name)),
+			item("api", ast.InternedTerm(in.Route.API)),
+		)))
+	}
+	if u.needs("now") {
+		items = append(items, item("now", ast.StringTerm(in.Now.UTC().Format(time.RFC3339))))
+	}
+	if in.Tenant != nil && u.needs("tenant") {
+		items = append(items, item("tenant", ast.ObjectTerm(
+			item("id", ast.StringTerm(in.Tenant.ID)),
+			item("status", ast.InternedTerm(in.Tenant.Status)),
+		)))
+	}
+	if in.Identity != nil && u.needs("identity") {
+		items = append(items, item("identity", ast.NewTerm(in.Identity.value)))
+	}
+	if in.Access != nil && u.needs("access") {
+		items = append(items, item("access", ast.NewTerm(in.Access.value)))
+	}
+	if in.Management != nil && u.needs("management") {
+		items = append(items, item("management", ast.NewTerm(in.Management.value())))
+	}
+	return ast.NewObject(items...)
+}
+
+func (r *Request) valueFor(u inputUse) ast.Value {
+	items := make([][2]*ast.Term, 0, 7)
+	if u.needsRequest("method") {
+		items = append(items, item("method", ast.InternedTerm(r.Method)))
+	}
+	if u.needsRequest("host") {
+		items = append(items, item("host", ast.StringTerm(r.Host)))
+	}
+	if u.needsRequest("path") {
+		items = append(items, item("path", ast.StringTerm(r.Path)))
+	}
+	if u.needsRequest("segments") {
+		segs := make([]*ast.Term, len(r.Segments))
+		for i, s := range r.Segments {
+			segs[i] = ast.StringTerm(s)
+		}
+		items = append(items, item("segments", ast.ArrayTerm(segs...)))
+	}
+	if u.needsRequest("app_segments") {
+		segs := make([]*ast.Term, len(r.AppSegments))
+		for i, s := range r.AppSegments {
+			segs[i] = ast.StringTerm(s)
+		}
+		items = append(items, item("app_segments", ast.ArrayTerm(segs...)))
+	}
+	if len(r.Query) > 0 && u.needsRequest("query") {
+		q := make([][2]*ast.Term, 0, len(r.Query))
+		for k, vs := range r.Query {
+			q = append(q, ast.Item(ast.StringTerm(k), stringArray(vs)))
+		}
+		items = append(items, item("query", ast.ObjectTerm(q...)))
+	}
+	if u.needsRequest("headers") {
+		h := make([][2]*ast.Term, 0, len(r.Headers))
+		for k, v := range r.Headers {
+			h = append(h, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+		}
+		items = append(items, item("headers", ast.ObjectTerm(h...)))
+	}
+	if r.Body != nil && u.needsRequest("body") {
+		items = append(items, item("body", ast.NewTerm(r.Body)))
+	}
+	return ast.NewObject(items...)
+}
+
+func item(key string, value *ast.Term) [2]*ast.Term {
+	return [2]*ast.Term{ast.InternedTerm(key), value}
+}
+
+func stringArray(ss []string) *ast.Term {
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = ast.StringTerm(s)
+	}
+	return ast.ArrayTerm(terms...)
+}
+
+func memberships(m map[string][]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(m))
+	for tenant, roles := range m {
+		items = append(items, ast.Item(ast.StringTerm(tenant), stringArray(roles)))
+	}
+	return ast.ObjectTerm(items...)
+}

@@ -1,0 +1,421 @@
+package proxy
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/policy"
+)
+
+// apiPrefix is where the management API lives, under the control prefix.
+const apiPrefix = "/.portero/api/v1/"
+
+// apiError is a JSON error answer.
+type apiError struct {
+	Error   string `json:"error"`
+	Reason  string `json:"reason,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeStoreError maps store errors: field errors 400, conflicts 409,
+// missing things 404, anything else 500 (logged, not shown).
+func (g *Gateway) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *access.FieldError
+	switch {
+	case errors.As(err, &fe):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "bad_request", Field: fe.Field, Message: fe.Msg})
+	case errors.Is(err, access.ErrConflict):
+		writeJSON(w, http.StatusConflict, apiError{Error: "conflict", Message: strings.TrimPrefix(err.Error(), "conflict: ")})
+	case errors.Is(err, access.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: err.Error()})
+	default:
+		g.log.Error("management API store error", "decision_id", decisionID(r.Context()), "error", err.Error())
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "store_error"})
+	}
+}
+
+// reply answers with v as JSON, or with the mapped store error.
+func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	if v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+// newAPI returns the management API's routes.
+func (g *Gateway) newAPI() http.Handler {
+	mux := http.NewServeMux()
+	p := strings.TrimSuffix(apiPrefix, "/")
+	mux.HandleFunc("GET "+p+"/tenants", g.apiListTenants)
+	mux.HandleFunc("POST "+p+"/tenants", g.apiCreateTenant)
+	mux.HandleFunc("GET "+p+"/tenants/{tenant}", g.apiGetTenant)
+	mux.HandleFunc("PATCH "+p+"/tenants/{tenant}", g.apiUpdateTenant)
+	mux.HandleFunc("DELETE "+p+"/tenants/{tenant}", g.apiDeleteTenant)
+	mux.HandleFunc("GET "+p+"/tenants/{tenant}/members", g.apiListMembers)
+	mux.HandleFunc("PUT "+p+"/tenants/{tenant}/members/{user}", g.apiPutMember)
+	mux.HandleFunc("POST "+p+"/tenants/{tenant}/members/{user}/deactivate", g.apiMemberStatus("deactivated"))
+	mux.HandleFunc("POST "+p+"/tenants/{tenant}/members/{user}/reactivate", g.apiMemberStatus("active"))
+	mux.HandleFunc("DELETE "+p+"/tenants/{tenant}/members/{user}", g.apiRemoveMember)
+	mux.HandleFunc("GET "+p+"/tenants/{tenant}/delegations", g.apiListTenantDelegations)
+	mux.HandleFunc("POST "+p+"/tenants/{tenant}/delegations", g.apiInvite)
+	mux.HandleFunc("POST "+p+"/delegations/{id}/{action}", g.apiTransition)
+	mux.HandleFunc("POST "+p+"/partners", g.apiCreatePartner)
+	mux.HandleFunc("PUT "+p+"/partners/{partner}/users/{user}", g.apiPutPartnerUser)
+	mux.HandleFunc("GET "+p+"/partners/{partner}/delegations", g.apiListPartnerDelegations)
+	return mux
+}
+
+// serveAPI authenticates the caller and dispatches; each handler asks the
+// policy (authorizeAPI) before touching the store.
+func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if g.store == nil {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Reason: "api.no_store", Message: "the management API needs access.store in gateway.yaml"})
+		return
+	}
+	identity, authErr := g.authenticate(w, r, true)
+	if authErr != nil {
+		g.metrics.authFailures.WithLabelValues(authErr.reason).Inc()
+		g.writeUnauthenticated(w, r, true, authErr)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if !g.apiWriteAllowed(w, r, identity) {
+			return
+		}
+	}
+	ctx := context.WithValue(r.Context(), identityKey, identity)
+	g.api.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// apiWriteAllowed is the CSRF rule for the management API: writes carry a
+// JSON body (a cross-site form cannot send one without a CORS preflight),
+// and browser sessions also send the session's CSRF token in X-CSRF-Token
+// (not an X-Portero-* name: those are stripped from every inbound request).
+func (g *Gateway) apiWriteAllowed(w http.ResponseWriter, r *http.Request, id *policy.Identity) bool {
+	if r.ContentLength != 0 {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if mt != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "unsupported_media_type", Message: "send JSON with Content-Type: application/json"})
+			return false
+		}
+	}
+	if id.Auth == "session" {
+		st := g.sessions.current(w, r)
+		if st == nil || !hmac.Equal([]byte(r.Header.Get("X-CSRF-Token")), []byte(g.sessions.csrfToken(st.data.ID))) || !g.sameOrigin(r) {
+			writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: "csrf.invalid", Message: "send the csrf value of /.portero/userinfo in X-CSRF-Token"})
+			return false
+		}
+	}
+	return true
+}
+
+const identityKey ctxKey = 1
+
+func identityOf(r *http.Request) *policy.Identity {
+	id, _ := r.Context().Value(identityKey).(*policy.Identity)
+	return id
+}
+
+// authorizeAPI asks the policy whether the caller may do m; on refusal it
+// answers 403 and returns false.
+func (g *Gateway) authorizeAPI(w http.ResponseWriter, r *http.Request, m policy.Management) bool {
+	id := identityOf(r)
+	partner, err := g.store.PartnerOf(r.Context(), id.Subject)
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return false
+	}
+	m.UserPartner = partner
+	in := &policy.Input{
+		Request:    policy.Request{Method: r.Method, Path: r.URL.Path},
+		Route:      policy.Route{Name: "portero-api", API: true},
+		Identity:   id,
+		Management: &m,
+		Now:        g.now(),
+	}
+	if m.Tenant != "" {
+		in.Tenant = &policy.Tenant{ID: m.Tenant}
+		if err := g.resolveAccess(r.Context(), in); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Reason: "access.unavailable"})
+			return false
+		}
+	}
+	ev := g.engine.Decide(r.Context(), in)
+	g.logDecision(decisionID(r.Context()), in, ev)
+	if !ev.Decision.Allow {
+		writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: ev.Decision.Reason})
+		return false
+	}
+	return true
+}
+
+// decodeBody reads a JSON body strictly: unknown fields are errors that
+// name the field.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &ute):
+			return &access.FieldError{Field: ute.Field, Msg: fmt.Sprintf("expected %s", ute.Type)}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return &access.FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field"}
+		default:
+			return &access.FieldError{Field: "body", Msg: "not valid JSON: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) apiListTenants(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.read"}) {
+		return
+	}
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	offset, _ := strconv.Atoi(q.Get("offset"))
+	page, err := g.store.Tenants(r.Context(), q.Get("q"), limit, max(offset, 0))
+	g.reply(w, r, http.StatusOK, page, err)
+}
+
+func (g *Gateway) apiCreateTenant(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.write"}) {
+		return
+	}
+	var t access.Tenant
+	if err := decodeBody(r, &t); err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	created, err := g.store.CreateTenant(r.Context(), t)
+	g.reply(w, r, http.StatusCreated, created, err)
+}
+
+func (g *Gateway) apiGetTenant(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "tenant.read", Tenant: tenant}) {
+		return
+	}
+	t, err := g.store.Tenant(r.Context(), tenant)
+	g.reply(w, r, http.StatusOK, t, err)
+}
+
+func (g *Gateway) apiUpdateTenant(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.write", Tenant: tenant}) {
+		return
+	}
+	current, err := g.store.Tenant(r.Context(), tenant)
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	// A partial update: fields not sent keep their value.
+	if err := decodeBody(r, current); err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	current.ID = tenant
+	updated, err := g.store.UpdateTenant(r.Context(), *current)
+	g.reply(w, r, http.StatusOK, updated, err)
+}
+
+func (g *Gateway) apiDeleteTenant(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.write", Tenant: tenant}) {
+		return
+	}
+	g.reply(w, r, http.StatusNoContent, nil, g.store.DeleteTenant(r.Context(), tenant))
+}
+
+func (g *Gateway) apiListMembers(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.read", Tenant: tenant}) {
+		return
+	}
+	members, err := g.store.Members(r.Context(), tenant)
+	g.reply(w, r, http.StatusOK, map[string]any{"members": members}, err)
+}
+
+// memberBody is what a client sends to add or change a member.
+type memberBody struct {
+	Role       string              `json:"role"`
+	Profile    string              `json:"profile"`
+	Businesses []string            `json:"businesses"`
+	Locations  []string            `json:"locations"`
+	Features   map[string]string   `json:"features"`
+	Fields     map[string][]string `json:"fields"`
+	Rights     []string            `json:"rights"`
+	Status     string              `json:"status"`
+}
+
+func (g *Gateway) apiPutMember(w http.ResponseWriter, r *http.Request) {
+	tenant, user := r.PathValue("tenant"), r.PathValue("user")
+	var b memberBody
+	if err := decodeBody(r, &b); err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, TargetRole: b.Role}) {
+		return
+	}
+	m, err := g.store.PutMember(r.Context(), access.Member{
+		Tenant: tenant, User: user, Role: b.Role, Profile: b.Profile, Businesses: b.Businesses, Locations: b.Locations,
+		Features: b.Features, Fields: b.Fields, Rights: b.Rights, Status: b.Status,
+	})
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (g *Gateway) apiMemberStatus(status string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tenant, user := r.PathValue("tenant"), r.PathValue("user")
+		current, err := g.store.Member(r.Context(), tenant, user)
+		if err != nil {
+			g.writeStoreError(w, r, err)
+			return
+		}
+		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, TargetRole: current.Role}) {
+			return
+		}
+		m, err := g.store.SetMemberStatus(r.Context(), tenant, user, status)
+		g.reply(w, r, http.StatusOK, m, err)
+	}
+}
+
+func (g *Gateway) apiRemoveMember(w http.ResponseWriter, r *http.Request) {
+	tenant, user := r.PathValue("tenant"), r.PathValue("user")
+	current, err := g.store.Member(r.Context(), tenant, user)
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, TargetRole: current.Role}) {
+		return
+	}
+	g.reply(w, r, http.StatusNoContent, nil, g.store.RemoveMember(r.Context(), tenant, user))
+}
+
+func (g *Gateway) apiListTenantDelegations(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.read", Tenant: tenant}) {
+		return
+	}
+	list, err := g.store.Delegations(r.Context(), tenant, "")
+	g.reply(w, r, http.StatusOK, map[string]any{"delegations": list}, err)
+}
+
+// inviteBody is what a tenant sends to invite a partner.
+type inviteBody struct {
+	Partner  string     `json:"partner"`
+	Scope    string     `json:"scope"`
+	Products []string   `json:"products"`
+	Wallet   bool       `json:"wallet"`
+	Expires  *time.Time `json:"expires"`
+}
+
+func (g *Gateway) apiInvite(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	var b inviteBody
+	if err := decodeBody(r, &b); err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant, Partner: b.Partner}) {
+		return
+	}
+	d, err := g.store.Invite(r.Context(), access.Delegation{Tenant: tenant, Partner: b.Partner, Scope: b.Scope,
+		Products: b.Products, Wallet: b.Wallet, Expires: b.Expires, InvitedBy: identityOf(r).Subject})
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, d)
+}
+
+// apiTransition moves a delegation through its lifecycle: the tenant side
+// resends, withdraws and revokes; the partner side accepts and rejects.
+func (g *Gateway) apiTransition(w http.ResponseWriter, r *http.Request) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	d, err := g.store.Delegation(r.Context(), id)
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	m := policy.Management{Action: "delegations.write", Tenant: d.Tenant, Partner: d.Partner}
+	if action == "accept" || action == "reject" {
+		m = policy.Management{Action: "delegations.respond", Partner: d.Partner}
+	}
+	if !g.authorizeAPI(w, r, m) {
+		return
+	}
+	updated, err := g.store.Transition(r.Context(), id, action)
+	g.reply(w, r, http.StatusOK, updated, err)
+}
+
+func (g *Gateway) apiCreatePartner(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "partners.write"}) {
+		return
+	}
+	var p access.Partner
+	if err := decodeBody(r, &p); err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	created, err := g.store.CreatePartner(r.Context(), p)
+	g.reply(w, r, http.StatusCreated, created, err)
+}
+
+func (g *Gateway) apiPutPartnerUser(w http.ResponseWriter, r *http.Request) {
+	partner, user := r.PathValue("partner"), r.PathValue("user")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "partners.write", Partner: partner}) {
+		return
+	}
+	var b struct {
+		Status string `json:"status"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &b); err != nil {
+			g.writeStoreError(w, r, err)
+			return
+		}
+	}
+	pu, err := g.store.PutPartnerUser(r.Context(), access.PartnerUser{Partner: partner, User: user, Status: b.Status})
+	g.reply(w, r, http.StatusOK, pu, err)
+}
+
+func (g *Gateway) apiListPartnerDelegations(w http.ResponseWriter, r *http.Request) {
+	partner := r.PathValue("partner")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "partner.read", Partner: partner}) {
+		return
+	}
+	list, err := g.store.Delegations(r.Context(), "", partner)
+	g.reply(w, r, http.StatusOK, map[string]any{"delegations": list}, err)
+}

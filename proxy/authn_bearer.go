@@ -1,0 +1,272 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/policy"
+)
+
+// authError is an authentication failure with a short reason for metrics.
+type authError struct {
+	reason string // "malformed", "expired", "invalid", "unavailable"
+	err    error
+}
+
+func (e *authError) Error() string { return e.reason + ": " + e.err.Error() }
+
+// bearerAuthenticator verifies JWT bearer tokens against the OIDC issuer:
+// signature (JWKS from discovery, refetched on an unknown key id), an
+// allowlist of asymmetric algorithms, issuer, audience, expiry and not-before.
+type bearerAuthenticator struct {
+	cfg      config.OIDC
+	verifier atomic.Pointer[oidc.IDTokenVerifier]
+	// provider and idTokens serve browser sign-in: the discovered endpoints,
+	// and a verifier for ID tokens issued to our client id.
+	provider atomic.Pointer[oidc.Provider]
+	idTokens atomic.Pointer[oidc.IDTokenVerifier]
+	cache    *tokenCache
+	now      func() time.Time
+}
+
+func newBearerAuthenticator(cfg config.OIDC, now func() time.Time) *bearerAuthenticator {
+	return &bearerAuthenticator{cfg: cfg, cache: newTokenCache(cfg.TokenCacheSize), now: now}
+}
+
+// discover reads the issuer's discovery document. ctx must outlive the
+// authenticator: key sets are refetched with it.
+func (b *bearerAuthenticator) discover(ctx context.Context, client *http.Client) error {
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), b.cfg.Issuer)
+	if err != nil {
+		return fmt.Errorf("oidc discovery at %s: %w", b.cfg.Issuer, err)
+	}
+	kctx := oidc.ClientContext(ctx, client)
+	if b.cfg.ClientID != "" {
+		b.idTokens.Store(p.VerifierContext(kctx, &oidc.Config{
+			ClientID:             b.cfg.ClientID,
+			SupportedSigningAlgs: b.cfg.Algorithms,
+			Now:                  b.now,
+		}))
+	}
+	b.provider.Store(p)
+	b.verifier.Store(p.VerifierContext(kctx, &oidc.Config{
+		SkipClientIDCheck:    true, // audiences are checked below, against a list
+		SupportedSigningAlgs: b.cfg.Algorithms,
+		Now:                  b.now,
+	}))
+	return nil
+}
+
+// discoverUntilReady retries discovery with backoff until it succeeds or ctx ends.
+func (b *bearerAuthenticator) discoverUntilReady(ctx context.Context, client *http.Client, onErr func(error)) {
+	delay := 500 * time.Millisecond
+	for {
+		err := b.discover(ctx, client)
+		if err == nil {
+			return
+		}
+		onErr(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+func (b *bearerAuthenticator) ready() bool { return b.verifier.Load() != nil }
+
+// bearerToken returns the token of an "Authorization: Bearer" header, "" when
+// there is no Authorization header, and an error for any other form.
+func bearerToken(h http.Header) (string, error) {
+	vals := h.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", errors.New("more than one Authorization header")
+	}
+	scheme, token, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
+		return "", errors.New("authorization is not a bearer token")
+	}
+	return token, nil
+}
+
+// authenticate verifies a raw token and maps its claims to an identity.
+func (b *bearerAuthenticator) authenticate(ctx context.Context, raw string) (*policy.Identity, error) {
+	now := b.now()
+	if id := b.cache.get(raw, now); id != nil {
+		return id, nil
+	}
+	v := b.verifier.Load()
+	if v == nil {
+		return nil, &authError{"unavailable", errors.New("identity provider discovery has not completed")}
+	}
+	tok, err := v.Verify(ctx, raw)
+	if err != nil {
+		var expired *oidc.TokenExpiredError
+		if errors.As(err, &expired) {
+			return nil, &authError{"expired", err}
+		}
+		return nil, &authError{"invalid", err}
+	}
+	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(b.cfg.Audiences, a) }) {
+		return nil, &authError{"invalid", fmt.Errorf("audience %q is not one of %q", tok.Audience, b.cfg.Audiences)}
+	}
+	var claims map[string]any
+	if err := tok.Claims(&claims); err != nil {
+		return nil, &authError{"malformed", err}
+	}
+	id, err := mapClaims(b.cfg.Claims, claims, "bearer")
+	if err != nil {
+		return nil, &authError{"malformed", err}
+	}
+	b.cache.put(raw, id, tok.Expiry, now)
+	return id, nil
+}
+
+// mapClaims turns verified claims into the policy's identity, per the claim
+// mapping in gateway.yaml.
+func mapClaims(m config.Claims, claims map[string]any, auth string) (*policy.Identity, error) {
+	sub := claimString(claims, m.Subject)
+	if sub == "" {
+		return nil, fmt.Errorf("token has no %q claim", m.Subject)
+	}
+	roles := claimStrings(claims, m.Roles)
+	memberships := map[string][]string{}
+	for _, t := range claimStrings(claims, m.Tenants) {
+		if tenantID.MatchString(t) && memberships[t] == nil {
+			memberships[t] = []string{}
+		}
+	}
+	for _, r := range roles {
+		t, role, ok := strings.Cut(r, ":")
+		if ok && tenantID.MatchString(t) && role != "" && !strings.Contains(role, ":") {
+			memberships[t] = append(memberships[t], role)
+		}
+	}
+	for t, rs := range memberships {
+		sort.Strings(rs)
+		memberships[t] = slices.Compact(rs)
+	}
+	return policy.NewIdentity(policy.Identity{
+		Subject:     sub,
+		Email:       claimString(claims, m.Email),
+		Org:         claimString(claims, m.Org),
+		Groups:      claimStrings(claims, m.Groups),
+		Roles:       roles,
+		Memberships: memberships,
+		Claims:      claims,
+		Auth:        auth,
+	}), nil
+}
+
+// claimValue returns the claim named path or, failing that, follows path as
+// dotted keys into nested claims ("realm_access.roles"). The whole name is
+// tried first so namespaced claims ("https://example.com/roles") work.
+func claimValue(claims map[string]any, path string) any {
+	if v, ok := claims[path]; ok {
+		return v
+	}
+	var cur any = claims
+	for part := range strings.SplitSeq(path, ".") {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = obj[part]
+	}
+	return cur
+}
+
+func claimString(claims map[string]any, path string) string {
+	s, _ := claimValue(claims, path).(string)
+	return s
+}
+
+// claimStrings accepts a list of strings or a single string.
+func claimStrings(claims map[string]any, path string) []string {
+	switch v := claimValue(claims, path).(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, x := range v {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// tokenCache remembers verified tokens until they expire (at most
+// maxCacheAge), so each token's signature is checked once rather than on
+// every request. It is bounded: when full, an arbitrary entry makes room.
+type tokenCache struct {
+	mu      sync.RWMutex
+	max     int
+	entries map[string]cachedToken
+}
+
+type cachedToken struct {
+	id      *policy.Identity
+	expires time.Time
+}
+
+// maxCacheAge bounds how long a token is trusted without re-verification, so
+// a key the IdP withdraws stops working within it.
+const maxCacheAge = 5 * time.Minute
+
+func newTokenCache(max int) *tokenCache {
+	return &tokenCache{max: max, entries: make(map[string]cachedToken)}
+}
+
+func (c *tokenCache) get(raw string, now time.Time) *policy.Identity {
+	c.mu.RLock()
+	e, ok := c.entries[raw]
+	c.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	if !now.Before(e.expires) {
+		c.mu.Lock()
+		delete(c.entries, raw)
+		c.mu.Unlock()
+		return nil
+	}
+	return e.id
+}
+
+func (c *tokenCache) put(raw string, id *policy.Identity, exp, now time.Time) {
+	if c.max <= 0 {
+		return
+	}
+	if limit := now.Add(maxCacheAge); exp.After(limit) {
+		exp = limit
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for k := range c.entries {
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[raw] = cachedToken{id: id, expires: exp}
+}

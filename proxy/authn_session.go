@@ -1,0 +1,290 @@
+package proxy
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/policy"
+	"github.com/portero-gateway/portero/proxy/session"
+)
+
+// sessionData is what the encrypted session cookie holds.
+type sessionData struct {
+	ID      string         `json:"sid"`
+	Claims  map[string]any `json:"c"`
+	Refresh string         `json:"r,omitempty"`
+	Expiry  int64          `json:"e"` // when the tokens expire (unix seconds)
+	Until   int64          `json:"u"` // when the session ends, refreshed or not
+}
+
+// sessionState is an opened session with its identity ready for the policy.
+type sessionState struct {
+	data     sessionData
+	identity *policy.Identity
+}
+
+// sessionAuthenticator reads browser sessions from the encrypted cookie,
+// refreshes expired tokens once per session however many requests arrive
+// together, and remembers opened cookies so the per-request cost is a map
+// lookup.
+type sessionAuthenticator struct {
+	cfg     *config.Config
+	codec   *session.Codec
+	idp     *bearerAuthenticator
+	csrfKey []byte
+	log     *slog.Logger
+	now     func() time.Time
+
+	flight singleflight.Group
+
+	mu      sync.RWMutex
+	opened  map[string]cachedSession // sealed cookie value -> state
+	revoked map[string]time.Time     // session id -> when the session would have ended
+}
+
+type cachedSession struct {
+	state   *sessionState
+	expires time.Time
+}
+
+// maxOpenedSessions bounds the cache of opened cookies.
+const maxOpenedSessions = 10000
+
+func newSessionAuthenticator(cfg *config.Config, idp *bearerAuthenticator, log *slog.Logger, now func() time.Time) (*sessionAuthenticator, error) {
+	codec, err := session.NewCodec(cfg.Session.KeyBytes, session.Attributes{Domain: cfg.Session.Domain, Secure: cfg.Session.Secure})
+	if err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, cfg.Session.KeyBytes[0])
+	mac.Write([]byte("portero csrf v1"))
+	return &sessionAuthenticator{
+		cfg: cfg, codec: codec, idp: idp, csrfKey: mac.Sum(nil), log: log, now: now,
+		opened: map[string]cachedSession{}, revoked: map[string]time.Time{},
+	}, nil
+}
+
+// oauthConfig is the client configuration; nil until discovery completed.
+func (s *sessionAuthenticator) oauthConfig() *oauth2.Config {
+	p := s.idp.provider.Load()
+	if p == nil {
+		return nil
+	}
+	return &oauth2.Config{
+		ClientID:     s.cfg.OIDC.ClientID,
+		ClientSecret: s.cfg.OIDC.ClientSecret,
+		RedirectURL:  s.cfg.OIDC.RedirectURL,
+		Scopes:       s.cfg.OIDC.Scopes,
+		Endpoint:     p.Endpoint(),
+	}
+}
+
+// current returns the request's session, refreshing its tokens when they
+// have expired (setting the new cookie on w), or nil when there is none.
+func (s *sessionAuthenticator) current(w http.ResponseWriter, r *http.Request) *sessionState {
+	raw, ok := session.Sealed(r, s.cfg.Session.CookieName)
+	if !ok {
+		return nil
+	}
+	now := s.now()
+	st := s.lookup(raw, now)
+	if st == nil {
+		st = s.open(raw, now)
+		if st == nil {
+			return nil
+		}
+		s.remember(raw, st, time.Unix(st.data.Until, 0))
+	}
+	if s.isRevoked(st.data.ID) || now.Unix() >= st.data.Until {
+		return nil
+	}
+	if now.Unix() < st.data.Expiry {
+		return st
+	}
+	return s.refresh(w, r, raw, st)
+}
+
+func (s *sessionAuthenticator) open(raw string, now time.Time) *sessionState {
+	payload, err := s.codec.OpenSealed(s.cfg.Session.CookieName, raw, now)
+	if err != nil {
+		return nil
+	}
+	var data sessionData
+	if err := json.Unmarshal(payload, &data); err != nil || data.ID == "" {
+		return nil
+	}
+	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session")
+	if err != nil {
+		return nil
+	}
+	return &sessionState{data: data, identity: id}
+}
+
+type refreshed struct {
+	state   *sessionState
+	cookies []*http.Cookie
+}
+
+// refresh trades the refresh token for new tokens once per session: requests
+// that arrive together share one refresh, and later requests still carrying
+// the old cookie find the new session in the cache. When refresh fails the
+// session ends.
+func (s *sessionAuthenticator) refresh(w http.ResponseWriter, r *http.Request, raw string, st *sessionState) *sessionState {
+	if st.data.Refresh == "" {
+		s.clear(w)
+		return nil
+	}
+	v, err, _ := s.flight.Do(st.data.ID, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		return s.doRefresh(ctx, r, st.data)
+	})
+	if err != nil {
+		s.log.Info("session refresh failed; the browser signs in again", "sub", st.identity.Subject, "error", err.Error())
+		s.forget(raw)
+		s.clear(w)
+		return nil
+	}
+	res := v.(*refreshed)
+	for _, c := range res.cookies {
+		http.SetCookie(w, c)
+	}
+	s.remember(raw, res.state, s.now().Add(time.Minute))
+	return res.state
+}
+
+func (s *sessionAuthenticator) doRefresh(ctx context.Context, r *http.Request, old sessionData) (*refreshed, error) {
+	conf := s.oauthConfig()
+	if conf == nil {
+		return nil, errors.New("identity provider discovery has not completed")
+	}
+	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: old.Refresh, Expiry: time.Unix(1, 0)}).Token()
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	data := old
+	data.Refresh = tok.RefreshToken
+	data.Expiry = tok.Expiry.Unix()
+	if rawID, ok := tok.Extra("id_token").(string); ok && rawID != "" {
+		idt, err := s.verifyIDToken(ctx, rawID)
+		if err != nil {
+			return nil, err
+		}
+		if idt.Subject != claimString(old.Claims, "sub") {
+			return nil, errors.New("refreshed ID token is for another subject")
+		}
+		data.Claims = nil // old's map is shared with cached state: never write into it
+		if err := idt.Claims(&data.Claims); err != nil {
+			return nil, err
+		}
+		data.Expiry = idt.Expiry.Unix()
+	}
+	if tok.Expiry.IsZero() && data.Expiry <= 0 {
+		data.Expiry = s.now().Add(5 * time.Minute).Unix()
+	}
+	return s.seal(r, data)
+}
+
+func (s *sessionAuthenticator) verifyIDToken(ctx context.Context, raw string) (*oidc.IDToken, error) {
+	v := s.idp.idTokens.Load()
+	if v == nil {
+		return nil, errors.New("identity provider discovery has not completed")
+	}
+	return v.Verify(ctx, raw)
+}
+
+// seal makes the cookies for a session and its state.
+func (s *sessionAuthenticator) seal(r *http.Request, data sessionData) (*refreshed, error) {
+	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session")
+	if err != nil {
+		return nil, err
+	}
+	payload, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	cookies, err := s.codec.Seal(r, s.cfg.Session.CookieName, payload, time.Unix(data.Until, 0))
+	if err != nil {
+		return nil, err
+	}
+	return &refreshed{state: &sessionState{data: data, identity: id}, cookies: cookies}, nil
+}
+
+func (s *sessionAuthenticator) clear(w http.ResponseWriter) {
+	for _, c := range s.codec.Clear(s.cfg.Session.CookieName) {
+		http.SetCookie(w, c)
+	}
+}
+
+// csrfToken binds a form to one session.
+func (s *sessionAuthenticator) csrfToken(sid string) string {
+	mac := hmac.New(sha256.New, s.csrfKey)
+	mac.Write([]byte(sid))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (s *sessionAuthenticator) validCSRF(sid, token string) bool {
+	return token != "" && hmac.Equal([]byte(token), []byte(s.csrfToken(sid)))
+}
+
+// revoke ends a session on this replica even if a copy of its cookie is
+// replayed later.
+func (s *sessionAuthenticator) revoke(st *sessionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for sid, until := range s.revoked {
+		if now.After(until) {
+			delete(s.revoked, sid)
+		}
+	}
+	s.revoked[st.data.ID] = time.Unix(st.data.Until, 0)
+}
+
+func (s *sessionAuthenticator) isRevoked(sid string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.revoked[sid]
+	return ok
+}
+
+func (s *sessionAuthenticator) lookup(raw string, now time.Time) *sessionState {
+	s.mu.RLock()
+	e, ok := s.opened[raw]
+	s.mu.RUnlock()
+	if !ok || !now.Before(e.expires) {
+		return nil
+	}
+	return e.state
+}
+
+func (s *sessionAuthenticator) remember(raw string, st *sessionState, expires time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.opened) >= maxOpenedSessions {
+		for k := range s.opened {
+			delete(s.opened, k)
+			break
+		}
+	}
+	s.opened[raw] = cachedSession{state: st, expires: expires}
+}
+
+func (s *sessionAuthenticator) forget(raw string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.opened, raw)
+}

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/portero-gateway/portero/config"
+)
+
+// newForwarder returns the reverse proxy for one route: X-Forwarded-* set
+// from the connection (client-sent values are dropped by Rewrite), responses
+// streamed, WebSocket upgrades passed through, and a 502/504 with a metric
+// when the upstream fails.
+func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.ReverseProxy {
+	transport := &http.Transport{
+		Proxy: nil, // never send tenant traffic through an environment proxy
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     rc.UpstreamURL.Scheme == "https",
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: rc.Timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	upstream := rc.UpstreamURL
+	preserveHost := rc.PreserveHost
+	failures := m.upstreamErrors.WithLabelValues(rc.Name)
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.SetXForwarded()
+			if preserveHost {
+				pr.Out.Host = pr.In.Host
+			}
+		},
+		// FlushInterval stays 0: ReverseProxy already flushes streaming
+		// responses (SSE, unknown length) after every write.
+		Transport: transport,
+		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				w.WriteHeader(499) // the client went away; not the upstream's fault
+				return
+			}
+			failures.Inc()
+			status := http.StatusBadGateway
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				status = http.StatusGatewayTimeout
+			}
+			log.Warn("upstream error", "route", rc.Name, "upstream", upstream.Host, "error", err.Error())
+			writeDenial(w, r, rc.API, denial{status: status, reason: "upstream.unavailable", id: decisionID(r.Context())})
+		},
+	}
+}

@@ -1,0 +1,540 @@
+// Package proxy is Portero's request path: sanitize, route, authenticate,
+// evaluate the policy, forward. Each stage is a small function; ServeHTTP
+// reads top to bottom as the request path of DESIGN.md.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/policy"
+)
+
+// JWKSPath is where upstreams fetch the keys that verify assertions.
+const JWKSPath = "/.well-known/portero/jwks.json"
+
+// Gateway is the public request handler.
+type Gateway struct {
+	cfg      *config.Config
+	reserved reservedHeaders
+	router   *router
+	tenants  tenantExtractor
+	bearer   *bearerAuthenticator
+	sessions *sessionAuthenticator // nil unless browser sign-in is configured
+	consumed *consumedLogins
+	// returnHosts are the hosts a login return target may name.
+	returnHosts []string
+	resolver    *access.Resolver // nil without an access store
+	store       *access.Store    // nil without an access store
+	api         http.Handler     // the management API
+	engine      *policy.Engine
+	signer      *assertionSigner
+	metrics     *Metrics
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// Options are a gateway's collaborators.
+type Options struct {
+	Engine  *policy.Engine
+	Metrics *Metrics
+	Log     *slog.Logger
+	// AssertionKey signs assertions; nil generates one (logged as a warning).
+	AssertionKey *ecdsa.PrivateKey
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Access resolves store facts per request and Store serves the
+	// management API; both nil without an access store.
+	Access *access.Resolver
+	Store  *access.Store
+}
+
+// New builds the gateway for a validated configuration.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	key := opts.AssertionKey
+	if key == nil {
+		var err error
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, err
+		}
+		opts.Log.Warn("assertion.key_file is not set: signing assertions with a key generated at start; upstreams must refetch the JWKS after every restart")
+	}
+	signer, err := newAssertionSigner(key, cfg.Assertion.Issuer, cfg.Assertion.Audience, cfg.Assertion.TTL)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		reserved: newReservedHeaders(cfg.Assertion.Header),
+		router:   newRouter(cfg.Routes),
+		tenants:  newTenantExtractor(cfg.Tenant),
+		bearer:   newBearerAuthenticator(cfg.OIDC, opts.Now),
+		engine:   opts.Engine,
+		resolver: opts.Access,
+		store:    opts.Store,
+		signer:   signer,
+		metrics:  opts.Metrics,
+		log:      opts.Log,
+		now:      opts.Now,
+	}
+	for _, r := range g.router.routes {
+		r.forward = newForwarder(r.cfg, g.metrics, g.log)
+		g.returnHosts = append(g.returnHosts, r.cfg.Hosts...)
+	}
+	g.api = g.newAPI()
+	if cfg.BrowserLogin() {
+		if g.sessions, err = newSessionAuthenticator(cfg, g.bearer, g.log, g.now); err != nil {
+			return nil, err
+		}
+		g.consumed = &consumedLogins{until: map[string]time.Time{}}
+		cb, _ := url.Parse(cfg.OIDC.RedirectURL)
+		g.returnHosts = append(g.returnHosts, cb.Hostname())
+		g.returnHosts = append(g.returnHosts, cfg.Login.AllowedRedirectHosts...)
+	}
+	return g, nil
+}
+
+// Start begins OIDC discovery in the background, retrying until it succeeds
+// or ctx ends; the gateway is not ready before that.
+func (g *Gateway) Start(ctx context.Context, client *http.Client) {
+	go g.bearer.discoverUntilReady(ctx, client, func(err error) {
+		g.log.Warn("oidc discovery failed; will retry", "issuer", g.cfg.OIDC.Issuer, "error", err.Error())
+	})
+}
+
+// Ready says why the gateway cannot serve yet, or nil.
+func (g *Gateway) Ready() error {
+	if g.engine.Current() == nil {
+		return errors.New("policy not loaded")
+	}
+	if !g.bearer.ready() {
+		return errors.New("oidc discovery not completed for " + g.cfg.OIDC.Issuer)
+	}
+	return nil
+}
+
+// JWKS returns the JSON Web Key Set upstreams verify assertions with.
+func (g *Gateway) JWKS() []byte { return g.signer.jwks }
+
+type ctxKey int
+
+const decisionIDKey ctxKey = 0
+
+func decisionID(ctx context.Context) string {
+	id, _ := ctx.Value(decisionIDKey).(string)
+	return id
+}
+
+func newDecisionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ServeHTTP is the request path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.now()
+	id := newDecisionID()
+	r = r.WithContext(context.WithValue(r.Context(), decisionIDKey, id))
+	rec := &statusRecorder{ResponseWriter: w}
+	routeName, outcome := "none", "reject"
+	defer func() {
+		g.metrics.requests.WithLabelValues(routeName, outcome, strconv.Itoa(rec.code())).Inc()
+		g.metrics.duration.WithLabelValues(routeName).Observe(g.now().Sub(start).Seconds())
+	}()
+
+	// Sanitize: nothing the client sent may pose as Portero's own headers.
+	g.reserved.strip(r.Header)
+	if r.URL.Path == JWKSPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		g.serveJWKS(rec, r)
+		return
+	}
+	host, err := normalizeHost(r.Host)
+	if err != nil {
+		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_host", id: id})
+		return
+	}
+	cleanPath, segments, err := normalizePath(r.URL.EscapedPath())
+	if err != nil {
+		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_path", id: id})
+		return
+	}
+	r.URL.RawPath = cleanPath
+	r.URL.Path = decodedPath(segments, strings.HasSuffix(cleanPath, "/") && len(segments) > 0)
+	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+		routeName, outcome = "control", "control"
+		g.serveControl(rec, r)
+		return
+	}
+
+	// Route and tenant.
+	rt := g.router.match(host, r.URL.Path)
+	if rt == nil {
+		writeDenial(rec, r, false, denial{status: http.StatusNotFound, reason: "route.none", id: id})
+		return
+	}
+	routeName = rt.cfg.Name
+	api := rt.cfg.API
+
+	// Authenticate.
+	identity, authErr := g.authenticate(rec, r, api)
+	if authErr != nil {
+		g.metrics.authFailures.WithLabelValues(authErr.reason).Inc()
+		g.log.Info("authentication failed", "decision_id", id, "route", routeName, "reason", authErr.reason, "error", authErr.err.Error())
+		g.writeUnauthenticated(rec, r, api, authErr)
+		return
+	}
+
+	// Build the policy input.
+	in := &policy.Input{
+		Request: policy.Request{
+			Method: r.Method, Host: host, Path: r.URL.Path, Segments: segments,
+			Query: r.URL.Query(), Headers: inputHeaders(r.Header),
+		},
+		Route:    policy.Route{Name: routeName, API: api},
+		Identity: identity,
+		Now:      start,
+	}
+	tenant, appSegments := g.tenants.extract(host, segments)
+	in.Request.AppSegments = appSegments
+	if tenant != "" {
+		in.Tenant = &policy.Tenant{ID: tenant, Status: "active"}
+		if g.resolver != nil && identity != nil {
+			if err := g.resolveAccess(r.Context(), in); err != nil {
+				g.log.Error("access store lookup failed; denying", "decision_id", id, "tenant", tenant, "error", err.Error())
+				writeDenial(rec, r, api, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: id})
+				return
+			}
+		}
+	}
+	if rt.cfg.Body.JSON {
+		body, status := readJSONBody(r, rt.cfg.Body.MaxBytes)
+		if status != 0 {
+			writeDenial(rec, r, api, denial{status: status, reason: "request.bad_body", id: id})
+			return
+		}
+		in.Request.Body = body
+	}
+
+	// Evaluate.
+	ev := g.engine.Decide(r.Context(), in)
+	g.logDecision(id, in, ev)
+	d := ev.Decision
+	if !d.Allow {
+		outcome = "deny"
+		if d.Status == http.StatusUnauthorized && identity == nil {
+			switch {
+			case api:
+				g.writeUnauthenticated(rec, r, api, nil)
+				return
+			case g.sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+				g.redirectToLogin(rec, r, host)
+				return
+			}
+		}
+		writeDenial(rec, r, api, denial{status: d.Status, reason: d.Reason, id: id})
+		return
+	}
+	outcome = "allow"
+
+	// Forward with the decision's headers and a signed assertion.
+	if err := g.setUpstreamHeaders(r, in, d, start); err != nil {
+		g.log.Error("sign assertion", "decision_id", id, "error", err.Error())
+		writeDenial(rec, r, api, denial{status: http.StatusInternalServerError, reason: "assertion.error", id: id})
+		return
+	}
+	rt.forward.ServeHTTP(rec, r)
+}
+
+// resolveAccess puts the store's facts for (identity, tenant) in the input.
+// An error means the facts are unknown: the caller fails closed.
+func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) error {
+	res, hit, err := g.resolver.Resolve(ctx, in.Identity.Subject, in.Tenant.ID)
+	switch {
+	case err != nil:
+		g.metrics.accessLookups.WithLabelValues("error").Inc()
+		return err
+	case hit:
+		g.metrics.accessLookups.WithLabelValues("hit").Inc()
+	default:
+		g.metrics.accessLookups.WithLabelValues("miss").Inc()
+	}
+	in.Access, _ = res.Prepared.(*policy.Access)
+	if in.Access == nil {
+		return errors.New("access facts were not prepared")
+	}
+	if res.Facts == nil || res.Facts.Tenant == nil {
+		in.Tenant.Status = "unknown"
+	} else {
+		in.Tenant.Status = res.Facts.Tenant.Status
+	}
+	return nil
+}
+
+// authenticate returns the caller's identity from a bearer token or, failing
+// that, the browser session; nil for an anonymous request on a browser route;
+// or an error (missing credentials on an API route count).
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, api bool) (*policy.Identity, *authError) {
+	raw, err := bearerToken(r.Header)
+	if err != nil {
+		return nil, &authError{"malformed", err}
+	}
+	if raw == "" {
+		if g.sessions != nil {
+			if st := g.sessions.current(w, r); st != nil {
+				return st.identity, nil
+			}
+		}
+		if api {
+			return nil, &authError{"missing", errors.New("no bearer token")}
+		}
+		return nil, nil
+	}
+	id, err := g.bearer.authenticate(r.Context(), raw)
+	if err != nil {
+		var ae *authError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, &authError{"invalid", err}
+	}
+	return id, nil
+}
+
+// writeUnauthenticated answers 401 with a Bearer challenge (RFC 6750), or
+// 503 while the identity provider has not been reached.
+func (g *Gateway) writeUnauthenticated(w http.ResponseWriter, r *http.Request, api bool, ae *authError) {
+	id := decisionID(r.Context())
+	if ae != nil && ae.reason == "unavailable" {
+		w.Header().Set("Retry-After", "5")
+		writeDenial(w, r, api, denial{status: http.StatusServiceUnavailable, reason: "auth.unavailable", id: id})
+		return
+	}
+	challenge := `Bearer realm="portero"`
+	reason := "auth.required"
+	if ae != nil && ae.reason != "missing" {
+		challenge += `, error="invalid_token"`
+		reason = "auth." + ae.reason
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	writeDenial(w, r, api, denial{status: http.StatusUnauthorized, reason: reason, id: id})
+}
+
+// setUpstreamHeaders sets the decision's headers, only within Portero's
+// reserved names (which were stripped from the client's request), and the
+// signed assertion.
+func (g *Gateway) setUpstreamHeaders(r *http.Request, in *policy.Input, d policy.Decision, now time.Time) error {
+	for name, vals := range d.Headers {
+		if !g.reserved.contains(name) || !validHeaderValues(vals) || strings.EqualFold(name, g.cfg.Assertion.Header) {
+			g.metrics.droppedHeaders.Inc()
+			g.log.Warn("policy header refused", "header", name, "decision_id", decisionID(r.Context()))
+			continue
+		}
+		r.Header[http.CanonicalHeaderKey(name)] = append([]string(nil), vals...) // decisions may be cached: never share their slices
+	}
+	claims := assertionClaims{ID: newDecisionID()}
+	if in.Identity != nil {
+		claims.Subject, claims.Email = in.Identity.Subject, in.Identity.Email
+	}
+	if in.Tenant != nil {
+		claims.Tenant = in.Tenant.ID
+		if in.Identity != nil {
+			claims.Roles = in.Identity.Memberships[in.Tenant.ID]
+		}
+	}
+	token, err := g.signer.sign(claims, now)
+	if err != nil {
+		return err
+	}
+	r.Header.Set(g.cfg.Assertion.Header, token)
+	if g.sessions != nil {
+		stripCookies(r.Header, g.cfg.Session.CookieName, loginCookie)
+	}
+	return nil
+}
+
+// stripCookies removes Portero's own cookies (every chunk) from the Cookie
+// header, so the upstream never sees the session.
+func stripCookies(h http.Header, names ...string) {
+	lines := h.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if !isPorteroCookie(name, names) && strings.TrimSpace(part) != "" {
+				kept = append(kept, strings.TrimSpace(part))
+			}
+		}
+	}
+	h.Del("Cookie")
+	if len(kept) > 0 {
+		h.Set("Cookie", strings.Join(kept, "; "))
+	}
+}
+
+func isPorteroCookie(name string, names []string) bool {
+	for _, n := range names {
+		if name == n || strings.HasPrefix(name, n+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+func validHeaderValues(vals []string) bool {
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// inputHeaders gives the policy the request headers, lower-cased, minus
+// credentials.
+func inputHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for name, vals := range h {
+		switch name {
+		case "Authorization", "Cookie", "Proxy-Authorization":
+			continue
+		}
+		out[strings.ToLower(name)] = strings.Join(vals, ", ")
+	}
+	return out
+}
+
+// readJSONBody parses a JSON body of at most max bytes for the policy and
+// puts the bytes back for the upstream. It returns a status for bodies it
+// must refuse: too large (413), or declared JSON but not (400).
+func readJSONBody(r *http.Request, max int64) (ast.Value, int) {
+	if r.Body == nil || r.ContentLength == 0 {
+		return nil, 0
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return nil, 0
+	}
+	if r.ContentLength > max {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	r.Body.Close()
+	if err != nil {
+		return nil, http.StatusBadRequest
+	}
+	if int64(len(data)) > max {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	r.ContentLength = int64(len(data))
+	var doc any
+	if err := util.UnmarshalJSON(data, &doc); err != nil {
+		return nil, http.StatusBadRequest
+	}
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, http.StatusBadRequest
+	}
+	return v, 0
+}
+
+func decodedPath(segments []string, trailingSlash bool) string {
+	p := "/" + strings.Join(segments, "/")
+	if trailingSlash {
+		p += "/"
+	}
+	return p
+}
+
+func (g *Gateway) logDecision(id string, in *policy.Input, ev policy.Evaluation) {
+	attrs := []slog.Attr{
+		slog.String("decision_id", id),
+		slog.String("route", in.Route.Name),
+		slog.String("method", in.Request.Method),
+		slog.String("host", in.Request.Host),
+		slog.String("path", in.Request.Path),
+		slog.Bool("allow", ev.Decision.Allow),
+		slog.Int("status", ev.Decision.Status),
+		slog.String("reason", ev.Decision.Reason),
+		slog.String("policy_revision", ev.Revision),
+		slog.Float64("eval_us", float64(ev.Duration.Nanoseconds())/1e3),
+		slog.Bool("cached", ev.Cached),
+	}
+	if in.Tenant != nil {
+		attrs = append(attrs, slog.String("tenant", in.Tenant.ID))
+	}
+	if in.Identity != nil {
+		attrs = append(attrs, slog.String("sub", in.Identity.Subject))
+	}
+	level := slog.LevelInfo
+	if ev.Err != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", ev.Err.Error()))
+	}
+	g.log.LogAttrs(context.Background(), level, "decision", attrs...)
+}
+
+func (g *Gateway) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(g.signer.jwks)
+	}
+}
+
+// statusRecorder remembers the response code for metrics. Unwrap lets
+// http.ResponseController reach Flush and Hijack (WebSockets) underneath.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}

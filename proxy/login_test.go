@@ -1,0 +1,411 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/proxy/session"
+)
+
+const loginOIDCConfig = `  client_id: portero-test
+  client_secret: s3cret
+  redirect_url: http://localhost/.portero/callback
+  scopes: [openid, email, offline_access]
+`
+
+const loginSessionConfig = `
+session:
+  keys: ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+  lifetime: 8h
+`
+
+// clock is a settable time source shared by the gateway and the issuer.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// browser carries cookies between requests to the in-process gateway.
+type browser struct {
+	t       testing.TB
+	h       *harness
+	cookies map[string]*http.Cookie
+}
+
+func newLoginHarness(t testing.TB) (*harness, *clock, *browser) {
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	h := newHarnessWith(t, nil, harnessOpts{login: true, now: clk.now})
+	h.iss.TokenTTL = 5 * time.Minute
+	return h, clk, &browser{t: t, h: h, cookies: map[string]*http.Cookie{}}
+}
+
+func (b *browser) do(method, target string, form url.Values, hdr http.Header) *httptest.ResponseRecorder {
+	b.t.Helper()
+	var req *http.Request
+	if form != nil {
+		req = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		req = httptest.NewRequest(method, target, nil)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	for _, c := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	rec := httptest.NewRecorder()
+	b.h.gw.ServeHTTP(rec, req)
+	for _, c := range rec.Result().Cookies() {
+		if c.MaxAge < 0 || c.Value == "" {
+			delete(b.cookies, c.Name)
+		} else {
+			b.cookies[c.Name] = c
+		}
+	}
+	return rec
+}
+
+// signIn walks the whole code flow from a protected page and returns where
+// the browser lands.
+func (b *browser) signIn(page string, claims map[string]any) *httptest.ResponseRecorder {
+	b.t.Helper()
+	rec := b.do("GET", page, nil, nil)
+	if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), "http://localhost/.portero/login?rd=") {
+		b.t.Fatalf("protected page: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = b.do("GET", rec.Header().Get("Location"), nil, nil)
+	if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), b.h.iss.URL+"/auth?") {
+		b.t.Fatalf("login: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	code, state := b.h.iss.Authorize(b.t, rec.Header().Get("Location"), claims)
+	return b.do("GET", "http://localhost/.portero/callback?code="+code+"&state="+url.QueryEscape(state), nil, nil)
+}
+
+func aliceClaims() map[string]any {
+	return map[string]any{"sub": "alice", "email": "alice@example.com", "roles": []string{"acme:administrator"}}
+}
+
+func TestBrowserSignInLandsOnTheRequestedPage(t *testing.T) {
+	h, _, b := newLoginHarness(t)
+	rec := b.signIn("http://localhost/t/acme/orders?page=2", aliceClaims())
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/t/acme/orders?page=2" {
+		t.Fatalf("callback: %d %q %s", rec.Code, rec.Header().Get("Location"), rec.Body)
+	}
+	sess := b.cookies["portero_session"]
+	if sess == nil || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Secure {
+		t.Fatalf("session cookie %+v (plain-http localhost: not Secure)", sess)
+	}
+	if _, left := b.cookies[loginCookie]; left {
+		t.Fatal("login transaction cookie not cleared")
+	}
+	b.cookies["app_pref"] = &http.Cookie{Name: "app_pref", Value: "dark"}
+	rec = b.do("GET", "http://localhost/t/acme/orders?page=2", nil, nil)
+	if rec.Code != 200 {
+		t.Fatalf("signed-in page: %d %s", rec.Code, rec.Body)
+	}
+	got := h.upstreamSaw(t)
+	if got.Header.Get("X-Portero-User") != "alice" || got.Header.Get("X-Portero-Tenant") != "acme" {
+		t.Errorf("identity headers %v", got.Header)
+	}
+	if c := got.Header.Get("Cookie"); c != "app_pref=dark" {
+		t.Errorf("upstream Cookie header %q: the session must not reach the app", c)
+	}
+	rec = b.do("GET", "http://localhost/.portero/userinfo", nil, nil)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"sub":"alice"`) {
+		t.Errorf("userinfo %d %s", rec.Code, rec.Body)
+	}
+	// Another tenant's page: the session is valid, the policy says no.
+	if rec := b.do("GET", "http://localhost/t/globex/", nil, nil); rec.Code != 403 {
+		t.Errorf("other tenant: %d", rec.Code)
+	}
+}
+
+func TestLoginCallbackHostileCases(t *testing.T) {
+	h, _, b := newLoginHarness(t)
+	start := func() (authURL string, txn *http.Cookie) {
+		b.cookies = map[string]*http.Cookie{}
+		rec := b.do("GET", "http://localhost/.portero/login?rd=/t/acme/", nil, nil)
+		return rec.Header().Get("Location"), b.cookies[loginCookie]
+	}
+	callback := func(code, state string, txn *http.Cookie) *httptest.ResponseRecorder {
+		b.cookies = map[string]*http.Cookie{}
+		if txn != nil {
+			b.cookies[txn.Name] = txn
+		}
+		return b.do("GET", "http://localhost/.portero/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(state), nil, nil)
+	}
+	cases := map[string]func() *httptest.ResponseRecorder{
+		"no login cookie": func() *httptest.ResponseRecorder {
+			authURL, _ := start()
+			code, state := h.iss.Authorize(t, authURL, aliceClaims())
+			return callback(code, state, nil)
+		},
+		"mismatched state": func() *httptest.ResponseRecorder {
+			authURL, txn := start()
+			code, _ := h.iss.Authorize(t, authURL, aliceClaims())
+			return callback(code, "attacker-state", txn)
+		},
+		"login cookie of another sign-in": func() *httptest.ResponseRecorder {
+			_, other := start()
+			authURL, _ := start()
+			code, state := h.iss.Authorize(t, authURL, aliceClaims())
+			return callback(code, state, other)
+		},
+		"tampered login cookie": func() *httptest.ResponseRecorder {
+			authURL, txn := start()
+			code, state := h.iss.Authorize(t, authURL, aliceClaims())
+			v := []byte(txn.Value)
+			v[len(v)-3] ^= 1
+			return callback(code, state, &http.Cookie{Name: txn.Name, Value: string(v)})
+		},
+		"session cookie posing as login cookie": func() *httptest.ResponseRecorder {
+			b.cookies = map[string]*http.Cookie{}
+			b.signIn("http://localhost/t/acme/", aliceClaims())
+			sess := b.cookies["portero_session"]
+			authURL, _ := start()
+			code, state := h.iss.Authorize(t, authURL, aliceClaims())
+			return callback(code, state, &http.Cookie{Name: loginCookie, Value: sess.Value})
+		},
+		"mismatched nonce": func() *httptest.ResponseRecorder {
+			authURL, txn := start()
+			c := aliceClaims()
+			c["nonce"] = "attacker-nonce"
+			code, state := h.iss.Authorize(t, authURL, c)
+			return callback(code, state, txn)
+		},
+		"replayed login transaction": func() *httptest.ResponseRecorder {
+			authURL, txn := start()
+			code, state := h.iss.Authorize(t, authURL, aliceClaims())
+			if rec := callback(code, state, txn); rec.Code != http.StatusFound {
+				t.Fatalf("first use: %d %s", rec.Code, rec.Body)
+			}
+			code2, _ := h.iss.Authorize(t, authURL, aliceClaims())
+			return callback(code2, state, txn)
+		},
+		"IdP error": func() *httptest.ResponseRecorder {
+			authURL, txn := start()
+			state, _ := url.Parse(authURL)
+			b.cookies = map[string]*http.Cookie{txn.Name: txn}
+			return b.do("GET", "http://localhost/.portero/callback?error=access_denied&state="+url.QueryEscape(state.Query().Get("state")), nil, nil)
+		},
+		"unknown code": func() *httptest.ResponseRecorder {
+			authURL, txn := start()
+			_, state := h.iss.Authorize(t, authURL, aliceClaims())
+			return callback("forged-code", state, txn)
+		},
+	}
+	for name, run := range cases {
+		t.Run(name, func(t *testing.T) {
+			rec := run()
+			if rec.Code < 400 {
+				t.Fatalf("accepted: %d %q", rec.Code, rec.Header().Get("Location"))
+			}
+			for _, c := range rec.Result().Cookies() {
+				if c.Name == "portero_session" && c.MaxAge >= 0 && c.Value != "" {
+					t.Fatal("a session cookie was set")
+				}
+			}
+		})
+	}
+}
+
+func TestLoginRefusesOpenRedirects(t *testing.T) {
+	_, _, b := newLoginHarness(t)
+	for _, rd := range []string{"//evil.com", "https://evil.com/", "/\\evil.com", "https:evil.com", "%2f%2fevil.com"} {
+		rec := b.do("GET", "http://localhost/.portero/login?rd="+url.QueryEscape(rd), nil, nil)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("rd=%q: %d %q", rd, rec.Code, rec.Header().Get("Location"))
+		}
+	}
+	rec := b.do("GET", "http://localhost/.portero/login?rd="+url.QueryEscape("http://acme.apps.example.com/api/x"), nil, nil)
+	if rec.Code != http.StatusFound {
+		t.Errorf("a route's host is a valid return target: %d", rec.Code)
+	}
+}
+
+// Many requests with an expired session at the same moment: one refresh.
+func TestRefreshIsSingleFlight(t *testing.T) {
+	h, clk, b := newLoginHarness(t)
+	b.signIn("http://localhost/t/acme/", aliceClaims())
+	go func() {
+		for range h.got {
+		}
+	}()
+	clk.advance(6 * time.Minute) // past the 5-minute tokens
+	var wg sync.WaitGroup
+	codes := make(chan int, 16)
+	sess := b.cookies["portero_session"]
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := httptest.NewRequest("GET", "http://localhost/t/acme/", nil)
+			req.AddCookie(&http.Cookie{Name: sess.Name, Value: sess.Value})
+			rec := httptest.NewRecorder()
+			h.gw.ServeHTTP(rec, req)
+			codes <- rec.Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Fatalf("request during refresh: %d", c)
+		}
+	}
+	if n := h.iss.Refreshes(); n != 1 {
+		t.Fatalf("%d refreshes, want 1", n)
+	}
+	// The refreshed cookie carries on without another refresh.
+	rec := b.do("GET", "http://localhost/t/acme/", nil, nil)
+	if rec.Code != 200 || h.iss.Refreshes() != 1 {
+		t.Fatalf("after refresh: %d, %d refreshes", rec.Code, h.iss.Refreshes())
+	}
+}
+
+func TestFailedRefreshSignsOut(t *testing.T) {
+	h, clk, b := newLoginHarness(t)
+	b.signIn("http://localhost/t/acme/", aliceClaims())
+	h.iss.FailRefresh = true
+	clk.advance(6 * time.Minute)
+	rec := b.do("GET", "http://localhost/t/acme/", nil, nil)
+	if rec.Code != http.StatusFound || !strings.Contains(rec.Header().Get("Location"), "/.portero/login") {
+		t.Fatalf("after failed refresh: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if _, ok := b.cookies["portero_session"]; ok {
+		t.Fatal("session cookie kept after a failed refresh")
+	}
+}
+
+func TestLogoutCSRF(t *testing.T) {
+	h, _, b := newLoginHarness(t)
+	b.signIn("http://localhost/t/acme/", aliceClaims())
+	page := b.do("GET", "http://localhost/.portero/logout", nil, nil)
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page.Body.String())
+	if page.Code != 200 || m == nil {
+		t.Fatalf("confirmation page: %d %s", page.Code, page.Body)
+	}
+	token := m[1]
+	if _, ok := b.cookies["portero_session"]; !ok {
+		t.Fatal("GET /.portero/logout signed out")
+	}
+	// A second user's token, for the "token of another session" case.
+	other := &browser{t: t, h: h, cookies: map[string]*http.Cookie{}}
+	other.signIn("http://localhost/t/acme/", map[string]any{"sub": "bob", "roles": []string{"acme:administrator"}})
+	otherPage := other.do("GET", "http://localhost/.portero/logout", nil, nil)
+	otherToken := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(otherPage.Body.String())[1]
+
+	hostile := []struct {
+		name string
+		form url.Values
+		hdr  http.Header
+	}{
+		{"no token", url.Values{}, nil},
+		{"empty token", url.Values{"csrf": {""}}, nil},
+		{"wrong token", url.Values{"csrf": {"AAAA" + token[4:]}}, nil},
+		{"another session's token", url.Values{"csrf": {otherToken}}, nil},
+		{"cross-origin post", url.Values{"csrf": {token}}, http.Header{"Origin": {"https://evil.example.com"}}},
+		{"null origin", url.Values{"csrf": {token}}, http.Header{"Origin": {"null"}}},
+	}
+	for _, tc := range hostile {
+		rec := b.do("POST", "http://localhost/.portero/logout", tc.form, tc.hdr)
+		if rec.Code != http.StatusForbidden {
+			t.Errorf("%s: %d", tc.name, rec.Code)
+		}
+		if _, ok := b.cookies["portero_session"]; !ok {
+			t.Fatalf("%s: signed out", tc.name)
+		}
+	}
+	if rec := b.do("PUT", "http://localhost/.portero/logout", url.Values{"csrf": {token}}, nil); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("PUT: %d", rec.Code)
+	}
+	old := b.cookies["portero_session"]
+	rec := b.do("POST", "http://localhost/.portero/logout", url.Values{"csrf": {token}}, http.Header{"Origin": {"http://localhost"}})
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc, h.iss.URL+"/session/end?") ||
+		!strings.Contains(loc, "client_id=portero-test") || !strings.Contains(loc, "post_logout_redirect_uri=http%3A%2F%2Flocalhost%2F") {
+		t.Fatalf("logout: %d %q", rec.Code, loc)
+	}
+	if _, ok := b.cookies["portero_session"]; ok {
+		t.Fatal("session cookie not cleared")
+	}
+	// A copy of the old cookie no longer works on this replica.
+	b.cookies["portero_session"] = old
+	if rec := b.do("GET", "http://localhost/t/acme/", nil, nil); rec.Code != http.StatusFound {
+		t.Fatalf("replayed session after logout: %d", rec.Code)
+	}
+}
+
+func BenchmarkSessionStep(b *testing.B) {
+	h, _, br := newLoginHarness(b)
+	br.signIn("http://localhost/t/acme/", aliceClaims())
+	sess := br.cookies["portero_session"]
+	req := httptest.NewRequest("GET", "http://localhost/t/acme/", nil)
+	req.AddCookie(&http.Cookie{Name: sess.Name, Value: sess.Value})
+	w := httptest.NewRecorder()
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if h.gw.sessions.current(w, req) == nil {
+				b.Fatal("no session")
+			}
+		}
+	})
+	b.Run("open", func(b *testing.B) {
+		raw, _ := session.Sealed(req, "portero_session")
+		b.ReportAllocs()
+		for b.Loop() {
+			if h.gw.sessions.open(raw, time.Now()) == nil {
+				b.Fatal("no session")
+			}
+		}
+	})
+}
+
+func TestClaimMapping(t *testing.T) {
+	claims := map[string]any{
+		"sub":                       "u1",
+		"realm_access":              map[string]any{"roles": []any{"acme:administrator", "acme:administrator", "globex:location_manager"}},
+		"https://example.com/roles": []any{"initech:account_manager"},
+		"tenants":                   "umbrella",
+		"groups":                    []any{"g1", 7, "g2"},
+	}
+	m := config.Claims{Subject: "sub", Roles: "realm_access.roles", Groups: "groups", Tenants: "tenants", Email: "email", Org: "org"}
+	id, err := mapClaims(m, claims, "session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"acme": {"administrator"}, "globex": {"location_manager"}, "umbrella": {}}
+	if fmt.Sprint(id.Memberships) != fmt.Sprint(want) || fmt.Sprint(id.Groups) != "[g1 g2]" {
+		t.Errorf("memberships %v groups %v", id.Memberships, id.Groups)
+	}
+	m.Roles = "https://example.com/roles"
+	id, _ = mapClaims(m, claims, "bearer")
+	if _, ok := id.Memberships["initech"]; !ok {
+		t.Errorf("namespaced claim not read: %v", id.Memberships)
+	}
+	if _, err := mapClaims(m, map[string]any{"email": "x"}, "bearer"); err == nil {
+		t.Error("identity without a subject")
+	}
+}

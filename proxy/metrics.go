@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the request path's Prometheus metrics.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
+	droppedHeaders prometheus.Counter
+	accessLookups  *prometheus.CounterVec
+}
+
+// NewMetrics registers the request path's metrics, the build info and the Go
+// and process collectors on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_requests_total",
+			Help: "Requests by route, decision (allow, deny, reject before policy) and response code.",
+		}, []string{"route", "decision", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portero_request_duration_seconds",
+			Help:    "Time from request received to response headers written, upstream included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_upstream_errors_total",
+			Help: "Requests that failed because the upstream could not be reached or did not answer in time.",
+		}, []string{"route"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_auth_failures_total",
+			Help: "Rejected credentials by reason (missing, malformed, expired, invalid, unavailable).",
+		}, []string{"reason"}),
+		droppedHeaders: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portero_policy_dropped_headers_total",
+			Help: "Headers a policy decision asked for but Portero refused to set (not a reserved name, or an invalid value).",
+		}),
+	}
+	m.accessLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portero_access_lookups_total",
+		Help: "Per-request access-store lookups by result: hit (cache), miss (store read), error (request denied).",
+	}, []string{"result"})
+	reg.MustRegister(m.accessLookups)
+	reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.authFailures, m.droppedHeaders,
+		collectors.NewBuildInfoCollector(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}

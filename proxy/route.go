@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"net/http/httputil"
+	"regexp"
+	"strings"
+
+	"github.com/portero-gateway/portero/config"
+)
+
+// route is a configured route with its host patterns prepared for matching.
+type route struct {
+	cfg        config.Route
+	exactHosts map[string]bool
+	wildcards  []string // ".apps.example.com" for "*.apps.example.com"
+	forward    *httputil.ReverseProxy
+}
+
+// router picks the route for a (normalised) host and path.
+type router struct {
+	routes []*route
+}
+
+func newRouter(routes []config.Route) *router {
+	rt := &router{}
+	for _, rc := range routes {
+		r := &route{cfg: rc, exactHosts: map[string]bool{}}
+		for _, h := range rc.Hosts {
+			if suffix, ok := strings.CutPrefix(h, "*"); ok {
+				r.wildcards = append(r.wildcards, suffix)
+			} else {
+				r.exactHosts[h] = true
+			}
+		}
+		rt.routes = append(rt.routes, r)
+	}
+	return rt
+}
+
+// match returns the most specific route: an exact host beats a wildcard,
+// which beats a route for any host; then the longest path prefix; then the
+// first in the file.
+func (rt *router) match(host, path string) *route {
+	var best *route
+	bestHost, bestPrefix := -1, -1
+	for _, r := range rt.routes {
+		hr := r.hostRank(host)
+		if hr < 0 || !prefixMatches(r.cfg.PathPrefix, path) {
+			continue
+		}
+		if hr > bestHost || hr == bestHost && len(r.cfg.PathPrefix) > bestPrefix {
+			best, bestHost, bestPrefix = r, hr, len(r.cfg.PathPrefix)
+		}
+	}
+	return best
+}
+
+// hostRank is 2 for an exact match, 1 for a wildcard, 0 for a route without
+// hosts, -1 for no match. A wildcard stands for exactly one label.
+func (r *route) hostRank(host string) int {
+	if len(r.exactHosts) == 0 && len(r.wildcards) == 0 {
+		return 0
+	}
+	if r.exactHosts[host] {
+		return 2
+	}
+	for _, suffix := range r.wildcards {
+		if label, ok := strings.CutSuffix(host, suffix); ok && label != "" && !strings.Contains(label, ".") {
+			return 1
+		}
+	}
+	return -1
+}
+
+// prefixMatches compares whole segments: "/api" matches "/api" and "/api/x"
+// but not "/apix".
+func prefixMatches(prefix, path string) bool {
+	if prefix == "/" {
+		return true
+	}
+	p := strings.TrimSuffix(prefix, "/")
+	return path == p || strings.HasPrefix(path, p+"/")
+}
+
+// tenantExtractor finds the tenant id in the host or the path, per the
+// tenant templates in gateway.yaml.
+type tenantExtractor struct {
+	hostLabels []string // template labels; "{tenant}" marks the id
+	pathSegs   []string // template segments
+}
+
+var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func newTenantExtractor(t config.Tenant) tenantExtractor {
+	var te tenantExtractor
+	if t.Host != "" {
+		te.hostLabels = strings.Split(t.Host, ".")
+	}
+	if t.Path != "" {
+		te.pathSegs = strings.Split(strings.Trim(t.Path, "/"), "/")
+	}
+	return te
+}
+
+// extract returns the tenant id, or "" when the request names none (or names
+// one that is not a valid id, which is then treated as none: fail closed),
+// and the path segments as the tenant's app sees them: after the tenant's
+// path prefix when the tenant came from the path.
+func (te tenantExtractor) extract(host string, segments []string) (string, []string) {
+	if te.hostLabels != nil {
+		if id := matchTemplate(te.hostLabels, strings.Split(host, "."), true); id != "" {
+			return id, segments
+		}
+	}
+	if te.pathSegs != nil {
+		if id := matchTemplate(te.pathSegs, segments, false); id != "" {
+			return id, segments[len(te.pathSegs):]
+		}
+	}
+	return "", segments
+}
+
+func matchTemplate(tmpl, parts []string, whole bool) string {
+	if len(parts) < len(tmpl) || whole && len(parts) != len(tmpl) {
+		return ""
+	}
+	id := ""
+	for i, t := range tmpl {
+		switch {
+		case t == "{tenant}":
+			id = parts[i]
+		case t != parts[i]:
+			return ""
+		}
+	}
+	if !tenantID.MatchString(id) {
+		return ""
+	}
+	return id
+}

@@ -1,0 +1,215 @@
+package portero.access_test
+
+import data.portero.authz
+
+# A tenant, its members and a partner, as the gateway puts them in input.access.
+_tenant := {"id": "acme", "name": "Acme", "status": "active", "owner": "olivia", "master_access": true}
+
+_members := {
+	"adam": {"role": "administrator", "businesses": [], "locations": [], "features": {}, "fields": {}, "rights": [], "profile": "", "status": "active"},
+	"mia": {"role": "multi_account_manager", "businesses": ["b1", "b2"], "locations": [], "features": {}, "fields": {}, "rights": [], "profile": "full", "status": "active"},
+	"ann": {"role": "account_manager", "businesses": ["b1"], "locations": [], "features": {"reviews": "read"}, "fields": {}, "rights": ["user_management"], "profile": "services", "status": "active"},
+	"leo": {"role": "location_manager", "businesses": [], "locations": ["l1"], "features": {"profile_listings": "edit", "reviews": "read", "user_rights": "edit"}, "fields": {"profile_listings": ["phone", "hours"]}, "rights": [], "profile": "", "status": "active"},
+	"avery": {"role": "account_manager", "businesses": ["b1"], "locations": [], "features": {}, "fields": {}, "rights": [], "profile": "accounting", "status": "active"},
+	"gone": {"role": "administrator", "businesses": [], "locations": [], "features": {}, "fields": {}, "rights": [], "profile": "", "status": "deactivated"},
+}
+
+_delegation(scope, products, wallet, status, expired) := {
+	"id": "dlg_1", "partner": "partnerco", "scope": scope, "products": products,
+	"wallet": wallet, "status": status, "expired": expired,
+}
+
+_access(user) := {"tenant": _tenant, "membership": _members[user]} if _members[user]
+else := {"tenant": _tenant}
+
+_input(user, method, segments, body) := {
+	"request": {"method": method, "app_segments": segments, "body": body},
+	"tenant": {"id": "acme", "status": "active"},
+	"identity": {"sub": user},
+	"access": _access(user),
+}
+
+_partner_input(d, method, segments) := {
+	"request": {"method": method, "app_segments": segments},
+	"tenant": {"id": "acme", "status": "active"},
+	"identity": {"sub": "pat"},
+	"access": {"tenant": _tenant, "partner": "partnerco", "delegation": d},
+}
+
+_partner(dl, method, segments) := d if {
+	d := authz.decision with input as _partner_input(dl, method, segments)
+}
+
+_decide(user, method, segments) := d if {
+	d := authz.decision with input as _input(user, method, segments, {})
+}
+
+_reason(user, method, segments) := d.reason if {
+	d := _decide(user, method, segments)
+	not d.allow
+}
+
+# --- tenants ---
+
+test_unknown_tenant_is_404 if {
+	d := authz.decision with input as {"identity": {"sub": "adam"}, "tenant": {"id": "nope"}, "access": {}, "request": {"method": "GET", "app_segments": []}}
+	d.status == 404
+	d.reason == "tenant.unknown"
+}
+
+test_suspended_tenant_is_refused if {
+	i := json.patch(_input("adam", "GET", [], {}), [{"op": "replace", "path": "/access/tenant/status", "value": "suspended"}])
+	d := authz.decision with input as i
+	d.reason == "tenant.suspended"
+}
+
+# --- members and deactivation ---
+
+test_owner_is_administrator_without_a_membership if {
+	d := _decide("olivia", "PUT", ["api-key"])
+	d.allow
+	d.headers["X-Portero-Role"] == "administrator"
+	d.reason == "owner.administrator"
+}
+
+test_stranger_is_refused if _reason("eve", "GET", []) == "member.none"
+
+test_deactivated_member_is_refused if _reason("gone", "GET", []) == "member.deactivated"
+
+test_general_app_paths_are_open_to_members if _decide("leo", "GET", ["dashboard"]).allow
+
+# --- roles on businesses, locations, settings, API key ---
+
+test_administrator_may_create_businesses if _decide("adam", "POST", ["businesses"]).allow
+
+test_multi_account_manager_may_create_businesses if _decide("mia", "POST", ["businesses"]).allow
+
+test_account_manager_may_not_create_businesses if _reason("ann", "POST", ["businesses"]) == "role.action_not_allowed"
+
+test_account_manager_may_create_locations if {
+	d := authz.decision with input as json.patch(_input("ann", "POST", ["locations"], {}), [{"op": "add", "path": "/access/membership/features/profile_listings", "value": "edit"}])
+	d.allow
+}
+
+test_location_manager_may_not_create_locations if _reason("leo", "POST", ["locations"]) == "role.action_not_allowed"
+
+test_location_manager_only_its_locations if {
+	_decide("leo", "GET", ["locations", "l1", "profile"]).allow
+	_reason("leo", "GET", ["locations", "l2", "profile"]) == "scope.location"
+}
+
+test_account_manager_only_its_businesses if {
+	d := _decide("ann", "GET", ["businesses", "b1"])
+	d.allow
+	d.headers["X-Portero-Scope"] == "businesses:b1"
+	_reason("ann", "GET", ["businesses", "b9"]) == "scope.business"
+}
+
+test_settings_and_api_key if {
+	_decide("ann", "GET", ["settings"]).allow
+	_reason("ann", "PATCH", ["settings"]) == "role.action_not_allowed"
+	_decide("adam", "PATCH", ["settings"]).allow
+	_reason("mia", "PUT", ["api-key"]) == "role.action_not_allowed"
+	_decide("adam", "PUT", ["api-key"]).allow
+}
+
+# --- features: read vs edit, profiles, rights, minimum role ---
+
+test_read_right_reads_but_does_not_edit if {
+	_decide("leo", "GET", ["reviews"]).allow
+	_reason("leo", "POST", ["reviews", "r1", "reply"]) == "feature.read_only"
+}
+
+test_explicit_right_beats_the_profile if {
+	# ann's profile (services) gives reviews:edit, her explicit right says read.
+	_reason("ann", "POST", ["reviews", "r1", "reply"]) == "feature.read_only"
+	_decide("ann", "PUT", ["reply-library"]).allow
+}
+
+test_feature_not_granted if _reason("leo", "GET", ["ads"]) == "feature.not_granted"
+
+test_accounting_profile_reaches_billing_only if {
+	_decide("avery", "GET", ["billing"]).allow
+	_decide("avery", "POST", ["billing", "payments"]).allow
+	_reason("avery", "GET", ["reviews"]) == "feature.not_granted"
+	_reason("avery", "GET", ["ads"]) == "feature.not_granted"
+	_reason("avery", "PATCH", ["plan"]) == "feature.read_only"
+}
+
+test_user_rights_mean_nothing_below_account_manager if {
+	_reason("leo", "GET", ["users"]) == "feature.role_too_low"
+	_decide("ann", "POST", ["users"]).allow # the user_management right
+}
+
+test_administrator_has_every_feature if {
+	d := _decide("adam", "POST", ["ads"])
+	d.allow
+	json.unmarshal(d.headers["X-Portero-Features"]).billing == "edit"
+}
+
+test_catalog_needs_the_catalog_admin_right if {
+	_reason("ann", "PATCH", ["catalog"]) == "right.missing"
+	i := json.patch(_input("ann", "PATCH", ["catalog"], {}), [{"op": "replace", "path": "/access/membership/rights", "value": ["catalog_admin"]}])
+	d := authz.decision with input as i
+	d.allow
+}
+
+# --- per-field edit rights, checked against the JSON body ---
+
+test_allowed_fields_may_be_edited if {
+	d := authz.decision with input as _input("leo", "PATCH", ["locations", "l1", "profile"], {"phone": "+1 555", "hours": "9-5"})
+	d.allow
+}
+
+test_other_fields_are_refused if {
+	d := authz.decision with input as _input("leo", "PATCH", ["locations", "l1", "profile"], {"phone": "+1 555", "name": "Evil"})
+	d.reason == "field.not_allowed"
+}
+
+test_another_location_is_refused_even_with_allowed_fields if {
+	d := authz.decision with input as _input("leo", "PATCH", ["locations", "l2", "profile"], {"phone": "+1"})
+	d.reason == "scope.location"
+}
+
+test_no_field_limit_means_every_field if {
+	d := authz.decision with input as _input("adam", "PATCH", ["locations", "l9", "profile"], {"name": "New"})
+	d.allow
+}
+
+# --- delegation ---
+
+test_accepted_limited_delegation_reaches_its_products_only if {
+	dl := _delegation("limited", ["reviews"], false, "accepted", false)
+	d := authz.decision with input as _partner_input(dl, "GET", ["reviews"])
+	d.allow
+	d.headers["X-Portero-Partner"] == "partnerco"
+	d.reason == "partner.account_manager"
+	r := authz.decision with input as _partner_input(dl, "GET", ["ads"])
+	r.reason == "delegation.product_not_granted"
+}
+
+test_full_delegation_reaches_everything_but_the_wallet if {
+	dl := _delegation("full", [], false, "accepted", false)
+	_partner(dl, "POST", ["ads"]).allow
+	_partner(dl, "POST", ["businesses"]).allow
+	_partner(dl, "GET", ["billing"]).reason == "delegation.no_wallet"
+	wallet := _delegation("full", [], true, "accepted", false)
+	_partner(wallet, "GET", ["billing"]).allow
+}
+
+test_limited_delegation_with_wallet_reaches_billing if {
+	dl := _delegation("limited", ["billing"], true, "accepted", false)
+	_partner(dl, "GET", ["billing"]).allow
+}
+
+test_unaccepted_delegations_give_nothing if {
+	every status in ["invited", "rejected", "revoked"] {
+		d := authz.decision with input as _partner_input(_delegation("full", [], true, status, false), "GET", ["reviews"])
+		d.reason == "delegation.not_accepted"
+	}
+}
+
+test_expired_delegation_gives_nothing if {
+	d := authz.decision with input as _partner_input(_delegation("full", [], true, "accepted", true), "GET", [])
+	d.reason == "delegation.expired"
+}

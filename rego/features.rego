@@ -1,0 +1,60 @@
+# METADATA
+# title: Features, profiles and per-field rights
+# description: |
+#   A member's level for a feature ("read" or "edit") comes from their
+#   explicit rights, else their profile, else their extra rights, else
+#   "edit" for administrators. Owners and partners get "edit" (partners are
+#   limited to their products by portero.delegation). Edits limited per
+#   field allow only those keys in the JSON body. A feature with a minimum
+#   role (user rights: account manager) means nothing below it.
+package portero.features
+
+import data.portero.definitions as defs
+import data.portero.members
+import data.portero.requests
+
+_m := members.membership
+
+# The "full" profile is every feature at "edit".
+_all_edit := defs.profiles.full.features
+
+_admin_default := _all_edit if members.role == "administrator"
+else := {}
+
+_from_rights := {defs.rights[r].feature: "edit" | some r in _m.rights; defs.rights[r].feature}
+
+_from_profile := defs.profiles[_m.profile].features if _m.profile != ""
+else := {}
+
+# The caller's level per feature, computed once per request as one object
+# (later objects win): administrators' default, extra rights, the profile,
+# then explicit rights.
+levels := _all_edit if members.kind in {"owner", "partner"}
+else := object.union_n([_admin_default, _from_rights, _from_profile, _m.features]) if members.kind == "member"
+else := {}
+
+level(f) := levels[f]
+
+denials contains "feature.not_granted" if {
+	f := requests.entry.feature
+	not level(f)
+}
+
+denials contains "feature.read_only" if {
+	requests.writes
+	level(requests.entry.feature) == "read"
+}
+
+denials contains "feature.role_too_low" if {
+	min := defs.features[requests.entry.feature].min_role
+	defs.roles[members.role] < defs.roles[min]
+}
+
+denials contains "field.not_allowed" if {
+	requests.entry.action == "edit"
+	allowed := _m.fields[requests.entry.feature]
+	some key, _ in input.request.body
+	not key in allowed
+}
+
+# Effective rights for the X-Portero-Features header.

@@ -1,0 +1,35 @@
+# METADATA
+# title: Who the caller is in the request's tenant
+# description: |
+#   From input.access (the store's facts): the tenant's owner, a member, or a
+#   user of a partner organisation the tenant delegated to; and the role the
+#   rest of the policy applies. A deactivated member is refused on the very
+#   next request.
+package portero.members
+
+import data.portero.delegation
+
+tenant := input.access.tenant
+
+membership := input.access.membership
+
+is_owner if {
+	tenant.owner != ""
+	input.identity.sub == tenant.owner
+}
+
+kind := "owner" if is_owner
+else := "member" if membership
+else := "partner" if input.access.delegation
+else := "none"
+
+role := "administrator" if kind == "owner"
+else := membership.role if kind == "member"
+else := delegation.role if kind == "partner"
+
+denials contains "member.none" if kind == "none"
+
+denials contains "member.deactivated" if {
+	kind == "member"
+	membership.status != "active"
+}
