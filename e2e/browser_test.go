@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,30 +69,79 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// proc is a process started for a test: its combined output so far and a
+// channel closed when it exits.
+type proc struct {
+	name   string
+	mu     sync.Mutex
+	out    bytes.Buffer
+	exited chan struct{}
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
 // start runs a process until the test ends, keeping its output for failures.
-func start(t *testing.T, env []string, name string, args ...string) *bytes.Buffer {
+func start(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
-	var out bytes.Buffer
+	p := &proc{name: filepath.Base(name), exited: make(chan struct{})}
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = p, p
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.exited:
 		case <-time.After(5 * time.Second):
 			_ = cmd.Process.Kill()
+			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("--- %s output:\n%s", filepath.Base(name), out.String())
+			t.Logf("--- %s output:\n%s", p.name, p.output())
 		}
 	})
-	return &out
+	return p
+}
+
+// waitReady polls url until it answers 200. It fails the test at once when
+// one of procs exits, and after limit otherwise, naming what it waited for.
+func waitReady(t *testing.T, what, url string, limit time.Duration, procs ...*proc) {
+	t.Helper()
+	begin := time.Now()
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				t.Logf("%s ready after %v", what, time.Since(begin).Round(time.Millisecond))
+				return
+			}
+		}
+		for _, p := range procs {
+			select {
+			case <-p.exited:
+				t.Fatalf("%s exited while waiting for %s", p.name, what)
+			default:
+			}
+		}
+		if time.Since(begin) > limit {
+			t.Fatalf("%s was not ready within %v (last error: %v)", what, limit, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func startStack(t *testing.T) stack {
@@ -119,23 +169,15 @@ func startStack(t *testing.T) stack {
 		fmt.Sprintf("PORTERO_OPS_ADDR=127.0.0.1:%d", ops),
 		"PORTERO_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 	}
-	start(t, env, "node", "../demo/idp/server.js")
-	start(t, env, filepath.Join(bin, "demo-app"))
-	start(t, env, filepath.Join(bin, "portero"), "serve", "-c", "../demo/gateway.yaml")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.ops + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the stack did not become ready within 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// Generous limits: on a busy two-core CI machine running the race-enabled
+	// test binaries beside this one, start-up can be slow. Each wait names
+	// what it waited for, and a process that dies fails the test at once.
+	idpProc := start(t, env, "node", "../demo/idp/server.js")
+	appProc := start(t, env, filepath.Join(bin, "demo-app"))
+	waitReady(t, "the demo IdP", s.idp+"/.well-known/openid-configuration", 90*time.Second, idpProc, appProc)
+	gwProc := start(t, env, filepath.Join(bin, "portero"), "serve", "-c", "../demo/gateway.yaml")
+	waitReady(t, "the gateway", s.ops+"/readyz", 60*time.Second, idpProc, appProc, gwProc)
+	return s
 }
 
 func newBrowser(t *testing.T, chromium string) context.Context {

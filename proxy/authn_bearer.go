@@ -68,7 +68,10 @@ func (b *bearerAuthenticator) discover(ctx context.Context, client *http.Client)
 	return nil
 }
 
-// discoverUntilReady retries discovery with backoff until it succeeds or ctx ends.
+// discoverUntilReady retries discovery with backoff until it succeeds or ctx
+// ends. The backoff stops growing at 5 s: discovery is one small GET, and the
+// gateway is not ready until it succeeds, so a longer pause only delays
+// readiness after the IdP comes back.
 func (b *bearerAuthenticator) discoverUntilReady(ctx context.Context, client *http.Client, onErr func(error)) {
 	delay := 500 * time.Millisecond
 	for {
@@ -82,7 +85,7 @@ func (b *bearerAuthenticator) discoverUntilReady(ctx context.Context, client *ht
 			return
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 30*time.Second)
+		delay = min(delay*2, 5*time.Second)
 	}
 }
 

@@ -27,8 +27,16 @@ export const USERS = {
     persona: 'user of partner organisation partnerco, managing globex' },
 };
 
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'demo-rs256', use: 'sig', alg: 'RS256' };
+// Start-up stages go to stderr so a slow or stuck start shows where it is.
+const started = Date.now();
+const stage = (what) => process.stderr.write(`demo IdP: ${what} (+${Date.now() - started} ms)\n`);
+stage('modules loaded');
+
+// A P-256 key made at start: generating one takes about a millisecond, where
+// an RSA key takes a random, sometimes long, time on a busy machine.
+const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'demo-es256', use: 'sig', alg: 'ES256' };
+stage('signing key ready');
 
 const configuration = {
   clients: [{
@@ -39,6 +47,7 @@ const configuration = {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: 'ES256',
   }],
   jwks: { keys: [signingKey] },
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
@@ -90,6 +99,7 @@ const configuration = {
 
 const provider = new Provider(issuer, configuration);
 const callback = provider.callback();
+stage('provider ready');
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
