@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -47,7 +48,10 @@ func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCac
 		return nil
 	}
 	for key := range use.top {
-		if !slices.Contains([]string{"identity", "tenant", "route", "access", "request", "management"}, key) {
+		// input.subject and input.operation are the policy's own stages
+		// (see SubjectQuery): what they read is among the modules' reads
+		// checked here.
+		if !slices.Contains([]string{"identity", "tenant", "route", "access", "request", "management", "subject", "operation"}, key) {
 			return nil
 		}
 	}
@@ -67,20 +71,7 @@ func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCac
 			}
 		}
 	}
-	deterministic := true
-	for _, m := range modules {
-		ast.WalkExprs(m, func(e *ast.Expr) bool {
-			if !e.IsCall() {
-				return false
-			}
-			name := e.Operator().String()
-			if b, ok := ast.BuiltinMap[name]; ok && b.Nondeterministic {
-				deterministic = false
-			}
-			return !deterministic
-		})
-	}
-	if !deterministic {
+	if !deterministic(slices.Collect(maps.Values(modules))) {
 		return nil
 	}
 	return &decisionCache{requestFields: fields, entries: map[decisionKey]Decision{}}

@@ -49,6 +49,7 @@ type Loaded struct {
 	query    rego.PreparedEvalQuery
 	use      inputUse
 	cache    *decisionCache // nil when decisions may depend on more than identity, tenant and route
+	stages   []*stage       // the stages the policy defines (see SubjectQuery)
 }
 
 // ReloadError records why the last reload was refused.
@@ -107,7 +108,8 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if prev != nil {
 		prevRev = prev.Revision
 	}
-	e.log.Info("policy loaded", "source", e.source.Name, "revision", loaded.Revision, "previous", prevRev)
+	e.log.Info("policy loaded", "source", e.source.Name, "revision", loaded.Revision, "previous", prevRev,
+		"stages", loaded.Stages())
 	return nil
 }
 
@@ -139,9 +141,33 @@ func Compile(ctx context.Context, src Source) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load policy %s: prepare: %w", src.Name, err)
 	}
+	var stages []*stage
+	for _, spec := range []*stageSpec{&subjectSpec, &operationSpec} {
+		st, err := newStage(ctx, compiler, spec, rego.Store(store))
+		if err != nil {
+			return nil, fmt.Errorf("load policy %s: %w", src.Name, err)
+		}
+		if st != nil {
+			stages = append(stages, st)
+		}
+	}
 	use := analyseInputUse(compiler.Modules)
 	return &Loaded{Revision: snap.revision, LoadedAt: time.Now(), query: pq, use: use,
-		cache: newDecisionCache(compiler.Modules, use)}, nil
+		cache: newDecisionCache(compiler.Modules, use), stages: stages}, nil
+}
+
+// Stages describes the policy's stages (see SubjectQuery) for the load
+// log: query -> "memoised" or why not.
+func (p *Loaded) Stages() map[string]string {
+	out := map[string]string{}
+	for _, st := range p.stages {
+		if st.pure {
+			out[st.spec.query] = "memoised"
+		} else {
+			out[st.spec.query] = "evaluated per request: " + st.why
+		}
+	}
+	return out
 }
 
 // Decide evaluates the input against the current policy. It always returns a
@@ -164,7 +190,22 @@ func (e *Engine) Decide(ctx context.Context, in *Input) Evaluation {
 		}
 		e.metrics.cacheMisses.Inc()
 	}
-	ev.Decision, ev.Err = p.decide(ctx, rego.EvalParsedInput(in.valueFor(p.use)))
+	var extra [2][2]*ast.Term
+	n := 0
+	for _, st := range p.stages {
+		t, hit, err := st.result(ctx, in)
+		if err != nil {
+			ev.Decision, ev.Err = deny(500, ReasonError), err
+			ev.Duration = time.Since(start)
+			return ev
+		}
+		e.metrics.stageLookup(st.spec.field, hit)
+		if t != nil {
+			extra[n] = item(st.spec.field, t)
+			n++
+		}
+	}
+	ev.Decision, ev.Err = p.decide(ctx, rego.EvalParsedInput(in.valueFor(p.use, extra[:n]...)))
 	ev.Duration = time.Since(start)
 	e.metrics.observeEval(ev.Duration)
 	if cacheable && ev.Err == nil {
@@ -191,7 +232,28 @@ func (p *Loaded) decide(ctx context.Context, opts ...rego.EvalOption) (Decision,
 // EvalRaw evaluates a raw JSON-like input document, as `portero eval` does.
 // With explain, the evaluation trace is returned as text.
 func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision, []*topdown.Event, error) {
-	opts := []rego.EvalOption{rego.EvalInput(input)}
+	v, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return deny(400, ReasonError), nil, fmt.Errorf("input: %w", err)
+	}
+	if obj, ok := v.(ast.Object); ok {
+		// As the gateway does: the stages first, their results in the input.
+		with := obj.Copy()
+		for _, st := range p.stages {
+			if obj.Get(ast.InternedTerm(st.spec.field)) != nil {
+				continue // given by the caller
+			}
+			t, err := st.eval(ctx, rego.EvalParsedInput(obj))
+			if err != nil {
+				return deny(500, ReasonError), nil, err
+			}
+			if t != nil {
+				with.Insert(ast.InternedTerm(st.spec.field), t)
+			}
+		}
+		v = with
+	}
+	opts := []rego.EvalOption{rego.EvalParsedInput(v)}
 	var tracer *topdown.BufferTracer
 	if explain {
 		tracer = topdown.NewBufferTracer()

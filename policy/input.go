@@ -110,7 +110,7 @@ type Identity struct {
 func init() {
 	ast.InternStringTerm("request", "route", "tenant", "identity", "now", "method", "host", "path",
 		"segments", "query", "headers", "body", "name", "api", "id", "status", "sub", "email", "org",
-		"groups", "roles", "memberships", "access", "app_segments", "management", "claims", "auth", "bearer", "session",
+		"groups", "roles", "memberships", "access", "subject", "operation", "app_segments", "management", "claims", "auth", "bearer", "session",
 		"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "active")
 }
 
@@ -137,9 +137,10 @@ func NewIdentity(id Identity) *Identity {
 // which skips the JSON round trip a map[string]any input would cost.
 func (in *Input) Value() ast.Value { return in.valueFor(everything) }
 
-// valueFor builds only the parts of the input the policy reads.
-func (in *Input) valueFor(u inputUse) ast.Value {
-	items := make([][2]*ast.Term, 0, 5)
+// valueFor builds only the parts of the input the policy reads, followed by
+// extra items (the results of the policy's stages, see SubjectQuery).
+func (in *Input) valueFor(u inputUse, extra ...[2]*ast.Term) ast.Value {
+	items := make([][2]*ast.Term, 0, 5+len(extra))
 	if u.needs("request") {
 		items = append(items, item("request", ast.NewTerm(in.Request.valueFor(u))))
 	}
@@ -167,6 +168,7 @@ func (in *Input) valueFor(u inputUse) ast.Value {
 	if in.Management != nil && u.needs("management") {
 		items = append(items, item("management", ast.NewTerm(in.Management.value())))
 	}
+	items = append(items, extra...)
 	return ast.NewObject(items...)
 }
 

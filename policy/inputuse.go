@@ -20,27 +20,32 @@ func analyseInputUse(modules map[string]*ast.Module) inputUse {
 	u := inputUse{top: map[string]bool{}, request: map[string]bool{}}
 	for _, m := range modules {
 		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if !r[0].Equal(ast.InputRootDocument) {
-				return false
-			}
-			key, ok := constKey(r, 1)
-			if !ok {
-				u.all = true
-				return false
-			}
-			u.top[key] = true
-			if key == "request" {
-				sub, ok := constKey(r, 2)
-				if !ok {
-					u.reqAll = true
-				} else {
-					u.request[sub] = true
-				}
-			}
+			u.add(r)
 			return false
 		})
 	}
 	return u
+}
+
+// add records one reference, when it is a reference to input.
+func (u *inputUse) add(r ast.Ref) {
+	if !r[0].Equal(ast.InputRootDocument) {
+		return
+	}
+	key, ok := constKey(r, 1)
+	if !ok {
+		u.all = true
+		return
+	}
+	u.top[key] = true
+	if key == "request" {
+		sub, ok := constKey(r, 2)
+		if !ok {
+			u.reqAll = true
+		} else {
+			u.request[sub] = true
+		}
+	}
 }
 
 func constKey(r ast.Ref, i int) (string, bool) {

@@ -13,6 +13,7 @@ type Metrics struct {
 	info         *prometheus.GaugeVec
 	cacheHits    prometheus.Counter
 	cacheMisses  prometheus.Counter
+	stages       map[string][2]prometheus.Counter // stage -> {miss, hit}
 }
 
 // NewMetrics registers the engine's metrics on reg.
@@ -37,7 +38,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Decisions answered from the decision cache (hit) or evaluated and cached (miss). Only deterministic policies whose input reads can be keyed (identity, access facts, tenant, route, method and path; never a body, headers or the time) are cached.",
 	}, []string{"result"})
 	m.cacheHits, m.cacheMisses = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
-	reg.MustRegister(cache)
+	stages := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portero_policy_stage_total",
+		Help: "Evaluations of the policy's stages (subject: data.portero.subject.facts, the caller's request-independent facts; operation: data.portero.requests.entry, the request's route mapping entry) answered from the stage's memo (hit) or evaluated (miss).",
+	}, []string{"stage", "result"})
+	m.stages = map[string][2]prometheus.Counter{}
+	for _, spec := range []*stageSpec{&subjectSpec, &operationSpec} {
+		m.stages[spec.field] = [2]prometheus.Counter{stages.WithLabelValues(spec.field, "miss"), stages.WithLabelValues(spec.field, "hit")}
+	}
+	reg.MustRegister(cache, stages)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	reg.MustRegister(m.evalDuration, m.reloads, m.info)
@@ -46,6 +55,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) observeEval(d time.Duration) {
 	m.evalDuration.Observe(d.Seconds())
+}
+
+func (m *Metrics) stageLookup(stage string, hit bool) {
+	c := m.stages[stage]
+	if hit {
+		c[1].Inc()
+	} else {
+		c[0].Inc()
+	}
 }
 
 func (m *Metrics) reloaded(ok bool, revision string) {

@@ -1,6 +1,8 @@
 package portero.access_test
 
 import data.portero.authz
+import data.portero.requests
+import data.portero.subject
 
 # A tenant, its members and a partner, as the gateway puts them in input.access.
 _tenant := {"id": "acme", "name": "Acme", "status": "active", "owner": "olivia", "master_access": true}
@@ -212,4 +214,30 @@ test_unaccepted_delegations_give_nothing if {
 test_expired_delegation_gives_nothing if {
 	d := authz.decision with input as _partner_input(_delegation("full", [], true, "accepted", true), "GET", [])
 	d.reason == "delegation.expired"
+}
+
+# --- the gateway's stages ---
+
+# The gateway passes subject.facts and requests.entry, worked out once per
+# caller and per path, as input.subject and input.operation; the decision
+# must be the one the policy reaches on its own.
+test_stages_from_the_gateway_give_the_same_decision if {
+	every user, body in {"leo": {"phone": "1"}, "ann": {"name": "x"}, "gone": {}, "zoe": {}} {
+		inp := _input(user, "PATCH", ["locations", "l1", "profile"], body)
+		s := subject.facts with input as inp
+		op := requests.entry with input as inp
+		staged := object.union(inp, {"subject": s, "operation": op})
+		d := authz.decision with input as staged
+		d == authz.decision with input as inp
+	}
+	_decide("leo", "PATCH", ["locations", "l1", "profile"]).allow # an allowed case among them
+	not _decide("zoe", "PATCH", ["locations", "l1", "profile"]).allow
+}
+
+# A literal segment of a mapping entry must match: locations/l1/photos is
+# not locations/*/profile, so it maps to no entry (general app access).
+test_literal_segments_must_match if {
+	not requests.entry with input as _input("leo", "GET", ["locations", "l1", "photos"], {})
+	requests.entry.feature == "profile_listings" with input as _input("leo", "GET", ["locations", "l1", "profile"], {})
+	_decide("leo", "GET", ["locations", "l1", "photos"]).allow
 }

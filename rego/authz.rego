@@ -7,19 +7,20 @@
 package portero.authz
 
 import data.portero.admin
-import data.portero.delegation
 import data.portero.features
-import data.portero.members
 import data.portero.membership
+import data.portero.requests
 import data.portero.roles
+import data.portero.subject
 
 # METADATA
 # title: Decision for one request
 # description: |
 #   With an access store (input.access present) the tenant must exist and be
 #   active, and the caller's role, features, scope and delegation must allow
-#   the request (see portero.members, portero.features, portero.roles,
-#   portero.delegation and the route mapping in portero.requests). Without a
+#   the request (see portero.subject, portero.members, portero.features,
+#   portero.roles, portero.delegation and the route mapping in
+#   portero.requests). Without a
 #   store, membership comes from token claims (portero.membership). Reasons
 #   are stable ids shown to clients and logged. On allow the identity headers
 #   for the upstream are returned; the gateway strips client-sent copies of
@@ -41,30 +42,16 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 	input.access.tenant.status != "active"
 } else := {"allow": false, "status": 403, "reason": _denial} if {
 	_denial
-} else := {"allow": true, "status": 200, "reason": sprintf("%s.%s", [members.kind, members.role]), "headers": _store_headers}
+} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
 
-# The first refusal, by concern: who the caller is, then the delegation,
-# then role and scope, then features and fields. Every rule that refuses a
-# request adds its reason id to its package's denials.
-_denial := min(members.denials) if count(members.denials) > 0
-else := min(delegation.denials) if count(delegation.denials) > 0
-else := min(roles.denials) if count(roles.denials) > 0
-else := min(features.denials) if count(features.denials) > 0
-
-_store_headers := object.union(
-	{
-		"X-Portero-User": input.identity.sub,
-		"X-Portero-Tenant": input.tenant.id,
-		"X-Portero-Role": members.role,
-		"X-Portero-Roles": members.role,
-		"X-Portero-Scope": roles.scope,
-		"X-Portero-Features": json.marshal(features.levels),
-	},
-	_partner_header,
-)
-
-_partner_header := {"X-Portero-Partner": input.access.partner} if members.kind == "partner"
-else := {}
+# The first refusal: one that holds for every request of this caller, then
+# one for the operation the request maps to (delegation, rights, role,
+# feature level; worked out once per caller by portero.subject), then the
+# business or location the path names, then the fields the body changes.
+_denial := subject.current.denial if subject.current.denial != ""
+else := d if d := subject.current.ops[requests.current.id]
+else := d if d := roles.scope_denial
+else := d if d := features.field_denial
 
 # Without a store: members are those the token's claims name. The headers
 # are written inline: a separate rule cost ~5 µs a request.

@@ -9,7 +9,6 @@ package portero.delegation
 
 import data.portero.definitions as defs
 import data.portero.members
-import data.portero.requests
 
 d := input.access.delegation
 
@@ -24,24 +23,24 @@ grants(feature) if {
 	feature in d.products
 }
 
-denials contains "delegation.not_accepted" if {
+# A refusal that holds for every request of this partner user.
+standing_denial := "delegation.expired" if {
+	members.kind == "partner"
+	d.expired
+} else := "delegation.not_accepted" if {
 	members.kind == "partner"
 	d.status != "accepted"
 }
 
-denials contains "delegation.expired" if {
+# A refusal of operation e (a route mapping entry) for a partner user: a
+# product the delegation does not grant, or one that spends money without
+# wallet access. portero.subject works it out once per caller for every entry.
+op_denial(e) := "delegation.no_wallet" if {
 	members.kind == "partner"
-	d.expired
-}
-
-denials contains "delegation.product_not_granted" if {
-	members.kind == "partner"
-	f := requests.entry.feature
-	not grants(f)
-}
-
-denials contains "delegation.no_wallet" if {
-	members.kind == "partner"
-	defs.features[requests.entry.feature].wallet
+	defs.features[e.feature].wallet
 	not d.wallet
+} else := "delegation.product_not_granted" if {
+	members.kind == "partner"
+	e.feature
+	not grants(e.feature)
 }

@@ -33,28 +33,24 @@ levels := _all_edit if members.kind in {"owner", "partner"}
 else := object.union_n([_admin_default, _from_rights, _from_profile, _m.features]) if members.kind == "member"
 else := {}
 
-level(f) := levels[f]
-
-denials contains "feature.not_granted" if {
-	f := requests.entry.feature
-	not level(f)
+# A refusal of operation e (a route mapping entry) that depends only on
+# the caller: portero.subject works it out once per caller for every entry.
+op_denial(e) := "feature.not_granted" if {
+	e.feature
+	not levels[e.feature]
+} else := "feature.read_only" if {
+	e.action != "read"
+	levels[e.feature] == "read"
+} else := "feature.role_too_low" if {
+	min := defs.features[e.feature].min_role
+	object.get(defs.roles, members.role, 0) < defs.roles[min]
 }
 
-denials contains "feature.read_only" if {
-	requests.writes
-	level(requests.entry.feature) == "read"
-}
-
-denials contains "feature.role_too_low" if {
-	min := defs.features[requests.entry.feature].min_role
-	defs.roles[members.role] < defs.roles[min]
-}
-
-denials contains "field.not_allowed" if {
-	requests.entry.action == "edit"
-	allowed := _m.fields[requests.entry.feature]
+# A refusal of this request's body: an edit that changes a field the
+# member's field rights for the feature do not list.
+field_denial := "field.not_allowed" if {
+	requests.current.action == "edit"
+	allowed := input.access.membership.fields[requests.current.feature]
 	some key, _ in input.request.body
 	not key in allowed
 }
-
-# Effective rights for the X-Portero-Features header.

@@ -27,9 +27,9 @@ role := "administrator" if kind == "owner"
 else := membership.role if kind == "member"
 else := delegation.role if kind == "partner"
 
-denials contains "member.none" if kind == "none"
-
-denials contains "member.deactivated" if {
+# A refusal that holds for every request of this caller in this tenant.
+denial := "member.none" if kind == "none"
+else := "member.deactivated" if {
 	kind == "member"
 	membership.status != "active"
 }

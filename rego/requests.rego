@@ -11,27 +11,24 @@ package portero.requests
 
 import data.portero.definitions as defs
 
-segments := input.request.app_segments
+# The operation of this request as the gateway worked it out (see
+# portero.subject's ops; the gateway memoises entry per method and path), or
+# worked out here.
+current := input.operation if input.operation
+else := entry
 
-# An entry matches when it has as many segments as the request and its
-# literal segments after the first (e.g. [[2, "profile"]]) are equal; the
-# first segment already chose the bucket.
-_matching := [e |
-	some e in defs.routes[input.request.method][segments[0]]
-	e.segments == count(segments)
+# The mapping entry for this request, {id, feature, action, resource, right,
+# params}, id being "<method> <path>": the first entry of the bucket that has as many segments as the
+# request and whose literal segments after the first (e.g. [[2, "profile"]])
+# are equal; the first segment already chose the bucket. Rules read a path
+# parameter as input.request.app_segments[current.params.location].
+entry := [object.union(e, {"id": concat(" ", [input.request.method, e.path])}) |
+	some e in defs.routes[input.request.method][input.request.app_segments[0]]
+	e.segments == count(input.request.app_segments)
 	not _literal_differs(e)
-]
+][0]
 
 _literal_differs(e) if {
 	some [i, literal] in e.literals
-	segments[i] != literal
+	input.request.app_segments[i] != literal
 }
-
-# The mapping entry for this request: {feature, action, resource, right}.
-entry := _matching[0]
-
-# Path parameters of the matched entry, e.g. {"location": "l1"}.
-params[name] := segments[i] if some name, i in entry.params
-
-# An edit, create or delete needs the feature at "edit"; a read, "read" or "edit".
-writes if entry.action != "read"

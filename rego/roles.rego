@@ -11,31 +11,32 @@ package portero.roles
 import data.portero.definitions as defs
 import data.portero.members
 import data.portero.requests
+import data.portero.subject
 
-denials contains "role.action_not_allowed" if {
-	r := requests.entry.resource
-	not defs.role_actions[members.role][r][requests.entry.action]
-}
-
-denials contains "scope.location" if {
-	members.kind == "member"
-	members.role == "location_manager"
-	id := requests.params.location
-	not id in members.membership.locations
-}
-
-denials contains "scope.business" if {
-	members.kind == "member"
-	members.role in {"multi_account_manager", "account_manager"}
-	id := requests.params.business
-	not id in members.membership.businesses
-}
-
-denials contains "right.missing" if {
-	right := requests.entry.right
+# A refusal of operation e (a route mapping entry) that depends only on
+# the caller: portero.subject works it out once per caller for every entry.
+op_denial(e) := "right.missing" if {
+	e.right
 	members.kind == "member"
 	members.role != "administrator"
-	not right in members.membership.rights
+	not e.right in members.membership.rights
+} else := "role.action_not_allowed" if {
+	e.resource
+	not defs.role_actions[members.role][e.resource][e.action]
+}
+
+# A refusal of this request by scope: the path names a business or location
+# the member is not assigned to.
+scope_denial := "scope.business" if {
+	subject.current.kind == "member"
+	subject.current.role in {"multi_account_manager", "account_manager"}
+	id := input.request.app_segments[requests.current.params.business]
+	not id in input.access.membership.businesses
+} else := "scope.location" if {
+	subject.current.kind == "member"
+	subject.current.role == "location_manager"
+	id := input.request.app_segments[requests.current.params.location]
+	not id in input.access.membership.locations
 }
 
 # The scope for the X-Portero-Scope header.

@@ -1,0 +1,255 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// The policy may define two stages the engine evaluates before the
+// decision and passes to it in the input. OPA spends a few microseconds on
+// every rule it evaluates; these stages take most of the default policy's
+// rules, and their results repeat across requests, so each is memoised
+// while it is pure: the rules it uses read only the input parts of its key
+// and call no non-deterministic builtin (otherwise it is evaluated for
+// every request, and the load log says why). A reload starts new memos.
+//
+// SubjectQuery is everything about the caller in the request's tenant that
+// does not depend on the request (role, feature levels, scope, identity
+// headers, refusals that hold for every request or per operation), passed
+// as input.subject. Its key is the *Identity and *Access pointers and the
+// tenant: both pointers change whenever the token, session or stored facts
+// do (a store write makes a new *Access), so a memoised result is exactly
+// what evaluating again would give.
+const SubjectQuery = "data.portero.subject.facts"
+
+// OperationQuery is the route mapping entry of the request (feature,
+// action, resource, params), passed as input.operation ({} when the mapping
+// names none). Its key is the method and the path segments.
+const OperationQuery = "data.portero.requests.entry"
+
+// maxMemoised bounds each memo; when full it is emptied.
+const maxMemoised = 20000
+
+// stageSpec says what a stage is and what it may read to be memoised.
+type stageSpec struct {
+	query string
+	field string // the input key its result is passed in
+	// reads says why the stage's input use does not fit its key, or "".
+	reads func(u inputUse) string
+	key   func(in *Input) stageKey
+	// undefined is passed when the stage is undefined for an input, so the
+	// policy does not work it out again; nil passes nothing.
+	undefined *ast.Term
+}
+
+type stageKey struct {
+	identity *Identity
+	access   *Access
+	a, b     string
+}
+
+var subjectSpec = stageSpec{
+	query: SubjectQuery,
+	field: "subject",
+	reads: func(u inputUse) string {
+		for key := range u.top {
+			if !slices.Contains([]string{"identity", "access", "tenant"}, key) {
+				return "it reads input." + key
+			}
+		}
+		return ""
+	},
+	key: func(in *Input) stageKey {
+		k := stageKey{identity: in.Identity, access: in.Access}
+		if in.Tenant != nil {
+			k.a, k.b = in.Tenant.ID, in.Tenant.Status
+		}
+		return k
+	},
+}
+
+var operationSpec = stageSpec{
+	query: OperationQuery,
+	field: "operation",
+	reads: func(u inputUse) string {
+		for key := range u.top {
+			if key != "request" {
+				return "it reads input." + key
+			}
+		}
+		if u.reqAll {
+			return "it reads input.request through a computed key"
+		}
+		for key := range u.request {
+			if key != "method" && key != "app_segments" {
+				return "it reads input.request." + key
+			}
+		}
+		return ""
+	},
+	key: func(in *Input) stageKey {
+		return stageKey{a: in.Request.Method, b: strings.Join(in.Request.AppSegments, "\x00")}
+	},
+	undefined: ast.NewTerm(ast.NewObject()),
+}
+
+type stage struct {
+	spec  *stageSpec
+	query rego.PreparedEvalQuery
+	use   inputUse
+	// pure is false when the stage reads other input or is
+	// non-deterministic: then it is evaluated for every request.
+	pure bool
+	// why says why the stage is not memoised, for the load log.
+	why string
+
+	mu   sync.RWMutex
+	memo map[stageKey]*ast.Term
+}
+
+// newStage prepares a stage, or returns nil when the policy does not
+// define it. opts are the decision query's (the store).
+func newStage(ctx context.Context, compiler *ast.Compiler, spec *stageSpec, opts ...func(*rego.Rego)) (*stage, error) {
+	rules := compiler.GetRulesForVirtualDocument(ast.MustParseRef(spec.query))
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	pq, err := rego.New(append([]func(*rego.Rego){
+		rego.Query(spec.query),
+		rego.Compiler(compiler),
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+	}, opts...)...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", spec.query, err)
+	}
+	reached := reachableRules(compiler, rules)
+	s := &stage{spec: spec, query: pq, use: analyseRuleInputUse(reached), memo: map[stageKey]*ast.Term{}}
+	switch {
+	case s.use.all:
+		s.why = "it reads input through a computed key"
+	case !deterministic(reached):
+		s.why = "it calls a non-deterministic builtin"
+	case hasWith(reached):
+		s.why = "it uses `with`"
+	default:
+		s.why = spec.reads(s.use)
+	}
+	s.pure = s.why == ""
+	return s, nil
+}
+
+// result returns the stage's result for the input (memoised when the stage
+// is pure), spec.undefined when it is undefined, and whether it came from
+// the memo.
+func (s *stage) result(ctx context.Context, in *Input) (*ast.Term, bool, error) {
+	var key stageKey
+	if s.pure {
+		key = s.spec.key(in)
+		s.mu.RLock()
+		t, ok := s.memo[key]
+		s.mu.RUnlock()
+		if ok {
+			return t, true, nil
+		}
+	}
+	t, err := s.eval(ctx, rego.EvalParsedInput(in.valueFor(s.use)))
+	if err != nil {
+		return nil, false, err
+	}
+	if s.pure {
+		s.mu.Lock()
+		if len(s.memo) >= maxMemoised {
+			clear(s.memo)
+		}
+		s.memo[key] = t
+		s.mu.Unlock()
+	}
+	return t, false, nil
+}
+
+func (s *stage) eval(ctx context.Context, opts ...rego.EvalOption) (*ast.Term, error) {
+	rs, err := s.query.Eval(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", s.spec.query, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return s.spec.undefined, nil
+	}
+	t, _ := rs[0].Expressions[0].Value.(*ast.Term)
+	return t, nil
+}
+
+// reachableRules returns the rules the given rules depend on, themselves
+// included, following references into data (rules and functions).
+func reachableRules(compiler *ast.Compiler, start []*ast.Rule) []*ast.Rule {
+	seen := map[*ast.Rule]bool{}
+	var out []*ast.Rule
+	queue := slices.Clone(start)
+	for len(queue) > 0 {
+		r := queue[0]
+		queue = queue[1:]
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		out = append(out, r)
+		// Every rule of the same name (else branches, incremental
+		// definitions) is part of the same document.
+		queue = append(queue, compiler.GetRules(r.Ref().GroundPrefix())...)
+		ast.WalkRefs(r, func(ref ast.Ref) bool {
+			if ref[0].Equal(ast.DefaultRootDocument) {
+				queue = append(queue, compiler.GetRules(ref)...)
+			}
+			return false
+		})
+		for e := r.Else; e != nil; e = e.Else {
+			queue = append(queue, e)
+		}
+	}
+	return out
+}
+
+func analyseRuleInputUse(rules []*ast.Rule) inputUse {
+	u := inputUse{top: map[string]bool{}, request: map[string]bool{}}
+	for _, r := range rules {
+		ast.WalkRefs(r, func(ref ast.Ref) bool {
+			u.add(ref)
+			return false
+		})
+	}
+	return u
+}
+
+func deterministic[T any](nodes []T) bool {
+	ok := true
+	for _, n := range nodes {
+		ast.WalkExprs(n, func(e *ast.Expr) bool {
+			if e.IsCall() {
+				if b, found := ast.BuiltinMap[e.Operator().String()]; found && b.Nondeterministic {
+					ok = false
+				}
+			}
+			return !ok
+		})
+	}
+	return ok
+}
+
+func hasWith(rules []*ast.Rule) bool {
+	found := false
+	for _, r := range rules {
+		ast.WalkExprs(r, func(e *ast.Expr) bool {
+			if len(e.With) > 0 {
+				found = true
+			}
+			return found
+		})
+	}
+	return found
+}

@@ -1,0 +1,149 @@
+package policy
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func storeInput(user, method string, segments []string, access map[string]any, body string) *Input {
+	in := &Input{
+		Request:  Request{Method: method, Path: "/" + strings.Join(segments, "/"), Segments: segments, AppSegments: segments},
+		Route:    Route{Name: "app", API: true},
+		Tenant:   &Tenant{ID: "acme", Status: "active"},
+		Identity: NewIdentity(Identity{Subject: user, Auth: "bearer"}),
+		Now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	a, err := NewAccess(access)
+	if err != nil {
+		panic(err)
+	}
+	in.Access = a
+	if body != "" {
+		in.Request.Body = ast.MustParseTerm(body).Value
+	}
+	return in
+}
+
+func acmeAccess(member map[string]any) map[string]any {
+	doc := map[string]any{"tenant": map[string]any{"id": "acme", "name": "Acme", "status": "active", "owner": "olivia", "master_access": true}}
+	if member != nil {
+		doc["membership"] = member
+	}
+	return doc
+}
+
+func member(role string, extra map[string]any) map[string]any {
+	m := map[string]any{"role": role, "businesses": []any{"b1"}, "locations": []any{"l1"}, "features": map[string]any{},
+		"fields": map[string]any{}, "rights": []any{}, "profile": "", "status": "active"}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// The stages are an optimisation only: every decision with the memoised
+// stages is the decision the policy gives when it works everything out
+// itself, for allowed and refused requests alike.
+func TestStagesGiveTheSameDecisions(t *testing.T) {
+	e, m := newTestEngine(t, embedded())
+	p := e.Current()
+	if got := p.Stages(); got[SubjectQuery] != "memoised" || got[OperationQuery] != "memoised" {
+		t.Fatalf("default policy stages: %v", got)
+	}
+	plain := *p
+	plain.stages, plain.cache = nil, nil
+	leo := member("location_manager", map[string]any{
+		"features": map[string]any{"profile_listings": "edit", "reviews": "read"},
+		"fields":   map[string]any{"profile_listings": []any{"phone"}}})
+	inputs := map[string]*Input{
+		"owner":            storeInput("olivia", "DELETE", []string{"businesses", "b9"}, acmeAccess(nil), ""),
+		"no member":        storeInput("zoe", "GET", []string{"reviews"}, acmeAccess(nil), ""),
+		"deactivated":      storeInput("gone", "GET", []string{"reviews"}, acmeAccess(member("administrator", map[string]any{"status": "deactivated"})), ""),
+		"field allowed":    storeInput("leo", "PATCH", []string{"locations", "l1", "profile"}, acmeAccess(leo), `{"phone": "1"}`),
+		"field refused":    storeInput("leo", "PATCH", []string{"locations", "l1", "profile"}, acmeAccess(leo), `{"name": "x"}`),
+		"other location":   storeInput("leo", "PATCH", []string{"locations", "l2", "profile"}, acmeAccess(leo), `{"phone": "1"}`),
+		"read only":        storeInput("leo", "POST", []string{"reviews", "r1", "reply"}, acmeAccess(leo), ""),
+		"not granted":      storeInput("leo", "GET", []string{"ads"}, acmeAccess(leo), ""),
+		"unmapped path":    storeInput("leo", "GET", []string{"no", "such", "page"}, acmeAccess(leo), ""),
+		"role too low":     storeInput("leo", "GET", []string{"users"}, acmeAccess(leo), ""),
+		"business scope":   storeInput("ann", "GET", []string{"businesses", "b2"}, acmeAccess(member("account_manager", map[string]any{"profile": "full"})), ""),
+		"business allowed": storeInput("ann", "GET", []string{"businesses", "b1"}, acmeAccess(member("account_manager", map[string]any{"profile": "full"})), ""),
+		"create business":  storeInput("ann", "POST", []string{"businesses"}, acmeAccess(member("account_manager", map[string]any{"profile": "full"})), ""),
+	}
+	reasons := map[string]bool{}
+	for name, in := range inputs {
+		for round := range 2 { // the second round comes from the memos
+			got := e.Decide(context.Background(), in)
+			want := plain.decideFor(t, in)
+			if got.Err != nil || !reflect.DeepEqual(got.Decision, want) {
+				t.Errorf("%s (round %d): with stages %+v (err %v), without %+v", name, round, got.Decision, got.Err, want)
+			}
+			reasons[got.Decision.Reason] = true
+		}
+	}
+	if len(reasons) < 8 {
+		t.Errorf("the cases should cover many outcomes, got %v", reasons)
+	}
+	if hits := testutil.ToFloat64(m.stages["subject"][1]); hits == 0 {
+		t.Error("the subject stage was never answered from its memo")
+	}
+}
+
+func (p *Loaded) decideFor(t *testing.T, in *Input) Decision {
+	t.Helper()
+	d, err := p.decide(context.Background(), rego.EvalParsedInput(in.valueFor(p.use)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// A store write makes a new *Access: the memoised subject is not reused.
+func TestSubjectMemoFollowsTheFacts(t *testing.T) {
+	e, _ := newTestEngine(t, embedded())
+	in := storeInput("adam", "GET", []string{"reviews"}, acmeAccess(member("administrator", nil)), "")
+	if ev := e.Decide(context.Background(), in); !ev.Decision.Allow {
+		t.Fatalf("active administrator refused: %+v", ev)
+	}
+	in.Access, _ = NewAccess(acmeAccess(member("administrator", map[string]any{"status": "deactivated"})))
+	if ev := e.Decide(context.Background(), in); ev.Decision.Allow || ev.Decision.Reason != "member.deactivated" {
+		t.Fatalf("deactivated administrator: %+v", ev)
+	}
+}
+
+// A stage that reads more than its key, or is not deterministic, is still
+// used, but evaluated for every request; the load log says why.
+func TestStagesMemoisedOnlyWhenPure(t *testing.T) {
+	const authz = "package portero.authz\n\ndecision := {\"allow\": true, \"status\": 200, \"reason\": input.subject.who}\n"
+	cases := map[string]string{
+		`facts := {"who": input.identity.sub}`:                               "memoised",
+		`facts := {"who": input.request.path}`:                               "evaluated per request: it reads input.request",
+		`facts := {"who": sprintf("%d", [time.now_ns()])}`:                   "evaluated per request: it calls a non-deterministic builtin",
+		`facts := {"who": input[x].sub} if x := "identity"`:                  "evaluated per request: it reads input through a computed key",
+		"facts := {\"who\": _name}\n\n_name := input.request.headers.accept": "evaluated per request: it reads input.request",
+	}
+	for subject, want := range cases {
+		src := Source{Name: "test", FS: fstest.MapFS{
+			"authz.rego":   {Data: []byte(authz)},
+			"subject.rego": {Data: []byte("package portero.subject\n\n" + subject + "\n")},
+		}}
+		e, _ := newTestEngine(t, src)
+		if got := e.Current().Stages()[SubjectQuery]; got != want {
+			t.Errorf("%s: %q, want %q", subject, got, want)
+		}
+		in := memberInput()
+		in.Request.Path = "/p"
+		ev := e.Decide(context.Background(), in)
+		if !ev.Decision.Allow || ev.Decision.Reason == "" {
+			t.Errorf("%s: %+v", subject, ev)
+		}
+	}
+}
