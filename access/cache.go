@@ -2,14 +2,20 @@ package access
 
 import (
 	"context"
+	"reflect"
 	"sync"
 	"time"
 )
 
 // Resolver looks up a (user, tenant)'s facts through a bounded cache. Any
-// store write invalidates every cached entry at once (the generation moves),
-// entries for a delegation end when the delegation expires, and a store
-// error is returned, never hidden: the caller fails closed.
+// store write makes every cached entry stale at once (the generation
+// moves), entries for a delegation end when the delegation expires, and a
+// store error is returned, never hidden: the caller fails closed.
+//
+// A stale entry is looked up again; when the facts turn out unchanged (the
+// write was about someone else) the same *Resolved is kept, so what callers
+// keyed on its address (the policy's memoised subject, cached decisions)
+// stays valid. Only changed facts make a new *Resolved.
 type Resolver struct {
 	store   *Store
 	max     int
@@ -17,7 +23,6 @@ type Resolver struct {
 	now     func() time.Time
 
 	mu      sync.RWMutex
-	gen     uint64
 	entries map[factsKey]*Resolved
 }
 
@@ -31,7 +36,10 @@ type factsKey struct{ user, tenant string }
 type Resolved struct {
 	Facts    *Facts
 	Prepared any
-	until    time.Time
+	// Guarded by the resolver's mu: the store generation the facts were
+	// last read at, and when the entry ends.
+	gen   uint64
+	until time.Time
 }
 
 // NewResolver caches up to max entries; prepare turns facts into the form
@@ -47,37 +55,48 @@ func (r *Resolver) Resolve(ctx context.Context, user, tenant string) (*Resolved,
 	gen := r.store.Generation()
 	now := r.now()
 	r.mu.RLock()
-	e, ok := r.entries[k]
-	fresh := ok && r.gen == gen && now.Before(e.until)
+	old, ok := r.entries[k]
+	fresh := ok && old.gen == gen && now.Before(old.until)
 	r.mu.RUnlock()
 	if fresh {
-		return e, true, nil
+		return old, true, nil
 	}
 	facts, err := r.store.Facts(ctx, user, tenant)
 	if err != nil {
 		return nil, false, err
 	}
-	e = &Resolved{Facts: facts, until: now.Add(maxFactsAge)}
-	if facts != nil && facts.Delegation != nil && facts.Delegation.Expires != nil && facts.Delegation.Expires.Before(e.until) && facts.Delegation.Expires.After(now) {
-		e.until = *facts.Delegation.Expires // re-resolve when it expires
+	until := now.Add(maxFactsAge)
+	if facts != nil && facts.Delegation != nil && facts.Delegation.Expires != nil && facts.Delegation.Expires.Before(until) && facts.Delegation.Expires.After(now) {
+		until = *facts.Delegation.Expires // re-resolve when it expires
 	}
+	if ok && reflect.DeepEqual(old.Facts, facts) && !delegationExpired(facts, now) {
+		// Unchanged (old.Facts is never modified), and prepared while the
+		// delegation, if any, had not expired yet: still exact.
+		r.mu.Lock()
+		old.gen, old.until = gen, until
+		r.mu.Unlock()
+		return old, false, nil
+	}
+	e := &Resolved{Facts: facts, gen: gen, until: until}
 	if r.prepare != nil {
 		e.Prepared = r.prepare(facts, now)
 	}
 	r.mu.Lock()
-	if r.gen != gen {
-		clear(r.entries)
-		r.gen = gen
-	}
-	if len(r.entries) >= r.max {
+	defer r.mu.Unlock()
+	if _, present := r.entries[k]; !present && len(r.entries) >= r.max {
 		for k := range r.entries { // drop an arbitrary entry to stay bounded
 			delete(r.entries, k)
 			break
 		}
 	}
 	r.entries[k] = e
-	r.mu.Unlock()
 	return e, false, nil
+}
+
+// delegationExpired says whether the facts carry a delegation that has
+// expired at now.
+func delegationExpired(f *Facts, now time.Time) bool {
+	return f != nil && f.Delegation != nil && f.Delegation.Expires != nil && !now.Before(*f.Delegation.Expires)
 }
 
 // maxFactsAge bounds how long an entry is trusted without a write being

@@ -219,6 +219,19 @@ func TestFactsAndResolverInvalidation(t *testing.T) {
 	if after == first || after.Facts.Member.Status != "deactivated" {
 		t.Fatalf("after deactivation: %+v", after.Facts.Member)
 	}
+	// A write about someone else is seen (the facts are read again) but
+	// keeps the same *Resolved: what callers keyed on it stays valid.
+	preparedBefore := prepared.Load()
+	if _, err := s.PutMember(ctx, Member{Tenant: "acme", User: "ann", Role: "account_manager"}); err != nil {
+		t.Fatal(err)
+	}
+	same, hit, _ := r.Resolve(ctx, "leo", "acme")
+	if same != after || hit || prepared.Load() != preparedBefore {
+		t.Fatalf("an unrelated write replaced leo's entry (same=%v hit=%v prepared %d→%d)", same == after, hit, preparedBefore, prepared.Load())
+	}
+	if again, hit, _ := r.Resolve(ctx, "leo", "acme"); again != after || !hit {
+		t.Fatal("the re-read entry is not cached again")
+	}
 	// Partner facts.
 	d, _ := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews"}, InvitedBy: "olivia"})
 	pf, _, _ := r.Resolve(ctx, "pat", "acme")

@@ -82,6 +82,19 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 			}
 		}
 	})
+	// A caller's first request after a store write or reload: the policy's
+	// subject stage (role, levels, headers, refusals per operation) is
+	// worked out before it is memoised. Each round gets a new store lookup.
+	b.Run("edit-new-lookup", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			in := *edit
+			in.Access = PrepareAccess(res.Facts, time.Now()).(*policy.Access)
+			if ev := engine.Decide(ctx, &in); !ev.Decision.Allow {
+				b.Fatal(ev)
+			}
+		}
+	})
 	b.Run("read-cached", func(b *testing.B) {
 		engine.Decide(ctx, read)
 		b.ReportAllocs()
