@@ -152,6 +152,10 @@ func startStack(t *testing.T) stack {
 			t.Fatalf("build %s: %v\n%s", pkg, err, b)
 		}
 	}
+	store := filepath.Join(t.TempDir(), "access.db")
+	if b, err := exec.Command("../demo/seed", filepath.Join(bin, "portero"), store).CombinedOutput(); err != nil {
+		t.Fatalf("demo/seed: %v\n%s", err, b)
+	}
 	gw, ops, idp, app := freePort(t), freePort(t), freePort(t), freePort(t)
 	s := stack{
 		gateway: fmt.Sprintf("http://localhost:%d", gw),
@@ -168,6 +172,7 @@ func startStack(t *testing.T) stack {
 		fmt.Sprintf("PORTERO_PUBLIC_ADDR=127.0.0.1:%d", gw),
 		fmt.Sprintf("PORTERO_OPS_ADDR=127.0.0.1:%d", ops),
 		"PORTERO_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"PORTERO_ACCESS_STORE=" + store,
 	}
 	// Generous limits: on a busy two-core CI machine running the race-enabled
 	// test binaries beside this one, start-up can be slow. Each wait names
@@ -300,7 +305,7 @@ func TestBrowserSignInRefreshAndSignOut(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/t/globex/"), chromedp.Text("body", &body, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(body, "deny.not_a_member") {
+	if !strings.Contains(body, "member.none") {
 		t.Errorf("globex as acme's owner: %q", body)
 	}
 
@@ -338,4 +343,27 @@ func TestBrowserSignInRefreshAndSignOut(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+
+	// 7. The access store decides: the accountant (accounting profile)
+	// reaches billing and is refused reviews, with the reason shown.
+	step(t, ctx, "sign in as the accountant",
+		chromedp.SendKeys("#username", "accountant", chromedp.ByID),
+		chromedp.SendKeys("#password", "portero", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitNotPresent("#password", chromedp.ByID),
+		chromedp.Navigate(s.gateway+"/t/acme/billing"),
+		chromedp.WaitVisible("#user", chromedp.ByID),
+		chromedp.Text("#headers", &body, chromedp.ByID))
+	if u, _ := text(ctx, "#user"); u != "accountant" {
+		t.Errorf("billing: the app thinks the user is %q", u)
+	}
+	if !strings.Contains(body, "account_manager") || !strings.Contains(body, `"billing":"edit"`) {
+		t.Errorf("billing: the app got these headers: %q", body)
+	}
+	screenshot(t, ctx, "accountant-billing")
+	step(t, ctx, "reviews as the accountant", chromedp.Navigate(s.gateway+"/t/acme/reviews"), chromedp.Text("body", &body, chromedp.ByQuery))
+	if !strings.Contains(body, "feature.not_granted") {
+		t.Errorf("reviews as the accountant: %q", body)
+	}
+	screenshot(t, ctx, "accountant-reviews-refused")
 }

@@ -16,11 +16,11 @@ export const PASSWORD = 'portero';
 // The personas. Roles are "<tenant>:<role>"; Portero indexes them by tenant.
 export const USERS = {
   admin: { name: 'Sam Admin', email: 'sam@portero.example', org: 'portero-support', groups: ['system-admins'], roles: [], tenants: [],
-    persona: 'system admin (support staff; master access comes with the access model)' },
+    persona: 'system admin (support staff)' },
   owner: { name: 'Olivia Owner', email: 'olivia@acme.example', org: 'acme', groups: [], roles: ['acme:administrator'], tenants: ['acme'],
     persona: 'tenant owner of acme (administrator)' },
   accountant: { name: 'Avery Accountant', email: 'avery@acme.example', org: 'acme', groups: ['accounting'], roles: ['acme:account_manager'], tenants: ['acme'],
-    persona: 'acme member with the accounting (billing only) profile' },
+    persona: 'acme account manager with the accounting (billing only) profile' },
   locmgr: { name: 'Leo Location', email: 'leo@acme.example', org: 'acme', groups: [], roles: ['acme:location_manager'], tenants: ['acme'],
     persona: 'acme location manager (assigned locations only)' },
   partner: { name: 'Pat Partner', email: 'pat@partnerco.example', org: 'partnerco', groups: [], roles: ['globex:account_manager'], tenants: [],
