@@ -76,6 +76,9 @@ type Facts struct {
 	Member     *Member     // nil when the user is not a member
 	Partner    string      // the user's partner organisation, if any
 	Delegation *Delegation // the tenant's grant to that partner, if any
+	// Master is the user's open, unexpired master-access session for the
+	// tenant, when the user is a system admin using one.
+	Master *MasterSession
 }
 
 // Values the store accepts.

@@ -69,6 +69,9 @@ func (r *Resolver) Resolve(ctx context.Context, user, tenant string) (*Resolved,
 	if facts != nil && facts.Delegation != nil && facts.Delegation.Expires != nil && facts.Delegation.Expires.Before(until) && facts.Delegation.Expires.After(now) {
 		until = *facts.Delegation.Expires // re-resolve when it expires
 	}
+	if facts != nil && facts.Master != nil && facts.Master.ExpiresAt.Before(until) {
+		until = facts.Master.ExpiresAt // master access ends at its expiry, exactly
+	}
 	if ok && reflect.DeepEqual(old.Facts, facts) && !delegationExpired(facts, now) {
 		// Unchanged (old.Facts is never modified), and prepared while the
 		// delegation, if any, had not expired yet: still exact.

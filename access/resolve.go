@@ -9,7 +9,8 @@ import (
 
 // Facts looks up, in one read transaction, what the policy needs about a
 // user in a tenant: the tenant, the membership, the user's partner
-// organisation and the tenant's open or most recent delegation to it. A
+// organisation and the tenant's open or most recent delegation to it, and
+// the user's open master-access session for the tenant. A
 // missing tenant gives nil facts and no error.
 func (s *Store) Facts(ctx context.Context, user, tenant string) (*Facts, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -31,6 +32,14 @@ func (s *Store) Facts(ctx context.Context, user, tenant string) (*Facts, error) 
 		f.Member = m
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("access facts: member: %w", err)
+	}
+	ms, err := scanMaster(tx.QueryRowContext(ctx, `SELECT `+masterCols+` FROM master_sessions
+WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at > ?`, user, tenant, stampOf(s.now())))
+	switch {
+	case err == nil:
+		f.Master = ms
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("access facts: master access: %w", err)
 	}
 	err = tx.QueryRowContext(ctx, `SELECT partner FROM partner_users WHERE user = ? AND status = 'active'`, user).Scan(&f.Partner)
 	switch {

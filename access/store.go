@@ -80,6 +80,25 @@ CREATE INDEX delegations_by_partner ON delegations(partner);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta (key, value) VALUES ('generation', 0);
 `,
+	2: `
+CREATE TABLE master_sessions (
+	id          TEXT PRIMARY KEY,
+	admin       TEXT NOT NULL,
+	session     TEXT NOT NULL,
+	tenant      TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	reason      TEXT NOT NULL,
+	ticket      TEXT NOT NULL DEFAULT '',
+	mode        TEXT NOT NULL CHECK (mode IN ('full', 'read_only')),
+	started_at  TEXT NOT NULL,
+	expires_at  TEXT NOT NULL,
+	ended_at    TEXT,
+	end_reason  TEXT NOT NULL DEFAULT '',
+	ended_by    TEXT NOT NULL DEFAULT ''
+);
+-- At most one open session per admin and tenant; lookups by (admin, tenant).
+CREATE UNIQUE INDEX master_sessions_open ON master_sessions (admin, tenant) WHERE ended_at IS NULL;
+CREATE INDEX master_sessions_expiry ON master_sessions (expires_at) WHERE ended_at IS NULL;
+`,
 }
 
 // Open opens (creating if needed) the store at path and applies pending

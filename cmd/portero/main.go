@@ -39,6 +39,7 @@ Usage:
                                              print the decision for an input document
   portero admin   [-c gateway.yaml] NOUN VERB ...
                                              manage tenants, members, partners, delegations in the store
+  portero audit verify FILE                  check the master-access audit log's hash chain
   portero keygen                             print a new ES256 assertion signing key (PEM)
   portero version                            print the version
 `
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeygen(stdout)
 	case "admin":
 		err = cmdAdmin(args, stdout)
+	case "audit":
+		err = cmdAudit(args, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "portero", version())
 	case "help", "-h", "--help":

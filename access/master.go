@@ -1,0 +1,238 @@
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MasterSession is a system admin's time-limited entry into a tenant's app
+// as the tenant (support impersonation). It is bound to the admin's own
+// sign-in session and ends at its expiry, when the admin ends it or signs
+// out, or when another admin revokes it.
+type MasterSession struct {
+	ID        string     `json:"id"`
+	Admin     string     `json:"admin"`
+	Session   string     `json:"-"` // the admin's sign-in session it is bound to
+	Tenant    string     `json:"tenant"`
+	Reason    string     `json:"reason"`
+	Ticket    string     `json:"ticket,omitempty"`
+	Mode      string     `json:"mode"` // full | read_only
+	StartedAt time.Time  `json:"started_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	EndReason string     `json:"end_reason,omitempty"` // ended | logout | revoked | expired
+	EndedBy   string     `json:"ended_by,omitempty"`
+}
+
+// Active says whether the session is open and unexpired at now.
+func (m *MasterSession) Active(now time.Time) bool {
+	return m.EndedAt == nil && now.Before(m.ExpiresAt)
+}
+
+// MasterModes are the modes a master-access session may have.
+var MasterModes = []string{"full", "read_only"}
+
+// MasterEndReasons are why a master-access session ended.
+var MasterEndReasons = []string{"ended", "logout", "revoked", "expired"}
+
+const masterCols = `id, admin, session, tenant, reason, ticket, mode, started_at, expires_at, ended_at, end_reason, ended_by`
+
+func scanMaster(row interface{ Scan(...any) error }) (*MasterSession, error) {
+	var m MasterSession
+	var started, expires string
+	var ended sql.NullString
+	if err := row.Scan(&m.ID, &m.Admin, &m.Session, &m.Tenant, &m.Reason, &m.Ticket, &m.Mode, &started, &expires, &ended, &m.EndReason, &m.EndedBy); err != nil {
+		return nil, err
+	}
+	m.StartedAt, m.ExpiresAt = parseTime(started), parseTime(expires)
+	if ended.Valid {
+		t := parseTime(ended.String)
+		m.EndedAt = &t
+	}
+	return &m, nil
+}
+
+// validText accepts printable text without control characters: it ends up
+// in HTTP headers and the audit log.
+func validText(field, v string, max int) error {
+	if !utf8.ValidString(v) || len(v) > max {
+		return &FieldError{field, "must be valid UTF-8 of at most " + itoa(max) + " bytes"}
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return &FieldError{field, "must not contain control characters (newlines, tabs)"}
+		}
+	}
+	return nil
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// StartMaster opens a master-access session. The caller has checked with
+// the policy that the admin may; the store checks the input, that the
+// tenant exists and that the admin has no open session for it (409).
+func (s *Store) StartMaster(ctx context.Context, m MasterSession) (*MasterSession, error) {
+	m.Reason = strings.TrimSpace(m.Reason)
+	m.Ticket = strings.TrimSpace(m.Ticket)
+	switch {
+	case validUser("admin", m.Admin) != nil:
+		return nil, validUser("admin", m.Admin)
+	case validID("tenant", m.Tenant) != nil:
+		return nil, validID("tenant", m.Tenant)
+	case m.Reason == "":
+		return nil, &FieldError{"reason", "is required: say why you need to enter this tenant"}
+	case m.Session == "":
+		return nil, &FieldError{"session", "master access must be bound to a sign-in session"}
+	}
+	if err := validText("reason", m.Reason, 500); err != nil {
+		return nil, err
+	}
+	if err := validText("ticket", m.Ticket, 100); err != nil {
+		return nil, err
+	}
+	if err := oneOf("mode", m.Mode, MasterModes); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if !m.ExpiresAt.After(now) {
+		return nil, &FieldError{"duration", "must be positive"}
+	}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	m.ID = "ma_" + hex.EncodeToString(id[:])
+	m.StartedAt = now
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		// An expired session still open (not yet swept) does not block a new one.
+		if _, err := tx.ExecContext(ctx, `UPDATE master_sessions SET ended_at = expires_at, end_reason = 'expired'
+WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at <= ?`, m.Admin, m.Tenant, stampOf(now)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO master_sessions (`+masterCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')`,
+			m.ID, m.Admin, m.Session, m.Tenant, m.Reason, m.Ticket, m.Mode, stampOf(now), stampOf(m.ExpiresAt))
+		switch {
+		case err != nil && strings.Contains(err.Error(), "UNIQUE"):
+			return conflict("%s already has an open master-access session for %s; end it first", m.Admin, m.Tenant)
+		case err != nil && strings.Contains(err.Error(), "FOREIGN KEY"):
+			return &FieldError{"tenant", "no such tenant"}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Master(ctx, m.ID)
+}
+
+// Master returns one master-access session.
+func (s *Store) Master(ctx context.Context, id string) (*MasterSession, error) {
+	m, err := scanMaster(s.db.QueryRowContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE id = ?`, id))
+	return m, notFound(err, "master-access session "+id)
+}
+
+// EndMaster ends an open session for reason (ended, logout, revoked,
+// expired); by names who ended it. Ending a session that has already ended
+// is a conflict.
+func (s *Store) EndMaster(ctx context.Context, id, reason, by string) (*MasterSession, error) {
+	if err := oneOf("reason", reason, MasterEndReasons); err != nil {
+		return nil, err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var ended sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT ended_at FROM master_sessions WHERE id = ?`, id).Scan(&ended)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(err, "master-access session "+id)
+		}
+		if err != nil {
+			return err
+		}
+		if ended.Valid {
+			return conflict("master-access session %s has already ended", id)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE master_sessions SET ended_at = ?, end_reason = ?, ended_by = ? WHERE id = ?`,
+			s.stamp(), reason, by, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Master(ctx, id)
+}
+
+// MasterSessions lists sessions, newest first: the open ones (expired but
+// not yet swept included) when open is true, else all, optionally for one
+// admin or tenant.
+func (s *Store) MasterSessions(ctx context.Context, open bool, admin, tenant string, limit int) ([]*MasterSession, error) {
+	q := `SELECT ` + masterCols + ` FROM master_sessions WHERE 1 = 1`
+	var args []any
+	if open {
+		q += ` AND ended_at IS NULL`
+	}
+	if admin != "" {
+		q += ` AND admin = ?`
+		args = append(args, admin)
+	}
+	if tenant != "" {
+		q += ` AND tenant = ?`
+		args = append(args, tenant)
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	q += ` ORDER BY started_at DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*MasterSession{}
+	for rows.Next() {
+		m, err := scanMaster(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// ExpiredMasters returns open sessions whose time is up at now, for the
+// sweeper that ends (and audits) them.
+func (s *Store) ExpiredMasters(ctx context.Context, now time.Time) ([]*MasterSession, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE ended_at IS NULL AND expires_at <= ?`, stampOf(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*MasterSession
+	for rows.Next() {
+		m, err := scanMaster(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// stampOf formats times the master-access queries compare as text: fixed
+// width, so text order is time order (RFC3339Nano drops trailing zeros).
+func stampOf(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00") }
