@@ -50,8 +50,8 @@ func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCac
 	for key := range use.top {
 		// input.subject and input.operation are the policy's own stages
 		// (see SubjectQuery): what they read is among the modules' reads
-		// checked here.
-		if !slices.Contains([]string{"identity", "tenant", "route", "access", "request", "management", "subject", "operation"}, key) {
+		// checked here. input.gateway is the same for every request.
+		if !slices.Contains([]string{"identity", "tenant", "route", "access", "request", "management", "subject", "operation", "gateway"}, key) {
 			return nil
 		}
 	}

@@ -19,6 +19,18 @@ type Decision struct {
 	// Headers to set on the upstream request. A value may hold several
 	// entries (e.g. repeated Impersonate-Group).
 	Headers map[string][]string
+	// Assertion, when the policy gives one, says whom the signed assertion
+	// names instead of the caller: under master access the impersonated
+	// user as sub and the admin as act (RFC 8693).
+	Assertion *AssertionSubject
+}
+
+// AssertionSubject is the decision's optional "assertion" object:
+// {"sub": "...", "act": "...", "roles": [...]}.
+type AssertionSubject struct {
+	Subject string
+	Actor   string
+	Roles   []string
 }
 
 // Reasons the engine itself gives when the policy did not decide properly.
@@ -36,6 +48,10 @@ var (
 	keyStatus  = ast.StringTerm("status")
 	keyReason  = ast.StringTerm("reason")
 	keyHeaders = ast.StringTerm("headers")
+	keyAssert  = ast.StringTerm("assertion")
+	keySub     = ast.StringTerm("sub")
+	keyAct     = ast.StringTerm("act")
+	keyRoles   = ast.StringTerm("roles")
 )
 
 // decisionFromTerm reads a decision document straight from the evaluation's
@@ -73,6 +89,13 @@ func decisionFromTerm(t *ast.Term) (Decision, error) {
 			return Decision{}, err
 		}
 		d.Headers = headers
+	}
+	if a := obj.Get(keyAssert); a != nil {
+		as, err := assertionFromValue(a.Value)
+		if err != nil {
+			return Decision{}, err
+		}
+		d.Assertion = as
 	}
 	switch {
 	case d.Allow:
@@ -113,6 +136,40 @@ func headersFromValue(v ast.Value) (map[string][]string, error) {
 		return nil
 	})
 	return headers, err
+}
+
+func assertionFromValue(v ast.Value) (*AssertionSubject, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("decision.assertion must be an object")
+	}
+	var a AssertionSubject
+	sub, ok := valueOf(obj.Get(keySub)).(ast.String)
+	if !ok || sub == "" {
+		return nil, fmt.Errorf("decision.assertion.sub must be a non-empty string")
+	}
+	a.Subject = string(sub)
+	if t := obj.Get(keyAct); t != nil {
+		act, ok := t.Value.(ast.String)
+		if !ok {
+			return nil, fmt.Errorf("decision.assertion.act must be a string")
+		}
+		a.Actor = string(act)
+	}
+	if t := obj.Get(keyRoles); t != nil {
+		arr, ok := t.Value.(*ast.Array)
+		if !ok {
+			return nil, fmt.Errorf("decision.assertion.roles must be a list of strings")
+		}
+		for i := range arr.Len() {
+			r, ok := arr.Elem(i).Value.(ast.String)
+			if !ok {
+				return nil, fmt.Errorf("decision.assertion.roles must be a list of strings")
+			}
+			a.Roles = append(a.Roles, string(r))
+		}
+	}
+	return &a, nil
 }
 
 // valueOf returns t's value, or nil when the key was absent.

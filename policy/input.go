@@ -19,7 +19,21 @@ type Input struct {
 	// Management describes a management API call (action, tenant, partner,
 	// user_partner, target_role); nil for proxied requests.
 	Management *Management
-	Now        time.Time
+	// Gateway is input.gateway: the gateway's own settings the policy may
+	// need (the header profile). The same for every request.
+	Gateway *Gateway
+	Now     time.Time
+}
+
+// Gateway is input.gateway, built once: {"header_profile": "portero" or
+// "kubernetes"}.
+type Gateway struct {
+	value ast.Value
+}
+
+// NewGateway prepares input.gateway.
+func NewGateway(headerProfile string) *Gateway {
+	return &Gateway{value: ast.NewObject(item("header_profile", ast.StringTerm(headerProfile)))}
 }
 
 // Management is input.management: what a management API call wants to do.
@@ -102,6 +116,9 @@ type Identity struct {
 	Memberships map[string][]string
 	Claims      map[string]any
 	Auth        string // "bearer" or "session"
+	// Session names the sign-in session (a hash of its id) for browser
+	// sessions; "" for bearer tokens. Master access is bound to one.
+	Session string
 
 	value ast.Value
 }
@@ -110,7 +127,7 @@ type Identity struct {
 func init() {
 	ast.InternStringTerm("request", "route", "tenant", "identity", "now", "method", "host", "path",
 		"segments", "query", "headers", "body", "name", "api", "id", "status", "sub", "email", "org",
-		"groups", "roles", "memberships", "access", "subject", "operation", "app_segments", "management", "claims", "auth", "bearer", "session",
+		"groups", "roles", "memberships", "access", "subject", "operation", "gateway", "header_profile", "app_segments", "management", "claims", "auth", "bearer", "session",
 		"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "active")
 }
 
@@ -129,6 +146,7 @@ func NewIdentity(id Identity) *Identity {
 		item("memberships", memberships(id.Memberships)),
 		item("claims", ast.NewTerm(claims)),
 		item("auth", ast.InternedTerm(id.Auth)),
+		item("session", ast.StringTerm(id.Session)),
 	)
 	return &id
 }
@@ -167,6 +185,9 @@ func (in *Input) valueFor(u inputUse, extra ...[2]*ast.Term) ast.Value {
 	}
 	if in.Management != nil && u.needs("management") {
 		items = append(items, item("management", ast.NewTerm(in.Management.value())))
+	}
+	if in.Gateway != nil && u.needs("gateway") {
+		items = append(items, item("gateway", ast.NewTerm(in.Gateway.value)))
 	}
 	items = append(items, extra...)
 	return ast.NewObject(items...)

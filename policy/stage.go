@@ -59,7 +59,7 @@ var subjectSpec = stageSpec{
 	field: "subject",
 	reads: func(u inputUse) string {
 		for key := range u.top {
-			if !slices.Contains([]string{"identity", "access", "tenant"}, key) {
+			if !slices.Contains([]string{"identity", "access", "tenant", "gateway"}, key) {
 				return "it reads input." + key
 			}
 		}

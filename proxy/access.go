@@ -40,6 +40,14 @@ func PrepareAccess(f *access.Facts, now time.Time) any {
 			}
 			doc["delegation"] = del
 		}
+		if ms := f.Master; ms != nil {
+			doc["master"] = map[string]any{
+				"id": ms.ID, "admin": ms.Admin, "tenant": ms.Tenant, "reason": ms.Reason, "ticket": ms.Ticket,
+				"mode": ms.Mode, "session": ms.Session, "expires": ms.ExpiresAt.UTC().Format(time.RFC3339),
+				// Exact, as for delegations: the cached entry ends at expiry.
+				"expired": !now.Before(ms.ExpiresAt),
+			}
+		}
 	}
 	a, err := policy.NewAccess(toJSONish(doc))
 	if err != nil {

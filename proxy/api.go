@@ -154,6 +154,7 @@ func (g *Gateway) authorizeAPI(w http.ResponseWriter, r *http.Request, m policy.
 		Route:      policy.Route{Name: "portero-api", API: true},
 		Identity:   id,
 		Management: &m,
+		Gateway:    g.inputGW,
 		Now:        g.now(),
 	}
 	if m.Tenant != "" {

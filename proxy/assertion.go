@@ -54,6 +54,12 @@ type assertionClaims struct {
 	Tenant   string   `json:"tenant,omitempty"`
 	Email    string   `json:"email,omitempty"`
 	Roles    []string `json:"roles,omitempty"`
+	// Act names the admin acting as Subject under master access (RFC 8693).
+	Act *actClaim `json:"act,omitempty"`
+}
+
+type actClaim struct {
+	Subject string `json:"sub"`
 }
 
 func newAssertionSigner(key *ecdsa.PrivateKey, issuer, audience string, ttl time.Duration) (*assertionSigner, error) {
@@ -82,6 +88,9 @@ func newAssertionSigner(key *ecdsa.PrivateKey, issuer, audience string, ttl time
 // same claims (apart from jti and times) while it is in its first half-life.
 func (s *assertionSigner) sign(c assertionClaims, now time.Time) (string, error) {
 	key := c.Subject + "\x00" + c.Tenant + "\x00" + c.Email + "\x00" + strings.Join(c.Roles, ",")
+	if c.Act != nil {
+		key += "\x00act\x00" + c.Act.Subject
+	}
 	s.mu.Lock()
 	cached, ok := s.recent[key]
 	s.mu.Unlock()

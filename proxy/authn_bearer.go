@@ -134,7 +134,7 @@ func (b *bearerAuthenticator) authenticate(ctx context.Context, raw string) (*po
 	if err := tok.Claims(&claims); err != nil {
 		return nil, &authError{"malformed", err}
 	}
-	id, err := mapClaims(b.cfg.Claims, claims, "bearer")
+	id, err := mapClaims(b.cfg.Claims, claims, "bearer", "")
 	if err != nil {
 		return nil, &authError{"malformed", err}
 	}
@@ -144,7 +144,7 @@ func (b *bearerAuthenticator) authenticate(ctx context.Context, raw string) (*po
 
 // mapClaims turns verified claims into the policy's identity, per the claim
 // mapping in gateway.yaml.
-func mapClaims(m config.Claims, claims map[string]any, auth string) (*policy.Identity, error) {
+func mapClaims(m config.Claims, claims map[string]any, auth, session string) (*policy.Identity, error) {
 	sub := claimString(claims, m.Subject)
 	if sub == "" {
 		return nil, fmt.Errorf("token has no %q claim", m.Subject)
@@ -175,6 +175,7 @@ func mapClaims(m config.Claims, claims map[string]any, auth string) (*policy.Ide
 		Memberships: memberships,
 		Claims:      claims,
 		Auth:        auth,
+		Session:     session,
 	}), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,7 +127,7 @@ func (s *sessionAuthenticator) open(raw string, now time.Time) *sessionState {
 	if err := json.Unmarshal(payload, &data); err != nil || data.ID == "" {
 		return nil
 	}
-	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session")
+	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session", sessionRef(data.ID))
 	if err != nil {
 		return nil
 	}
@@ -208,7 +209,7 @@ func (s *sessionAuthenticator) verifyIDToken(ctx context.Context, raw string) (*
 
 // seal makes the cookies for a session and its state.
 func (s *sessionAuthenticator) seal(r *http.Request, data sessionData) (*refreshed, error) {
-	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session")
+	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session", sessionRef(data.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +228,13 @@ func (s *sessionAuthenticator) clear(w http.ResponseWriter) {
 	for _, c := range s.codec.Clear(s.cfg.Session.CookieName) {
 		http.SetCookie(w, c)
 	}
+}
+
+// sessionRef names a sign-in session to the policy and the store (master
+// access is bound to one) without revealing its id.
+func sessionRef(sid string) string {
+	sum := sha256.Sum256([]byte("portero session ref v1\x00" + sid))
+	return hex.EncodeToString(sum[:16])
 }
 
 // csrfToken binds a form to one session.

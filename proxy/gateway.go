@@ -47,6 +47,7 @@ type Gateway struct {
 	api         http.Handler     // the management API
 	engine      *policy.Engine
 	signer      *assertionSigner
+	inputGW     *policy.Gateway // input.gateway, the same for every request
 	metrics     *Metrics
 	log         *slog.Logger
 	now         func() time.Time
@@ -94,6 +95,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		resolver: opts.Access,
 		store:    opts.Store,
 		signer:   signer,
+		inputGW:  policy.NewGateway(cfg.Headers.Profile),
 		metrics:  opts.Metrics,
 		log:      opts.Log,
 		now:      opts.Now,
@@ -214,6 +216,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 		Route:    policy.Route{Name: routeName, API: api},
 		Identity: identity,
+		Gateway:  g.inputGW,
 		Now:      start,
 	}
 	tenant, appSegments := g.tenants.extract(host, segments)
@@ -361,6 +364,14 @@ func (g *Gateway) setUpstreamHeaders(r *http.Request, in *policy.Input, d policy
 		claims.Tenant = in.Tenant.ID
 		if in.Identity != nil {
 			claims.Roles = in.Identity.Memberships[in.Tenant.ID]
+		}
+	}
+	if a := d.Assertion; a != nil {
+		// The policy names someone else (master access): never the
+		// caller's own email or roles under that name.
+		claims.Subject, claims.Email, claims.Roles = a.Subject, "", a.Roles
+		if a.Actor != "" {
+			claims.Act = &actClaim{Subject: a.Actor}
 		}
 	}
 	token, err := g.signer.sign(claims, now)

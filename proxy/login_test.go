@@ -392,7 +392,7 @@ func TestClaimMapping(t *testing.T) {
 		"groups":                    []any{"g1", 7, "g2"},
 	}
 	m := config.Claims{Subject: "sub", Roles: "realm_access.roles", Groups: "groups", Tenants: "tenants", Email: "email", Org: "org"}
-	id, err := mapClaims(m, claims, "session")
+	id, err := mapClaims(m, claims, "session", "ref")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,11 +401,11 @@ func TestClaimMapping(t *testing.T) {
 		t.Errorf("memberships %v groups %v", id.Memberships, id.Groups)
 	}
 	m.Roles = "https://example.com/roles"
-	id, _ = mapClaims(m, claims, "bearer")
+	id, _ = mapClaims(m, claims, "bearer", "")
 	if _, ok := id.Memberships["initech"]; !ok {
 		t.Errorf("namespaced claim not read: %v", id.Memberships)
 	}
-	if _, err := mapClaims(m, map[string]any{"email": "x"}, "bearer"); err == nil {
+	if _, err := mapClaims(m, map[string]any{"email": "x"}, "bearer", ""); err == nil {
 		t.Error("identity without a subject")
 	}
 }

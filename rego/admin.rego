@@ -12,6 +12,7 @@
 package portero.admin
 
 import data.portero.definitions as defs
+import data.portero.master
 import data.portero.members
 
 is_system_admin if {
@@ -40,7 +41,17 @@ _tenant_actions := {"tenant.read", "members.read", "members.write", "delegations
 
 default allow := false
 
-allow if is_system_admin
+allow if {
+	is_system_admin
+	not input.management.action == "master.start"
+}
+
+# Starting master access is decided by portero.master (the tenant may
+# forbid it); reading and revoking sessions is for system admins above.
+allow if {
+	input.management.action == "master.start"
+	master.may_start
+}
 
 allow if {
 	input.management.action in _tenant_actions
@@ -66,4 +77,5 @@ allow if {
 }
 
 reason := "admin.allowed" if allow
+else := master.refusal if input.management.action == "master.start"
 else := "admin.not_allowed"

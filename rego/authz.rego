@@ -8,6 +8,7 @@ package portero.authz
 
 import data.portero.admin
 import data.portero.features
+import data.portero.master
 import data.portero.membership
 import data.portero.requests
 import data.portero.roles
@@ -20,7 +21,8 @@ import data.portero.subject
 #   active, and the caller's role, features, scope and delegation must allow
 #   the request (see portero.subject, portero.members, portero.features,
 #   portero.roles, portero.delegation and the route mapping in
-#   portero.requests). Without a
+#   portero.requests). A system admin's master-access session for the
+#   tenant decides instead while it applies (portero.master). Without a
 #   store, membership comes from token claims (portero.membership). Reasons
 #   are stable ids shown to clients and logged. On allow the identity headers
 #   for the upstream are returned; the gateway strips client-sent copies of
@@ -38,6 +40,8 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 	not input.access
 } else := {"allow": false, "status": 404, "reason": "tenant.unknown"} if {
 	not input.access.tenant
+} else := master.decision if {
+	master.applies
 } else := {"allow": false, "status": 403, "reason": "tenant.suspended"} if {
 	input.access.tenant.status != "active"
 } else := {"allow": false, "status": 403, "reason": _denial} if {
