@@ -23,6 +23,7 @@ type Config struct {
 	Session   Session   `yaml:"session"`
 	Login     Login     `yaml:"login"`
 	Access    Access    `yaml:"access"`
+	Master    Master    `yaml:"master_access"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -38,6 +39,32 @@ type Access struct {
 	// (portero admin) are looked for.
 	WatchInterval time.Duration `yaml:"watch_interval"`
 }
+
+// Master configures master access: system admins entering a tenant's app
+// as the tenant, for support. It needs the access store and an audit log.
+type Master struct {
+	// AuditLog is the append-only, hash-chained JSON lines file every start,
+	// end, expiry, revocation and refused attempt is written to. Master
+	// access is off without it.
+	AuditLog string `yaml:"audit_log"`
+	// ReasonMinLength is the shortest reason accepted (default 10).
+	ReasonMinLength int `yaml:"reason_min_length"`
+	// DefaultDuration (30m) and MaxDuration (4h) bound a session.
+	DefaultDuration time.Duration `yaml:"default_duration"`
+	MaxDuration     time.Duration `yaml:"max_duration"`
+	// AdminURL is where "return to the admin panel" goes (default "/").
+	AdminURL string `yaml:"admin_url"`
+	// Webhook is called on start and end, for every tenant or for those in
+	// TenantWebhooks (which take precedence).
+	Webhook        string            `yaml:"webhook"`
+	TenantWebhooks map[string]string `yaml:"tenant_webhooks"`
+	// WebhookTimeout bounds one call (default 5s); failed calls are retried
+	// 3 times with backoff, in the background.
+	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+}
+
+// Enabled says whether master access is configured.
+func (m Master) Enabled() bool { return m.AuditLog != "" }
 
 // Listen holds the two listeners: the public proxy and the ops endpoints.
 type Listen struct {

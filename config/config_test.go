@@ -140,3 +140,39 @@ func TestRelativePathsAreRelativeToTheFile(t *testing.T) {
 		t.Errorf("policy dir %q watch %v", cfg.Policy.Dir, cfg.Policy.WatchPolicy())
 	}
 }
+
+func TestMasterAccessConfig(t *testing.T) {
+	dir := t.TempDir()
+	src := minimal + `
+access:
+  store: ` + dir + `/access.db
+master_access:
+  audit_log: ` + dir + `/audit.jsonl
+  max_duration: 2h
+  webhook: https://hooks.example.com/portero
+  tenant_webhooks:
+    acme: https://acme.example.com/hook
+`
+	cfg, err := Parse(filepath.Join(dir, "gateway.yaml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Master
+	if !m.Enabled() || m.ReasonMinLength != 10 || m.DefaultDuration != 30*time.Minute || m.MaxDuration != 2*time.Hour ||
+		m.AdminURL != "/" || m.TenantWebhooks["acme"] != "https://acme.example.com/hook" || m.WebhookTimeout != 5*time.Second {
+		t.Fatalf("master access: %+v", m)
+	}
+	bad := map[string]string{
+		"master_access:\n  audit_log: a.jsonl\n":                                                  "needs the access store",
+		"access:\n  store: a.db\nmaster_access:\n  audit_log: a.jsonl\n  default_duration: 5h\n":  "longer than max_duration",
+		"access:\n  store: a.db\nmaster_access:\n  audit_log: a.jsonl\n  webhook: ftp://x\n":      "not an http(s) URL",
+		"access:\n  store: a.db\nmaster_access:\n  audit_log: a.jsonl\n  admin_url: //evil\n":     "must be a path on this site",
+		"access:\n  store: a.db\nmaster_access:\n  audit_log: a.jsonl\n  reason_min_length: -1\n": "between 1 and 500",
+	}
+	for extra, want := range bad {
+		_, err := Parse(filepath.Join(dir, "gateway.yaml"), []byte(minimal+extra))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "gateway.yaml:") {
+			t.Errorf("%q: %v, want an error mentioning %q", extra, err, want)
+		}
+	}
+}

@@ -107,6 +107,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 		d.decodeStruct(n, v, key)
 	case v.Kind() == reflect.Slice:
 		d.decodeSlice(n, v, key)
+	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String:
+		d.decodeMap(n, v, key)
 	case v.Type() == durationType:
 		s, ok := d.scalar(n, key, "a duration such as 30s or 5m")
 		if !ok {
@@ -200,6 +202,28 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, key string) {
 		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", key, i))
 	}
 	v.Set(s)
+}
+
+// decodeMap reads a mapping with string keys chosen by the user (tenant
+// ids, say); duplicate keys are errors, as in structs.
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, key, "expected a mapping of names to values, got %s", kindName(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		name := k.Value
+		if m.MapIndex(reflect.ValueOf(name).Convert(v.Type().Key())).IsValid() {
+			d.fail(k, join(key, name), "duplicate key %q", name)
+			continue
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, elem, join(key, name))
+		m.SetMapIndex(reflect.ValueOf(name).Convert(v.Type().Key()), elem)
+	}
+	v.Set(m)
 }
 
 func join(parent, child string) string {

@@ -110,6 +110,7 @@ func (v validator) validate(c *Config) {
 	v.assertion(&c.Assertion)
 	v.browserLogin(c)
 	v.access(&c.Access)
+	v.master(c)
 	switch c.Log.Level {
 	case "":
 		c.Log.Level = "info"
@@ -308,6 +309,61 @@ func (v validator) browserLogin(c *Config) {
 		if !hostName.MatchString(h) {
 			v.at(fmt.Sprintf("login.allowed_redirect_hosts[%d]", i), "%q is not a lower-case host name or a wildcard like *.apps.example.com", h)
 		}
+	}
+}
+
+func (v validator) master(c *Config) {
+	m := &c.Master
+	if m.AuditLog == "" {
+		return
+	}
+	if c.Access.Store == "" {
+		v.at("master_access.audit_log", "master access needs the access store: set access.store too")
+	}
+	m.AuditLog = v.path(m.AuditLog)
+	if st, err := os.Stat(filepath.Dir(m.AuditLog)); err != nil || !st.IsDir() {
+		v.at("master_access.audit_log", "the directory of %q does not exist; create it or point to another file", m.AuditLog)
+	}
+	switch {
+	case m.ReasonMinLength == 0:
+		m.ReasonMinLength = 10
+	case m.ReasonMinLength < 0 || m.ReasonMinLength > 500:
+		v.at("master_access.reason_min_length", "must be between 1 and 500, got %d", m.ReasonMinLength)
+	}
+	if m.DefaultDuration == 0 {
+		m.DefaultDuration = 30 * time.Minute
+	}
+	if m.MaxDuration == 0 {
+		m.MaxDuration = 4 * time.Hour
+	}
+	switch {
+	case m.DefaultDuration < 0 || m.MaxDuration < 0:
+		v.at("master_access.max_duration", "durations must be positive")
+	case m.DefaultDuration > m.MaxDuration:
+		v.at("master_access.default_duration", "%v is longer than max_duration %v", m.DefaultDuration, m.MaxDuration)
+	}
+	if m.AdminURL == "" {
+		m.AdminURL = "/"
+	} else if !strings.HasPrefix(m.AdminURL, "/") || strings.HasPrefix(m.AdminURL, "//") {
+		if u, err := url.Parse(m.AdminURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.at("master_access.admin_url", "%q must be a path on this site (/admin) or an http(s) URL", m.AdminURL)
+		}
+	}
+	v.webhook("master_access.webhook", m.Webhook)
+	for tenant, hook := range m.TenantWebhooks {
+		v.webhook("master_access.tenant_webhooks."+tenant, hook)
+	}
+	if m.WebhookTimeout == 0 {
+		m.WebhookTimeout = 5 * time.Second
+	}
+}
+
+func (v validator) webhook(key, hook string) {
+	if hook == "" {
+		return
+	}
+	if u, err := url.Parse(hook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.at(key, "%q is not an http(s) URL", hook)
 	}
 }
 
