@@ -85,6 +85,8 @@ func (g *Gateway) newAPI() http.Handler {
 	mux.HandleFunc("POST "+p+"/partners", g.apiCreatePartner)
 	mux.HandleFunc("PUT "+p+"/partners/{partner}/users/{user}", g.apiPutPartnerUser)
 	mux.HandleFunc("GET "+p+"/partners/{partner}/delegations", g.apiListPartnerDelegations)
+	mux.HandleFunc("GET "+p+"/master-access", g.apiListMaster)
+	mux.HandleFunc("POST "+p+"/master-access/{id}/revoke", g.apiRevokeMaster)
 	return mux
 }
 
@@ -159,13 +161,13 @@ func (g *Gateway) authorizeAPI(w http.ResponseWriter, r *http.Request, m policy.
 	}
 	if m.Tenant != "" {
 		in.Tenant = &policy.Tenant{ID: m.Tenant}
-		if err := g.resolveAccess(r.Context(), in); err != nil {
+		if _, err := g.resolveAccess(r.Context(), in); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Reason: "access.unavailable"})
 			return false
 		}
 	}
 	ev := g.engine.Decide(r.Context(), in)
-	g.logDecision(decisionID(r.Context()), in, ev)
+	g.logDecision(decisionID(r.Context()), in, ev, "")
 	if !ev.Decision.Allow {
 		writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: ev.Decision.Reason})
 		return false
@@ -419,4 +421,42 @@ func (g *Gateway) apiListPartnerDelegations(w http.ResponseWriter, r *http.Reque
 	}
 	list, err := g.store.Delegations(r.Context(), "", partner)
 	g.reply(w, r, http.StatusOK, map[string]any{"delegations": list}, err)
+}
+
+// apiListMaster lists master-access sessions: the open ones, or with
+// ?all=1 the history; ?tenant= and ?admin= filter.
+func (g *Gateway) apiListMaster(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
+		return
+	}
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	list, err := g.store.MasterSessions(r.Context(), q.Get("all") == "", q.Get("admin"), q.Get("tenant"), limit)
+	g.reply(w, r, http.StatusOK, list, err)
+}
+
+// apiRevokeMaster ends another admin's session at once.
+func (g *Gateway) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
+	if g.master == nil {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "master access is not configured"})
+		return
+	}
+	ms, err := g.store.Master(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	if !g.authorizeAPI(w, r, policy.Management{Action: "master.revoke", Tenant: ms.Tenant}) {
+		return
+	}
+	if ms.EndedAt != nil {
+		g.writeStoreError(w, r, fmt.Errorf("%w: master-access session %s has already ended", access.ErrConflict, ms.ID))
+		return
+	}
+	if err := g.finishMaster(r.Context(), ms, "revoked", identityOf(r).Subject); err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	ended, err := g.store.Master(r.Context(), ms.ID)
+	g.reply(w, r, http.StatusOK, ended, err)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/policy"
 )
@@ -48,6 +49,7 @@ type Gateway struct {
 	engine      *policy.Engine
 	signer      *assertionSigner
 	inputGW     *policy.Gateway // input.gateway, the same for every request
+	master      *masterAccess   // nil unless master access is configured
 	metrics     *Metrics
 	log         *slog.Logger
 	now         func() time.Time
@@ -66,6 +68,8 @@ type Options struct {
 	// management API; both nil without an access store.
 	Access *access.Resolver
 	Store  *access.Store
+	// Audit is the master-access audit log; master access is off without it.
+	Audit *audit.Log
 }
 
 // New builds the gateway for a validated configuration.
@@ -100,6 +104,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		log:      opts.Log,
 		now:      opts.Now,
 	}
+	if cfg.Master.Enabled() {
+		if opts.Audit == nil || opts.Store == nil {
+			return nil, errors.New("master access needs the access store and the audit log")
+		}
+		g.master = &masterAccess{cfg: cfg.Master, audit: opts.Audit,
+			notify: newNotifier(cfg.Master.Webhook, cfg.Master.TenantWebhooks, cfg.Master.WebhookTimeout, opts.Metrics.notifyFailures, opts.Log)}
+	}
 	for _, r := range g.router.routes {
 		r.forward = newForwarder(r.cfg, g.metrics, g.log)
 		g.returnHosts = append(g.returnHosts, r.cfg.Hosts...)
@@ -123,7 +134,15 @@ func (g *Gateway) Start(ctx context.Context, client *http.Client) {
 	go g.bearer.discoverUntilReady(ctx, client, func(err error) {
 		g.log.Warn("oidc discovery failed; will retry", "issuer", g.cfg.OIDC.Issuer, "error", err.Error())
 	})
+	if g.master != nil {
+		go g.master.notify.run(ctx)
+		go g.sweepMasters(ctx, masterSweepEvery)
+	}
 }
+
+// masterSweepEvery is how often expired master-access sessions are ended
+// and recorded. Requests are refused at the expiry itself regardless.
+var masterSweepEvery = 2 * time.Second
 
 // Ready says why the gateway cannot serve yet, or nil.
 func (g *Gateway) Ready() error {
@@ -221,10 +240,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tenant, appSegments := g.tenants.extract(host, segments)
 	in.Request.AppSegments = appSegments
+	masterID := ""
 	if tenant != "" {
 		in.Tenant = &policy.Tenant{ID: tenant, Status: "active"}
 		if g.resolver != nil && identity != nil {
-			if err := g.resolveAccess(r.Context(), in); err != nil {
+			facts, err := g.resolveAccess(r.Context(), in)
+			if facts != nil && facts.Master != nil && facts.Master.Session == identity.Session {
+				masterID = facts.Master.ID // marks the decision log
+			}
+			if err != nil {
 				g.log.Error("access store lookup failed; denying", "decision_id", id, "tenant", tenant, "error", err.Error())
 				writeDenial(rec, r, api, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: id})
 				return
@@ -242,7 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Evaluate.
 	ev := g.engine.Decide(r.Context(), in)
-	g.logDecision(id, in, ev)
+	g.logDecision(id, in, ev, masterID)
 	d := ev.Decision
 	if !d.Allow {
 		outcome = "deny"
@@ -270,14 +294,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.forward.ServeHTTP(rec, r)
 }
 
-// resolveAccess puts the store's facts for (identity, tenant) in the input.
-// An error means the facts are unknown: the caller fails closed.
-func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) error {
+// resolveAccess puts the store's facts for (identity, tenant) in the input
+// and returns them. An error means the facts are unknown: the caller fails
+// closed.
+func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) (*access.Facts, error) {
 	res, hit, err := g.resolver.Resolve(ctx, in.Identity.Subject, in.Tenant.ID)
 	switch {
 	case err != nil:
 		g.metrics.accessLookups.WithLabelValues("error").Inc()
-		return err
+		return nil, err
 	case hit:
 		g.metrics.accessLookups.WithLabelValues("hit").Inc()
 	default:
@@ -285,14 +310,14 @@ func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) error {
 	}
 	in.Access, _ = res.Prepared.(*policy.Access)
 	if in.Access == nil {
-		return errors.New("access facts were not prepared")
+		return nil, errors.New("access facts were not prepared")
 	}
 	if res.Facts == nil || res.Facts.Tenant == nil {
 		in.Tenant.Status = "unknown"
 	} else {
 		in.Tenant.Status = res.Facts.Tenant.Status
 	}
-	return nil
+	return res.Facts, nil
 }
 
 // authenticate returns the caller's identity from a bearer token or, failing
@@ -484,7 +509,7 @@ func decodedPath(segments []string, trailingSlash bool) string {
 	return p
 }
 
-func (g *Gateway) logDecision(id string, in *policy.Input, ev policy.Evaluation) {
+func (g *Gateway) logDecision(id string, in *policy.Input, ev policy.Evaluation, masterID string) {
 	attrs := []slog.Attr{
 		slog.String("decision_id", id),
 		slog.String("route", in.Route.Name),
@@ -503,6 +528,9 @@ func (g *Gateway) logDecision(id string, in *policy.Input, ev policy.Evaluation)
 	}
 	if in.Identity != nil {
 		attrs = append(attrs, slog.String("sub", in.Identity.Subject))
+	}
+	if masterID != "" {
+		attrs = append(attrs, slog.String("master_access_id", masterID))
 	}
 	level := slog.LevelInfo
 	if ev.Err != nil {

@@ -89,6 +89,8 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 		g.logout(w, r)
 	case userinfoPath:
 		g.userinfo(w, r)
+	case masterPath, masterEndPath:
+		g.serveMaster(w, r)
 	default:
 		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "control.unknown", id: decisionID(r.Context())})
 	}
@@ -252,6 +254,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.sessions.revoke(st)
+		g.endMastersOfSession(r.Context(), st.identity)
 		g.log.Info("signed out", "sub", st.identity.Subject)
 	}
 	g.sessions.clear(w)

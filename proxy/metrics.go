@@ -13,6 +13,9 @@ type Metrics struct {
 	authFailures   *prometheus.CounterVec
 	droppedHeaders prometheus.Counter
 	accessLookups  *prometheus.CounterVec
+	masterActive   prometheus.Gauge
+	masterEvents   *prometheus.CounterVec
+	notifyFailures prometheus.Counter
 }
 
 // NewMetrics registers the request path's metrics, the build info and the Go
@@ -46,6 +49,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Per-request access-store lookups by result: hit (cache), miss (store read), error (request denied).",
 	}, []string{"result"})
 	reg.MustRegister(m.accessLookups)
+	m.masterActive = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portero_master_access_active",
+		Help: "Master-access sessions open and unexpired now.",
+	})
+	m.masterEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portero_master_access_total",
+		Help: "Master-access events: start, end, expire, revoke, refused.",
+	}, []string{"event"})
+	for _, e := range []string{"start", "end", "expire", "revoke", "refused"} {
+		m.masterEvents.WithLabelValues(e)
+	}
+	m.notifyFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portero_notify_failures_total",
+		Help: "Master-access webhook notifications that failed after their retries or were dropped (queue full).",
+	})
+	reg.MustRegister(m.masterActive, m.masterEvents, m.notifyFailures)
 	reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.authFailures, m.droppedHeaders,
 		collectors.NewBuildInfoCollector(),
 		collectors.NewGoCollector(),

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
@@ -154,6 +155,22 @@ func cmdServe(args []string, stderr io.Writer) error {
 		if opts.AssertionKey, err = proxy.LoadAssertionKey(cfg.Assertion.KeyFile); err != nil {
 			return err
 		}
+	}
+	if cfg.Master.Enabled() {
+		l, err := audit.Open(cfg.Master.AuditLog)
+		var broken *audit.BreakError
+		switch {
+		case errors.As(err, &broken):
+			// Keep recording (refusing master access would not repair the
+			// file) but say so loudly: someone must look at it.
+			log.Error("master-access audit log chain is broken; new records continue from its last record",
+				"file", cfg.Master.AuditLog, "break", broken.Error())
+		case err != nil:
+			return err
+		}
+		defer l.Close()
+		opts.Audit = l
+		log.Info("master access on", "audit_log", cfg.Master.AuditLog)
 	}
 	gw, err := proxy.New(cfg, opts)
 	if err != nil {

@@ -1,0 +1,397 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/audit"
+	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/policy"
+)
+
+// Master access endpoints, for a system admin signed in with a browser:
+//
+//	GET  /.portero/master-access      the start form and the admin's open sessions
+//	POST /.portero/master-access      start (tenant, reason, ticket, mode, duration)
+//	GET  /.portero/master-access/end  confirm ending
+//	POST /.portero/master-access/end  end (one session by id, or all of this admin's)
+//
+// Whether the admin may start is the policy's decision (management action
+// "master.start", portero.master); requests made under a session are
+// decided by the policy too. Every start, end, expiry, revocation and
+// refused attempt is in the audit log, on disk before the answer is sent.
+const (
+	masterPath    = "/.portero/master-access"
+	masterEndPath = "/.portero/master-access/end"
+)
+
+// masterAccess holds what the master-access endpoints need; nil on the
+// gateway when master access is not configured.
+type masterAccess struct {
+	cfg    config.Master
+	audit  *audit.Log
+	notify *notifier
+}
+
+func (g *Gateway) serveMaster(w http.ResponseWriter, r *http.Request) {
+	if g.master == nil {
+		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "master.disabled", id: decisionID(r.Context())})
+		return
+	}
+	st := g.sessions.current(w, r)
+	if st == nil {
+		if r.Method == http.MethodGet {
+			g.redirectToLogin(w, r, r.Host)
+			return
+		}
+		writeDenial(w, r, false, denial{status: http.StatusUnauthorized, reason: "deny.unauthenticated", id: decisionID(r.Context())})
+		return
+	}
+	switch {
+	case r.URL.Path == masterPath && r.Method == http.MethodGet:
+		g.masterPage(w, r, st, masterForm{Mode: "full", Duration: g.master.cfg.DefaultDuration.String(), Tenant: r.URL.Query().Get("tenant")}, http.StatusOK)
+	case r.URL.Path == masterPath && r.Method == http.MethodPost:
+		if g.masterFormChecks(w, r, st) {
+			g.startMaster(w, r, st)
+		}
+	case r.URL.Path == masterEndPath && r.Method == http.MethodGet:
+		g.masterEndPage(w, r, st)
+	case r.URL.Path == masterEndPath && r.Method == http.MethodPost:
+		if g.masterFormChecks(w, r, st) {
+			g.endMaster(w, r, st)
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeDenial(w, r, false, denial{status: http.StatusMethodNotAllowed, reason: "master.method", id: decisionID(r.Context())})
+	}
+}
+
+// masterFormChecks applies the CSRF rules of every browser form: same
+// origin and the session's token.
+func (g *Gateway) masterFormChecks(w http.ResponseWriter, r *http.Request, st *sessionState) bool {
+	if !g.sameOrigin(r) {
+		g.loginError(w, r, http.StatusForbidden, "csrf.cross_origin")
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if !g.sessions.validCSRF(st.data.ID, r.PostFormValue("csrf")) {
+		g.loginError(w, r, http.StatusForbidden, "csrf.invalid")
+		return false
+	}
+	return true
+}
+
+type masterForm struct {
+	Tenant, Reason, Ticket, Mode, Duration string
+	Errors                                 map[string]string
+}
+
+// parse reads and checks the form; it fills f.Errors per field.
+func (f *masterForm) parse(r *http.Request, cfg config.Master) (time.Duration, bool) {
+	f.Tenant = strings.TrimSpace(r.PostFormValue("tenant"))
+	f.Reason = strings.TrimSpace(r.PostFormValue("reason"))
+	f.Ticket = strings.TrimSpace(r.PostFormValue("ticket"))
+	f.Mode = r.PostFormValue("mode")
+	f.Duration = strings.TrimSpace(r.PostFormValue("duration"))
+	f.Errors = map[string]string{}
+	if f.Tenant == "" {
+		f.Errors["tenant"] = "Name the tenant to enter."
+	}
+	if n := utf8.RuneCountInString(f.Reason); n < cfg.ReasonMinLength {
+		f.Errors["reason"] = fmt.Sprintf("Say why, in at least %d characters (it is audited and shown to the tenant's app).", cfg.ReasonMinLength)
+	}
+	if f.Mode != "full" && f.Mode != "read_only" {
+		f.Errors["mode"] = "Choose full or read only."
+	}
+	d := cfg.DefaultDuration
+	if f.Duration != "" {
+		var err error
+		if d, err = time.ParseDuration(f.Duration); err != nil || d <= 0 {
+			f.Errors["duration"] = "Give a duration such as 30m or 2h."
+		}
+	}
+	if d > cfg.MaxDuration {
+		f.Errors["duration"] = fmt.Sprintf("At most %v.", cfg.MaxDuration)
+	}
+	return d, len(f.Errors) == 0
+}
+
+func (g *Gateway) startMaster(w http.ResponseWriter, r *http.Request, st *sessionState) {
+	var f masterForm
+	dur, ok := f.parse(r, g.master.cfg)
+	if !ok {
+		g.masterPage(w, r, st, f, http.StatusBadRequest)
+		return
+	}
+	admin := st.identity.Subject
+	refuse := func(status int, detail string) {
+		if _, err := g.master.audit.Append(audit.Record{Event: audit.EventRefuse, Admin: admin, Tenant: f.Tenant,
+			Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, Detail: detail}); err != nil {
+			g.log.Error("audit log write failed", "error", err.Error())
+			status, detail = http.StatusInternalServerError, "audit.unavailable"
+		}
+		g.metrics.masterEvents.WithLabelValues(audit.EventRefuse).Inc()
+		g.log.Warn("master access refused", "admin", admin, "tenant", f.Tenant, "reason", detail, "decision_id", decisionID(r.Context()))
+		writeDenial(w, r, false, denial{status: status, reason: detail, id: decisionID(r.Context())})
+	}
+	// The policy decides, with the tenant's facts.
+	in := &policy.Input{
+		Request:    policy.Request{Method: r.Method, Path: r.URL.Path},
+		Route:      policy.Route{Name: "portero-master-access"},
+		Tenant:     &policy.Tenant{ID: f.Tenant},
+		Identity:   st.identity,
+		Management: &policy.Management{Action: "master.start", Tenant: f.Tenant},
+		Gateway:    g.inputGW,
+		Now:        g.now(),
+	}
+	if _, err := g.resolveAccess(r.Context(), in); err != nil {
+		g.log.Error("access store lookup failed", "error", err.Error())
+		refuse(http.StatusServiceUnavailable, "access.unavailable")
+		return
+	}
+	ev := g.engine.Decide(r.Context(), in)
+	g.logDecision(decisionID(r.Context()), in, ev, "")
+	if !ev.Decision.Allow {
+		refuse(http.StatusForbidden, ev.Decision.Reason)
+		return
+	}
+	ms, err := g.store.StartMaster(r.Context(), access.MasterSession{Admin: admin, Session: st.identity.Session, Tenant: f.Tenant,
+		Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, ExpiresAt: g.now().Add(dur)})
+	var fe *access.FieldError
+	switch {
+	case errors.As(err, &fe):
+		f.Errors[fe.Field] = fe.Msg
+		g.masterPage(w, r, st, f, http.StatusBadRequest)
+		return
+	case errors.Is(err, access.ErrConflict):
+		refuse(http.StatusConflict, "master.already_active")
+		return
+	case err != nil:
+		g.log.Error("master access start failed", "error", err.Error())
+		refuse(http.StatusServiceUnavailable, "access.unavailable")
+		return
+	}
+	// On disk before the admin is let in; without the record, no session.
+	if err := g.masterAudit(audit.EventStart, ms, "", ""); err != nil {
+		if _, endErr := g.store.EndMaster(context.WithoutCancel(r.Context()), ms.ID, "ended", "portero"); endErr != nil {
+			g.log.Error("could not end an unaudited master-access session", "id", ms.ID, "error", endErr.Error())
+		}
+		writeDenial(w, r, false, denial{status: http.StatusInternalServerError, reason: "audit.unavailable", id: decisionID(r.Context())})
+		return
+	}
+	g.log.Info("master access started", "id", ms.ID, "admin", admin, "tenant", ms.Tenant, "mode", ms.Mode, "expires", ms.ExpiresAt)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, g.tenantAppURL(ms.Tenant), http.StatusSeeOther)
+}
+
+// tenantAppURL is where a tenant's app is reached through this gateway.
+func (g *Gateway) tenantAppURL(tenant string) string {
+	t := g.cfg.Tenant
+	switch {
+	case t.Path != "":
+		return strings.Replace(t.Path, "{tenant}", url.PathEscape(tenant), 1)
+	case t.Host != "":
+		scheme := "https"
+		if cb, err := url.Parse(g.cfg.OIDC.RedirectURL); err == nil && cb.Scheme == "http" {
+			scheme = "http"
+		}
+		return scheme + "://" + strings.Replace(t.Host, "{tenant}", tenant, 1) + "/"
+	}
+	return "/"
+}
+
+func (g *Gateway) endMaster(w http.ResponseWriter, r *http.Request, st *sessionState) {
+	admin := st.identity.Subject
+	open, err := g.store.MasterSessions(r.Context(), true, admin, "", 0)
+	if err != nil {
+		writeDenial(w, r, false, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: decisionID(r.Context())})
+		return
+	}
+	id := r.PostFormValue("id")
+	for _, ms := range open {
+		if id != "" && ms.ID != id {
+			continue
+		}
+		if err := g.finishMaster(r.Context(), ms, "ended", admin); err != nil {
+			writeDenial(w, r, false, denial{status: http.StatusInternalServerError, reason: "audit.unavailable", id: decisionID(r.Context())})
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, g.master.cfg.AdminURL, http.StatusSeeOther)
+}
+
+// finishMaster ends a session in the store and records it: reason ended,
+// logout, revoked or expired; by is who ended it.
+func (g *Gateway) finishMaster(ctx context.Context, ms *access.MasterSession, reason, by string) error {
+	ended, err := g.store.EndMaster(ctx, ms.ID, reason, by)
+	if errors.Is(err, access.ErrConflict) {
+		return nil // ended meanwhile, and recorded by whoever ended it
+	}
+	if err != nil {
+		return err
+	}
+	event := map[string]string{"ended": audit.EventEnd, "logout": audit.EventEnd, "revoked": audit.EventRevoke, "expired": audit.EventExpire}[reason]
+	if err := g.masterAudit(event, ended, by, reason); err != nil {
+		return err
+	}
+	g.log.Info("master access ended", "id", ms.ID, "admin", ms.Admin, "tenant", ms.Tenant, "reason", reason, "by", by)
+	return nil
+}
+
+// masterAudit writes the record (flushed to disk), counts the event and
+// queues the notification.
+func (g *Gateway) masterAudit(event string, ms *access.MasterSession, by, detail string) error {
+	exp := ms.ExpiresAt
+	rec, err := g.master.audit.Append(audit.Record{Event: event, ID: ms.ID, Admin: ms.Admin, Tenant: ms.Tenant,
+		Reason: ms.Reason, Ticket: ms.Ticket, Mode: ms.Mode, Expires: &exp, By: by, Detail: detail})
+	if err != nil {
+		g.log.Error("audit log write failed", "event", event, "id", ms.ID, "error", err.Error())
+		return err
+	}
+	g.metrics.masterEvents.WithLabelValues(event).Inc()
+	g.master.notify.send(ms.Tenant, rec)
+	g.refreshMasterGauge(context.Background())
+	return nil
+}
+
+// endMastersOfSession ends the admin's sessions bound to a sign-in session
+// that is signing out.
+func (g *Gateway) endMastersOfSession(ctx context.Context, id *policy.Identity) {
+	if g.master == nil || id == nil {
+		return
+	}
+	open, err := g.store.MasterSessions(ctx, true, id.Subject, "", 0)
+	if err != nil {
+		g.log.Error("master access: could not list sessions at sign-out", "error", err.Error())
+		return
+	}
+	for _, ms := range open {
+		if ms.Session == id.Session {
+			if err := g.finishMaster(ctx, ms, "logout", id.Subject); err != nil {
+				g.log.Error("master access: could not end a session at sign-out", "id", ms.ID, "error", err.Error())
+			}
+		}
+	}
+}
+
+// sweepMasters ends (and records) sessions whose time is up. Requests are
+// refused at expiry whether or not this has run: the facts only carry
+// unexpired sessions and cached facts end at the expiry.
+func (g *Gateway) sweepMasters(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		expired, err := g.store.ExpiredMasters(ctx, g.now())
+		if err != nil && ctx.Err() == nil {
+			g.log.Error("master access: expiry sweep failed", "error", err.Error())
+		}
+		for _, ms := range expired {
+			if err := g.finishMaster(ctx, ms, "expired", ""); err != nil {
+				g.log.Error("master access: could not record an expiry", "id", ms.ID, "error", err.Error())
+			}
+		}
+		g.refreshMasterGauge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (g *Gateway) refreshMasterGauge(ctx context.Context) {
+	open, err := g.store.MasterSessions(ctx, true, "", "", 0)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, ms := range open {
+		if ms.Active(g.now()) {
+			n++
+		}
+	}
+	g.metrics.masterActive.Set(float64(n))
+}
+
+func (g *Gateway) masterPage(w http.ResponseWriter, r *http.Request, st *sessionState, f masterForm, status int) {
+	open, _ := g.store.MasterSessions(r.Context(), true, st.identity.Subject, "", 0)
+	data := struct {
+		Form     masterForm
+		CSRF     string
+		Admin    string
+		Max      string
+		MinLen   int
+		Open     []*access.MasterSession
+		EndPath  string
+		Now      time.Time
+		TenantOf func(string) string
+	}{f, g.sessions.csrfToken(st.data.ID), st.identity.Subject, g.master.cfg.MaxDuration.String(), g.master.cfg.ReasonMinLength,
+		open, masterEndPath, g.now(), g.tenantAppURL}
+	writePage(w, status, masterStartPage, data)
+}
+
+func (g *Gateway) masterEndPage(w http.ResponseWriter, r *http.Request, st *sessionState) {
+	open, _ := g.store.MasterSessions(r.Context(), true, st.identity.Subject, "", 0)
+	writePage(w, http.StatusOK, masterEndTemplate, struct {
+		CSRF string
+		Open []*access.MasterSession
+	}{g.sessions.csrfToken(st.data.ID), open})
+}
+
+func writePage(w http.ResponseWriter, status int, t *template.Template, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	_ = t.Execute(w, data)
+}
+
+const pageStyle = `<style>body{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem;color:#222}
+label{display:block;margin:.8rem 0 .2rem;font-weight:600}input,select,textarea{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}
+.err{color:#a00;margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-top:1rem}table{border-collapse:collapse;width:100%;margin-top:1rem}
+td,th{border-top:1px solid #ddd;padding:.3rem .5rem;text-align:left}.hint{color:#555;font-size:.9rem}</style>`
+
+var masterStartPage = template.Must(template.New("master").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Master access — Portero</title>` + pageStyle + `</head><body>
+<h1>Master access</h1>
+<p>Enter a tenant's app as the tenant, for support. Signed in as <strong>{{.Admin}}</strong>. Everything you do is audited and the app is told who you are.</p>
+{{if .Open}}<h2>Your open sessions</h2><table id="open-sessions"><tr><th>Tenant</th><th>Mode</th><th>Until</th><th></th></tr>
+{{range .Open}}<tr><td><a href="{{call $.TenantOf .Tenant}}">{{.Tenant}}</a></td><td>{{.Mode}}</td><td>{{.ExpiresAt.Format "15:04 MST"}}</td>
+<td><form method="post" action="{{$.EndPath}}"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="id" value="{{.ID}}"><button type="submit">End</button></form></td></tr>{{end}}</table>{{end}}
+<h2>Start</h2>
+<form method="post" action="/.portero/master-access" id="master-form" novalidate>
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<label for="tenant">Tenant</label><input id="tenant" name="tenant" value="{{.Form.Tenant}}" required aria-describedby="tenant-err">
+{{with index .Form.Errors "tenant"}}<p class="err" id="tenant-err">{{.}}</p>{{end}}
+<label for="reason">Reason</label><textarea id="reason" name="reason" rows="3" required minlength="{{.MinLen}}" aria-describedby="reason-err reason-hint">{{.Form.Reason}}</textarea>
+<p class="hint" id="reason-hint">At least {{.MinLen}} characters. The tenant's app receives it.</p>
+{{with index .Form.Errors "reason"}}<p class="err" id="reason-err">{{.}}</p>{{end}}
+<label for="ticket">Ticket (optional)</label><input id="ticket" name="ticket" value="{{.Form.Ticket}}">
+{{with index .Form.Errors "ticket"}}<p class="err">{{.}}</p>{{end}}
+<label for="mode">Mode</label><select id="mode" name="mode"><option value="full"{{if eq .Form.Mode "full"}} selected{{end}}>Full (act as the owner)</option>
+<option value="read_only"{{if eq .Form.Mode "read_only"}} selected{{end}}>Read only (safe methods)</option></select>
+{{with index .Form.Errors "mode"}}<p class="err">{{.}}</p>{{end}}
+<label for="duration">Duration</label><input id="duration" name="duration" value="{{.Form.Duration}}" aria-describedby="duration-hint">
+<p class="hint" id="duration-hint">For example 30m or 1h30m; at most {{.Max}}.</p>
+{{with index .Form.Errors "duration"}}<p class="err" id="duration-err">{{.}}</p>{{end}}
+<button type="submit" id="master-start">Enter the tenant's app</button>
+</form></body></html>`))
+
+var masterEndTemplate = template.Must(template.New("master-end").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>End master access — Portero</title>` + pageStyle + `</head><body>
+<h1>End master access?</h1>
+{{if .Open}}<ul>{{range .Open}}<li>{{.Tenant}} ({{.Mode}}), until {{.ExpiresAt.Format "15:04 MST"}}</li>{{end}}</ul>
+<form method="post" action="/.portero/master-access/end"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" id="master-end" autofocus>Return to the admin panel</button></form>
+{{else}}<p id="no-master">You have no open master-access session.</p>{{end}}
+</body></html>`))
