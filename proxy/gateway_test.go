@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/internal/testissuer"
 	"github.com/portero-gateway/portero/policy"
@@ -98,6 +99,8 @@ type harnessOpts struct {
 	// config replaces testConfig; it gets the issuer's and the upstream's URL.
 	config func(issuer, upstream string) string
 	store  *access.Store // an access store behind the gateway
+	extra  string        // appended to the configuration
+	audit  *audit.Log    // the master-access audit log
 }
 
 // newHarnessWith adds extra configuration and a clock shared by the gateway
@@ -126,6 +129,7 @@ func newHarnessWith(t testing.TB, policyFS fstest.MapFS, o harnessOpts) *harness
 	if o.login {
 		text = strings.Replace(text, "  audiences: [portero, other-api]\n", "  audiences: [portero, other-api]\n"+loginOIDCConfig, 1) + loginSessionConfig
 	}
+	text += o.extra
 	cfg, err := config.Parse("test.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +143,7 @@ func newHarnessWith(t testing.TB, policyFS fstest.MapFS, o harnessOpts) *harness
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Engine: engine, Metrics: NewMetrics(h.reg), Log: log, Now: now, Store: o.store}
+	opts := Options{Engine: engine, Metrics: NewMetrics(h.reg), Log: log, Now: now, Store: o.store, Audit: o.audit}
 	if o.store != nil {
 		opts.Access = access.NewResolver(o.store, 1000, PrepareAccess)
 	}

@@ -290,22 +290,26 @@ func (g *Gateway) sweepMasters(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		expired, err := g.store.ExpiredMasters(ctx, g.now())
-		if err != nil && ctx.Err() == nil {
-			g.log.Error("master access: expiry sweep failed", "error", err.Error())
-		}
-		for _, ms := range expired {
-			if err := g.finishMaster(ctx, ms, "expired", ""); err != nil {
-				g.log.Error("master access: could not record an expiry", "id", ms.ID, "error", err.Error())
-			}
-		}
-		g.refreshMasterGauge(ctx)
+		g.sweepExpiredMasters(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+func (g *Gateway) sweepExpiredMasters(ctx context.Context) {
+	expired, err := g.store.ExpiredMasters(ctx, g.now())
+	if err != nil && ctx.Err() == nil {
+		g.log.Error("master access: expiry sweep failed", "error", err.Error())
+	}
+	for _, ms := range expired {
+		if err := g.finishMaster(ctx, ms, "expired", ""); err != nil {
+			g.log.Error("master access: could not record an expiry", "id", ms.ID, "error", err.Error())
+		}
+	}
+	g.refreshMasterGauge(ctx)
 }
 
 func (g *Gateway) refreshMasterGauge(ctx context.Context) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/internal/testissuer"
 )
 
@@ -205,5 +206,29 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if out, code := runCLI(t, "admin", "--store", db, "delegation", "accept", id); code != 1 || !strings.Contains(out, "cannot accept") {
 		t.Fatalf("accept twice: %d %s", code, out)
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []string{audit.EventStart, audit.EventEnd, audit.EventStart} {
+		if _, err := l.Append(audit.Record{Event: ev, ID: "ma_1", Admin: "sam", Tenant: "acme", Reason: "ticket 42"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	if out, code := runCLI(t, "audit", "verify", path); code != 0 || !strings.Contains(out, "3 records, hash chain intact") {
+		t.Fatalf("verify: %d %s", code, out)
+	}
+	raw, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(string(raw), "\n")
+	lines[1] = strings.Replace(lines[1], `"event":"end"`, `"event":"expire"`, 1)
+	_ = os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600)
+	if out, code := runCLI(t, "audit", "verify", path); code == 0 || !strings.Contains(out, "line 2 (record seq 2)") {
+		t.Fatalf("tampered: %d %s", code, out)
 	}
 }

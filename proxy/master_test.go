@@ -1,0 +1,422 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/audit"
+)
+
+type masterHarness struct {
+	*harness
+	clk       *clock
+	b         *browser
+	store     *access.Store
+	auditPath string
+}
+
+// newMasterHarness: browser sign-in, a real SQLite store with acme (which
+// allows master access) and locked (which does not), and an audit log.
+func newMasterHarness(t *testing.T, extra string) *masterHarness {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	store, err := access.Open(ctx, filepath.Join(dir, "access.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := store.CreateTenant(ctx, access.Tenant{ID: "acme", Name: "Acme", Owner: "olivia", MasterAccess: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateTenant(ctx, access.Tenant{ID: "locked", Name: "Locked", Owner: "lee", MasterAccess: false}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UpdateTenant(ctx, access.Tenant{ID: "locked", Name: "Locked", Owner: "lee", MasterAccess: false}); err != nil {
+		t.Fatal(err)
+	}
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	log, err := audit.Open(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	h := newHarnessWith(t, nil, harnessOpts{login: true, now: clk.now, store: store, audit: log, extra: `
+access:
+  store: ` + filepath.Join(dir, "access.db") + `
+master_access:
+  audit_log: ` + auditPath + `
+  admin_url: /admin/
+` + extra})
+	h.iss.TokenTTL = 5 * time.Minute
+	return &masterHarness{harness: h, clk: clk, b: &browser{t: t, h: h, cookies: map[string]*http.Cookie{}}, store: store, auditPath: auditPath}
+}
+
+func samClaims() map[string]any {
+	return map[string]any{"sub": "sam", "email": "sam@portero.example", "groups": []string{"system-admins"}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// start submits the master-access form and returns the answer.
+func (m *masterHarness) start(t *testing.T, tenant, reason, mode, duration string) *httptest.ResponseRecorder {
+	t.Helper()
+	page := m.b.do("GET", "http://localhost/.portero/master-access", nil, nil)
+	match := csrfField.FindStringSubmatch(page.Body.String())
+	if page.Code != 200 || match == nil {
+		t.Fatalf("master-access page: %d %s", page.Code, page.Body)
+	}
+	return m.b.do("POST", "http://localhost/.portero/master-access", url.Values{
+		"csrf": {match[1]}, "tenant": {tenant}, "reason": {reason}, "ticket": {"SUP-42"}, "mode": {mode}, "duration": {duration},
+	}, http.Header{"Origin": {"http://localhost"}})
+}
+
+func (m *masterHarness) end(t *testing.T) *httptest.ResponseRecorder {
+	t.Helper()
+	page := m.b.do("GET", "http://localhost/.portero/master-access/end", nil, nil)
+	match := csrfField.FindStringSubmatch(page.Body.String())
+	if page.Code != 200 || match == nil {
+		t.Fatalf("end page: %d %s", page.Code, page.Body)
+	}
+	return m.b.do("POST", "http://localhost/.portero/master-access/end", url.Values{"csrf": {match[1]}}, nil)
+}
+
+// hostile are client-sent copies of every impersonation header, in the
+// spellings an upstream stack might merge with the real ones.
+var hostile = http.Header{
+	"X-Portero-Impersonator":             {"mallory"},
+	"X-Portero-Impersonation-Id":         {"ma_forged"},
+	"X_portero_impersonation_reason":     {"forged"},
+	"Impersonate-User":                   {"root"},
+	"Impersonate-Group":                  {"system:masters"},
+	"Impersonate_extra_impersonator":     {"mallory"},
+	"IMPERSONATE-EXTRA-REASON":           {"forged"},
+	"X-Portero-User":                     {"olivia"},
+	"X-Portero-Impersonation-Expires":    {"never"},
+	"Impersonate-Extra-Impersonation-Id": {"ma_forged"},
+}
+
+func impersonationHeaders(h http.Header) map[string][]string {
+	out := map[string][]string{}
+	for name, v := range h {
+		n := strings.ToLower(name)
+		if strings.HasPrefix(n, "impersonate-") || strings.HasPrefix(n, "x-portero-impersonat") {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+func TestMasterAccessLifecycle(t *testing.T) {
+	m := newMasterHarness(t, "")
+	m.b.signIn("http://localhost/t/acme/", samClaims())
+	page := "http://localhost/t/acme/reviews"
+
+	// Before: the admin is not a member of acme.
+	if rec := m.b.do("GET", page, nil, nil); rec.Code != 403 || !strings.Contains(rec.Body.String(), "member.none") {
+		t.Fatalf("before master access: %d %s", rec.Code, rec.Body)
+	}
+	// A short reason is refused with a field error, and nothing starts.
+	if rec := m.start(t, "acme", "because", "full", "10m"); rec.Code != 400 || !strings.Contains(rec.Body.String(), "at least 10 characters") {
+		t.Fatalf("short reason: %d %s", rec.Code, rec.Body)
+	}
+	if rec := m.start(t, "acme", "Ticket SUP-42: the owner cannot log in", "full", "9h"); rec.Code != 400 || !strings.Contains(rec.Body.String(), "At most 4h0m0s") {
+		t.Fatalf("too long: %d %s", rec.Code, rec.Body)
+	}
+	// A tenant that forbids it.
+	if rec := m.start(t, "locked", "Ticket SUP-43: routine check of settings", "full", "10m"); rec.Code != 403 || !strings.Contains(rec.Body.String(), "master.forbidden_by_tenant") {
+		t.Fatalf("locked tenant: %d %s", rec.Code, rec.Body)
+	}
+
+	// Start.
+	rec := m.start(t, "acme", "Ticket SUP-42: the owner cannot log in", "full", "10m")
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/t/acme/" {
+		t.Fatalf("start: %d %q %s", rec.Code, rec.Header().Get("Location"), rec.Body)
+	}
+	if v := testutil.ToFloat64(m.gw.metrics.masterActive); v != 1 {
+		t.Errorf("portero_master_access_active = %v", v)
+	}
+	// While active: the owner's access, impersonation headers, and none of
+	// the client's copies.
+	rec = m.b.do("POST", page, nil, hostile)
+	if rec.Code != 200 {
+		t.Fatalf("under master access: %d %s", rec.Code, rec.Body)
+	}
+	got := m.upstreamSaw(t)
+	want := map[string]string{
+		"X-Portero-User": "olivia", "X-Portero-Tenant": "acme", "X-Portero-Role": "administrator",
+		"X-Portero-Impersonator": "sam", "X-Portero-Impersonation-Reason": "Ticket SUP-42: the owner cannot log in",
+		"X-Portero-Impersonation-Mode": "full",
+	}
+	for k, v := range want {
+		if vals := got.Header.Values(k); len(vals) != 1 || vals[0] != v {
+			t.Errorf("%s = %q, want %q", k, vals, v)
+		}
+	}
+	id := got.Header.Get("X-Portero-Impersonation-Id")
+	if !strings.HasPrefix(id, "ma_") || got.Header.Get("X-Portero-Impersonation-Expires") == "" {
+		t.Errorf("impersonation id/expiry: %v", got.Header)
+	}
+	for name := range impersonationHeaders(got.Header) {
+		if strings.HasPrefix(strings.ToLower(name), "impersonate") {
+			t.Errorf("client header %s reached the app", name)
+		}
+	}
+	if strings.Contains(strings.Join(got.Header.Values("X-Portero-Impersonator"), ","), "mallory") {
+		t.Error("a client's X-Portero-Impersonator reached the app")
+	}
+	m.checkAssertion(t, got.Header.Get("X-Portero-Assertion"), "olivia", "sam")
+	if !strings.Contains(m.logs.String(), `"master_access_id":"`+id+`"`) {
+		t.Error("the decision log does not mark the request with the master-access id")
+	}
+	// The same admin with a bearer token is themself.
+	if rec := m.do(t, "GET", page, m.iss.Sign(t, m.iss.Claims("sam", "portero")), nil, ""); rec.Code != 403 {
+		t.Errorf("sam's bearer token under someone else's session: %d", rec.Code)
+	}
+
+	// End: back to the admin panel, and the very next request is plain.
+	rec = m.end(t)
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/admin/" {
+		t.Fatalf("end: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := m.b.do("GET", page, nil, nil); rec.Code != 403 {
+		t.Fatalf("after end: %d", rec.Code)
+	}
+	m.upstreamSawNothing(t)
+
+	// Read only: safe methods pass, writes are refused.
+	if rec := m.start(t, "acme", "Ticket SUP-44: look at the settings only", "read_only", "10m"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("start read_only: %d %s", rec.Code, rec.Body)
+	}
+	if rec := m.b.do("GET", page, nil, nil); rec.Code != 200 {
+		t.Fatalf("read_only GET: %d", rec.Code)
+	}
+	m.upstreamSaw(t)
+	if rec := m.b.do("DELETE", page, nil, nil); rec.Code != 403 || !strings.Contains(rec.Body.String(), "master.read_only") {
+		t.Fatalf("read_only DELETE: %d %s", rec.Code, rec.Body)
+	}
+	// Starting twice is a conflict.
+	if rec := m.start(t, "acme", "Ticket SUP-45: a second window by mistake", "full", "10m"); rec.Code != http.StatusConflict {
+		t.Fatalf("second start: %d %s", rec.Code, rec.Body)
+	}
+
+	// Revoked by another admin through the API.
+	open, _ := m.store.MasterSessions(context.Background(), true, "sam", "", 0)
+	if len(open) != 1 {
+		t.Fatalf("open sessions: %d", len(open))
+	}
+	other := m.iss.Claims("ada", "portero")
+	other["groups"] = []string{"system-admins"}
+	adaToken := m.iss.Sign(t, other)
+	list := m.do(t, "GET", "http://localhost/.portero/api/v1/master-access", adaToken, nil, "")
+	if list.Code != 200 || !strings.Contains(list.Body.String(), open[0].ID) {
+		t.Fatalf("list: %d %s", list.Code, list.Body)
+	}
+	if rec := m.do(t, "POST", "http://localhost/.portero/api/v1/master-access/"+open[0].ID+"/revoke", m.iss.Sign(t, m.iss.Claims("olivia", "portero")), nil, ""); rec.Code != 403 {
+		t.Fatalf("a tenant owner revoking: %d", rec.Code)
+	}
+	if rec := m.do(t, "POST", "http://localhost/.portero/api/v1/master-access/"+open[0].ID+"/revoke", adaToken, nil, ""); rec.Code != 200 {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	if rec := m.do(t, "POST", "http://localhost/.portero/api/v1/master-access/"+open[0].ID+"/revoke", adaToken, nil, ""); rec.Code != 409 {
+		t.Fatalf("revoke twice: %d %s", rec.Code, rec.Body)
+	}
+	if rec := m.b.do("GET", page, nil, nil); rec.Code != 403 {
+		t.Fatalf("after revocation: %d", rec.Code)
+	}
+	m.upstreamSawNothing(t)
+
+	// Expiry: refused once the time is up, recorded by the sweeper.
+	if rec := m.start(t, "acme", "Ticket SUP-46: a quick look at billing", "full", "2s"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("start 2s: %d %s", rec.Code, rec.Body)
+	}
+	if rec := m.b.do("GET", page, nil, nil); rec.Code != 200 {
+		t.Fatalf("within 2s: %d", rec.Code)
+	}
+	m.upstreamSaw(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for m.b.do("GET", page, nil, nil).Code == 200 {
+		m.upstreamSaw(t)
+		if time.Now().After(deadline) {
+			t.Fatal("still allowed long after expiry")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m.clk.advance(3 * time.Second)
+	m.gw.sweepExpiredMasters(context.Background())
+
+	// Sign-out ends the session.
+	if rec := m.start(t, "acme", "Ticket SUP-47: check the sign-out path", "full", "10m"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("start before sign-out: %d %s", rec.Code, rec.Body)
+	}
+	page2 := m.b.do("GET", "http://localhost/.portero/logout", nil, nil)
+	m.b.do("POST", "http://localhost/.portero/logout", url.Values{"csrf": {csrfField.FindStringSubmatch(page2.Body.String())[1]}}, nil)
+	if open, _ := m.store.MasterSessions(context.Background(), true, "sam", "", 0); len(open) != 0 {
+		t.Fatalf("sessions left open after sign-out: %+v", open[0])
+	}
+
+	// The audit trail, in order, and its chain verifies.
+	events := m.auditEvents(t)
+	wantEvents := "refused start end start refused revoke start expire start end"
+	if strings.Join(events, " ") != wantEvents {
+		t.Errorf("audit events:\n got %s\nwant %s", strings.Join(events, " "), wantEvents)
+	}
+	for event, n := range map[string]float64{"start": 4, "end": 2, "revoke": 1, "expire": 1, "refused": 2} {
+		if v := testutil.ToFloat64(m.gw.metrics.masterEvents.WithLabelValues(event)); v != n {
+			t.Errorf("portero_master_access_total{event=%q} = %v, want %v", event, v, n)
+		}
+	}
+	if v := testutil.ToFloat64(m.gw.metrics.masterActive); v != 0 {
+		t.Errorf("portero_master_access_active = %v after everything ended", v)
+	}
+}
+
+func (m *masterHarness) auditEvents(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open(m.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n, err := audit.Verify(f); err != nil || n == 0 {
+		t.Fatalf("audit chain: %d records, %v", n, err)
+	}
+	raw, _ := os.ReadFile(m.auditPath)
+	var events []string
+	for line := range strings.SplitSeq(strings.TrimSpace(string(raw)), "\n") {
+		var rec audit.Record
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Admin != "sam" || rec.Tenant == "" {
+			t.Errorf("audit record without admin or tenant: %s", line)
+		}
+		events = append(events, rec.Event)
+	}
+	return events
+}
+
+func (m *masterHarness) checkAssertion(t *testing.T, token, sub, act string) {
+	t.Helper()
+	var jwks jose.JSONWebKeySet
+	if err := json.Unmarshal(m.gw.JWKS(), &jwks); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var std jwt.Claims
+	var extra struct {
+		Act struct {
+			Sub string `json:"sub"`
+		} `json:"act"`
+		Email string `json:"email"`
+	}
+	if err := tok.Claims(jwks.Keys[0].Key, &std, &extra); err != nil {
+		t.Fatalf("assertion does not verify: %v", err)
+	}
+	if std.Subject != sub || extra.Act.Sub != act || extra.Email != "" {
+		t.Errorf("assertion sub %q act %q email %q, want %q acted by %q", std.Subject, extra.Act.Sub, extra.Email, sub, act)
+	}
+}
+
+// The kubernetes header profile: Impersonate-User, repeated groups, extras.
+func TestMasterAccessKubernetesProfile(t *testing.T) {
+	m := newMasterHarness(t, "headers:\n  profile: kubernetes\n")
+	m.b.signIn("http://localhost/t/acme/", samClaims())
+	if rec := m.start(t, "acme", "Ticket SUP-50: cluster-side investigation", "full", "10m"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("start: %d %s", rec.Code, rec.Body)
+	}
+	if rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, hostile); rec.Code != 200 {
+		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
+	}
+	got := m.upstreamSaw(t)
+	if u := got.Header.Values("Impersonate-User"); len(u) != 1 || u[0] != "olivia" {
+		t.Errorf("Impersonate-User %q", u)
+	}
+	if g := got.Header.Values("Impersonate-Group"); strings.Join(g, ",") != "portero:tenant:acme,portero:role:administrator" {
+		t.Errorf("Impersonate-Group %q", g)
+	}
+	if v := got.Header.Values("Impersonate-Extra-Impersonator"); len(v) != 1 || v[0] != "sam" {
+		t.Errorf("Impersonate-Extra-Impersonator %q", v)
+	}
+	if got.Header.Get("X-Portero-Impersonator") != "" {
+		t.Error("portero-profile impersonation header in the kubernetes profile")
+	}
+}
+
+// A webhook that never answers delays neither the start nor proxied
+// requests: both complete while the webhook call is still hanging, and the
+// failure is counted once its retries are spent.
+func TestMasterAccessHangingWebhook(t *testing.T) {
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}))
+	defer hook.Close()
+	defer close(release)
+	m := newMasterHarness(t, "  webhook: "+hook.URL+"\n  webhook_timeout: 300ms\n")
+	m.gw.master.notify.backoff = []time.Duration{10 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.gw.master.notify.run(ctx)
+	m.b.signIn("http://localhost/t/acme/", samClaims())
+	if rec := m.start(t, "acme", "Ticket SUP-51: the webhook is down today", "full", "10m"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("start: %d %s", rec.Code, rec.Body)
+	}
+	<-entered // the webhook call is now hanging
+	for range 5 {
+		if rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, nil); rec.Code != 200 {
+			t.Fatalf("proxied request while the webhook hangs: %d", rec.Code)
+		}
+		m.upstreamSaw(t)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.gw.metrics.notifyFailures) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the hanging webhook was never counted as failed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Editing one record of the audit log breaks verification at that record.
+func TestMasterAccessAuditTampering(t *testing.T) {
+	m := newMasterHarness(t, "")
+	m.b.signIn("http://localhost/t/acme/", samClaims())
+	m.start(t, "acme", "Ticket SUP-60: first look at the account", "full", "10m")
+	m.end(t)
+	m.start(t, "acme", "Ticket SUP-61: second look at the account", "full", "10m")
+	raw, _ := os.ReadFile(m.auditPath)
+	tampered := strings.Replace(string(raw), "SUP-60: first look", "SUP-60: routine look", 1)
+	if tampered == string(raw) {
+		t.Fatal("nothing to tamper with")
+	}
+	_ = os.WriteFile(m.auditPath, []byte(tampered), 0o600)
+	f, _ := os.Open(m.auditPath)
+	defer f.Close()
+	_, err := audit.Verify(f)
+	var be *audit.BreakError
+	if err == nil || !errors.As(err, &be) || be.Line != 1 {
+		t.Fatalf("tampered log: %v", err)
+	}
+}
