@@ -173,6 +173,7 @@ func startStack(t *testing.T) stack {
 		fmt.Sprintf("PORTERO_OPS_ADDR=127.0.0.1:%d", ops),
 		"PORTERO_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"PORTERO_ACCESS_STORE=" + store,
+		"PORTERO_AUDIT_LOG=" + filepath.Join(filepath.Dir(store), "audit.jsonl"),
 	}
 	// Generous limits: on a busy two-core CI machine running the race-enabled
 	// test binaries beside this one, start-up can be slow. Each wait names
@@ -366,4 +367,62 @@ func TestBrowserSignInRefreshAndSignOut(t *testing.T) {
 		t.Errorf("reviews as the accountant: %q", body)
 	}
 	screenshot(t, ctx, "accountant-reviews-refused")
+}
+
+// The system admin enters acme's app as the tenant for support, sees that
+// the app knows who is behind it, ends it and is back as themself.
+func TestBrowserMasterAccess(t *testing.T) {
+	chromium := prerequisites(t)
+	s := startStack(t)
+	ctx := newBrowser(t, chromium)
+
+	// The first action starts the browser: it runs on the test's context.
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/.portero/master-access"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
+		t.Fatalf("no sign-in form: %v", err)
+	}
+	step(t, ctx, "sign in as the system admin",
+		chromedp.SendKeys("#username", "admin", chromedp.ByID),
+		chromedp.SendKeys("#password", "portero", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#master-form", chromedp.ByID))
+	screenshot(t, ctx, "master-access-start")
+	var loc, body string
+	step(t, ctx, "start master access for acme",
+		chromedp.SetValue("#tenant", "acme", chromedp.ByID),
+		chromedp.SendKeys("#reason", "Ticket SUP-42: the owner cannot publish replies", chromedp.ByID),
+		chromedp.SetValue("#duration", "15m", chromedp.ByID),
+		chromedp.Click("#master-start", chromedp.ByID),
+		chromedp.WaitVisible("#impersonation", chromedp.ByID),
+		chromedp.Location(&loc))
+	if loc != s.gateway+"/t/acme/" {
+		t.Errorf("after starting, at %s", loc)
+	}
+	if who, _ := text(ctx, "#impersonator"); who != "admin" {
+		t.Errorf("the app says the impersonator is %q", who)
+	}
+	if u, _ := text(ctx, "#user"); u != "owner" {
+		t.Errorf("the app thinks the user is %q, want the tenant's owner", u)
+	}
+	if st, _ := text(ctx, "#assertion-status"); !strings.Contains(st, "verified") {
+		t.Errorf("assertion: %q", st)
+	}
+	step(t, ctx, "claims", chromedp.Text("#claims", &body, chromedp.ByID))
+	if !strings.Contains(body, `"sub":"admin"`) {
+		t.Errorf("the assertion's act claim does not name the admin: %q", body)
+	}
+	screenshot(t, ctx, "master-access-active")
+
+	step(t, ctx, "end master access",
+		chromedp.Click("#end-master", chromedp.ByID),
+		chromedp.WaitVisible("#master-end", chromedp.ByID),
+		chromedp.Click("#master-end", chromedp.ByID),
+		chromedp.WaitVisible("#master-form", chromedp.ByID),
+		chromedp.Location(&loc))
+	if loc != s.gateway+"/.portero/master-access" {
+		t.Errorf("after ending, at %s (want the admin panel)", loc)
+	}
+	step(t, ctx, "back as themself", chromedp.Navigate(s.gateway+"/t/acme/"), chromedp.Text("body", &body, chromedp.ByQuery))
+	if !strings.Contains(body, "member.none") || strings.Contains(body, "Support access") {
+		t.Errorf("after ending, acme shows: %.300q", body)
+	}
 }

@@ -27,6 +27,10 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{text-align:left;border-top:1px solid #ddd;padding:.35rem .5rem;vertical-align:top}
 td code{word-break:break-all}.ok{color:#060}.bad{color:#a00}nav a{margin-right:1rem}</style></head><body>
 <nav><a href="/t/acme/">acme</a><a href="/t/globex/">globex</a><a href="/.portero/userinfo">userinfo</a><a href="/.portero/logout" id="signout">Sign out</a></nav>
+{{if .Impersonator}}<div id="impersonation" role="status" style="background:#fff3cd;border:1px solid #e0b400;padding:.6rem 1rem;margin:1rem 0">
+Support access: <strong id="impersonator">{{.Impersonator}}</strong> is using this app as <strong>{{.User}}</strong>
+({{.ImpersonationReason}}; until {{.ImpersonationExpires}}).
+<a href="/.portero/master-access/end" id="end-master">Return to the admin panel</a></div>{{end}}
 <h1>Demo tenant app{{if .Tenant}} — <span id="tenant">{{.Tenant}}</span>{{end}}</h1>
 <p>You are <strong id="user">{{.User}}</strong>{{if .Email}} (<span id="email">{{.Email}}</span>){{end}}.
 This page: <code id="path">{{.Path}}</code></p>
@@ -77,11 +81,16 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		data := struct {
 			Tenant, User, Email, Path, AssertionStatus string
+			Impersonator, ImpersonationReason          string
+			ImpersonationExpires                       string
 			Verified                                   bool
 			Headers, Claims                            []row
 		}{
 			Tenant: r.Header.Get("X-Portero-Tenant"), User: r.Header.Get("X-Portero-User"), Path: r.URL.RequestURI(),
-			AssertionStatus: "no assertion received",
+			AssertionStatus:      "no assertion received",
+			Impersonator:         r.Header.Get("X-Portero-Impersonator"),
+			ImpersonationReason:  r.Header.Get("X-Portero-Impersonation-Reason"),
+			ImpersonationExpires: r.Header.Get("X-Portero-Impersonation-Expires"),
 		}
 		if data.User == "" {
 			data.User = "nobody (no X-Portero-User header)"
