@@ -197,32 +197,22 @@ func (s *Store) MasterSessions(ctx context.Context, open bool, admin, tenant str
 		limit = 1000
 	}
 	q += ` ORDER BY started_at DESC LIMIT ?`
-	args = append(args, limit)
+	return s.queryMasters(ctx, q, append(args, limit)...)
+}
+
+// ExpiredMasters returns open sessions whose time is up at now, for the
+// sweeper that ends (and audits) them.
+func (s *Store) ExpiredMasters(ctx context.Context, now time.Time) ([]*MasterSession, error) {
+	return s.queryMasters(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE ended_at IS NULL AND expires_at <= ?`, stampOf(now))
+}
+
+func (s *Store) queryMasters(ctx context.Context, q string, args ...any) ([]*MasterSession, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := []*MasterSession{}
-	for rows.Next() {
-		m, err := scanMaster(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-// ExpiredMasters returns open sessions whose time is up at now, for the
-// sweeper that ends (and audits) them.
-func (s *Store) ExpiredMasters(ctx context.Context, now time.Time) ([]*MasterSession, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE ended_at IS NULL AND expires_at <= ?`, stampOf(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*MasterSession
 	for rows.Next() {
 		m, err := scanMaster(rows)
 		if err != nil {
