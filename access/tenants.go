@@ -68,8 +68,16 @@ func (s *Store) Tenant(ctx context.Context, id string) (*Tenant, error) {
 
 // TenantPage is one page of a tenant listing.
 type TenantPage struct {
-	Tenants []*Tenant `json:"tenants"`
-	Total   int       `json:"total"`
+	Tenants []*TenantSummary `json:"tenants"`
+	Total   int              `json:"total"`
+}
+
+// TenantSummary is a tenant with the counts a listing shows.
+type TenantSummary struct {
+	*Tenant
+	Members int `json:"members"`
+	// ActiveMaster counts open, unexpired master-access sessions.
+	ActiveMaster int `json:"active_master_sessions"`
 }
 
 // Tenants lists tenants whose id or name contains query, a page at a time.
@@ -78,23 +86,38 @@ func (s *Store) Tenants(ctx context.Context, query string, limit, offset int) (*
 		limit = 50
 	}
 	like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query) + "%"
-	page := &TenantPage{Tenants: []*Tenant{}}
+	page := &TenantPage{Tenants: []*TenantSummary{}}
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\'`, like, like).Scan(&page.Total); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\' ORDER BY id LIMIT ? OFFSET ?`, like, like, limit, offset)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tenantCols+`,
+	(SELECT COUNT(*) FROM members m WHERE m.tenant = tenants.id),
+	(SELECT COUNT(*) FROM master_sessions ms WHERE ms.tenant = tenants.id AND ms.ended_at IS NULL AND ms.expires_at > ?)
+FROM tenants WHERE id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\' ORDER BY id LIMIT ? OFFSET ?`, stampOf(s.now()), like, like, limit, offset)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		t, err := scanTenant(rows)
+		var sum TenantSummary
+		t, err := scanTenant(countsScanner{rows, &sum.Members, &sum.ActiveMaster})
 		if err != nil {
 			return nil, err
 		}
-		page.Tenants = append(page.Tenants, t)
+		sum.Tenant = t
+		page.Tenants = append(page.Tenants, &sum)
 	}
 	return page, rows.Err()
+}
+
+// countsScanner scans a tenant row followed by two counts.
+type countsScanner struct {
+	rows         *sql.Rows
+	members, mas *int
+}
+
+func (c countsScanner) Scan(dest ...any) error {
+	return c.rows.Scan(append(dest, c.members, c.mas)...)
 }
 
 // DeleteTenant removes a tenant with its members and delegations.

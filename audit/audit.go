@@ -177,3 +177,31 @@ func scan(r io.Reader) (n int, last string, lastSeq int64, err error) {
 		n++
 	}
 }
+
+// Records reads a log and returns the records keep accepts, newest first,
+// at most limit of them. It reads the whole file: the log holds one line
+// per master-access event, not per request.
+func Records(r io.Reader, keep func(Record) bool, limit int) ([]Record, error) {
+	var out []Record
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var rec Record
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			continue // a broken line is Verify's business; show the rest
+		}
+		if keep == nil || keep(rec) {
+			out = append(out, rec)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

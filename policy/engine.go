@@ -79,6 +79,9 @@ func NewEngine(ctx context.Context, src Source, metrics *Metrics, log *slog.Logg
 	return e, nil
 }
 
+// SourceName names where the policy comes from ("embedded" or a directory).
+func (e *Engine) SourceName() string { return e.source.Name }
+
 // Current returns the policy being served.
 func (e *Engine) Current() *Loaded { return e.current.Load() }
 

@@ -9,11 +9,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/policy"
 )
 
@@ -87,6 +89,8 @@ func (g *Gateway) newAPI() http.Handler {
 	mux.HandleFunc("GET "+p+"/partners/{partner}/delegations", g.apiListPartnerDelegations)
 	mux.HandleFunc("GET "+p+"/master-access", g.apiListMaster)
 	mux.HandleFunc("POST "+p+"/master-access/{id}/revoke", g.apiRevokeMaster)
+	mux.HandleFunc("GET "+p+"/master-access/audit", g.apiMasterAudit)
+	mux.HandleFunc("GET "+p+"/policy", g.apiPolicyStatus)
 	return mux
 }
 
@@ -459,4 +463,61 @@ func (g *Gateway) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
 	}
 	ended, err := g.store.Master(r.Context(), ms.ID)
 	g.reply(w, r, http.StatusOK, ended, err)
+}
+
+// apiMasterAudit returns audit records, newest first; ?tenant= and ?admin=
+// filter, ?limit= bounds (default 200).
+func (g *Gateway) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
+		return
+	}
+	if g.master == nil {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "master access is not configured"})
+		return
+	}
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 || limit > 5000 {
+		limit = 200
+	}
+	tenant, admin := q.Get("tenant"), q.Get("admin")
+	f, err := os.Open(g.master.cfg.AuditLog)
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	defer f.Close()
+	recs, err := audit.Records(f, func(rec audit.Record) bool {
+		return (tenant == "" || rec.Tenant == tenant) && (admin == "" || rec.Admin == admin)
+	}, limit)
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	g.reply(w, r, http.StatusOK, recs, err)
+}
+
+// PolicyStatus is what GET /policy reports.
+type PolicyStatus struct {
+	Source    string            `json:"source"`
+	Revision  string            `json:"revision"`
+	LoadedAt  time.Time         `json:"loaded_at"`
+	LastError string            `json:"last_reload_error,omitempty"`
+	LastErrAt time.Time         `json:"last_reload_error_at,omitzero"`
+	Stages    map[string]string `json:"stages"`
+}
+
+func (g *Gateway) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "policy.read"}) {
+		return
+	}
+	writeJSON(w, http.StatusOK, g.policyStatus())
+}
+
+func (g *Gateway) policyStatus() PolicyStatus {
+	cur := g.engine.Current()
+	st := PolicyStatus{Source: g.engine.SourceName(), Revision: cur.Revision, LoadedAt: cur.LoadedAt, Stages: cur.Stages()}
+	if e := g.engine.LastReloadError(); e != nil {
+		st.LastError, st.LastErrAt = e.Err.Error(), e.At
+	}
+	return st
 }

@@ -80,6 +80,14 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "control.disabled", id: decisionID(r.Context())})
 		return
 	}
+	if r.URL.Path == strings.TrimSuffix(consolePrefix, "/") {
+		http.Redirect(w, r, consolePrefix, http.StatusMovedPermanently)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, consolePrefix) {
+		g.serveConsole(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case loginPath:
 		g.startLogin(w, r, r.URL.Query().Get("rd"))

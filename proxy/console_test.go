@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/portero-gateway/portero/access"
+)
+
+func (m *masterHarness) console(t *testing.T, method, path string, form url.Values) (int, string) {
+	t.Helper()
+	var hdr http.Header
+	if form != nil {
+		form.Set("csrf", m.csrf(t))
+		hdr = http.Header{"Origin": {"http://localhost"}}
+	}
+	rec := m.b.do(method, "http://localhost/.portero/admin/"+path, form, hdr)
+	if rec.Code == http.StatusSeeOther {
+		return rec.Code, rec.Header().Get("Location")
+	}
+	return rec.Code, rec.Body.String()
+}
+
+func (m *masterHarness) csrf(t *testing.T) string {
+	t.Helper()
+	page := m.b.do("GET", "http://localhost/.portero/master-access", nil, nil)
+	match := csrfField.FindStringSubmatch(page.Body.String())
+	if match == nil {
+		t.Fatalf("no csrf token: %d", page.Code)
+	}
+	return match[1]
+}
+
+// The system admin's console: tenants (search, paging, counts), suspend
+// with confirmation, edit with field errors, master-access sessions and
+// the audit trail, policy status. Another user sees none of it.
+func TestConsoleForSystemAdmins(t *testing.T) {
+	m := newMasterHarness(t, "")
+	ctx := context.Background()
+	for i := range 30 {
+		if _, err := m.store.CreateTenant(ctx, access.Tenant{ID: fmt.Sprintf("t%02d", i), Name: fmt.Sprintf("Tenant %02d", i), MasterAccess: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.store.PutMember(ctx, access.Member{Tenant: "acme", User: "leo", Role: "location_manager"}); err != nil {
+		t.Fatal(err)
+	}
+	m.b.signIn("http://localhost/.portero/admin/", samClaims())
+
+	if code, loc := m.console(t, "GET", "", nil); code != http.StatusSeeOther || loc != "/.portero/admin/tenants" {
+		t.Fatalf("home: %d %s", code, loc)
+	}
+	code, body := m.console(t, "GET", "tenants", nil)
+	if code != 200 || !strings.Contains(body, "1–25 of 32") || !strings.Contains(body, `id="next-page"`) {
+		t.Fatalf("tenants page 1: %d %.500s", code, body)
+	}
+	if _, body = m.console(t, "GET", "tenants?page=2", nil); !strings.Contains(body, "26–32 of 32") || strings.Contains(body, `id="next-page"`) {
+		t.Fatalf("tenants page 2: %.300s", body)
+	}
+	_, body = m.console(t, "GET", "tenants?q=acme", nil)
+	if !strings.Contains(body, "1–1 of 1") || !strings.Contains(body, `data-tenant="acme"`) || !strings.Contains(body, "<td>1</td>") || !strings.Contains(body, `data-master="acme"`) {
+		t.Fatalf("search acme: %.1500s", body)
+	}
+	if _, body = m.console(t, "GET", "tenants?q=locked", nil); strings.Contains(body, `data-master="locked"`) {
+		t.Error("master access offered for a tenant that forbids it")
+	}
+
+	// Suspend asks first, then suspends.
+	code, body = m.console(t, "POST", "tenants/acme/status", url.Values{"status": {"suspended"}})
+	if code != 200 || !strings.Contains(body, `id="confirm-question"`) {
+		t.Fatalf("suspend without confirmation: %d %.300s", code, body)
+	}
+	if tn, _ := m.store.Tenant(ctx, "acme"); tn.Status != "active" {
+		t.Fatal("suspended before confirmation")
+	}
+	if code, _ = m.console(t, "POST", "tenants/acme/status", url.Values{"status": {"suspended"}, "confirmed": {"1"}}); code != http.StatusSeeOther {
+		t.Fatalf("confirmed suspend: %d", code)
+	}
+	if tn, _ := m.store.Tenant(ctx, "acme"); tn.Status != "suspended" {
+		t.Fatalf("acme is %s", tn.Status)
+	}
+	// A form without the session's CSRF token is refused.
+	rec := m.b.do("POST", "http://localhost/.portero/admin/tenants/acme/status", url.Values{"status": {"active"}, "confirmed": {"1"}, "csrf": {"forged"}}, nil)
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("forged csrf: %d", rec.Code)
+	}
+
+	// Edit: a bad hostname is shown next to the field; a good edit saves.
+	code, body = m.console(t, "POST", "tenants/acme/edit", url.Values{"name": {"Acme Dental"}, "hostnames": {"not a host!"}, "owner": {"olivia"}, "master_access": {"on"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `class="err"`) {
+		t.Fatalf("bad hostname: %d %.800s", code, body)
+	}
+	if code, _ = m.console(t, "POST", "tenants/acme/edit", url.Values{"name": {"Acme Dental"}, "hostnames": {"acme.example.com"}, "owner": {"olivia"}, "master_access": {"on"}}); code != http.StatusSeeOther {
+		t.Fatalf("edit: %d", code)
+	}
+	if tn, _ := m.store.Tenant(ctx, "acme"); tn.Name != "Acme Dental" || len(tn.Hostnames) != 1 || !tn.MasterAccess {
+		t.Fatalf("after edit: %+v", tn)
+	}
+
+	// Master access: a refused attempt (suspended tenant) and the audit trail.
+	m.start(t, "acme", "Ticket SUP-70: check the suspension", "full", "10m")
+	_, body = m.console(t, "GET", "master", nil)
+	if !strings.Contains(body, "No open master-access sessions") || !strings.Contains(body, "master.tenant_not_active") {
+		t.Fatalf("master page: %.1500s", body)
+	}
+	if _, body = m.console(t, "GET", "master?tenant=nope", nil); strings.Contains(body, "SUP-70") {
+		t.Error("audit filter by tenant does not filter")
+	}
+	if _, body = m.console(t, "GET", "policy", nil); !strings.Contains(body, `id="policy-revision"`) || !strings.Contains(body, "memoised") {
+		t.Fatalf("policy page: %.500s", body)
+	}
+
+	// Someone who is not a system admin sees no section and is refused the pages.
+	other := &browser{t: t, h: m.harness, cookies: map[string]*http.Cookie{}}
+	other.signIn("http://localhost/.portero/admin/", map[string]any{"sub": "leo", "email": "leo@example.com"})
+	rec = other.do("GET", "http://localhost/.portero/admin/", nil, nil)
+	if rec.Code != 200 || strings.Contains(rec.Body.String(), "/.portero/admin/tenants") {
+		t.Fatalf("leo's console home: %d %.300s", rec.Code, rec.Body)
+	}
+	if rec = other.do("GET", "http://localhost/.portero/admin/tenants", nil, nil); rec.Code != http.StatusForbidden {
+		t.Fatalf("leo on the tenants page: %d", rec.Code)
+	}
+}
