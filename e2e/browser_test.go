@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // tokenTTL is short so the test sees tokens expire and refresh.
@@ -425,4 +426,74 @@ func TestBrowserMasterAccess(t *testing.T) {
 	if !strings.Contains(body, "member.none") || strings.Contains(body, "Support access") {
 		t.Errorf("after ending, acme shows: %.300q", body)
 	}
+}
+
+// The system admin's console: find a tenant, open its ⋮ menu with the
+// keyboard, take master access from the dialog, then revoke the session
+// from the master-access page. Screenshots of each page go to
+// e2e/artifacts/ (the README shows them from docs/screenshots/).
+func TestBrowserAdminConsole(t *testing.T) {
+	chromium := prerequisites(t)
+	s := startStack(t)
+	ctx := newBrowser(t, chromium)
+
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/.portero/admin/"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
+		t.Fatalf("no sign-in form: %v", err)
+	}
+	step(t, ctx, "sign in as the system admin",
+		chromedp.SendKeys("#username", "admin", chromedp.ByID),
+		chromedp.SendKeys("#password", "portero", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#tenants", chromedp.ByID))
+	screenshot(t, ctx, "console-tenants")
+	var count string
+	step(t, ctx, "search", chromedp.SetValue("#q", "acme", chromedp.ByID), chromedp.Submit("#q", chromedp.ByID),
+		chromedp.WaitVisible(`tr[data-tenant="acme"]`, chromedp.ByQuery), chromedp.Text("#tenant-count", &count, chromedp.ByID))
+	if !strings.Contains(count, "of 1") {
+		t.Errorf("search for acme: %q", count)
+	}
+	// The ⋮ menu by keyboard: focus, Enter opens it on the first item,
+	// End goes to the last (Master access), Enter opens the dialog.
+	var expanded string
+	var ok bool
+	step(t, ctx, "open the actions menu with the keyboard",
+		chromedp.Focus("#menu-button-acme", chromedp.ByID),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible("#menu-acme", chromedp.ByID),
+		chromedp.AttributeValue("#menu-button-acme", "aria-expanded", &expanded, &ok, chromedp.ByID))
+	if expanded != "true" {
+		t.Errorf("aria-expanded = %q", expanded)
+	}
+	screenshot(t, ctx, "console-menu")
+	step(t, ctx, "choose master access",
+		chromedp.KeyEvent(kb.End),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible("#master-dialog", chromedp.ByID),
+		chromedp.SendKeys("#master-reason", "Ticket SUP-77: the owner reports missing reviews", chromedp.ByID))
+	screenshot(t, ctx, "console-master-dialog")
+	step(t, ctx, "enter the tenant's app",
+		chromedp.Click("#master-dialog-start", chromedp.ByID),
+		chromedp.WaitVisible("#impersonation", chromedp.ByID))
+	if who, _ := text(ctx, "#impersonator"); who != "admin" {
+		t.Errorf("impersonator %q", who)
+	}
+
+	// The session is listed with the audit trail, and can be revoked.
+	step(t, ctx, "master-access page",
+		chromedp.Navigate(s.gateway+"/.portero/admin/master"),
+		chromedp.WaitVisible("#open-sessions", chromedp.ByID),
+		chromedp.WaitVisible("#audit", chromedp.ByID))
+	screenshot(t, ctx, "console-master-access")
+	step(t, ctx, "revoke",
+		chromedp.Click(`#open-sessions button.danger`, chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-question", chromedp.ByID),
+		chromedp.Click("#confirm-yes", chromedp.ByID),
+		chromedp.WaitVisible("#no-open-sessions", chromedp.ByID))
+	var trail string
+	step(t, ctx, "audit trail", chromedp.Text("#audit", &trail, chromedp.ByID))
+	if !strings.Contains(trail, "revoke") || !strings.Contains(trail, "start") || !strings.Contains(trail, "SUP-77") {
+		t.Errorf("audit trail: %q", trail)
+	}
+	step(t, ctx, "policy page", chromedp.Navigate(s.gateway+"/.portero/admin/policy"), chromedp.WaitVisible("#policy-revision", chromedp.ByID))
+	screenshot(t, ctx, "console-policy")
 }

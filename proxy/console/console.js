@@ -13,6 +13,10 @@
   function open(button, last) {
     document.querySelectorAll('.menu-button[aria-expanded=true]').forEach(function (b) { if (b !== button) close(b, false); });
     var menu = document.getElementById(button.getAttribute('aria-controls'));
+    // Fixed to the viewport, so the table's scroll container never clips it.
+    var r = button.getBoundingClientRect();
+    menu.style.top = (r.bottom + 2) + 'px';
+    menu.style.right = (document.documentElement.clientWidth - r.right) + 'px';
     menu.hidden = false;
     button.setAttribute('aria-expanded', 'true');
     var list = items(menu);
@@ -37,6 +41,9 @@
       else if (e.key === 'Tab') { close(button, false); }
     });
   });
+  window.addEventListener('scroll', function () {
+    document.querySelectorAll('.menu-button[aria-expanded=true]').forEach(function (b) { close(b, false); });
+  }, true);
   document.addEventListener('click', function (e) {
     document.querySelectorAll('.menu-button[aria-expanded=true]').forEach(function (b) {
       if (!b.parentNode.contains(e.target)) close(b, false);
