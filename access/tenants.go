@@ -127,3 +127,32 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		return affected(res, err, fmt.Sprintf("tenant %s", id))
 	})
 }
+
+// UserTenant is a tenant a user owns or is a member of, with their role
+// there ("owner" for the owner).
+type UserTenant struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Role   string `json:"role"`
+}
+
+// TenantsOf lists the tenants user owns or is a member of.
+func (s *Store) TenantsOf(ctx context.Context, user string) ([]UserTenant, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, status, 'owner' FROM tenants WHERE owner = ?
+UNION SELECT t.id, t.name, t.status, m.role FROM members m JOIN tenants t ON t.id = m.tenant WHERE m.user = ? AND t.owner != ?
+ORDER BY 1`, user, user, user)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []UserTenant{}
+	for rows.Next() {
+		var ut UserTenant
+		if err := rows.Scan(&ut.ID, &ut.Name, &ut.Status, &ut.Role); err != nil {
+			return nil, err
+		}
+		out = append(out, ut)
+	}
+	return out, rows.Err()
+}

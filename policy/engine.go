@@ -50,6 +50,9 @@ type Loaded struct {
 	use      inputUse
 	cache    *decisionCache // nil when decisions may depend on more than identity, tenant and route
 	stages   []*stage       // the stages the policy defines (see SubjectQuery)
+	// definitions reads data.portero.definitions (feature catalogue,
+	// profiles, rights) for the admin console.
+	definitions rego.PreparedEvalQuery
 }
 
 // ReloadError records why the last reload was refused.
@@ -154,9 +157,30 @@ func Compile(ctx context.Context, src Source) (*Loaded, error) {
 			stages = append(stages, st)
 		}
 	}
+	defs, err := rego.New(rego.Query(DefinitionsQuery), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: prepare %s: %w", src.Name, DefinitionsQuery, err)
+	}
 	use := analyseInputUse(compiler.Modules)
 	return &Loaded{Revision: snap.revision, LoadedAt: time.Now(), query: pq, use: use,
-		cache: newDecisionCache(compiler.Modules, use), stages: stages}, nil
+		cache: newDecisionCache(compiler.Modules, use), stages: stages, definitions: defs}, nil
+}
+
+// DefinitionsQuery is the policy's data the admin console shows: the
+// feature catalogue, profiles and rights.
+const DefinitionsQuery = "data.portero.definitions"
+
+// Definitions returns the policy's definitions as a JSON-like value, or nil
+// when the policy has none.
+func (p *Loaded) Definitions(ctx context.Context) (any, error) {
+	rs, err := p.definitions.Eval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	return rs[0].Expressions[0].Value, nil
 }
 
 // Stages describes the policy's stages (see SubjectQuery) for the load

@@ -91,6 +91,8 @@ func (g *Gateway) newAPI() http.Handler {
 	mux.HandleFunc("POST "+p+"/master-access/{id}/revoke", g.apiRevokeMaster)
 	mux.HandleFunc("GET "+p+"/master-access/audit", g.apiMasterAudit)
 	mux.HandleFunc("GET "+p+"/policy", g.apiPolicyStatus)
+	mux.HandleFunc("GET "+p+"/me", g.apiMe)
+	mux.HandleFunc("GET "+p+"/definitions", g.apiDefinitions)
 	return mux
 }
 
@@ -520,4 +522,36 @@ func (g *Gateway) policyStatus() PolicyStatus {
 		st.LastError, st.LastErrAt = e.Err.Error(), e.At
 	}
 	return st
+}
+
+// Me is what GET /me answers: who the caller is here.
+type Me struct {
+	Subject string              `json:"sub"`
+	Tenants []access.UserTenant `json:"tenants"`
+	Partner string              `json:"partner,omitempty"`
+}
+
+func (g *Gateway) apiMe(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "self.read"}) {
+		return
+	}
+	id := identityOf(r)
+	me := Me{Subject: id.Subject}
+	var err error
+	if me.Tenants, err = g.store.TenantsOf(r.Context(), id.Subject); err == nil {
+		me.Partner, err = g.store.PartnerOf(r.Context(), id.Subject)
+	}
+	g.reply(w, r, http.StatusOK, me, err)
+}
+
+// apiDefinitions returns the policy's feature catalogue, profiles and rights.
+func (g *Gateway) apiDefinitions(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "definitions.read"}) {
+		return
+	}
+	defs, err := g.engine.Current().Definitions(r.Context())
+	if defs == nil && err == nil {
+		defs = map[string]any{}
+	}
+	g.reply(w, r, http.StatusOK, defs, err)
 }

@@ -46,6 +46,14 @@ allow if {
 	not input.management.action == "master.start"
 }
 
+# Everyone signed in may read what concerns themself (their tenants and
+# partner organisation) and the policy's catalogue of features, profiles
+# and rights (the admin console's forms).
+allow if {
+	input.management.action in {"self.read", "definitions.read"}
+	input.identity.sub
+}
+
 # Starting master access is decided by portero.master (the tenant may
 # forbid it); reading and revoking sessions is for system admins above.
 allow if {

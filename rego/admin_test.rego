@@ -65,3 +65,11 @@ test_partner_users_answer_their_invitations_only if {
 	not _call("eve", [], {}, {"action": "delegations.respond", "partner": "partnerco", "user_partner": ""}).allow
 	not _call("pat", [], {}, {"action": "delegations.write", "partner": "partnerco", "user_partner": "partnerco"}).allow
 }
+
+test_everyone_signed_in_reads_their_own_facts_and_the_catalogue if {
+	every action in ["self.read", "definitions.read"] {
+		_call("leo", [], {}, {"action": action}).allow
+	}
+	not _call("leo", [], {}, {"action": "tenants.read"}).allow
+	not _call("leo", [], {}, {"action": "policy.read"}).allow
+}
