@@ -32,6 +32,7 @@ var consoleFS embed.FS
 
 var consoleTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	"join": strings.Join,
+	"list": func(s ...string) []string { return s },
 	"time": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -101,6 +102,12 @@ func (g *Gateway) serveConsole(w http.ResponseWriter, r *http.Request) {
 		c.revokeMaster(parts[1])
 	case parts[0] == "policy" && len(parts) == 1 && r.Method == http.MethodGet:
 		c.policyStatus()
+	case parts[0] == "t" && len(parts) >= 3:
+		c.tenantPages(parts[1], parts[2:])
+	case parts[0] == "partner" && len(parts) == 1 && r.Method == http.MethodGet:
+		c.partnerSide()
+	case parts[0] == "partner" && len(parts) == 4 && parts[1] == "delegations" && (parts[3] == "accept" || parts[3] == "reject") && r.Method == http.MethodPost:
+		c.delegationAction(parts[2], parts[3], consolePrefix+"partner")
 	default:
 		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "console.unknown", id: decisionID(r.Context())})
 	}
@@ -190,6 +197,10 @@ func (c *consoleRequest) nav(current string) []navItem {
 	add := func(label, href string) {
 		items = append(items, navItem{label, consolePrefix + href, href == current})
 	}
+	var me Me
+	if c.api("GET", "me", nil, &me); len(me.Tenants) > 0 || me.Partner != "" {
+		add("Your access", "")
+	}
 	if c.may("tenants.read", "") {
 		add("Tenants", "tenants")
 	}
@@ -230,13 +241,46 @@ func (c *consoleRequest) failed(status int, ae apiError) {
 		strconv.Itoa(status), ae.Reason, msg}})
 }
 
+// tenantPages routes /.portero/admin/t/{tenant}/...
+func (c *consoleRequest) tenantPages(tenant string, rest []string) {
+	get, post := c.r.Method == http.MethodGet, c.r.Method == http.MethodPost
+	back := consolePrefix + "t/" + url.PathEscape(tenant) + "/partners"
+	switch {
+	case rest[0] == "members" && len(rest) == 1 && get:
+		c.members(tenant)
+	case rest[0] == "members" && len(rest) == 2 && rest[1] == "new":
+		c.memberForm(tenant, "")
+	case rest[0] == "members" && len(rest) == 3 && rest[2] == "edit":
+		c.memberForm(tenant, rest[1])
+	case rest[0] == "members" && len(rest) == 3 && rest[2] == "status" && post:
+		c.memberStatus(tenant, rest[1])
+	case rest[0] == "members" && len(rest) == 3 && rest[2] == "remove" && post:
+		c.removeMember(tenant, rest[1])
+	case rest[0] == "partners" && len(rest) == 1 && get:
+		c.partners(tenant, inviteForm{}, nil, http.StatusOK)
+	case rest[0] == "partners" && len(rest) == 2 && rest[1] == "invite" && post:
+		c.invite(tenant)
+	case rest[0] == "delegations" && len(rest) == 3 && post && (rest[2] == "resend" || rest[2] == "withdraw" || rest[2] == "revoke"):
+		c.delegationAction(rest[1], rest[2], back)
+	default:
+		writeDenial(c.w, c.r, false, denial{status: http.StatusNotFound, reason: "console.unknown", id: decisionID(c.r.Context())})
+	}
+}
+
+// home: someone with tenants or a partner organisation sees them; a
+// system admin without any goes to the first section they may use.
 func (c *consoleRequest) home() {
-	nav := c.nav("")
-	if len(nav) > 0 {
+	var me Me
+	c.api("GET", "me", nil, &me)
+	if len(me.Tenants) > 0 || me.Partner != "" {
+		c.myAccess()
+		return
+	}
+	if nav := c.nav(""); len(nav) > 0 {
 		http.Redirect(c.w, c.r, nav[0].Href, http.StatusSeeOther)
 		return
 	}
-	c.render("home.html", "", http.StatusOK, consolePage{Title: "Portero"})
+	c.myAccess()
 }
 
 const tenantsPerPage = 25

@@ -125,3 +125,97 @@ func TestConsoleForSystemAdmins(t *testing.T) {
 		t.Fatalf("leo on the tenants page: %d", rec.Code)
 	}
 }
+
+// A tenant owner manages members and partners; a partner user answers the
+// invitation. All through the console's forms.
+func TestConsoleForOwnersAndPartners(t *testing.T) {
+	m := newMasterHarness(t, "")
+	ctx := context.Background()
+	if _, err := m.store.CreatePartner(ctx, access.Partner{ID: "partnerco", Name: "Partner Co"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.store.PutPartnerUser(ctx, access.PartnerUser{Partner: "partnerco", User: "pat"}); err != nil {
+		t.Fatal(err)
+	}
+	m.b.signIn("http://localhost/.portero/admin/", map[string]any{"sub": "olivia", "email": "olivia@acme.example"})
+	code, body := m.console(t, "GET", "", nil)
+	if code != 200 || !strings.Contains(body, `id="members-acme"`) || !strings.Contains(body, `id="partners-acme"`) || strings.Contains(body, `/.portero/admin/tenants"`) {
+		t.Fatalf("owner's home: %d %.600s", code, body)
+	}
+	// Add with a profile; then with explicit rights and field limits.
+	if code, _ = m.console(t, "POST", "t/acme/members/new", url.Values{"user": {"avery"}, "role": {"account_manager"}, "profile": {"accounting"}}); code != http.StatusSeeOther {
+		t.Fatalf("add avery: %d", code)
+	}
+	code, body = m.console(t, "POST", "t/acme/members/new", url.Values{"user": {"leo"}, "role": {"location_manager"}, "locations": {"l1, l2"},
+		"feature.profile_listings": {"edit"}, "fields.profile_listings": {"phone, hours"}, "feature.reviews": {"read"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("add leo: %d %.800s", code, body)
+	}
+	leo, err := m.store.Member(ctx, "acme", "leo")
+	if err != nil || leo.Features["profile_listings"] != "edit" || strings.Join(leo.Fields["profile_listings"], ",") != "phone,hours" || len(leo.Locations) != 2 {
+		t.Fatalf("leo: %+v %v", leo, err)
+	}
+	// A field right on a feature without edit is a field error next to it.
+	code, body = m.console(t, "POST", "t/acme/members/new", url.Values{"user": {"lia"}, "role": {"location_manager"}, "feature.reviews": {"read"}, "fields.reviews": {"text"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `class="err"`) {
+		t.Fatalf("bad field rights: %d %.600s", code, body)
+	}
+	if _, body = m.console(t, "GET", "t/acme/members", nil); !strings.Contains(body, `data-user="leo"`) || !strings.Contains(body, "profile_listings fields: phone, hours") {
+		t.Fatalf("members page: %.1500s", body)
+	}
+	if _, body = m.console(t, "GET", "t/acme/members/leo/edit", nil); !strings.Contains(body, `value="phone, hours"`) || !strings.Contains(body, `value="l1, l2"`) {
+		t.Fatalf("edit form not prefilled: %.2000s", body)
+	}
+	// The active checkbox: unchecked deactivates at once, checked reactivates.
+	m.console(t, "POST", "t/acme/members/leo/status", url.Values{})
+	if leo, _ = m.store.Member(ctx, "acme", "leo"); leo.Status != "deactivated" {
+		t.Fatalf("after unchecking: %s", leo.Status)
+	}
+	m.console(t, "POST", "t/acme/members/leo/status", url.Values{"active": {"on"}})
+	if leo, _ = m.store.Member(ctx, "acme", "leo"); leo.Status != "active" {
+		t.Fatalf("after checking: %s", leo.Status)
+	}
+	// Remove asks first.
+	if _, body = m.console(t, "POST", "t/acme/members/avery/remove", url.Values{}); !strings.Contains(body, `id="confirm-question"`) {
+		t.Fatal("remove did not ask")
+	}
+	m.console(t, "POST", "t/acme/members/avery/remove", url.Values{"confirmed": {"1"}})
+	if _, err := m.store.Member(ctx, "acme", "avery"); err == nil {
+		t.Fatal("avery still a member")
+	}
+
+	// Invite partnerco with limited access; inviting twice is shown as an error.
+	invite := url.Values{"partner": {"partnerco"}, "scope": {"limited"}, "product.reviews": {"on"}, "product.reply_library": {"on"}}
+	if code, body = m.console(t, "POST", "t/acme/partners/invite", invite); code != http.StatusSeeOther {
+		t.Fatalf("invite: %d %.600s", code, body)
+	}
+	if code, body = m.console(t, "POST", "t/acme/partners/invite", invite); code != http.StatusBadRequest || !strings.Contains(body, "already has an open delegation") {
+		t.Fatalf("invite twice: %d %.600s", code, body)
+	}
+
+	// The partner user accepts.
+	pat := &masterHarness{harness: m.harness, clk: m.clk, b: &browser{t: t, h: m.harness, cookies: map[string]*http.Cookie{}}, store: m.store}
+	pat.b.signIn("http://localhost/.portero/admin/", map[string]any{"sub": "pat"})
+	if _, body = pat.console(t, "GET", "partner", nil); !strings.Contains(body, `id="accept-acme"`) {
+		t.Fatalf("partner page: %.800s", body)
+	}
+	ds, _ := m.store.Delegations(ctx, "acme", "")
+	if code, _ = pat.console(t, "POST", "partner/delegations/"+ds[0].ID+"/accept", url.Values{}); code != http.StatusSeeOther {
+		t.Fatalf("accept: %d", code)
+	}
+	if _, body = pat.console(t, "GET", "partner", nil); !strings.Contains(body, `id="managed"`) {
+		t.Fatalf("managed tenants: %.800s", body)
+	}
+	// The owner revokes, after confirming.
+	if _, body = m.console(t, "POST", "t/acme/delegations/"+ds[0].ID+"/revoke", url.Values{}); !strings.Contains(body, `id="confirm-question"`) {
+		t.Fatal("revoke did not ask")
+	}
+	m.console(t, "POST", "t/acme/delegations/"+ds[0].ID+"/revoke", url.Values{"confirmed": {"1"}})
+	if d, _ := m.store.Delegation(ctx, ds[0].ID); d.Status != "revoked" {
+		t.Fatalf("delegation is %s", d.Status)
+	}
+	// The partner user may not see acme's members.
+	if code, _ = pat.console(t, "GET", "t/acme/members", nil); code != http.StatusForbidden {
+		t.Fatalf("partner on acme's members: %d", code)
+	}
+}

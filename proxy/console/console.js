@@ -67,3 +67,7 @@
     });
   }
 }());
+// The member "active" checkbox takes effect at once.
+document.querySelectorAll('[data-autosubmit]').forEach(function (box) {
+  box.addEventListener('change', function () { box.form.submit(); });
+});

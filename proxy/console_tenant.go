@@ -1,0 +1,330 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portero-gateway/portero/access"
+)
+
+// Console pages for tenant owners and members with user management
+// (members, partners) and for partner users (invitations, tenants they
+// manage). Like the rest of the console they go through the management
+// API as the signed-in user.
+
+// catalogue is the policy's feature catalogue, profiles and rights, for
+// the member and invitation forms.
+type catalogue struct {
+	Features []catalogueEntry
+	Profiles []catalogueEntry
+	Rights   []string
+}
+
+type catalogueEntry struct{ ID, Title string }
+
+func (c *consoleRequest) catalogue() catalogue {
+	var defs struct {
+		Features map[string]struct{ Title string } `json:"features"`
+		Profiles map[string]struct{ Title string } `json:"profiles"`
+		Rights   map[string]any                    `json:"rights"`
+	}
+	c.api("GET", "definitions", nil, &defs)
+	var cat catalogue
+	for id, f := range defs.Features {
+		cat.Features = append(cat.Features, catalogueEntry{id, f.Title})
+	}
+	for id, p := range defs.Profiles {
+		cat.Profiles = append(cat.Profiles, catalogueEntry{id, p.Title})
+	}
+	for id := range defs.Rights {
+		cat.Rights = append(cat.Rights, id)
+	}
+	sort.Slice(cat.Features, func(i, j int) bool { return cat.Features[i].Title < cat.Features[j].Title })
+	sort.Slice(cat.Profiles, func(i, j int) bool { return cat.Profiles[i].ID < cat.Profiles[j].ID })
+	sort.Strings(cat.Rights)
+	return cat
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// myAccess is the home page of someone who is not a system admin: their
+// tenants with the pages the policy lets them use, and their partner
+// organisation.
+func (c *consoleRequest) myAccess() {
+	var me Me
+	if status, ae := c.api("GET", "me", nil, &me); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	type row struct {
+		access.UserTenant
+		Members, Partners bool
+	}
+	var rows []row
+	for _, t := range me.Tenants {
+		rows = append(rows, row{t, c.may("members.read", t.ID), c.may("delegations.read", t.ID)})
+	}
+	c.render("home.html", "", http.StatusOK, consolePage{Title: "Your access", Data: struct {
+		Tenants []row
+		Partner string
+	}{rows, me.Partner}})
+}
+
+func (c *consoleRequest) members(tenant string) {
+	var list struct{ Members []*access.Member }
+	if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/members", nil, &list); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	c.render("members.html", "tenant", http.StatusOK, consolePage{Title: "Members of " + tenant, Data: struct {
+		Tenant   string
+		Members  []*access.Member
+		CanWrite bool
+	}{tenant, list.Members, c.may("members.write", tenant)}})
+}
+
+// memberForm is the add/edit form, as the user typed it.
+type memberForm struct {
+	Tenant, User, Role, Profile string
+	Businesses, Locations       string
+	Features                    map[string]string // feature -> "", read, edit
+	Fields                      map[string]string // feature -> "phone, hours"
+	Rights                      map[string]bool
+	New                         bool
+	Roles                       []string
+	Catalogue                   catalogue
+}
+
+func (c *consoleRequest) memberForm(tenant, user string) {
+	f := memberForm{Tenant: tenant, User: user, New: user == "", Features: map[string]string{}, Fields: map[string]string{},
+		Rights: map[string]bool{}, Roles: access.Roles, Catalogue: c.catalogue()}
+	if !f.New && c.r.Method == http.MethodGet {
+		var list struct{ Members []*access.Member }
+		if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/members", nil, &list); status != http.StatusOK {
+			c.failed(status, ae)
+			return
+		}
+		var m *access.Member
+		for _, x := range list.Members {
+			if x.User == user {
+				m = x
+			}
+		}
+		if m == nil {
+			c.failed(http.StatusNotFound, apiError{Message: "no member " + user + " in " + tenant})
+			return
+		}
+		f.Role, f.Profile = m.Role, m.Profile
+		f.Businesses, f.Locations = strings.Join(m.Businesses, ", "), strings.Join(m.Locations, ", ")
+		f.Features = m.Features
+		for feat, fields := range m.Fields {
+			f.Fields[feat] = strings.Join(fields, ", ")
+		}
+		for _, r := range m.Rights {
+			f.Rights[r] = true
+		}
+	}
+	title := "Add a member to " + tenant
+	if !f.New {
+		title = "Member " + user + " of " + tenant
+	}
+	if c.r.Method != http.MethodPost {
+		c.render("member_form.html", "tenant", http.StatusOK, consolePage{Title: title, Data: f})
+		return
+	}
+	form := c.r.PostForm
+	if f.New {
+		f.User = strings.TrimSpace(form.Get("user"))
+	}
+	f.Role, f.Profile = form.Get("role"), form.Get("profile")
+	f.Businesses, f.Locations = form.Get("businesses"), form.Get("locations")
+	body := map[string]any{"role": f.Role, "profile": f.Profile, "businesses": splitList(f.Businesses), "locations": splitList(f.Locations)}
+	features, fields, rights := map[string]string{}, map[string][]string{}, []string{}
+	for _, feat := range f.Catalogue.Features {
+		if level := form.Get("feature." + feat.ID); level != "" {
+			features[feat.ID], f.Features[feat.ID] = level, level
+		}
+		if list := form.Get("fields." + feat.ID); strings.TrimSpace(list) != "" {
+			fields[feat.ID], f.Fields[feat.ID] = splitList(list), list
+		}
+	}
+	for _, r := range f.Catalogue.Rights {
+		if form.Get("right."+r) == "on" {
+			rights, f.Rights[r] = append(rights, r), true
+		}
+	}
+	body["features"], body["fields"], body["rights"] = features, fields, rights
+	errs := map[string]string{}
+	if f.User == "" {
+		errs["user"] = "Give the member's user id (the sub of their sign-in)."
+	}
+	if len(errs) == 0 {
+		status, ae := c.api("PUT", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(f.User), body, nil)
+		switch {
+		case status == http.StatusOK:
+			http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members", http.StatusSeeOther)
+			return
+		case status == http.StatusBadRequest:
+			errs[ae.Field] = ae.Message
+		default:
+			c.failed(status, ae)
+			return
+		}
+	}
+	c.render("member_form.html", "tenant", http.StatusBadRequest, consolePage{Title: title, Errors: errs, Data: f})
+}
+
+// memberStatus applies the "active" checkbox at once.
+func (c *consoleRequest) memberStatus(tenant, user string) {
+	action := "deactivate"
+	if c.r.PostFormValue("active") == "on" {
+		action = "reactivate"
+	}
+	if status, ae := c.api("POST", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(user)+"/"+action, nil, nil); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members", http.StatusSeeOther)
+}
+
+func (c *consoleRequest) removeMember(tenant, user string) {
+	if !c.confirm("Remove "+user+" from "+tenant+"? Their access ends on their next request.",
+		consolePrefix+"t/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(user)+"/remove", "Remove") {
+		return
+	}
+	if status, ae := c.api("DELETE", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(user), nil, nil); status != http.StatusNoContent && status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members", http.StatusSeeOther)
+}
+
+type inviteForm struct {
+	Partner, Scope, Expires string
+	Products                map[string]bool
+	Wallet                  bool
+}
+
+func (c *consoleRequest) partners(tenant string, form inviteForm, errs map[string]string, status int) {
+	var list struct{ Delegations []*access.Delegation }
+	if code, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/delegations", nil, &list); code != http.StatusOK {
+		c.failed(code, ae)
+		return
+	}
+	if form.Scope == "" {
+		form.Scope = "limited"
+	}
+	c.render("partners.html", "tenant", status, consolePage{Title: "Partners of " + tenant, Errors: errs, Data: struct {
+		Tenant      string
+		Delegations []*access.Delegation
+		CanWrite    bool
+		Form        inviteForm
+		Catalogue   catalogue
+	}{tenant, list.Delegations, c.may("delegations.write", tenant), form, c.catalogue()}})
+}
+
+func (c *consoleRequest) invite(tenant string) {
+	form := inviteForm{Partner: strings.TrimSpace(c.r.PostFormValue("partner")), Scope: c.r.PostFormValue("scope"),
+		Expires: strings.TrimSpace(c.r.PostFormValue("expires")), Products: map[string]bool{}, Wallet: c.r.PostFormValue("wallet") == "on"}
+	body := map[string]any{"partner": form.Partner, "scope": form.Scope, "wallet": form.Wallet}
+	products := []string{}
+	for k := range c.r.PostForm {
+		if p, ok := strings.CutPrefix(k, "product."); ok {
+			products, form.Products[p] = append(products, p), true
+		}
+	}
+	sort.Strings(products)
+	body["products"] = products
+	errs := map[string]string{}
+	if form.Expires != "" {
+		t, err := time.Parse("2006-01-02", form.Expires)
+		if err != nil {
+			errs["expires"] = "Give a date as YYYY-MM-DD, or leave it empty."
+		} else {
+			body["expires"] = t.Add(24*time.Hour - time.Second).UTC() // the end of that day
+		}
+	}
+	if len(errs) == 0 {
+		status, ae := c.api("POST", "tenants/"+url.PathEscape(tenant)+"/delegations", body, nil)
+		switch {
+		case status == http.StatusCreated:
+			http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/partners", http.StatusSeeOther)
+			return
+		case status == http.StatusBadRequest || status == http.StatusConflict:
+			field := ae.Field
+			if field == "" {
+				field = "partner"
+			}
+			errs[field] = ae.Message
+		default:
+			c.failed(status, ae)
+			return
+		}
+	}
+	c.partners(tenant, form, errs, http.StatusBadRequest)
+}
+
+// delegationAction moves a delegation (resend, withdraw, revoke from the
+// tenant side; accept, reject from the partner side). Withdrawing,
+// revoking and rejecting ask first.
+func (c *consoleRequest) delegationAction(id, action, back string) {
+	questions := map[string]string{
+		"withdraw": "Withdraw this invitation? The partner can no longer accept it.",
+		"revoke":   "Revoke this partnership? The partner's users lose access on their next request.",
+		"reject":   "Reject this invitation?",
+	}
+	if q, ask := questions[action]; ask && !c.confirm(q, c.r.URL.Path, strings.ToUpper(action[:1])+action[1:]) {
+		return
+	}
+	if status, ae := c.api("POST", "delegations/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, nil); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	http.Redirect(c.w, c.r, back, http.StatusSeeOther)
+}
+
+// partnerSide shows a partner user the invitations addressed to their
+// organisation and the tenants it manages.
+func (c *consoleRequest) partnerSide() {
+	var me Me
+	if status, ae := c.api("GET", "me", nil, &me); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	if me.Partner == "" {
+		c.failed(http.StatusNotFound, apiError{Message: "you are not a user of a partner organisation"})
+		return
+	}
+	var list struct{ Delegations []*access.Delegation }
+	if status, ae := c.api("GET", "partners/"+url.PathEscape(me.Partner)+"/delegations", nil, &list); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	var invited, managed, past []*access.Delegation
+	for _, d := range list.Delegations {
+		switch d.Status {
+		case "invited":
+			invited = append(invited, d)
+		case "accepted":
+			managed = append(managed, d)
+		default:
+			past = append(past, d)
+		}
+	}
+	c.render("partner.html", "partner", http.StatusOK, consolePage{Title: "Partner organisation " + me.Partner, Data: struct {
+		Partner                 string
+		Invited, Managed, Past  []*access.Delegation
+		AppURL                  func(string) string
+	}{me.Partner, invited, managed, past, c.g.tenantAppURL}})
+}
