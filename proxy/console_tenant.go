@@ -323,8 +323,8 @@ func (c *consoleRequest) partnerSide() {
 		}
 	}
 	c.render("partner.html", "partner", http.StatusOK, consolePage{Title: "Partner organisation " + me.Partner, Data: struct {
-		Partner                 string
-		Invited, Managed, Past  []*access.Delegation
-		AppURL                  func(string) string
+		Partner                string
+		Invited, Managed, Past []*access.Delegation
+		AppURL                 func(string) string
 	}{me.Partner, invited, managed, past, c.g.tenantAppURL}})
 }
