@@ -497,3 +497,71 @@ func TestBrowserAdminConsole(t *testing.T) {
 	step(t, ctx, "policy page", chromedp.Navigate(s.gateway+"/.portero/admin/policy"), chromedp.WaitVisible("#policy-revision", chromedp.ByID))
 	screenshot(t, ctx, "console-policy")
 }
+
+// A tenant owner adds a member with a profile, deactivates them with the
+// checkbox and invites a partner; the partner's user accepts.
+func TestBrowserConsoleOwnerAndPartner(t *testing.T) {
+	chromium := prerequisites(t)
+	s := startStack(t)
+	ctx := newBrowser(t, chromium)
+	signIn := func(ctx context.Context, user, waitFor string) {
+		t.Helper()
+		if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/.portero/admin/"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
+			t.Fatalf("no sign-in form: %v", err)
+		}
+		step(t, ctx, "sign in as "+user,
+			chromedp.SendKeys("#username", user, chromedp.ByID),
+			chromedp.SendKeys("#password", "portero", chromedp.ByID),
+			chromedp.Click("#signin", chromedp.ByID),
+			chromedp.WaitVisible(waitFor, chromedp.ByQuery))
+	}
+	signIn(ctx, "owner", "#members-acme")
+	step(t, ctx, "add a member with the services profile",
+		chromedp.Click("#members-acme", chromedp.ByID),
+		chromedp.WaitVisible("#add-member", chromedp.ByID),
+		chromedp.Click("#add-member", chromedp.ByID),
+		chromedp.WaitVisible("#member-form", chromedp.ByID),
+		chromedp.SendKeys("#user", "dana", chromedp.ByID),
+		chromedp.SetValue("#role", "account_manager", chromedp.ByID),
+		chromedp.SetValue("#profile", "services", chromedp.ByID),
+		chromedp.SendKeys("#businesses", "b1", chromedp.ByID))
+	screenshot(t, ctx, "console-member-form")
+	step(t, ctx, "save", chromedp.Click("#save-member", chromedp.ByID), chromedp.WaitVisible(`tr[data-user="dana"]`, chromedp.ByQuery))
+	var checked bool
+	var flash string
+	step(t, ctx, "deactivate with the checkbox",
+		chromedp.Click("#active-dana", chromedp.ByID),
+		chromedp.WaitVisible("#flash", chromedp.ByID),
+		chromedp.Text("#flash", &flash, chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById('active-dana').checked`, &checked))
+	if flash != "dana is deactivated." {
+		t.Errorf("flash %q", flash)
+	}
+	if checked {
+		t.Error("dana is still active after unchecking")
+	}
+	screenshot(t, ctx, "console-members")
+
+	step(t, ctx, "invite partnerco",
+		chromedp.Navigate(s.gateway+"/.portero/admin/t/acme/partners"),
+		chromedp.WaitVisible("#invite-form", chromedp.ByID),
+		chromedp.SendKeys("#partner", "partnerco", chromedp.ByID),
+		chromedp.Click("#product-reviews", chromedp.ByID),
+		chromedp.Click("#send-invite", chromedp.ByID),
+		chromedp.WaitVisible(`#delegations tr[data-partner="partnerco"]`, chromedp.ByQuery))
+	screenshot(t, ctx, "console-partners")
+
+	pctx := newBrowser(t, chromium)
+	signIn(pctx, "partner", "#partner-link")
+	step(t, pctx, "accept the invitation",
+		chromedp.Click("#partner-link", chromedp.ByID),
+		chromedp.WaitVisible("#accept-acme", chromedp.ByID),
+		chromedp.Click("#accept-acme", chromedp.ByID),
+		chromedp.WaitVisible("#managed", chromedp.ByID))
+	var managed string
+	step(t, pctx, "tenants managed", chromedp.Text("#managed", &managed, chromedp.ByID))
+	if !strings.Contains(managed, "acme") || !strings.Contains(managed, "globex") {
+		t.Errorf("tenants partnerco manages: %q", managed)
+	}
+	screenshot(t, pctx, "console-partner")
+}

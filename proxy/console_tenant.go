@@ -87,7 +87,15 @@ func (c *consoleRequest) members(tenant string) {
 		c.failed(status, ae)
 		return
 	}
-	c.render("members.html", "tenant", http.StatusOK, consolePage{Title: "Members of " + tenant, Data: struct {
+	flash := ""
+	if changed := c.r.URL.Query().Get("changed"); changed != "" {
+		for _, m := range list.Members {
+			if m.User == changed {
+				flash = m.User + " is " + m.Status + "."
+			}
+		}
+	}
+	c.render("members.html", "tenant", http.StatusOK, consolePage{Title: "Members of " + tenant, Flash: flash, Data: struct {
 		Tenant   string
 		Members  []*access.Member
 		CanWrite bool
@@ -195,7 +203,7 @@ func (c *consoleRequest) memberStatus(tenant, user string) {
 		c.failed(status, ae)
 		return
 	}
-	http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members", http.StatusSeeOther)
+	http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members?"+url.Values{"changed": {user}}.Encode(), http.StatusSeeOther)
 }
 
 func (c *consoleRequest) removeMember(tenant, user string) {
