@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -63,7 +64,7 @@ func scanMaster(row interface{ Scan(...any) error }) (*MasterSession, error) {
 // in HTTP headers and the audit log.
 func validText(field, v string, max int) error {
 	if !utf8.ValidString(v) || len(v) > max {
-		return &FieldError{field, "must be valid UTF-8 of at most " + itoa(max) + " bytes"}
+		return &FieldError{field, "must be valid UTF-8 of at most " + strconv.Itoa(max) + " bytes"}
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) {
@@ -71,19 +72,6 @@ func validText(field, v string, max int) error {
 		}
 	}
 	return nil
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // StartMaster opens a master-access session. The caller has checked with

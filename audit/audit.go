@@ -79,12 +79,11 @@ func Open(path string) (*Log, error) {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	l := &Log{f: f, now: time.Now}
-	n, last, lastSeq, verr := scan(f)
+	_, last, lastSeq, verr := scan(f)
 	if verr != nil && !errors.As(verr, new(*BreakError)) {
 		f.Close()
 		return nil, fmt.Errorf("audit log %s: %w", path, verr)
 	}
-	_ = n
 	l.last, l.seq = last, lastSeq
 	return l, verr
 }

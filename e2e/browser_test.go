@@ -232,6 +232,21 @@ func step(t *testing.T, ctx context.Context, name string, actions ...chromedp.Ac
 	}
 }
 
+// signIn opens page, which sends the browser to the IdP, signs in there as
+// user and waits for waitFor (a CSS selector) on the page it comes back to.
+// The first action starts the browser, so it runs on the test's context.
+func signIn(t *testing.T, ctx context.Context, page, user, waitFor string) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.Navigate(page), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
+		t.Fatalf("no sign-in form at %s: %v", page, err)
+	}
+	step(t, ctx, "sign in as "+user,
+		chromedp.SendKeys("#username", user, chromedp.ByID),
+		chromedp.SendKeys("#password", "portero", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible(waitFor, chromedp.ByQuery))
+}
+
 func text(ctx context.Context, sel string) (string, error) {
 	var s string
 	err := chromedp.Run(ctx, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Text(sel, &s, chromedp.ByQuery))
@@ -377,15 +392,7 @@ func TestBrowserMasterAccess(t *testing.T) {
 	s := startStack(t)
 	ctx := newBrowser(t, chromium)
 
-	// The first action starts the browser: it runs on the test's context.
-	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/.portero/master-access"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
-		t.Fatalf("no sign-in form: %v", err)
-	}
-	step(t, ctx, "sign in as the system admin",
-		chromedp.SendKeys("#username", "admin", chromedp.ByID),
-		chromedp.SendKeys("#password", "portero", chromedp.ByID),
-		chromedp.Click("#signin", chromedp.ByID),
-		chromedp.WaitVisible("#master-form", chromedp.ByID))
+	signIn(t, ctx, s.gateway+"/.portero/master-access", "admin", "#master-form")
 	screenshot(t, ctx, "master-access-start")
 	var loc, body string
 	step(t, ctx, "start master access for acme",
@@ -437,14 +444,7 @@ func TestBrowserAdminConsole(t *testing.T) {
 	s := startStack(t)
 	ctx := newBrowser(t, chromium)
 
-	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/.portero/admin/"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
-		t.Fatalf("no sign-in form: %v", err)
-	}
-	step(t, ctx, "sign in as the system admin",
-		chromedp.SendKeys("#username", "admin", chromedp.ByID),
-		chromedp.SendKeys("#password", "portero", chromedp.ByID),
-		chromedp.Click("#signin", chromedp.ByID),
-		chromedp.WaitVisible("#tenants", chromedp.ByID))
+	signIn(t, ctx, s.gateway+"/.portero/admin/", "admin", "#tenants")
 	screenshot(t, ctx, "console-tenants")
 	var count string
 	step(t, ctx, "search", chromedp.SetValue("#q", "acme", chromedp.ByID), chromedp.Submit("#q", chromedp.ByID),
@@ -504,18 +504,7 @@ func TestBrowserConsoleOwnerAndPartner(t *testing.T) {
 	chromium := prerequisites(t)
 	s := startStack(t)
 	ctx := newBrowser(t, chromium)
-	signIn := func(ctx context.Context, user, waitFor string) {
-		t.Helper()
-		if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/.portero/admin/"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
-			t.Fatalf("no sign-in form: %v", err)
-		}
-		step(t, ctx, "sign in as "+user,
-			chromedp.SendKeys("#username", user, chromedp.ByID),
-			chromedp.SendKeys("#password", "portero", chromedp.ByID),
-			chromedp.Click("#signin", chromedp.ByID),
-			chromedp.WaitVisible(waitFor, chromedp.ByQuery))
-	}
-	signIn(ctx, "owner", "#members-acme")
+	signIn(t, ctx, s.gateway+"/.portero/admin/", "owner", "#members-acme")
 	step(t, ctx, "add a member with the services profile",
 		chromedp.Click("#members-acme", chromedp.ByID),
 		chromedp.WaitVisible("#add-member", chromedp.ByID),
@@ -552,7 +541,7 @@ func TestBrowserConsoleOwnerAndPartner(t *testing.T) {
 	screenshot(t, ctx, "console-partners")
 
 	pctx := newBrowser(t, chromium)
-	signIn(pctx, "partner", "#partner-link")
+	signIn(t, pctx, s.gateway+"/.portero/admin/", "partner", "#partner-link")
 	step(t, pctx, "accept the invitation",
 		chromedp.Click("#partner-link", chromedp.ByID),
 		chromedp.WaitVisible("#accept-acme", chromedp.ByID),

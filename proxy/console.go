@@ -72,16 +72,8 @@ func (g *Gateway) serveConsole(w http.ResponseWriter, r *http.Request) {
 		g.consoleAsset(w, r)
 		return
 	}
-	st := g.sessions.current(w, r)
-	if st == nil {
-		if r.Method == http.MethodGet {
-			g.redirectToLogin(w, r, r.Host)
-			return
-		}
-		writeDenial(w, r, false, denial{status: http.StatusUnauthorized, reason: "deny.unauthenticated", id: decisionID(r.Context())})
-		return
-	}
-	if r.Method == http.MethodPost && !g.masterFormChecks(w, r, st) {
+	st := g.browserSession(w, r)
+	if st == nil || (r.Method == http.MethodPost && !g.formChecks(w, r, st)) {
 		return
 	}
 	c := &consoleRequest{g: g, w: w, r: r, st: st}

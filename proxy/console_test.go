@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/config"
 )
 
 func (m *masterHarness) console(t *testing.T, method, path string, form url.Values) (int, string) {
@@ -48,6 +49,14 @@ func TestConsoleForSystemAdmins(t *testing.T) {
 	}
 	if _, err := m.store.PutMember(ctx, access.Member{Tenant: "acme", User: "leo", Role: "location_manager"}); err != nil {
 		t.Fatal(err)
+	}
+	// Without a session: a page goes to sign-in, a form post is refused.
+	anon := &browser{t: t, h: m.harness, cookies: map[string]*http.Cookie{}}
+	if rec := anon.do("GET", "http://localhost/.portero/admin/tenants", nil, nil); rec.Code != http.StatusFound || !strings.Contains(rec.Header().Get("Location"), "/.portero/login?rd=") {
+		t.Fatalf("anonymous page: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := anon.do("POST", "http://localhost/.portero/admin/tenants/acme/status", url.Values{"status": {"suspended"}, "confirmed": {"1"}}, nil); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("anonymous form post: %d", rec.Code)
 	}
 	m.b.signIn("http://localhost/.portero/admin/", samClaims())
 
@@ -217,5 +226,23 @@ func TestConsoleForOwnersAndPartners(t *testing.T) {
 	// The partner user may not see acme's members.
 	if code, _ = pat.console(t, "GET", "t/acme/members", nil); code != http.StatusForbidden {
 		t.Fatalf("partner on acme's members: %d", code)
+	}
+}
+
+func TestTenantAppURL(t *testing.T) {
+	cases := []struct {
+		tenant         config.Tenant
+		redirect, want string
+	}{
+		{config.Tenant{Path: "/t/{tenant}/"}, "", "/t/acme/"},
+		{config.Tenant{Host: "{tenant}.apps.example.com"}, "https://login.example.com/.portero/callback", "https://acme.apps.example.com/"},
+		{config.Tenant{Host: "{tenant}.apps.localhost"}, "http://localhost:8080/.portero/callback", "http://acme.apps.localhost/"},
+		{config.Tenant{}, "", "/"},
+	}
+	for _, c := range cases {
+		g := &Gateway{cfg: &config.Config{Tenant: c.tenant, OIDC: config.OIDC{RedirectURL: c.redirect}}}
+		if got := g.tenantAppURL("acme"); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.tenant, got, c.want)
+		}
 	}
 }

@@ -251,14 +251,12 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		writeDenial(w, r, false, denial{status: http.StatusMethodNotAllowed, reason: "logout.method", id: decisionID(r.Context())})
 		return
 	}
-	if !g.sameOrigin(r) {
+	if st == nil && !g.sameOrigin(r) {
 		g.loginError(w, r, http.StatusForbidden, "csrf.cross_origin")
 		return
 	}
 	if st != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, 4096)
-		if !g.sessions.validCSRF(st.data.ID, r.PostFormValue("csrf")) {
-			g.loginError(w, r, http.StatusForbidden, "csrf.invalid")
+		if !g.formChecks(w, r, st) {
 			return
 		}
 		g.sessions.revoke(st)
@@ -277,6 +275,37 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		target = end + sep + q.Encode()
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// browserSession returns the signed-in browser session for a control page
+// (master access, the console). Without one it answers itself and returns
+// nil: a GET goes to sign-in and comes back, anything else is a 401.
+func (g *Gateway) browserSession(w http.ResponseWriter, r *http.Request) *sessionState {
+	st := g.sessions.current(w, r)
+	if st == nil {
+		if r.Method == http.MethodGet {
+			g.redirectToLogin(w, r, r.Host)
+		} else {
+			writeDenial(w, r, false, denial{status: http.StatusUnauthorized, reason: "deny.unauthenticated", id: decisionID(r.Context())})
+		}
+	}
+	return st
+}
+
+// formChecks is the CSRF rule of every browser form Portero serves
+// (logout, master access, the console): same origin and the session's
+// token in the "csrf" field. It answers a refusal itself.
+func (g *Gateway) formChecks(w http.ResponseWriter, r *http.Request, st *sessionState) bool {
+	if !g.sameOrigin(r) {
+		g.loginError(w, r, http.StatusForbidden, "csrf.cross_origin")
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if !g.sessions.validCSRF(st.data.ID, r.PostFormValue("csrf")) {
+		g.loginError(w, r, http.StatusForbidden, "csrf.invalid")
+		return false
+	}
+	return true
 }
 
 // sameOrigin refuses a POST whose Origin names another site. Browsers send

@@ -46,47 +46,27 @@ func (g *Gateway) serveMaster(w http.ResponseWriter, r *http.Request) {
 		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "master.disabled", id: decisionID(r.Context())})
 		return
 	}
-	st := g.sessions.current(w, r)
+	st := g.browserSession(w, r)
 	if st == nil {
-		if r.Method == http.MethodGet {
-			g.redirectToLogin(w, r, r.Host)
-			return
-		}
-		writeDenial(w, r, false, denial{status: http.StatusUnauthorized, reason: "deny.unauthenticated", id: decisionID(r.Context())})
 		return
 	}
 	switch {
 	case r.URL.Path == masterPath && r.Method == http.MethodGet:
 		g.masterPage(w, r, st, masterForm{Mode: "full", Duration: g.master.cfg.DefaultDuration.String(), Tenant: r.URL.Query().Get("tenant")}, http.StatusOK)
 	case r.URL.Path == masterPath && r.Method == http.MethodPost:
-		if g.masterFormChecks(w, r, st) {
+		if g.formChecks(w, r, st) {
 			g.startMaster(w, r, st)
 		}
 	case r.URL.Path == masterEndPath && r.Method == http.MethodGet:
 		g.masterEndPage(w, r, st)
 	case r.URL.Path == masterEndPath && r.Method == http.MethodPost:
-		if g.masterFormChecks(w, r, st) {
+		if g.formChecks(w, r, st) {
 			g.endMaster(w, r, st)
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		writeDenial(w, r, false, denial{status: http.StatusMethodNotAllowed, reason: "master.method", id: decisionID(r.Context())})
 	}
-}
-
-// masterFormChecks applies the CSRF rules of every browser form: same
-// origin and the session's token.
-func (g *Gateway) masterFormChecks(w http.ResponseWriter, r *http.Request, st *sessionState) bool {
-	if !g.sameOrigin(r) {
-		g.loginError(w, r, http.StatusForbidden, "csrf.cross_origin")
-		return false
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if !g.sessions.validCSRF(st.data.ID, r.PostFormValue("csrf")) {
-		g.loginError(w, r, http.StatusForbidden, "csrf.invalid")
-		return false
-	}
-	return true
 }
 
 type masterForm struct {
