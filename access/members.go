@@ -3,7 +3,6 @@ package access
 import (
 	"context"
 	"database/sql"
-	"strings"
 )
 
 const memberCols = `tenant, user, role, businesses, locations, features, fields, rights, profile, status, updated_at`
@@ -30,18 +29,7 @@ func (s *Store) PutMember(ctx context.Context, m Member) (*Member, error) {
 		return nil, err
 	}
 	stamp := s.stamp()
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO members (`+memberCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (tenant, user) DO UPDATE SET role = excluded.role, businesses = excluded.businesses, locations = excluded.locations,
-	features = excluded.features, fields = excluded.fields, rights = excluded.rights, profile = excluded.profile,
-	status = excluded.status, updated_at = excluded.updated_at`,
-			m.Tenant, m.User, m.Role, toJSON(m.Businesses), toJSON(m.Locations), toJSON(m.Features), toJSON(m.Fields),
-			toJSON(m.Rights), m.Profile, m.Status, stamp)
-		if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
-			return &FieldError{"tenant", "no such tenant"}
-		}
-		return err
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return upsertMember(ctx, tx, &m, stamp) })
 	if err != nil {
 		return nil, err
 	}

@@ -8,11 +8,8 @@ import (
 
 // CreatePartner adds a partner organisation.
 func (s *Store) CreatePartner(ctx context.Context, p Partner) (*Partner, error) {
-	if err := validID("id", p.ID); err != nil {
+	if err := validatePartner(&p); err != nil {
 		return nil, err
-	}
-	if strings.TrimSpace(p.Name) == "" {
-		return nil, &FieldError{"name", "is required"}
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO partners (id, name) VALUES (?, ?)`, p.ID, p.Name)
@@ -37,26 +34,10 @@ func (s *Store) Partner(ctx context.Context, id string) (*Partner, error) {
 // PutPartnerUser makes user a user of the partner organisation (a user
 // belongs to at most one partner).
 func (s *Store) PutPartnerUser(ctx context.Context, pu PartnerUser) (*PartnerUser, error) {
-	if err := validID("partner", pu.Partner); err != nil {
+	if err := validatePartnerUser(&pu); err != nil {
 		return nil, err
 	}
-	if err := validUser("user", pu.User); err != nil {
-		return nil, err
-	}
-	if pu.Status == "" {
-		pu.Status = "active"
-	}
-	if err := oneOf("status", pu.Status, MemberStatuses); err != nil {
-		return nil, err
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO partner_users (user, partner, status) VALUES (?, ?, ?)
-ON CONFLICT (user) DO UPDATE SET partner = excluded.partner, status = excluded.status`, pu.User, pu.Partner, pu.Status)
-		if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
-			return &FieldError{"partner", "no such partner"}
-		}
-		return err
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return upsertPartnerUser(ctx, tx, &pu) })
 	if err != nil {
 		return nil, err
 	}
@@ -72,4 +53,29 @@ func (s *Store) PartnerOf(ctx context.Context, user string) (string, error) {
 		return "", nil
 	}
 	return partner, err
+}
+
+// validatePartner checks a partner organisation.
+func validatePartner(p *Partner) error {
+	if err := validID("id", p.ID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(p.Name) == "" {
+		return &FieldError{"name", "is required"}
+	}
+	return nil
+}
+
+// validatePartnerUser checks a partner user and fills defaults.
+func validatePartnerUser(pu *PartnerUser) error {
+	if err := validID("partner", pu.Partner); err != nil {
+		return err
+	}
+	if err := validUser("user", pu.User); err != nil {
+		return err
+	}
+	if pu.Status == "" {
+		pu.Status = "active"
+	}
+	return oneOf("status", pu.Status, MemberStatuses)
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ Usage: portero admin [-c gateway.yaml | --store FILE] NOUN VERB ARGS...
   delegation invite TENANT PARTNER --scope full|limited [--product P]... [--wallet] [--expires RFC3339] --by SUB
   delegation list TENANT
   delegation accept|reject|resend|withdraw|revoke ID
+  import FILE|-     tenants, members, partners and partner users from JSON lines
+                    ({"tenant": {...}}, {"member": {...}}, ...), all or nothing
 
 Writes take effect in a running gateway within access.watch_interval.
 `
@@ -94,6 +97,9 @@ func positional(args []string, n int, usage string) ([]string, []string, error) 
 }
 
 func runAdmin(ctx context.Context, s *access.Store, noun, verb string, args []string) (any, error) {
+	if noun == "import" {
+		return importFile(ctx, s, verb)
+	}
 	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	switch noun + " " + verb {
@@ -228,4 +234,22 @@ func runAdmin(ctx context.Context, s *access.Store, noun, verb string, args []st
 		return s.Transition(ctx, pos[0], verb)
 	}
 	return nil, fmt.Errorf("admin: unknown command %q (see portero admin -h)", noun+" "+verb)
+}
+
+// importFile runs a bulk import from a file or, for "-", standard input.
+func importFile(ctx context.Context, s *access.Store, path string) (any, error) {
+	in := io.Reader(os.Stdin)
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("admin: import: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	n, err := s.Import(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("admin: import %s: %w (nothing was written)", path, err)
+	}
+	return n, nil
 }

@@ -174,6 +174,13 @@ func TestServeBinary(t *testing.T) {
 
 func TestAdminCommands(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "portero.db")
+	good, bad := filepath.Join(t.TempDir(), "good.jsonl"), filepath.Join(t.TempDir(), "bad.jsonl")
+	_ = os.WriteFile(good, []byte(`{"tenant": {"id": "globex", "name": "Globex"}}
+{"member": {"tenant": "globex", "user": "gina", "role": "administrator"}}
+`), 0o644)
+	_ = os.WriteFile(bad, []byte(`{"tenant": {"id": "initech", "name": "Initech"}}
+{"member": {"tenant": "initech", "user": "ian", "role": "boss"}}
+`), 0o644)
 	steps := []struct {
 		args []string
 		want string
@@ -191,6 +198,12 @@ func TestAdminCommands(t *testing.T) {
 		{[]string{"delegation", "list", "acme"}, `"limited"`, 0},
 		{[]string{"tenant", "suspend", "acme"}, `"suspended"`, 0},
 		{[]string{"tenant", "list"}, `"total": 1`, 0},
+		{[]string{"import", good}, `"members": 1`, 0},
+		{[]string{"member", "list", "globex"}, `"user": "gina"`, 0},
+		{[]string{"tenant", "list"}, `"total": 2`, 0},
+		{[]string{"import", bad}, "line 2: member.role: must be one of", 1},
+		{[]string{"tenant", "list", "--q", "initech"}, `"total": 0`, 0},
+		{[]string{"import", filepath.Join(t.TempDir(), "missing.jsonl")}, "no such file", 1},
 		{[]string{"frob", "nicate"}, "unknown command", 1},
 	}
 	for _, st := range steps {
