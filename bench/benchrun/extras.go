@@ -43,6 +43,7 @@ type extras struct {
 	idleMiB   float64       // resident after start
 	reload    time.Duration // policy file written to new policy serving
 	reloadErr string
+	imported  storeImport // the store row's bulk import
 }
 
 // porteroExtras measures startup time, idle memory and how long a policy

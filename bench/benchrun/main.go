@@ -89,7 +89,7 @@ func run(o options) error {
 	h.issuer = fmt.Sprintf("http://127.0.0.1:%d", issPort)
 	tokenFile, jwksFile := filepath.Join(o.workDir, "token"), filepath.Join(o.workDir, "jwks.json")
 	h.start("upstream", nil, filepath.Join(bin, "upstream"), "-listen", hostport(upPort))
-	h.start("issuer", nil, filepath.Join(bin, "issuer"), "-listen", hostport(issPort), "-token-out", tokenFile, "-jwks-out", jwksFile)
+	h.start("issuer", nil, filepath.Join(bin, "issuer"), "-listen", hostport(issPort), "-token-out", tokenFile, "-jwks-out", jwksFile, "-users", strconv.Itoa(storeUsers))
 	if err := waitStatus(h.upstream+"/", 200); err != nil {
 		return err
 	}
@@ -115,6 +115,7 @@ func run(o options) error {
 		rows = append(rows, res)
 	}
 	extra := h.porteroExtras()
+	extra.imported = h.imported
 	report := render(o, rows, extra, h.versions())
 	mdPath := filepath.Join(o.outDir, "performance.md")
 	if err := writeReport(mdPath, report); err != nil {
@@ -145,6 +146,7 @@ type harness struct {
 	auth     string
 	jwks     []byte
 	procs    []*proc
+	imported storeImport // set by the store row
 }
 
 type proc struct {
@@ -218,9 +220,18 @@ func waitStatus(url string, want int) error { return waitStatusWith(url, want, "
 type rowSpec struct {
 	name string
 	note string
-	// setup starts the row's processes and returns the URL to load, the
-	// extra request headers, and the processes whose CPU and memory count.
-	setup func() (url string, headers []string, measured []*proc, err error)
+	// setup starts the row's processes and returns what to load.
+	setup func() (target, error)
+}
+
+// target is what a row loads: a URL with extra request headers, or a wrk
+// Lua script that makes the requests; and the processes whose CPU and
+// memory count.
+type target struct {
+	url      string
+	headers  []string
+	script   string
+	measured []*proc
 }
 
 type result struct {
@@ -235,7 +246,7 @@ type result struct {
 func (h *harness) measure(r rowSpec) result {
 	res := result{name: r.name, note: r.note}
 	before := len(h.procs)
-	url, headers, measured, err := r.setup()
+	tg, err := r.setup()
 	defer func() {
 		for _, p := range h.procs[before:] {
 			p.stop()
@@ -247,17 +258,17 @@ func (h *harness) measure(r rowSpec) result {
 		return res
 	}
 	if h.o.warmup > 0 {
-		if _, err := h.wrk(url, headers, h.o.warmup); err != nil {
+		if _, err := h.wrk(tg, h.o.warmup); err != nil {
 			res.skipped = "warm-up: " + err.Error()
 			return res
 		}
 	}
-	pids := treePIDs(measured)
+	pids := treePIDs(tg.measured)
 	cpu0 := cpuTicks(pids)
 	t0 := time.Now()
-	out, err := h.wrk(url, headers, h.o.duration)
+	out, err := h.wrk(tg, h.o.duration)
 	wall := time.Since(t0)
-	pids = treePIDs(measured) // nginx may have started workers
+	pids = treePIDs(tg.measured) // nginx may have started workers
 	cpu1 := cpuTicks(pids)
 	if err != nil {
 		res.skipped = err.Error()
@@ -272,12 +283,15 @@ func (h *harness) measure(r rowSpec) result {
 	return res
 }
 
-func (h *harness) wrk(url string, headers []string, d time.Duration) (string, error) {
+func (h *harness) wrk(tg target, d time.Duration) (string, error) {
 	args := []string{"-t", strconv.Itoa(h.o.threads), "-c", strconv.Itoa(h.o.conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency", "--timeout", "5s"}
-	for _, hd := range headers {
+	for _, hd := range tg.headers {
 		args = append(args, "-H", hd)
 	}
-	args = append(args, url)
+	if tg.script != "" {
+		args = append(args, "-s", tg.script)
+	}
+	args = append(args, tg.url)
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
@@ -416,25 +430,26 @@ func sumStatus(pids []int, field string) float64 {
 }
 
 // sessionCookie signs in through the real code flow against the bench
-// issuer and returns the Cookie header a browser would then send.
-func sessionCookie(gateway, page string) (string, error) {
+// issuer and returns the Cookie header a browser would then send, and the
+// body of the page it landed on.
+func sessionCookie(gateway, page string) (string, []byte, error) {
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	resp, err := client.Get(gateway + page)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("sign-in ended with %s at %s", resp.Status, resp.Request.URL)
+		return "", nil, fmt.Errorf("sign-in ended with %s at %s", resp.Status, resp.Request.URL)
 	}
 	req, _ := http.NewRequest("GET", gateway+page, nil)
 	var parts []string
 	for _, c := range jar.Cookies(req.URL) {
 		parts = append(parts, c.Name+"="+c.Value)
 	}
-	return "Cookie: " + strings.Join(parts, "; "), nil
+	return "Cookie: " + strings.Join(parts, "; "), body, nil
 }
 
 func cpuModel() string {

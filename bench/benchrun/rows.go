@@ -14,25 +14,26 @@ const page = "/t/acme/items"
 
 func (h *harness) rows() []rowSpec {
 	return []rowSpec{
-		{name: "upstream directly (ceiling)", note: "the tiny Go origin, no proxy", setup: func() (string, []string, []*proc, error) {
-			return h.upstream + page, []string{"Authorization: " + h.auth}, h.procs[:1], nil
+		{name: "upstream directly (ceiling)", note: "the tiny Go origin, no proxy", setup: func() (target, error) {
+			return target{url: h.upstream + page, headers: []string{"Authorization: " + h.auth}, measured: h.procs[:1]}, nil
 		}},
 		{name: "bare Go httputil.ReverseProxy", note: "the floor for any Go proxy; GOGC=400 like Portero", setup: h.bareProxy},
 		{name: "nginx proxy_pass", note: "2 workers, upstream keep-alive", setup: h.nginxRow(false)},
 		{name: "Portero, bearer JWT, default policy", note: "decision log off (log.level warn)", setup: h.porteroRow(false, "warn")},
 		{name: "Portero, bearer JWT, default policy, decision log on", note: "one JSON line per request to a file", setup: h.porteroRow(false, "info")},
 		{name: "Portero, bearer JWT, policy that reads the request", note: "no decision cache: every request is evaluated", setup: h.porteroUncachedRow},
-		{name: "Portero, cookie session, default policy", note: "signed in through the real code flow; membership from claims (the store comes with the access model)", setup: h.porteroRow(true, "warn")},
+		{name: "Portero, cookie session, default policy", note: "signed in through the real code flow; membership from token claims", setup: h.porteroRow(true, "warn")},
+		{name: "Portero, cookie sessions, access store, full default policy", note: "64 users signed in through the code flow, round robin over 3 classified pages each; 100,000 members in SQLite (10,000 in the smoke run)", setup: h.porteroStoreRow},
 		{name: "nginx auth_request → OPA (njs)", note: "njs ngx.fetch to `opa run --server`, same Rego + JWT verification in Rego", setup: h.nginxRow(true)},
 		{name: "Caddy forward_auth → adapter → OPA", note: "forward_auth needs 2xx/403, so a 40-line Go adapter asks OPA", setup: h.caddyRow},
 	}
 }
 
-func (h *harness) bareProxy() (string, []string, []*proc, error) {
+func (h *harness) bareProxy() (target, error) {
 	port := freePort()
 	p := h.start("bareproxy", []string{"GOGC=400"}, filepath.Join(h.bin, "bareproxy"), "-listen", hostport(port), "-upstream", h.upstream)
 	url := fmt.Sprintf("http://%s", hostport(port))
-	return url + page, []string{"Authorization: " + h.auth}, []*proc{p}, waitStatus(url+"/", 200)
+	return target{url: url + page, headers: []string{"Authorization: " + h.auth}, measured: []*proc{p}}, waitStatus(url+"/", 200)
 }
 
 const porteroConfig = `
@@ -73,22 +74,22 @@ session:
 	return cfgPath, "http://" + hostport(pub), "http://" + hostport(opsPort)
 }
 
-func (h *harness) porteroRow(session bool, level string) func() (string, []string, []*proc, error) {
-	return func() (string, []string, []*proc, error) {
+func (h *harness) porteroRow(session bool, level string) func() (target, error) {
+	return func() (target, error) {
 		cfg, public, ops := h.porteroConfigFor("portero", session, level, "")
 		p := h.start("portero", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
 		if err := waitStatus(ops+"/readyz", 200); err != nil {
-			return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+			return target{}, fmt.Errorf("%v\n%s", err, p.tail())
 		}
 		header := "Authorization: " + h.auth
 		if session {
-			c, err := sessionCookie(public, page)
+			c, _, err := sessionCookie(public, page)
 			if err != nil {
-				return "", nil, nil, fmt.Errorf("sign in: %v\n%s", err, p.tail())
+				return target{}, fmt.Errorf("sign in: %v\n%s", err, p.tail())
 			}
 			header = c
 		}
-		return public + page, []string{header}, []*proc{p}, nil
+		return target{url: public + page, headers: []string{header}, measured: []*proc{p}}, nil
 	}
 }
 
@@ -100,13 +101,13 @@ get if input.request.method == "GET"
 // porteroUncachedRow serves the default policy plus one rule that reads the
 // request, which makes every decision depend on the request: the decision
 // cache is off and each request is evaluated.
-func (h *harness) porteroUncachedRow() (string, []string, []*proc, error) {
+func (h *harness) porteroUncachedRow() (target, error) {
 	dir := filepath.Join(h.o.workDir, "policy-uncached")
 	_ = os.MkdirAll(dir, 0o755)
 	for _, f := range []string{"authz.rego", "membership.rego"} {
 		b, err := os.ReadFile(filepath.Join(h.o.repo, "rego", f))
 		if err != nil {
-			return "", nil, nil, err
+			return target{}, err
 		}
 		_ = os.WriteFile(filepath.Join(dir, f), b, 0o644)
 	}
@@ -114,9 +115,9 @@ func (h *harness) porteroUncachedRow() (string, []string, []*proc, error) {
 	cfg, public, ops := h.porteroConfigFor("portero-uncached", false, "warn", "policy:\n  dir: "+dir+"\n  watch: false\n")
 	p := h.start("portero-uncached", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
 	if err := waitStatus(ops+"/readyz", 200); err != nil {
-		return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+		return target{}, fmt.Errorf("%v\n%s", err, p.tail())
 	}
-	return public + page, []string{"Authorization: " + h.auth}, []*proc{p}, nil
+	return target{url: public + page, headers: []string{"Authorization: " + h.auth}, measured: []*proc{p}}, nil
 }
 
 // startOPA runs `opa run --server` on the default policy plus the bench's
@@ -184,22 +185,22 @@ http {
 }
 `
 
-func (h *harness) nginxRow(withOPA bool) func() (string, []string, []*proc, error) {
-	return func() (string, []string, []*proc, error) {
+func (h *harness) nginxRow(withOPA bool) func() (target, error) {
+	return func() (target, error) {
 		nginx, err := exec.LookPath("nginx")
 		if err != nil {
-			return "", nil, nil, errors.New("nginx is not installed (apt-get install nginx)")
+			return target{}, errors.New("nginx is not installed (apt-get install nginx)")
 		}
 		var measured []*proc
 		module, jsImport, authReq, opaURL := "", "", "", ""
 		if withOPA {
 			const mod = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 			if _, err := os.Stat(mod); err != nil {
-				return "", nil, nil, errors.New("nginx's njs module is not installed (apt-get install libnginx-mod-http-js)")
+				return target{}, errors.New("nginx's njs module is not installed (apt-get install libnginx-mod-http-js)")
 			}
 			opa, url, err := h.startOPA()
 			if err != nil {
-				return "", nil, nil, err
+				return target{}, err
 			}
 			measured = append(measured, opa)
 			module = "load_module " + mod + ";"
@@ -216,15 +217,15 @@ func (h *harness) nginxRow(withOPA bool) func() (string, []string, []*proc, erro
 		}
 		path := filepath.Join(wd, "nginx.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			return "", nil, nil, err
+			return target{}, err
 		}
 		p := h.start("nginx", nil, nginx, "-c", path, "-e", filepath.Join(wd, "nginx-error.log"))
 		measured = append(measured, p)
 		url := fmt.Sprintf("http://%s", hostport(port))
 		if err := waitStatusWith(url+page, 200, "Authorization: "+h.auth); err != nil {
-			return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+			return target{}, fmt.Errorf("%v\n%s", err, p.tail())
 		}
-		return url + page, []string{"Authorization: " + h.auth}, measured, nil
+		return target{url: url + page, headers: []string{"Authorization: " + h.auth}, measured: measured}, nil
 	}
 }
 
@@ -240,28 +241,28 @@ http://%s {
 }
 `
 
-func (h *harness) caddyRow() (string, []string, []*proc, error) {
+func (h *harness) caddyRow() (target, error) {
 	caddy, err := exec.LookPath("caddy")
 	if err != nil {
-		return "", nil, nil, errors.New("caddy is not installed (apt-get install caddy)")
+		return target{}, errors.New("caddy is not installed (apt-get install caddy)")
 	}
 	opa, opaURL, err := h.startOPA()
 	if err != nil {
-		return "", nil, nil, err
+		return target{}, err
 	}
 	adapterPort, port := freePort(), freePort()
 	adapter := h.start("opa-adapter", nil, filepath.Join(h.bin, "opa-adapter"), "-listen", hostport(adapterPort), "-opa", opaURL)
 	path := filepath.Join(h.o.workDir, "Caddyfile")
 	conf := fmt.Sprintf(caddyfile, hostport(port), hostport(adapterPort), strings.TrimPrefix(h.upstream, "http://"))
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return "", nil, nil, err
+		return target{}, err
 	}
 	p := h.start("caddy", []string{"HOME=" + h.o.workDir, "XDG_DATA_HOME=" + h.o.workDir, "XDG_CONFIG_HOME=" + h.o.workDir}, caddy, "run", "--config", path, "--adapter", "caddyfile")
 	url := fmt.Sprintf("http://%s", hostport(port))
 	if err := waitStatusWith(url+page, 200, "Authorization: "+h.auth); err != nil {
-		return "", nil, nil, fmt.Errorf("%v\n%s", err, p.tail())
+		return target{}, fmt.Errorf("%v\n%s", err, p.tail())
 	}
-	return url + page, []string{"Authorization: " + h.auth}, []*proc{p, adapter, opa}, nil
+	return target{url: url + page, headers: []string{"Authorization: " + h.auth}, measured: []*proc{p, adapter, opa}}, nil
 }
 
 func (h *harness) versions() map[string]string {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"log"
 	"net/http"
 	"net/url"
@@ -21,12 +22,13 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-type pending struct{ nonce, challenge string }
+type pending struct{ nonce, challenge, sub string }
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:9503", "address to listen on")
 	tokenOut := flag.String("token-out", "", "write a bearer token (aud portero) here")
 	jwksOut := flag.String("jwks-out", "", "write the JWKS here")
+	users := flag.Int("users", 0, "sign browsers in as bench-user-0 … bench-user-(N-1) in turn (0: always bench-user)")
 	flag.Parse()
 	issuer := "http://" + *addr
 
@@ -70,6 +72,7 @@ func main() {
 
 	var mu sync.Mutex
 	codes := map[string]pending{}
+	signIns := 0
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -89,7 +92,12 @@ func main() {
 		_, _ = rand.Read(b[:])
 		code := base64.RawURLEncoding.EncodeToString(b[:])
 		mu.Lock()
-		codes[code] = pending{nonce: q.Get("nonce"), challenge: q.Get("code_challenge")}
+		sub := "bench-user"
+		if *users > 0 {
+			sub = fmt.Sprintf("bench-user-%d", signIns%*users)
+		}
+		signIns++
+		codes[code] = pending{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), sub: sub}
 		mu.Unlock()
 		http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
 	})
@@ -107,7 +115,7 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"access_token": "bench", "token_type": "Bearer", "expires_in": 4 * 3600,
-			"id_token": sign(user(clientID, map[string]any{"nonce": p.nonce})),
+			"id_token": sign(user(clientID, map[string]any{"nonce": p.nonce, "sub": p.sub})),
 		})
 	})
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The store row: an access store of 10,000 tenants with 10 members each
+// (1,000 tenants in the smoke run), and storeUsers bench users, each a
+// location manager of a different tenant, signed in through the code flow.
+const (
+	storeTenants          = 10000
+	storeMembersPerTenant = 10
+	storeUsers            = 64
+)
+
+// storeImport is what seeding the row's store took.
+type storeImport struct {
+	members int
+	took    time.Duration
+}
+
+// writeStoreSeed writes the import file: every tenant with its members,
+// then each bench user's membership, and returns how many members it holds.
+func writeStoreSeed(path string, tenants int) (int, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	roles := []string{"administrator", "multi_account_manager", "account_manager", "location_manager"}
+	members := 0
+	for t := range tenants {
+		id := fmt.Sprintf("t%05d", t)
+		if err := enc.Encode(map[string]any{"tenant": map[string]any{"id": id, "name": "Tenant " + id, "owner": fmt.Sprintf("u%05d-0", t), "master_access": true}}); err != nil {
+			return 0, err
+		}
+		for m := range storeMembersPerTenant {
+			member := map[string]any{"tenant": id, "user": fmt.Sprintf("u%05d-%d", t, m), "role": roles[m%4],
+				"businesses": []string{"b1"}, "locations": []string{"l1", "l2"},
+				"features": map[string]string{"profile_listings": "edit", "reviews": "read", "billing": "read"},
+				"fields":   map[string][]string{"profile_listings": {"phone", "hours"}}}
+			if err := enc.Encode(map[string]any{"member": member}); err != nil {
+				return 0, err
+			}
+			members++
+		}
+	}
+	for u := range storeUsers {
+		member := map[string]any{"tenant": benchUserTenant(u, tenants), "user": fmt.Sprintf("bench-user-%d", u), "role": "location_manager",
+			"locations": []string{"l1", "l2"}, "features": map[string]string{"profile_listings": "read", "reviews": "read"}}
+		if err := enc.Encode(map[string]any{"member": member}); err != nil {
+			return 0, err
+		}
+		members++
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	return members, f.Close()
+}
+
+// benchUserTenant spreads the bench users over the tenants.
+func benchUserTenant(u, tenants int) string {
+	return fmt.Sprintf("t%05d", u*(tenants/storeUsers))
+}
+
+// porteroStoreRow runs Portero with the access store and the full default
+// policy: each of the bench users signs in through the code flow, and the
+// load goes round the users and three pages the policy classifies (a
+// location's profile, the location list, reviews), so every request looks
+// up a member among 100,000 and checks a feature and a location scope.
+func (h *harness) porteroStoreRow() (target, error) {
+	tenants := storeTenants
+	if h.o.smoke {
+		tenants = 1000
+	}
+	seed, db := filepath.Join(h.o.workDir, "store-seed.jsonl"), filepath.Join(h.o.workDir, "access.db")
+	_ = os.Remove(db)
+	members, err := writeStoreSeed(seed, tenants)
+	if err != nil {
+		return target{}, err
+	}
+	start := time.Now()
+	if out, err := exec.Command(filepath.Join(h.bin, "portero"), "admin", "--store", db, "import", seed).CombinedOutput(); err != nil {
+		return target{}, fmt.Errorf("import: %v\n%s", err, out)
+	}
+	h.imported = storeImport{members: members, took: time.Since(start)}
+
+	cfg, public, ops := h.porteroConfigFor("portero-store", true, "warn", "access:\n  store: "+db+"\n")
+	p := h.start("portero-store", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
+	if err := waitStatus(ops+"/readyz", 200); err != nil {
+		return target{}, fmt.Errorf("%v\n%s", err, p.tail())
+	}
+	var script strings.Builder
+	script.WriteString("-- written by bench/benchrun: each request a signed-in bench user, round robin\nlocal list = {\n")
+	for range storeUsers {
+		cookie, body, err := sessionCookie(public, "/.portero/login?rd=/.portero/userinfo")
+		if err != nil {
+			return target{}, fmt.Errorf("sign in: %v\n%s", err, p.tail())
+		}
+		var who struct{ Sub string }
+		if err := json.Unmarshal(body, &who); err != nil || !strings.HasPrefix(who.Sub, "bench-user-") {
+			return target{}, fmt.Errorf("userinfo after sign-in: %q (%v)", body, err)
+		}
+		var u int
+		_, _ = fmt.Sscanf(who.Sub, "bench-user-%d", &u)
+		tenant := benchUserTenant(u, tenants)
+		value := strings.TrimPrefix(cookie, "Cookie: ")
+		for _, path := range []string{"/locations/l1/profile", "/locations", "/reviews"} {
+			fmt.Fprintf(&script, "  {%q, [[%s]]},\n", "/t/"+tenant+path, value)
+		}
+	}
+	script.WriteString(`}
+local reqs = {}
+local i = 0
+init = function(args)
+  for _, r in ipairs(list) do
+    reqs[#reqs + 1] = wrk.format("GET", r[1], {Cookie = r[2]})
+  end
+  i = math.random(#reqs)
+end
+request = function()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+`)
+	path := filepath.Join(h.o.workDir, "store-row.lua")
+	if err := os.WriteFile(path, []byte(script.String()), 0o644); err != nil {
+		return target{}, err
+	}
+	return target{url: public + "/", script: path, measured: []*proc{p}}, nil
+}
