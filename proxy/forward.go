@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"time"
 
 	"github.com/portero-gateway/portero/config"
@@ -44,8 +45,9 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 		},
 		// FlushInterval stays 0: ReverseProxy already flushes streaming
 		// responses (SSE, unknown length) after every write.
-		Transport: transport,
-		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Transport:  transport,
+		BufferPool: &bufferPool{},
+		ErrorLog:   slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				w.WriteHeader(499) // the client went away; not the upstream's fault
@@ -60,5 +62,26 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 			log.Warn("upstream error", "route", rc.Name, "upstream", upstream.Host, "error", err.Error())
 			writeDenial(w, r, rc.API, denial{status: status, reason: "upstream.unavailable", id: decisionID(r.Context())})
 		},
+	}
+}
+
+// bufferPool lends ReverseProxy its body copy buffers. Without a pool it
+// allocates 32 KiB per response: under load that was three quarters of
+// every byte Portero allocated, and the garbage collector's work with it.
+type bufferPool struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		buf = buf[:copyBufferSize]
+		b.pool.Put(&buf)
 	}
 }

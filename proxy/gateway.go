@@ -510,6 +510,13 @@ func decodedPath(segments []string, trailingSlash bool) string {
 }
 
 func (g *Gateway) logDecision(id string, in *policy.Input, ev policy.Evaluation, masterID string) {
+	level := slog.LevelInfo
+	if ev.Err != nil {
+		level = slog.LevelError
+	}
+	if !g.log.Enabled(context.Background(), level) {
+		return // log.level above info: build nothing
+	}
 	attrs := []slog.Attr{
 		slog.String("decision_id", id),
 		slog.String("route", in.Route.Name),
@@ -532,9 +539,7 @@ func (g *Gateway) logDecision(id string, in *policy.Input, ev policy.Evaluation,
 	if masterID != "" {
 		attrs = append(attrs, slog.String("master_access_id", masterID))
 	}
-	level := slog.LevelInfo
 	if ev.Err != nil {
-		level = slog.LevelError
 		attrs = append(attrs, slog.String("error", ev.Err.Error()))
 	}
 	g.log.LogAttrs(context.Background(), level, "decision", attrs...)
