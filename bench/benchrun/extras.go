@@ -50,7 +50,7 @@ type extras struct {
 // change takes to serve.
 func (h *harness) porteroExtras() extras {
 	var ex extras
-	dir := filepath.Join(h.o.workDir, "policy-dir")
+	dir := filepath.Join(h.dir, "policy-dir")
 	_ = os.MkdirAll(dir, 0o755)
 	for _, f := range []string{"authz.rego", "membership.rego"} {
 		b, err := os.ReadFile(filepath.Join(h.o.repo, "rego", f))

@@ -6,7 +6,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +27,9 @@ import (
 type options struct {
 	duration, warmup time.Duration
 	conns, threads   int
+	rounds           int
+	fixedRate        int // requests/s of the fixed-rate latency run (0: none)
+	fixedDuration    time.Duration
 	smoke            bool
 	outDir           string // where results go
 	workDir          string // scratch: configs, logs, binaries
@@ -41,12 +43,15 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up load before each measured run")
 	flag.IntVar(&o.conns, "connections", 64, "wrk connections (keep-alive)")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per row (the table shows medians)")
+	flag.IntVar(&o.fixedRate, "fixed-rate", 1000, "requests/s of the fixed-rate latency run after each row (0: skip)")
+	flag.DurationVar(&o.fixedDuration, "fixed-duration", 10*time.Second, "length of the fixed-rate latency run")
 	flag.BoolVar(&o.smoke, "smoke", false, "a quick check of the harness: 1 s rows, results in a scratch directory")
 	flag.StringVar(&o.outDir, "out", "docs", "directory for performance.md and performance.png")
 	flag.StringVar(&o.opa, "opa", "", "path to the opa binary (empty: look in PATH)")
 	flag.Parse()
 	if o.smoke {
-		o.duration, o.warmup, o.conns = time.Second, 0, 8
+		o.duration, o.warmup, o.conns, o.rounds, o.fixedDuration = time.Second, 0, 8, 1, time.Second
 	}
 	wd, err := os.Getwd()
 	if err != nil {
@@ -81,7 +86,7 @@ func run(o options) error {
 			return fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
 		}
 	}
-	h := &harness{o: o, bin: bin}
+	h := &harness{o: o, bin: bin, dir: o.workDir}
 	defer h.stopAll()
 
 	upPort, issPort := freePort(), freePort()
@@ -103,17 +108,9 @@ func run(o options) error {
 	h.auth = "Bearer " + string(token)
 	h.jwks, _ = os.ReadFile(jwksFile)
 
-	var rows []result
-	for _, r := range h.rows() {
-		log.Printf("row: %s", r.name)
-		res := h.measure(r)
-		if res.skipped != "" {
-			log.Printf("  skipped: %s", res.skipped)
-		} else {
-			log.Printf("  %.0f req/s, p50 %s, p99 %s, cpu %.2f cores, peak %.1f MiB", res.rps, res.p50, res.p99, res.cpu, res.peakMiB)
-		}
-		rows = append(rows, res)
-	}
+	rows := h.measureRows(h.rows())
+	h.dir = filepath.Join(o.workDir, "extras")
+	_ = os.MkdirAll(h.dir, 0o755)
 	extra := h.porteroExtras()
 	extra.imported = h.imported
 	report := render(o, rows, extra, h.versions())
@@ -146,6 +143,7 @@ type harness struct {
 	auth     string
 	jwks     []byte
 	procs    []*proc
+	dir      string      // the scratch directory of the row being set up
 	imported storeImport // set by the store row
 }
 
@@ -156,7 +154,7 @@ type proc struct {
 }
 
 func (h *harness) start(name string, env []string, path string, args ...string) *proc {
-	logPath := filepath.Join(h.o.workDir, name+".log")
+	logPath := filepath.Join(h.dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		log.Fatal(err)
@@ -224,81 +222,129 @@ type rowSpec struct {
 	setup func() (target, error)
 }
 
-// target is what a row loads: a URL with extra request headers, or a wrk
-// Lua script that makes the requests; and the processes whose CPU and
-// memory count.
-type target struct {
-	url      string
-	headers  []string
-	script   string
-	measured []*proc
-}
-
 type result struct {
 	name, note, skipped string
-	rps                 float64
+	rounds              int
+	rps                 float64 // median over the rounds
 	p50, p99            time.Duration
 	cpu                 float64 // cores
 	peakMiB             float64
 	non2xx              int
+	// fixed is the latency at a fixed request rate below saturation.
+	fixed    fixedRate
+	perRound []result
 }
 
-func (h *harness) measure(r rowSpec) result {
-	res := result{name: r.name, note: r.note}
-	before := len(h.procs)
-	tg, err := r.setup()
+// rowRun is a row that was set up, with its results round by round.
+type rowRun struct {
+	spec    rowSpec
+	dir     string
+	tg      target
+	skipped string
+	rounds  []result
+}
+
+// measureRows sets every row up at once, then loads them in interleaved
+// rounds (row 1, 2, … then again), so that a slow spell of this shared
+// machine touches every row alike; each row reports the median of its
+// rounds, and a fixed-rate latency run follows the last round.
+func (h *harness) measureRows(specs []rowSpec) []result {
+	base := len(h.procs)
 	defer func() {
-		for _, p := range h.procs[before:] {
+		for _, p := range h.procs[base:] {
 			p.stop()
 		}
-		h.procs = h.procs[:before]
+		h.procs = h.procs[:base]
 	}()
-	if err != nil {
-		res.skipped = err.Error()
-		return res
-	}
-	if h.o.warmup > 0 {
-		if _, err := h.wrk(tg, h.o.warmup); err != nil {
-			res.skipped = "warm-up: " + err.Error()
-			return res
+	runs := make([]*rowRun, len(specs))
+	for i, spec := range specs {
+		rr := &rowRun{spec: spec, dir: filepath.Join(h.o.workDir, fmt.Sprintf("row%02d", i+1))}
+		runs[i] = rr
+		if err := os.MkdirAll(rr.dir, 0o755); err != nil {
+			rr.skipped = err.Error()
+			continue
+		}
+		h.dir = rr.dir
+		log.Printf("set up row %d: %s", i+1, spec.name)
+		tg, err := spec.setup()
+		if err != nil {
+			rr.skipped = err.Error()
+			log.Printf("  skipped: %s", rr.skipped)
+			continue
+		}
+		rr.tg = tg
+		if h.o.warmup > 0 {
+			if _, err := h.wrk(tg, rr.dir, h.o.warmup); err != nil {
+				rr.skipped = "warm-up: " + err.Error()
+			}
 		}
 	}
-	pids := treePIDs(tg.measured)
-	cpu0 := cpuTicks(pids)
-	t0 := time.Now()
-	out, err := h.wrk(tg, h.o.duration)
-	wall := time.Since(t0)
-	pids = treePIDs(tg.measured) // nginx may have started workers
-	cpu1 := cpuTicks(pids)
-	if err != nil {
-		res.skipped = err.Error()
-		return res
+	for round := 1; round <= h.o.rounds; round++ {
+		for i, rr := range runs {
+			if rr.skipped != "" {
+				continue
+			}
+			res, err := h.measureOnce(rr)
+			if err != nil {
+				rr.skipped = err.Error()
+				log.Printf("round %d, row %d: %s", round, i+1, err)
+				continue
+			}
+			rr.rounds = append(rr.rounds, res)
+			log.Printf("round %d, row %d: %.0f req/s, p50 %s, p99 %s, cpu %.2f cores", round, i+1, res.rps, res.p50, res.p99, res.cpu)
+		}
 	}
-	if err := parseWrk(out, &res); err != nil {
-		res.skipped = err.Error()
-		return res
+	out := make([]result, len(runs))
+	for i, rr := range runs {
+		out[i] = summarize(rr)
+		if out[i].skipped != "" {
+			continue
+		}
+		if h.o.fixedRate > 0 {
+			out[i].fixed = fixedRateLoad(rr.tg, h.o.fixedRate, h.o.fixedDuration)
+			log.Printf("row %d at %d req/s: p50 %s, p99 %s, %d errors", i+1, h.o.fixedRate, out[i].fixed.p50, out[i].fixed.p99, out[i].fixed.errors)
+		}
+		out[i].peakMiB = peakRSS(treePIDs(rr.tg.measured))
 	}
-	res.cpu = float64(cpu1-cpu0) / clockTicks / wall.Seconds()
-	res.peakMiB = peakRSS(pids)
-	return res
+	return out
 }
 
-func (h *harness) wrk(tg target, d time.Duration) (string, error) {
-	args := []string{"-t", strconv.Itoa(h.o.threads), "-c", strconv.Itoa(h.o.conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency", "--timeout", "5s"}
-	for _, hd := range tg.headers {
-		args = append(args, "-H", hd)
-	}
-	if tg.script != "" {
-		args = append(args, "-s", tg.script)
-	}
-	args = append(args, tg.url)
-	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
+// measureOnce loads a row once with wrk and reads its CPU use.
+func (h *harness) measureOnce(rr *rowRun) (result, error) {
+	var res result
+	pids := treePIDs(rr.tg.measured)
+	cpu0 := cpuTicks(pids)
+	t0 := time.Now()
+	out, err := h.wrk(rr.tg, rr.dir, h.o.duration)
+	wall := time.Since(t0)
+	pids = treePIDs(rr.tg.measured) // nginx may have started workers
+	cpu1 := cpuTicks(pids)
 	if err != nil {
-		return "", fmt.Errorf("wrk: %v: %s", err, out)
+		return res, err
 	}
-	return string(out), nil
+	if err := parseWrk(out, &res); err != nil {
+		return res, err
+	}
+	res.cpu = float64(cpu1-cpu0) / clockTicks / wall.Seconds()
+	return res, nil
+}
+
+// summarize takes the median of a row's rounds; a row that failed in a
+// later round keeps the rounds it finished.
+func summarize(rr *rowRun) result {
+	res := result{name: rr.spec.name, note: rr.spec.note, skipped: rr.skipped, rounds: len(rr.rounds), perRound: rr.rounds}
+	if len(rr.rounds) == 0 {
+		return res
+	}
+	res.skipped = ""
+	var rps, cpu []float64
+	var p50, p99 []time.Duration
+	for _, r := range rr.rounds {
+		rps, cpu, p50, p99 = append(rps, r.rps), append(cpu, r.cpu), append(p50, r.p50), append(p99, r.p99)
+		res.non2xx += r.non2xx
+	}
+	res.rps, res.cpu, res.p50, res.p99 = median(rps), median(cpu), median(p50), median(p99)
+	return res
 }
 
 // parseWrk reads requests/s, the 50th and 99th percentile latencies and the

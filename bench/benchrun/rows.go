@@ -67,7 +67,7 @@ session:
   keys: ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]`, hostport(pub))
 	}
 	cfg := fmt.Sprintf(porteroConfig, hostport(pub), hostport(opsPort), h.issuer, login, h.upstream, !session, level) + extra
-	cfgPath = filepath.Join(h.o.workDir, name+".yaml")
+	cfgPath = filepath.Join(h.dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		panic(err)
 	}
@@ -102,7 +102,7 @@ get if input.request.method == "GET"
 // request, which makes every decision depend on the request: the decision
 // cache is off and each request is evaluated.
 func (h *harness) porteroUncachedRow() (target, error) {
-	dir := filepath.Join(h.o.workDir, "policy-uncached")
+	dir := filepath.Join(h.dir, "policy-uncached")
 	_ = os.MkdirAll(dir, 0o755)
 	for _, f := range []string{"authz.rego", "membership.rego"} {
 		b, err := os.ReadFile(filepath.Join(h.o.repo, "rego", f))
@@ -130,7 +130,7 @@ func (h *harness) startOPA() (*proc, string, error) {
 			return nil, "", errors.New("opa is not installed (bench/run builds it with go install)")
 		}
 	}
-	dir := filepath.Join(h.o.workDir, "opa-policy")
+	dir := filepath.Join(h.dir, "opa-policy")
 	_ = os.MkdirAll(dir, 0o755)
 	for _, src := range []string{"rego/authz.rego", "rego/membership.rego", "bench/opa/bench.rego"} {
 		b, err := os.ReadFile(filepath.Join(h.o.repo, src))
@@ -209,7 +209,7 @@ func (h *harness) nginxRow(withOPA bool) func() (target, error) {
 			opaURL = url
 		}
 		port := freePort()
-		wd := h.o.workDir
+		wd := h.dir
 		up := strings.TrimPrefix(h.upstream, "http://")
 		conf := fmt.Sprintf(nginxConfig, module, wd, wd, wd, wd, jsImport, up, hostport(port), authReq, opaURL)
 		if !withOPA {
@@ -252,12 +252,12 @@ func (h *harness) caddyRow() (target, error) {
 	}
 	adapterPort, port := freePort(), freePort()
 	adapter := h.start("opa-adapter", nil, filepath.Join(h.bin, "opa-adapter"), "-listen", hostport(adapterPort), "-opa", opaURL)
-	path := filepath.Join(h.o.workDir, "Caddyfile")
+	path := filepath.Join(h.dir, "Caddyfile")
 	conf := fmt.Sprintf(caddyfile, hostport(port), hostport(adapterPort), strings.TrimPrefix(h.upstream, "http://"))
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return target{}, err
 	}
-	p := h.start("caddy", []string{"HOME=" + h.o.workDir, "XDG_DATA_HOME=" + h.o.workDir, "XDG_CONFIG_HOME=" + h.o.workDir}, caddy, "run", "--config", path, "--adapter", "caddyfile")
+	p := h.start("caddy", []string{"HOME=" + h.dir, "XDG_DATA_HOME=" + h.dir, "XDG_CONFIG_HOME=" + h.dir}, caddy, "run", "--config", path, "--adapter", "caddyfile")
 	url := fmt.Sprintf("http://%s", hostport(port))
 	if err := waitStatusWith(url+page, 200, "Authorization: "+h.auth); err != nil {
 		return target{}, fmt.Errorf("%v\n%s", err, p.tail())

@@ -83,7 +83,7 @@ func (h *harness) porteroStoreRow() (target, error) {
 	if h.o.smoke {
 		tenants = 1000
 	}
-	seed, db := filepath.Join(h.o.workDir, "store-seed.jsonl"), filepath.Join(h.o.workDir, "access.db")
+	seed, db := filepath.Join(h.dir, "store-seed.jsonl"), filepath.Join(h.dir, "access.db")
 	_ = os.Remove(db)
 	members, err := writeStoreSeed(seed, tenants)
 	if err != nil {
@@ -100,8 +100,7 @@ func (h *harness) porteroStoreRow() (target, error) {
 	if err := waitStatus(ops+"/readyz", 200); err != nil {
 		return target{}, fmt.Errorf("%v\n%s", err, p.tail())
 	}
-	var script strings.Builder
-	script.WriteString("-- written by bench/benchrun: each request a signed-in bench user, round robin\nlocal list = {\n")
+	var reqs []request
 	for range storeUsers {
 		cookie, body, err := sessionCookie(public, "/.portero/login?rd=/.portero/userinfo")
 		if err != nil {
@@ -114,28 +113,9 @@ func (h *harness) porteroStoreRow() (target, error) {
 		var u int
 		_, _ = fmt.Sscanf(who.Sub, "bench-user-%d", &u)
 		tenant := benchUserTenant(u, tenants)
-		value := strings.TrimPrefix(cookie, "Cookie: ")
 		for _, path := range []string{"/locations/l1/profile", "/locations", "/reviews"} {
-			fmt.Fprintf(&script, "  {%q, [[%s]]},\n", "/t/"+tenant+path, value)
+			reqs = append(reqs, request{path: "/t/" + tenant + path, headers: []string{cookie}})
 		}
 	}
-	script.WriteString(`}
-local reqs = {}
-local i = 0
-init = function(args)
-  for _, r in ipairs(list) do
-    reqs[#reqs + 1] = wrk.format("GET", r[1], {Cookie = r[2]})
-  end
-  i = math.random(#reqs)
-end
-request = function()
-  i = i % #reqs + 1
-  return reqs[i]
-end
-`)
-	path := filepath.Join(h.o.workDir, "store-row.lua")
-	if err := os.WriteFile(path, []byte(script.String()), 0o644); err != nil {
-		return target{}, err
-	}
-	return target{url: public + "/", script: path, measured: []*proc{p}}, nil
+	return target{url: public, requests: reqs, measured: []*proc{p}}, nil
 }

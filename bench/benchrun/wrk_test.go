@@ -1,6 +1,10 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,5 +40,84 @@ func TestParseWrk(t *testing.T) {
 		if got := parseWrkDuration(in); got != want {
 			t.Errorf("%s: %v", in, got)
 		}
+	}
+}
+
+func TestLuaStringEscapes(t *testing.T) {
+	for in, want := range map[string]string{
+		`plain`:             `"plain"`,
+		`say "hi"`:          `"say \"hi\""`,
+		`back\slash`:        `"back\\slash"`,
+		"new\nline\x00\xff": `"new\010line\000\255"`,
+	} {
+		if got := luaString(in); got != want {
+			t.Errorf("luaString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestWrkScriptListsEveryRequest(t *testing.T) {
+	s := wrkScript([]request{{path: "/t/a/reviews", headers: []string{"Cookie: s=1"}}, {path: "/t/b/x"}})
+	for _, want := range []string{`{"/t/a/reviews", {["Cookie"] = "s=1", }},`, `{"/t/b/x", {}},`, "request = function()"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %s:\n%s", want, s)
+		}
+	}
+}
+
+func TestMedianAndPercentile(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median odd: %v", m)
+	}
+	if m := median([]time.Duration{4, 1, 3, 2}); m != 2 {
+		t.Errorf("median even takes the lower middle: %v", m)
+	}
+	if m := median[int](nil); m != 0 {
+		t.Errorf("median of none: %v", m)
+	}
+	sorted := make([]time.Duration, 100)
+	for i := range sorted {
+		sorted[i] = time.Duration(i + 1)
+	}
+	if p := percentile(sorted, 0.99); p != 99 {
+		t.Errorf("p99 of 1..100: %v", p)
+	}
+	if p := percentile(sorted, 0.5); p != 50 {
+		t.Errorf("p50 of 1..100: %v", p)
+	}
+	if p := percentile(nil, 0.5); p != 0 {
+		t.Errorf("percentile of none: %v", p)
+	}
+}
+
+func TestSummarizeTakesMediansAndKeepsFinishedRounds(t *testing.T) {
+	rr := &rowRun{spec: rowSpec{name: "r"}, skipped: "round 3 failed", rounds: []result{
+		{rps: 100, p50: 3, p99: 30, cpu: 1, non2xx: 1}, {rps: 300, p50: 1, p99: 10, cpu: 2, non2xx: 2},
+	}}
+	res := summarize(rr)
+	if res.skipped != "" || res.rounds != 2 || res.rps != 100 || res.p99 != 10 || res.non2xx != 3 {
+		t.Fatalf("%+v", res)
+	}
+	if res := summarize(&rowRun{skipped: "no nginx"}); res.skipped != "no nginx" {
+		t.Fatalf("a row without rounds stays skipped: %+v", res)
+	}
+}
+
+func TestFixedRateLoadCountsErrors(t *testing.T) {
+	n := 0
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	tg := target{url: srv.URL, requests: []request{{path: "/ok"}, {path: "/bad"}}}
+	fr := fixedRateLoad(tg, 200, time.Second)
+	if fr.sent != 200 || n != 200 || fr.errors != 100 || fr.p99 < fr.p50 {
+		t.Fatalf("%+v, server saw %d", fr, n)
 	}
 }
