@@ -126,8 +126,8 @@ func run(o options) error {
 	if o.smoke {
 		fmt.Println(report)
 		for _, r := range rows {
-			if r.skipped == "" && (r.rps <= 0 || r.non2xx > 0) {
-				return fmt.Errorf("smoke: row %q: %.0f req/s, %d non-2xx responses", r.name, r.rps, r.non2xx)
+			if r.skipped == "" && (r.rps <= 0 || r.non2xx > 0 || r.fixed.errors > 0) {
+				return fmt.Errorf("smoke: row %q: %.0f req/s, %d non-2xx responses", r.name, r.rps, r.non2xx+r.fixed.errors)
 			}
 		}
 	}
