@@ -143,21 +143,22 @@ func fixedRateLoad(tg target, rate int, d time.Duration) fixedRate {
 	}
 	defer client.CloseIdleConnections()
 	n := int(d.Seconds() * float64(rate))
-	due := make(chan time.Time, n)
+	type job struct {
+		req     request
+		handout time.Time
+	}
+	due := make(chan job, n)
 	lat := make([]time.Duration, 0, n)
 	var mu sync.Mutex
 	errs := 0
 	var wg sync.WaitGroup
-	for w := range workers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			i := w
-			for at := range due {
-				r := reqs[i%len(reqs)]
-				i += workers
-				ok := doRequest(client, r)
-				took := time.Since(at)
+			for j := range due {
+				ok := doRequest(client, j.req)
+				took := time.Since(j.handout)
 				mu.Lock()
 				lat = append(lat, took)
 				if !ok {
@@ -175,7 +176,7 @@ func fixedRateLoad(tg target, rate int, d time.Duration) fixedRate {
 		// when it is handed to the workers, not at its nominal slot: what is
 		// counted is the wait for a free connection plus the request.
 		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
-		due <- time.Now()
+		due <- job{req: reqs[i%len(reqs)], handout: time.Now()}
 	}
 	close(due)
 	wg.Wait()
