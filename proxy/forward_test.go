@@ -1,6 +1,14 @@
 package proxy
 
-import "testing"
+import (
+	"log/slog"
+	"net/url"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portero-gateway/portero/config"
+)
 
 func TestBufferPoolLendsFullSizeBuffersOnly(t *testing.T) {
 	var p bufferPool
@@ -16,5 +24,13 @@ func TestBufferPoolLendsFullSizeBuffersOnly(t *testing.T) {
 		if b := p.Get(); len(b) != copyBufferSize || cap(b) != copyBufferSize {
 			t.Fatalf("len %d cap %d after a foreign Put", len(b), cap(b))
 		}
+	}
+}
+
+func TestForwarderUsesThePool(t *testing.T) {
+	rp := newForwarder(config.Route{Name: "app", UpstreamURL: &url.URL{Scheme: "http", Host: "127.0.0.1:1"}},
+		NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	if _, ok := rp.BufferPool.(*bufferPool); !ok {
+		t.Fatalf("BufferPool is %T", rp.BufferPool)
 	}
 }

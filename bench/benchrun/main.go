@@ -224,7 +224,6 @@ type rowSpec struct {
 
 type result struct {
 	name, note, skipped string
-	rounds              int
 	rps                 float64 // median over the rounds
 	p50, p99            time.Duration
 	cpu                 float64 // cores
@@ -332,7 +331,7 @@ func (h *harness) measureOnce(rr *rowRun) (result, error) {
 // summarize takes the median of a row's rounds; a row that failed in a
 // later round keeps the rounds it finished.
 func summarize(rr *rowRun) result {
-	res := result{name: rr.spec.name, note: rr.spec.note, skipped: rr.skipped, rounds: len(rr.rounds), perRound: rr.rounds}
+	res := result{name: rr.spec.name, note: rr.spec.note, skipped: rr.skipped, perRound: rr.rounds}
 	if len(rr.rounds) == 0 {
 		return res
 	}

@@ -95,7 +95,7 @@ func TestSummarizeTakesMediansAndKeepsFinishedRounds(t *testing.T) {
 		{rps: 100, p50: 3, p99: 30, cpu: 1, non2xx: 1}, {rps: 300, p50: 1, p99: 10, cpu: 2, non2xx: 2},
 	}}
 	res := summarize(rr)
-	if res.skipped != "" || res.rounds != 2 || res.rps != 100 || res.p99 != 10 || res.non2xx != 3 {
+	if res.skipped != "" || len(res.perRound) != 2 || res.rps != 100 || res.p99 != 10 || res.non2xx != 3 {
 		t.Fatalf("%+v", res)
 	}
 	if res := summarize(&rowRun{skipped: "no nginx"}); res.skipped != "no nginx" {
