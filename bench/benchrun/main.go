@@ -44,8 +44,8 @@ func main() {
 	flag.IntVar(&o.conns, "connections", 64, "wrk connections (keep-alive)")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per row (the table shows medians)")
-	flag.IntVar(&o.fixedRate, "fixed-rate", 1000, "requests/s of the fixed-rate latency run after each row (0: skip)")
-	flag.DurationVar(&o.fixedDuration, "fixed-duration", 10*time.Second, "length of the fixed-rate latency run")
+	flag.IntVar(&o.fixedRate, "fixed-rate", 1000, "requests/s of the fixed-rate latency run after each row's load in every round (0: skip)")
+	flag.DurationVar(&o.fixedDuration, "fixed-duration", 5*time.Second, "length of each fixed-rate latency run")
 	flag.BoolVar(&o.smoke, "smoke", false, "a quick check of the harness: 1 s rows, results in a scratch directory")
 	flag.StringVar(&o.outDir, "out", "docs", "directory for performance.md and performance.png")
 	flag.StringVar(&o.opa, "opa", "", "path to the opa binary (empty: look in PATH)")
@@ -246,7 +246,7 @@ type rowRun struct {
 // measureRows sets every row up at once, then loads them in interleaved
 // rounds (row 1, 2, … then again), so that a slow spell of this shared
 // machine touches every row alike; each row reports the median of its
-// rounds, and a fixed-rate latency run follows the last round.
+// rounds. In each round a fixed-rate latency run follows the row's load.
 func (h *harness) measureRows(specs []rowSpec) []result {
 	base := len(h.procs)
 	defer func() {
@@ -290,7 +290,8 @@ func (h *harness) measureRows(specs []rowSpec) []result {
 				continue
 			}
 			rr.rounds = append(rr.rounds, res)
-			log.Printf("round %d, row %d: %.0f req/s, p50 %s, p99 %s, cpu %.2f cores", round, i+1, res.rps, res.p50, res.p99, res.cpu)
+			log.Printf("round %d, row %d: %.0f req/s, p50 %s, p99 %s, cpu %.2f cores; at %d req/s: p50 %s, p99 %s, %d errors",
+				round, i+1, res.rps, res.p50, res.p99, res.cpu, res.fixed.rate, res.fixed.p50, res.fixed.p99, res.fixed.errors)
 		}
 	}
 	out := make([]result, len(runs))
@@ -299,16 +300,13 @@ func (h *harness) measureRows(specs []rowSpec) []result {
 		if out[i].skipped != "" {
 			continue
 		}
-		if h.o.fixedRate > 0 {
-			out[i].fixed = fixedRateLoad(rr.tg, h.o.fixedRate, h.o.fixedDuration)
-			log.Printf("row %d at %d req/s: p50 %s, p99 %s, %d errors", i+1, h.o.fixedRate, out[i].fixed.p50, out[i].fixed.p99, out[i].fixed.errors)
-		}
 		out[i].peakMiB = peakRSS(treePIDs(rr.tg.measured))
 	}
 	return out
 }
 
-// measureOnce loads a row once with wrk and reads its CPU use.
+// measureOnce loads a row once with wrk, reads its CPU use, then offers
+// it the fixed rate.
 func (h *harness) measureOnce(rr *rowRun) (result, error) {
 	var res result
 	pids := treePIDs(rr.tg.measured)
@@ -325,6 +323,9 @@ func (h *harness) measureOnce(rr *rowRun) (result, error) {
 		return res, err
 	}
 	res.cpu = float64(cpu1-cpu0) / clockTicks / wall.Seconds()
+	if h.o.fixedRate > 0 {
+		res.fixed = fixedRateLoad(rr.tg, h.o.fixedRate, h.o.fixedDuration)
+	}
 	return res, nil
 }
 
@@ -337,12 +338,17 @@ func summarize(rr *rowRun) result {
 	}
 	res.skipped = ""
 	var rps, cpu []float64
-	var p50, p99 []time.Duration
+	var p50, p99, fixed50, fixed99 []time.Duration
 	for _, r := range rr.rounds {
 		rps, cpu, p50, p99 = append(rps, r.rps), append(cpu, r.cpu), append(p50, r.p50), append(p99, r.p99)
+		fixed50, fixed99 = append(fixed50, r.fixed.p50), append(fixed99, r.fixed.p99)
 		res.non2xx += r.non2xx
+		res.fixed.rate = r.fixed.rate
+		res.fixed.sent += r.fixed.sent
+		res.fixed.errors += r.fixed.errors
 	}
 	res.rps, res.cpu, res.p50, res.p99 = median(rps), median(cpu), median(p50), median(p99)
+	res.fixed.p50, res.fixed.p99 = median(fixed50), median(fixed99)
 	return res
 }
 

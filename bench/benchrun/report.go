@@ -39,8 +39,8 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 		cmd = "bench/run --smoke"
 	}
 	fmt.Fprintf(&b, "Command: `%s` — every row set up first, then loaded in %d interleaved round(s) (row 1, 2, …, then again) with wrk, %d threads, %d keep-alive connections, %s per round "+
-		"after a %s warm-up, over loopback; the table shows each row's median round. Then, per row, %d requests/s at a fixed rate for %s from 32 keep-alive connections, "+
-		"latency counted from when each request was handed to the connections. The same 1 KiB upstream for every row. The load generator shares the machine's cores with the proxy, so compare rows, not absolute numbers.\n\n",
+		"after a %s warm-up, over loopback; each round also offers every row %d requests/s at a fixed rate for %s from 32 keep-alive connections, "+
+		"latency counted from when each request was handed to the connections; the table shows each row's median round. The same 1 KiB upstream for every row. The load generator shares the machine's cores with the proxy, so compare rows, not absolute numbers.\n\n",
 		cmd, o.rounds, o.threads, o.conns, o.duration, o.warmup, o.fixedRate, o.fixedDuration)
 	fmt.Fprintf(&b, "| # | row | requests/s | p50 | p99 | CPU (cores) | peak RSS | p50 at %[1]d/s | p99 at %[1]d/s | notes |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n", o.fixedRate)
 	for i, r := range rows {
@@ -79,9 +79,16 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 		fmt.Fprintf(&b, "- Portero's p99 under the full load is %s above the bare proxy's (target ≤ 1 ms): %s.\n", ms(diff), verdict(diff <= time.Millisecond))
 		fmt.Fprintf(&b, "  Round by round (requests/s ratio / p99 difference): %s.\n", strings.Join(each, "; "))
 		if port.fixed.sent > 0 && bare.fixed.sent > 0 {
-			fd := port.fixed.p99 - bare.fixed.p99
-			fmt.Fprintf(&b, "- At a fixed %d requests/s, Portero's p99 is %s, the bare proxy's %s: %s apart (same target): %s.\n",
-				port.fixed.rate, ms(port.fixed.p99), ms(bare.fixed.p99), ms(fd), verdict(fd <= time.Millisecond))
+			var fds []time.Duration
+			var fEach []string
+			for i := range min(len(bare.perRound), len(port.perRound)) {
+				fd := port.perRound[i].fixed.p99 - bare.perRound[i].fixed.p99
+				fds = append(fds, fd)
+				fEach = append(fEach, fmt.Sprintf("%+.2f ms", float64(fd)/float64(time.Millisecond)))
+			}
+			fd := median(fds)
+			fmt.Fprintf(&b, "- At a fixed %d requests/s, Portero's p99 is %s above the bare proxy's (same target): %s. Round by round: %s.\n",
+				port.fixed.rate, ms(fd), verdict(fd <= time.Millisecond), strings.Join(fEach, "; "))
 		}
 	}
 	for _, stack := range []string{"nginx auth_request", "Caddy forward_auth"} {

@@ -92,11 +92,15 @@ func TestMedianAndPercentile(t *testing.T) {
 
 func TestSummarizeTakesMediansAndKeepsFinishedRounds(t *testing.T) {
 	rr := &rowRun{spec: rowSpec{name: "r"}, skipped: "round 3 failed", rounds: []result{
-		{rps: 100, p50: 3, p99: 30, cpu: 1, non2xx: 1}, {rps: 300, p50: 1, p99: 10, cpu: 2, non2xx: 2},
+		{rps: 100, p50: 3, p99: 30, cpu: 1, non2xx: 1, fixed: fixedRate{rate: 1000, sent: 10, errors: 1, p50: 5, p99: 50}},
+		{rps: 300, p50: 1, p99: 10, cpu: 2, non2xx: 2, fixed: fixedRate{rate: 1000, sent: 10, p50: 4, p99: 40}},
 	}}
 	res := summarize(rr)
 	if res.skipped != "" || len(res.perRound) != 2 || res.rps != 100 || res.p99 != 10 || res.non2xx != 3 {
 		t.Fatalf("%+v", res)
+	}
+	if res.fixed != (fixedRate{rate: 1000, sent: 20, errors: 1, p50: 4, p99: 40}) {
+		t.Fatalf("fixed-rate summary %+v", res.fixed)
 	}
 	if res := summarize(&rowRun{skipped: "no nginx"}); res.skipped != "no nginx" {
 		t.Fatalf("a row without rounds stays skipped: %+v", res)
