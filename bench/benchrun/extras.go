@@ -60,7 +60,7 @@ func (h *harness) porteroExtras() extras {
 		}
 		_ = os.WriteFile(filepath.Join(dir, f), b, 0o644)
 	}
-	cfg, public, ops := h.porteroConfigFor("portero-reload", false, "warn", "policy:\n  dir: "+dir+"\n")
+	cfg, public, ops := h.porteroConfigFor("portero-reload", false, "warn", "", "policy:\n  dir: "+dir+"\n")
 	start := time.Now()
 	p := h.start("portero-reload", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
 	defer p.stop()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -27,8 +28,10 @@ type target struct {
 
 // request is one request of a target's rotation.
 type request struct {
+	method  string // GET when empty
 	path    string
 	headers []string // "Name: value"
+	body    string
 }
 
 // list returns the requests the target makes in turn, with full URLs.
@@ -38,7 +41,8 @@ func (tg target) list() []request {
 	}
 	out := make([]request, len(tg.requests))
 	for i, r := range tg.requests {
-		out[i] = request{path: tg.url + r.path, headers: r.headers}
+		out[i] = r
+		out[i].path = tg.url + r.path
 	}
 	return out
 }
@@ -75,19 +79,23 @@ func wrkScript(reqs []request) string {
 	var b strings.Builder
 	b.WriteString("-- written by bench/benchrun\nlocal list = {\n")
 	for _, r := range reqs {
-		fmt.Fprintf(&b, "  {%s, {", luaString(r.path))
+		fmt.Fprintf(&b, "  {%s, %s, {", luaString(cmp.Or(r.method, "GET")), luaString(r.path))
 		for _, hd := range r.headers {
 			name, value, _ := strings.Cut(hd, ": ")
 			fmt.Fprintf(&b, "[%s] = %s, ", luaString(name), luaString(value))
 		}
-		b.WriteString("}},\n")
+		body := "nil"
+		if r.body != "" {
+			body = luaString(r.body)
+		}
+		fmt.Fprintf(&b, "}, %s},\n", body)
 	}
 	b.WriteString(`}
 local reqs = {}
 local i = 0
 init = function(args)
   for _, r in ipairs(list) do
-    reqs[#reqs + 1] = wrk.format("GET", r[1], r[2])
+    reqs[#reqs + 1] = wrk.format(r[1], r[2], r[3], r[4])
   end
   i = math.random(#reqs)
 end
@@ -157,7 +165,7 @@ func fixedRateLoad(tg target, rate int, d time.Duration) fixedRate {
 		go func() {
 			defer wg.Done()
 			for j := range due {
-				ok := doRequest(client, j.req)
+				ok := doRequest(client, j.req)/100 == 2
 				took := time.Since(j.handout)
 				mu.Lock()
 				lat = append(lat, took)
@@ -184,10 +192,16 @@ func fixedRateLoad(tg target, rate int, d time.Duration) fixedRate {
 	return fixedRate{rate: rate, sent: n, errors: errs, p50: percentile(lat, 0.50), p99: percentile(lat, 0.99)}
 }
 
-func doRequest(client *http.Client, r request) bool {
-	req, err := http.NewRequest("GET", r.path, nil)
+// doRequest makes one request (r.path a full URL) and returns its status
+// code, 0 when it failed.
+func doRequest(client *http.Client, r request) int {
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req, err := http.NewRequest(cmp.Or(r.method, "GET"), r.path, body)
 	if err != nil {
-		return false
+		return 0
 	}
 	for _, hd := range r.headers {
 		name, value, _ := strings.Cut(hd, ": ")
@@ -195,11 +209,11 @@ func doRequest(client *http.Client, r request) bool {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return 0
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode/100 == 2
+	return resp.StatusCode
 }
 
 // percentile of sorted durations (nearest rank).

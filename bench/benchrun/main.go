@@ -136,15 +136,16 @@ func run(o options) error {
 
 // harness runs processes and the load for each row.
 type harness struct {
-	o        options
-	bin      string
-	upstream string
-	issuer   string
-	auth     string
-	jwks     []byte
-	procs    []*proc
-	dir      string      // the scratch directory of the row being set up
-	imported storeImport // set by the store row
+	o          options
+	bin        string
+	upstream   string
+	issuer     string
+	auth       string
+	jwks       []byte
+	procs      []*proc
+	dir        string      // the scratch directory of the row being set up
+	imported   storeImport // set by the store row
+	storeEdits *target     // the store row's gateway, loaded with edits
 }
 
 type proc struct {

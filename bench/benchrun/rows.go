@@ -24,6 +24,7 @@ func (h *harness) rows() []rowSpec {
 		{name: "Portero, bearer JWT, policy that reads the request", note: "no decision cache: every request is evaluated", setup: h.porteroUncachedRow},
 		{name: "Portero, cookie session, default policy", note: "signed in through the real code flow; membership from token claims", setup: h.porteroRow(true, "warn")},
 		{name: "Portero, cookie sessions, access store, full default policy", note: "64 users signed in through the code flow, round robin over 3 classified pages each; 100,000 members in SQLite (10,000 in the smoke run)", setup: h.porteroStoreRow},
+		{name: "Portero, access store, edits with a JSON body", note: "the same gateway and users, each PATCHing two fields of a location profile: checked per field, never from the decision cache", setup: h.porteroStoreEditsRow},
 		{name: "nginx auth_request → OPA (njs)", note: "njs ngx.fetch to `opa run --server`, same Rego + JWT verification in Rego", setup: h.nginxRow(true)},
 		{name: "Caddy forward_auth → adapter → OPA", note: "forward_auth needs 2xx/403, so a 40-line Go adapter asks OPA", setup: h.caddyRow},
 	}
@@ -50,13 +51,15 @@ routes:
   - name: app
     upstream: %s
     api: %v
+%s
 log:
   level: %s
 `
 
 // porteroConfigFor writes a gateway.yaml for the bench and returns its path
-// and the public and ops URLs.
-func (h *harness) porteroConfigFor(name string, session bool, level, extra string) (cfgPath, public, ops string) {
+// and the public and ops URLs. route is added to the route's settings,
+// extra to the top level.
+func (h *harness) porteroConfigFor(name string, session bool, level, route, extra string) (cfgPath, public, ops string) {
 	pub, opsPort := freePort(), freePort()
 	login := ""
 	if session {
@@ -66,7 +69,7 @@ func (h *harness) porteroConfigFor(name string, session bool, level, extra strin
 session:
   keys: ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]`, hostport(pub))
 	}
-	cfg := fmt.Sprintf(porteroConfig, hostport(pub), hostport(opsPort), h.issuer, login, h.upstream, !session, level) + extra
+	cfg := fmt.Sprintf(porteroConfig, hostport(pub), hostport(opsPort), h.issuer, login, h.upstream, !session, route, level) + extra
 	cfgPath = filepath.Join(h.dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		panic(err)
@@ -76,7 +79,7 @@ session:
 
 func (h *harness) porteroRow(session bool, level string) func() (target, error) {
 	return func() (target, error) {
-		cfg, public, ops := h.porteroConfigFor("portero", session, level, "")
+		cfg, public, ops := h.porteroConfigFor("portero", session, level, "", "")
 		p := h.start("portero", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
 		if err := waitStatus(ops+"/readyz", 200); err != nil {
 			return target{}, fmt.Errorf("%v\n%s", err, p.tail())
@@ -112,7 +115,7 @@ func (h *harness) porteroUncachedRow() (target, error) {
 		_ = os.WriteFile(filepath.Join(dir, f), b, 0o644)
 	}
 	_ = os.WriteFile(filepath.Join(dir, "reads_request.rego"), []byte(readsRequestRego), 0o644)
-	cfg, public, ops := h.porteroConfigFor("portero-uncached", false, "warn", "policy:\n  dir: "+dir+"\n  watch: false\n")
+	cfg, public, ops := h.porteroConfigFor("portero-uncached", false, "warn", "", "policy:\n  dir: "+dir+"\n  watch: false\n")
 	p := h.start("portero-uncached", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
 	if err := waitStatus(ops+"/readyz", 200); err != nil {
 		return target{}, fmt.Errorf("%v\n%s", err, p.tail())

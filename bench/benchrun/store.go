@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +58,8 @@ func writeStoreSeed(path string, tenants int) (int, error) {
 	}
 	for u := range storeUsers {
 		member := map[string]any{"tenant": benchUserTenant(u, tenants), "user": fmt.Sprintf("bench-user-%d", u), "role": "location_manager",
-			"locations": []string{"l1", "l2"}, "features": map[string]string{"profile_listings": "read", "reviews": "read"}}
+			"locations": []string{"l1", "l2"}, "features": map[string]string{"profile_listings": "edit", "reviews": "read"},
+			"fields": map[string][]string{"profile_listings": {"phone", "hours"}}}
 		if err := enc.Encode(map[string]any{"member": member}); err != nil {
 			return 0, err
 		}
@@ -95,12 +98,12 @@ func (h *harness) porteroStoreRow() (target, error) {
 	}
 	h.imported = storeImport{members: members, took: time.Since(start)}
 
-	cfg, public, ops := h.porteroConfigFor("portero-store", true, "warn", "access:\n  store: "+db+"\n")
+	cfg, public, ops := h.porteroConfigFor("portero-store", true, "warn", "    body:\n      json: true\n      max_bytes: 65536", "access:\n  store: "+db+"\n")
 	p := h.start("portero-store", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
 	if err := waitStatus(ops+"/readyz", 200); err != nil {
 		return target{}, fmt.Errorf("%v\n%s", err, p.tail())
 	}
-	var reqs []request
+	var reqs, edits []request
 	for range storeUsers {
 		cookie, body, err := sessionCookie(public, "/.portero/login?rd=/.portero/userinfo")
 		if err != nil {
@@ -116,6 +119,27 @@ func (h *harness) porteroStoreRow() (target, error) {
 		for _, path := range []string{"/locations/l1/profile", "/locations", "/reviews"} {
 			reqs = append(reqs, request{path: "/t/" + tenant + path, headers: []string{cookie}})
 		}
+		edits = append(edits, request{method: "PATCH", path: "/t/" + tenant + "/locations/l1/profile",
+			headers: []string{cookie, "Content-Type: application/json"}, body: `{"phone": "+1 555 0100", "hours": "9-17"}`})
 	}
+	// The edits must be decided field by field: a field the users may not
+	// edit is refused, or the row would measure nothing worth knowing.
+	bad := edits[0]
+	bad.body = `{"name": "Renamed"}`
+	bad.path = public + bad.path
+	if code := doRequest(http.DefaultClient, bad); code != http.StatusForbidden {
+		return target{}, fmt.Errorf("an edit of a field the user may not edit answered %d, want 403", code)
+	}
+	h.storeEdits = &target{url: public, requests: edits, measured: []*proc{p}}
 	return target{url: public, requests: reqs, measured: []*proc{p}}, nil
+}
+
+// porteroStoreEditsRow loads the store row's gateway with edits: each user
+// PATCHes two fields of a location profile with a JSON body, which the
+// policy checks field by field and the decision cache never answers.
+func (h *harness) porteroStoreEditsRow() (target, error) {
+	if h.storeEdits == nil {
+		return target{}, errors.New("needs the access-store row, which did not start")
+	}
+	return *h.storeEdits, nil
 }

@@ -57,8 +57,10 @@ func TestLuaStringEscapes(t *testing.T) {
 }
 
 func TestWrkScriptListsEveryRequest(t *testing.T) {
-	s := wrkScript([]request{{path: "/t/a/reviews", headers: []string{"Cookie: s=1"}}, {path: "/t/b/x"}})
-	for _, want := range []string{`{"/t/a/reviews", {["Cookie"] = "s=1", }},`, `{"/t/b/x", {}},`, "request = function()"} {
+	s := wrkScript([]request{{path: "/t/a/reviews", headers: []string{"Cookie: s=1"}}, {path: "/t/b/x"},
+		{method: "PATCH", path: "/t/a/p", headers: []string{"Content-Type: application/json"}, body: `{"a":1}`}})
+	for _, want := range []string{`{"GET", "/t/a/reviews", {["Cookie"] = "s=1", }, nil},`, `{"GET", "/t/b/x", {}, nil},`,
+		`{"PATCH", "/t/a/p", {["Content-Type"] = "application/json", }, "{\"a\":1}"},`, "request = function()"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks %s:\n%s", want, s)
 		}
@@ -114,12 +116,12 @@ func TestFixedRateLoadCountsErrors(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		n++
-		if r.URL.Path == "/bad" {
+		if r.URL.Path == "/bad" && r.Method == "PUT" && r.ContentLength == 1 {
 			w.WriteHeader(http.StatusForbidden)
 		}
 	}))
 	defer srv.Close()
-	tg := target{url: srv.URL, requests: []request{{path: "/ok"}, {path: "/bad"}}}
+	tg := target{url: srv.URL, requests: []request{{path: "/ok"}, {method: "PUT", path: "/bad", body: "x"}}}
 	fr := fixedRateLoad(tg, 200, time.Second)
 	if fr.sent != 200 || n != 200 || fr.errors != 100 || fr.p99 < fr.p50 {
 		t.Fatalf("%+v, server saw %d", fr, n)
