@@ -99,7 +99,12 @@ func (s *Store) StartMaster(ctx context.Context, m MasterSession) (*MasterSessio
 	if err := oneOf("mode", m.Mode, MasterModes); err != nil {
 		return nil, err
 	}
-	now := s.now()
+	// The caller's clock when it gives one (the gateway decides expiry on
+	// its clock; mixing two clocks made a start look expired), else ours.
+	now := m.StartedAt
+	if now.IsZero() {
+		now = s.now()
+	}
 	if !m.ExpiresAt.After(now) {
 		return nil, &FieldError{"duration", "must be positive"}
 	}

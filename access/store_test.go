@@ -341,3 +341,28 @@ func TestCachedFactsEndWhenTheDelegationExpires(t *testing.T) {
 		t.Fatalf("prepared at %v", preparedAt)
 	}
 }
+
+// TestStartMasterDecidesOnTheCallersClock: the gateway decides expiry on
+// its clock; the store must not call a start "expired" by its own.
+func TestStartMasterDecidesOnTheCallersClock(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	if _, err := s.CreateTenant(ctx, Tenant{ID: "acme", Name: "Acme", MasterAccess: true}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Hour)
+	m := MasterSession{Admin: "sam", Session: "s1", Tenant: "acme", Reason: "ticket 42: billing", Mode: "full", StartedAt: start, ExpiresAt: start.Add(2 * time.Second)}
+	got, err := s.StartMaster(ctx, m)
+	if err != nil || !got.StartedAt.Equal(start) {
+		t.Fatalf("start on the caller's clock: %+v, %v", got, err)
+	}
+	var fe *FieldError
+	m.Admin, m.ExpiresAt = "ada", start
+	if _, err := s.StartMaster(ctx, m); !errors.As(err, &fe) || fe.Field != "duration" {
+		t.Fatalf("no time at all: %v", err)
+	}
+	m.StartedAt, m.ExpiresAt = time.Time{}, time.Now().Add(-time.Second)
+	if _, err := s.StartMaster(ctx, m); !errors.As(err, &fe) || fe.Field != "duration" {
+		t.Fatalf("in the past on the store's clock: %v", err)
+	}
+}

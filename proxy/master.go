@@ -144,7 +144,7 @@ func (g *Gateway) startMaster(w http.ResponseWriter, r *http.Request, st *sessio
 		return
 	}
 	ms, err := g.store.StartMaster(r.Context(), access.MasterSession{Admin: admin, Session: st.identity.Session, Tenant: f.Tenant,
-		Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, ExpiresAt: g.now().Add(dur)})
+		Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, StartedAt: in.Now, ExpiresAt: in.Now.Add(dur)})
 	var fe *access.FieldError
 	switch {
 	case errors.As(err, &fe):
