@@ -43,9 +43,13 @@ type Resolved struct {
 }
 
 // NewResolver caches up to max entries; prepare turns facts into the form
-// the caller wants cached beside them.
-func NewResolver(store *Store, max int, prepare func(*Facts, time.Time) any) *Resolver {
-	return &Resolver{store: store, max: max, prepare: prepare, now: time.Now, entries: map[factsKey]*Resolved{}}
+// the caller wants cached beside them; now is the caller's clock (nil:
+// time.Now), by which cached lookups and master sessions expire.
+func NewResolver(store *Store, max int, prepare func(*Facts, time.Time) any, now func() time.Time) *Resolver {
+	if now == nil {
+		now = time.Now
+	}
+	return &Resolver{store: store, max: max, prepare: prepare, now: now, entries: map[factsKey]*Resolved{}}
 }
 
 // Resolve returns the facts for user in tenant (nil Facts when the tenant
@@ -61,7 +65,7 @@ func (r *Resolver) Resolve(ctx context.Context, user, tenant string) (*Resolved,
 	if fresh {
 		return old, true, nil
 	}
-	facts, err := r.store.Facts(ctx, user, tenant)
+	facts, err := r.store.Facts(ctx, user, tenant, now)
 	if err != nil {
 		return nil, false, err
 	}

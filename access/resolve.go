@@ -5,14 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Facts looks up, in one read transaction, what the policy needs about a
 // user in a tenant: the tenant, the membership, the user's partner
 // organisation and the tenant's open or most recent delegation to it, and
-// the user's open master-access session for the tenant. A
-// missing tenant gives nil facts and no error.
-func (s *Store) Facts(ctx context.Context, user, tenant string) (*Facts, error) {
+// the user's open master-access session for the tenant, open at now (the
+// caller's clock, so a session's expiry is judged on the clock that set
+// it). A missing tenant gives nil facts and no error.
+func (s *Store) Facts(ctx context.Context, user, tenant string, now time.Time) (*Facts, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("access facts: %w", err)
@@ -34,7 +36,7 @@ func (s *Store) Facts(ctx context.Context, user, tenant string) (*Facts, error) 
 		return nil, fmt.Errorf("access facts: member: %w", err)
 	}
 	ms, err := scanMaster(tx.QueryRowContext(ctx, `SELECT `+masterCols+` FROM master_sessions
-WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at > ?`, user, tenant, stampOf(s.now())))
+WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at > ?`, user, tenant, stampOf(now)))
 	switch {
 	case err == nil:
 		f.Master = ms

@@ -198,7 +198,7 @@ func TestFactsAndResolverInvalidation(t *testing.T) {
 	seed(t, s)
 	ctx := context.Background()
 	var prepared atomic.Int32
-	r := NewResolver(s, 100, func(f *Facts, _ time.Time) any { prepared.Add(1); return f })
+	r := NewResolver(s, 100, func(f *Facts, _ time.Time) any { prepared.Add(1); return f }, nil)
 
 	first, _, err := r.Resolve(ctx, "leo", "acme")
 	if err != nil || first.Facts.Member == nil || first.Facts.Member.Role != "location_manager" || first.Facts.Tenant.Owner != "olivia" {
@@ -246,7 +246,7 @@ func TestFactsAndResolverInvalidation(t *testing.T) {
 		t.Fatalf("unknown tenant: %+v %v", none, err)
 	}
 	// Bounded.
-	small := NewResolver(s, 2, nil)
+	small := NewResolver(s, 2, nil, nil)
 	for _, u := range []string{"a", "b", "c", "d"} {
 		_, _, _ = small.Resolve(ctx, u, "acme")
 	}
@@ -284,7 +284,7 @@ func TestWritesFromAnotherProcessInvalidate(t *testing.T) {
 func TestStoreErrorIsReturned(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
-	r := NewResolver(s, 10, nil)
+	r := NewResolver(s, 10, nil, nil)
 	s.Close()
 	if _, _, err := r.Resolve(context.Background(), "leo", "acme"); err == nil {
 		t.Fatal("a closed store resolved facts")
@@ -323,9 +323,9 @@ func TestCachedFactsEndWhenTheDelegationExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	var preparedAt []time.Time
-	r := NewResolver(s, 10, func(_ *Facts, now time.Time) any { preparedAt = append(preparedAt, now); return nil })
 	now := time.Now()
-	r.now = func() time.Time { return now }
+	r := NewResolver(s, 10, func(_ *Facts, now time.Time) any { preparedAt = append(preparedAt, now); return nil },
+		func() time.Time { return now })
 	if _, hit, _ := r.Resolve(ctx, "pat", "acme"); hit {
 		t.Fatal("first lookup hit")
 	}

@@ -50,7 +50,7 @@ func benchStore(b *testing.B, tenants int) *access.Store {
 func BenchmarkDecideWithStoreFacts(b *testing.B) {
 	s := benchStore(b, 1)
 	ctx := context.Background()
-	r := access.NewResolver(s, 1000, PrepareAccess)
+	r := access.NewResolver(s, 1000, PrepareAccess, nil)
 	res, _, err := r.Resolve(ctx, "u3-t0000", "t0000")
 	if err != nil {
 		b.Fatal(err)
@@ -114,7 +114,7 @@ func BenchmarkAccessCacheMemory(b *testing.B) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	r := access.NewResolver(s, 100000, PrepareAccess)
+	r := access.NewResolver(s, 100000, PrepareAccess, nil)
 	for t := range 100 {
 		for m := range 10 {
 			tenant := fmt.Sprintf("t%04d", t)

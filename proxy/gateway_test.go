@@ -145,7 +145,7 @@ func newHarnessWith(t testing.TB, policyFS fstest.MapFS, o harnessOpts) *harness
 	}
 	opts := Options{Engine: engine, Metrics: NewMetrics(h.reg), Log: log, Now: now, Store: o.store, Audit: o.audit}
 	if o.store != nil {
-		opts.Access = access.NewResolver(o.store, 1000, PrepareAccess)
+		opts.Access = access.NewResolver(o.store, 1000, PrepareAccess, now)
 	}
 	h.gw, err = New(cfg, opts)
 	if err != nil {

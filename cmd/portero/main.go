@@ -147,7 +147,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 		defer store.Close()
 		go store.WatchWrites(ctx, cfg.Access.WatchInterval)
-		opts.Access = access.NewResolver(store, cfg.Access.CacheSize, proxy.PrepareAccess)
+		opts.Access = access.NewResolver(store, cfg.Access.CacheSize, proxy.PrepareAccess, nil)
 		opts.Store = store
 		log.Info("access store open", "file", cfg.Access.Store)
 	}
