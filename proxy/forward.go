@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +41,13 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
+			if b, ok := pr.In.Body.(*bufferedBody); ok {
+				// A body Portero read whole: hand the transport a reader it
+				// knows is in memory (ReverseProxy's own wrapper hides that),
+				// so request line, headers and body leave in one write
+				// instead of the headers being flushed on their own first.
+				pr.Out.Body = io.NopCloser(bytes.NewReader(b.data))
+			}
 			if preserveHost {
 				pr.Out.Host = pr.In.Host
 			}
@@ -64,6 +73,15 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 		},
 	}
 }
+
+// bufferedBody is a request body Portero has read whole (to show it to the
+// policy) and gives back to the upstream.
+type bufferedBody struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (*bufferedBody) Close() error { return nil }
 
 // bufferPool lends ReverseProxy its body copy buffers. Without a pool it
 // allocates 32 KiB per response: under load that was three quarters of

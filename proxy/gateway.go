@@ -488,7 +488,7 @@ func readJSONBody(r *http.Request, max int64) (ast.Value, int) {
 	if int64(len(data)) > max {
 		return nil, http.StatusRequestEntityTooLarge
 	}
-	r.Body = io.NopCloser(bytes.NewReader(data))
+	r.Body = &bufferedBody{Reader: bytes.NewReader(data), data: data}
 	r.ContentLength = int64(len(data))
 	var doc any
 	if err := util.UnmarshalJSON(data, &doc); err != nil {
