@@ -87,6 +87,14 @@ func (m *masterHarness) start(t *testing.T, tenant, reason, mode, duration strin
 	}, http.Header{"Origin": {"http://localhost"}})
 }
 
+// mustStart starts master access and fails the test unless it was started.
+func (m *masterHarness) mustStart(t *testing.T, tenant, reason, mode, duration string) {
+	t.Helper()
+	if rec := m.start(t, tenant, reason, mode, duration); rec.Code != http.StatusSeeOther {
+		t.Fatalf("start %s for %q (%s, %s): %d %s", mode, tenant, reason, duration, rec.Code, rec.Body)
+	}
+}
+
 func (m *masterHarness) end(t *testing.T) *httptest.ResponseRecorder {
 	t.Helper()
 	page := m.b.do("GET", "http://localhost/.portero/master-access/end", nil, nil)
@@ -201,9 +209,7 @@ func TestMasterAccessLifecycle(t *testing.T) {
 	m.upstreamSawNothing(t)
 
 	// Read only: safe methods pass, writes are refused.
-	if rec := m.start(t, "acme", "Ticket SUP-44: look at the settings only", "read_only", "10m"); rec.Code != http.StatusSeeOther {
-		t.Fatalf("start read_only: %d %s", rec.Code, rec.Body)
-	}
+	m.mustStart(t, "acme", "Ticket SUP-44: look at the settings only", "read_only", "10m")
 	if rec := m.b.do("GET", page, nil, nil); rec.Code != 200 {
 		t.Fatalf("read_only GET: %d", rec.Code)
 	}
@@ -243,9 +249,7 @@ func TestMasterAccessLifecycle(t *testing.T) {
 	m.upstreamSawNothing(t)
 
 	// Expiry: refused once the time is up, recorded by the sweeper.
-	if rec := m.start(t, "acme", "Ticket SUP-46: a quick look at billing", "full", "2s"); rec.Code != http.StatusSeeOther {
-		t.Fatalf("start 2s: %d %s", rec.Code, rec.Body)
-	}
+	m.mustStart(t, "acme", "Ticket SUP-46: a quick look at billing", "full", "2s")
 	if rec := m.b.do("GET", page, nil, nil); rec.Code != 200 {
 		t.Fatalf("within 2s: %d", rec.Code)
 	}
@@ -260,9 +264,7 @@ func TestMasterAccessLifecycle(t *testing.T) {
 	m.gw.sweepExpiredMasters(context.Background())
 
 	// Sign-out ends the session.
-	if rec := m.start(t, "acme", "Ticket SUP-47: check the sign-out path", "full", "10m"); rec.Code != http.StatusSeeOther {
-		t.Fatalf("start before sign-out: %d %s", rec.Code, rec.Body)
-	}
+	m.mustStart(t, "acme", "Ticket SUP-47: check the sign-out path", "full", "10m")
 	page2 := m.b.do("GET", "http://localhost/.portero/logout", nil, nil)
 	m.b.do("POST", "http://localhost/.portero/logout", url.Values{"csrf": {csrfField.FindStringSubmatch(page2.Body.String())[1]}}, nil)
 	if open, _ := m.store.MasterSessions(context.Background(), true, "sam", "", 0); len(open) != 0 {
@@ -339,9 +341,7 @@ func (m *masterHarness) checkAssertion(t *testing.T, token, sub, act string) {
 func TestMasterAccessKubernetesProfile(t *testing.T) {
 	m := newMasterHarness(t, "headers:\n  profile: kubernetes\n")
 	m.b.signIn("http://localhost/t/acme/", samClaims())
-	if rec := m.start(t, "acme", "Ticket SUP-50: cluster-side investigation", "full", "10m"); rec.Code != http.StatusSeeOther {
-		t.Fatalf("start: %d %s", rec.Code, rec.Body)
-	}
+	m.mustStart(t, "acme", "Ticket SUP-50: cluster-side investigation", "full", "10m")
 	if rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, hostile); rec.Code != 200 {
 		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
 	}
@@ -378,9 +378,7 @@ func TestMasterAccessHangingWebhook(t *testing.T) {
 	defer cancel()
 	go m.gw.master.notify.run(ctx)
 	m.b.signIn("http://localhost/t/acme/", samClaims())
-	if rec := m.start(t, "acme", "Ticket SUP-51: the webhook is down today", "full", "10m"); rec.Code != http.StatusSeeOther {
-		t.Fatalf("start: %d %s", rec.Code, rec.Body)
-	}
+	m.mustStart(t, "acme", "Ticket SUP-51: the webhook is down today", "full", "10m")
 	<-entered // the webhook call is now hanging
 	for range 5 {
 		if rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, nil); rec.Code != 200 {
