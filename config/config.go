@@ -92,15 +92,37 @@ type Route struct {
 	// Timeout bounds the wait for the upstream's response headers.
 	Timeout time.Duration `yaml:"timeout"`
 	Body    Body          `yaml:"body"`
+	// ExtraMethods are methods besides the standard ones (GET, HEAD, POST,
+	// PUT, PATCH, DELETE, OPTIONS) this route accepts, upper case (e.g.
+	// PROPFIND for WebDAV). Any other method is refused with 405.
+	ExtraMethods []string `yaml:"extra_methods"`
+	// MethodOverride lets clients of this route tunnel a method through POST
+	// (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override or the
+	// _method query parameter): Portero forwards the overridden method
+	// itself and the policy decides on it. Off, those headers and the
+	// parameter are removed.
+	MethodOverride bool `yaml:"method_override"`
 
 	UpstreamURL *url.URL `yaml:"-"`
 }
 
-// Body opts a route in to parsing JSON request bodies into the policy input.
+// Body says whether Portero reads request bodies into the policy input
+// (input.request.body). On by default: a body of a method other than GET,
+// HEAD and OPTIONS is parsed (JSON, or form-encoded into the same shape),
+// and one Portero cannot parse is refused whatever its label (415), so a
+// field the policy limits can never be changed unseen.
 type Body struct {
+	// Inspect turns body reading off when set to false (routes that take
+	// uploads Portero cannot parse); the policy then refuses edits whose
+	// fields it must check.
+	Inspect *bool `yaml:"inspect"`
+	// JSON is the older spelling of inspect: true.
 	JSON     bool  `yaml:"json"`
 	MaxBytes int64 `yaml:"max_bytes"`
 }
+
+// Inspected says whether request bodies are read for the policy.
+func (b Body) Inspected() bool { return b.Inspect == nil || *b.Inspect || b.JSON }
 
 // Tenant says where the tenant id of a request is found.
 type Tenant struct {
@@ -124,6 +146,9 @@ type OIDC struct {
 	// PostLogoutRedirectURL is where the IdP sends the browser after
 	// sign-out; it must be registered with the IdP.
 	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
+	// ClockSkew is how far a token's iat and nbf may lie in the future
+	// (default 60s); a token claiming to be issued later is refused.
+	ClockSkew time.Duration `yaml:"clock_skew"`
 	// TokenCacheSize bounds how many verified tokens are remembered until they
 	// expire, so a token's signature is checked once, not on every request.
 	TokenCacheSize int `yaml:"token_cache_size"`

@@ -139,6 +139,8 @@ func (v validator) listen(l *Listen) {
 	}
 }
 
+var methodToken = regexp.MustCompile(`^[A-Z][A-Z0-9_-]{0,31}$`)
+
 var routeName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 var hostName = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -172,7 +174,12 @@ func (v validator) route(r *Route, key string, names map[string]bool) {
 	if r.Timeout == 0 {
 		r.Timeout = 30 * time.Second
 	}
-	if r.Body.JSON {
+	for i, m := range r.ExtraMethods {
+		if !methodToken.MatchString(m) {
+			v.at(fmt.Sprintf("%s.extra_methods[%d]", key, i), "%q is not an upper-case method name such as PROPFIND", m)
+		}
+	}
+	if r.Body.Inspected() {
 		const maxCap = 10 << 20
 		switch {
 		case r.Body.MaxBytes == 0:
@@ -240,6 +247,12 @@ func (v validator) oidc(o *OIDC) {
 	c.Groups = orDefault(c.Groups, "groups")
 	c.Org = orDefault(c.Org, "org")
 	c.Tenants = orDefault(c.Tenants, "tenants")
+	switch {
+	case o.ClockSkew == 0:
+		o.ClockSkew = 60 * time.Second
+	case o.ClockSkew < 0 || o.ClockSkew > 10*time.Minute:
+		v.at("oidc.clock_skew", "must be between 1s and 10m, got %s", o.ClockSkew)
+	}
 	if o.TokenCacheSize == 0 {
 		o.TokenCacheSize = 10000
 	} else if o.TokenCacheSize < 0 {

@@ -255,7 +255,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if rt.cfg.Body.JSON {
+	if rt.cfg.Body.Inspected() {
 		body, status := readJSONBody(r, rt.cfg.Body.MaxBytes)
 		if status != 0 {
 			writeDenial(rec, r, api, denial{status: status, reason: "request.bad_body", id: id})
