@@ -51,6 +51,21 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 			if preserveHost {
 				pr.Out.Host = pr.In.Host
 			}
+			// Request trailers never reach the app: they would arrive after
+			// the decision, unchecked.
+			pr.Out.Trailer = nil
+			// What the policy decided is set last, on the outgoing request,
+			// after ReverseProxy removed the hop-by-hop headers (and any
+			// header the client named in Connection): nothing the client
+			// sends can remove or change it.
+			if st := stateOf(pr.In.Context()); st != nil {
+				for name, vals := range st.upstream {
+					pr.Out.Header[name] = vals
+				}
+				if st.dropCookies != nil {
+					stripCookies(pr.Out.Header, st.dropCookies...)
+				}
+			}
 		},
 		// FlushInterval stays 0: ReverseProxy already flushes streaming
 		// responses (SSE, unknown length) after every write.

@@ -4,24 +4,18 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
@@ -160,11 +154,32 @@ func (g *Gateway) JWKS() []byte { return g.signer.jwks }
 
 type ctxKey int
 
-const decisionIDKey ctxKey = 0
+const stateKey ctxKey = 0
+
+// requestState is what the stages of one request leave for later ones: the
+// decision id (for logs and denials) and, once the policy allowed the
+// request, the headers the forwarder sets on the outgoing request.
+type requestState struct {
+	id string
+	// upstream are the decision's headers and the assertion, set by the
+	// forwarder after hop-by-hop removal (see newForwarder), so nothing the
+	// client sends can remove or change them.
+	upstream http.Header
+	// dropCookies are Portero's cookie names, removed from what the app
+	// receives; nil without browser sign-in.
+	dropCookies []string
+}
+
+func stateOf(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey).(*requestState)
+	return st
+}
 
 func decisionID(ctx context.Context) string {
-	id, _ := ctx.Value(decisionIDKey).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 func newDecisionID() string {
@@ -177,7 +192,8 @@ func newDecisionID() string {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
 	id := newDecisionID()
-	r = r.WithContext(context.WithValue(r.Context(), decisionIDKey, id))
+	st := &requestState{id: id}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey, st))
 	rec := &statusRecorder{ResponseWriter: w}
 	routeName, outcome := "none", "reject"
 	defer func() {
@@ -185,8 +201,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.metrics.duration.WithLabelValues(routeName).Observe(g.now().Sub(start).Seconds())
 	}()
 
-	// Sanitize: nothing the client sent may pose as Portero's own headers.
-	g.reserved.strip(r.Header)
+	// Sanitize: nothing the client sent may pose as Portero's own headers,
+	// override the method, path or client address, or ride in a trailer;
+	// the method, host, path and query are the one canonical form the
+	// policy decides on and the app receives.
+	override := g.reserved.strip(r.Header)
+	r.Trailer = nil
 	if r.URL.Path == JWKSPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		g.serveJWKS(rec, r)
 		return
@@ -203,8 +223,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.URL.RawPath = cleanPath
 	r.URL.Path = decodedPath(segments, strings.HasSuffix(cleanPath, "/") && len(segments) > 0)
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_query", id: id})
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, controlPrefix) {
 		routeName, outcome = "control", "control"
+		if d := methodDenial(r, override, false, nil); d != nil {
+			d.id = id
+			writeDenial(rec, r, false, *d)
+			return
+		}
 		g.serveControl(rec, r)
 		return
 	}
@@ -217,6 +246,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	routeName = rt.cfg.Name
 	api := rt.cfg.API
+	if d := methodDenial(r, override, rt.cfg.MethodOverride, rt.cfg.ExtraMethods); d != nil {
+		d.id = id
+		writeDenial(rec, r, api, *d)
+		return
+	}
 
 	// Authenticate.
 	identity, authErr := g.authenticate(rec, r, api)
@@ -256,9 +290,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.cfg.Body.Inspected() {
-		body, status := readJSONBody(r, rt.cfg.Body.MaxBytes)
-		if status != 0 {
-			writeDenial(rec, r, api, denial{status: status, reason: "request.bad_body", id: id})
+		body, refusal := readBody(r, rt.cfg.Body.MaxBytes)
+		if refusal != nil {
+			writeDenial(rec, r, api, denial{status: refusal.status, reason: refusal.reason, id: id})
 			return
 		}
 		in.Request.Body = body
@@ -286,7 +320,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	outcome = "allow"
 
 	// Forward with the decision's headers and a signed assertion.
-	if err := g.setUpstreamHeaders(r, in, d, start); err != nil {
+	if err := g.planUpstream(st, in, d, start); err != nil {
 		g.log.Error("sign assertion", "decision_id", id, "error", err.Error())
 		writeDenial(rec, r, api, denial{status: http.StatusInternalServerError, reason: "assertion.error", id: id})
 		return
@@ -369,17 +403,19 @@ func (g *Gateway) writeUnauthenticated(w http.ResponseWriter, r *http.Request, a
 	writeDenial(w, r, api, denial{status: http.StatusUnauthorized, reason: reason, id: id})
 }
 
-// setUpstreamHeaders sets the decision's headers, only within Portero's
-// reserved names (which were stripped from the client's request), and the
-// signed assertion.
-func (g *Gateway) setUpstreamHeaders(r *http.Request, in *policy.Input, d policy.Decision, now time.Time) error {
+// planUpstream works out the headers the app receives: the decision's
+// headers, only within Portero's reserved names (client copies of which
+// were stripped), and the signed assertion. The forwarder sets them on the
+// outgoing request after hop-by-hop removal.
+func (g *Gateway) planUpstream(st *requestState, in *policy.Input, d policy.Decision, now time.Time) error {
+	out := make(http.Header, len(d.Headers)+1)
 	for name, vals := range d.Headers {
 		if !g.reserved.contains(name) || !validHeaderValues(vals) || strings.EqualFold(name, g.cfg.Assertion.Header) {
 			g.metrics.droppedHeaders.Inc()
-			g.log.Warn("policy header refused", "header", name, "decision_id", decisionID(r.Context()))
+			g.log.Warn("policy header refused", "header", name, "decision_id", st.id)
 			continue
 		}
-		r.Header[http.CanonicalHeaderKey(name)] = append([]string(nil), vals...) // decisions may be cached: never share their slices
+		out[http.CanonicalHeaderKey(name)] = append([]string(nil), vals...) // decisions may be cached: never share their slices
 	}
 	claims := assertionClaims{ID: newDecisionID()}
 	if in.Identity != nil {
@@ -403,9 +439,10 @@ func (g *Gateway) setUpstreamHeaders(r *http.Request, in *policy.Input, d policy
 	if err != nil {
 		return err
 	}
-	r.Header.Set(g.cfg.Assertion.Header, token)
+	out.Set(g.cfg.Assertion.Header, token)
+	st.upstream = out
 	if g.sessions != nil {
-		stripCookies(r.Header, g.cfg.Session.CookieName, loginCookie)
+		st.dropCookies = []string{g.cfg.Session.CookieName, loginCookie}
 	}
 	return nil
 }
@@ -464,41 +501,6 @@ func inputHeaders(h http.Header) map[string]string {
 		out[strings.ToLower(name)] = strings.Join(vals, ", ")
 	}
 	return out
-}
-
-// readJSONBody parses a JSON body of at most max bytes for the policy and
-// puts the bytes back for the upstream. It returns a status for bodies it
-// must refuse: too large (413), or declared JSON but not (400).
-func readJSONBody(r *http.Request, max int64) (ast.Value, int) {
-	if r.Body == nil || r.ContentLength == 0 {
-		return nil, 0
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return nil, 0
-	}
-	if r.ContentLength > max {
-		return nil, http.StatusRequestEntityTooLarge
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	r.Body.Close()
-	if err != nil {
-		return nil, http.StatusBadRequest
-	}
-	if int64(len(data)) > max {
-		return nil, http.StatusRequestEntityTooLarge
-	}
-	r.Body = &bufferedBody{Reader: bytes.NewReader(data), data: data}
-	r.ContentLength = int64(len(data))
-	var doc any
-	if err := util.UnmarshalJSON(data, &doc); err != nil {
-		return nil, http.StatusBadRequest
-	}
-	v, err := ast.InterfaceToValue(doc)
-	if err != nil {
-		return nil, http.StatusBadRequest
-	}
-	return v, 0
 }
 
 func decodedPath(segments []string, trailingSlash bool) string {

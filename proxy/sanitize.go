@@ -5,7 +5,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // reservedHeaders decides which header names belong to Portero. Every one of
@@ -34,7 +39,10 @@ func normalizeHeaderName(name string) string {
 
 // contains reports whether name is a header Portero may set.
 func (r reservedHeaders) contains(name string) bool {
-	n := normalizeHeaderName(name)
+	return r.containsNormalized(normalizeHeaderName(name))
+}
+
+func (r reservedHeaders) containsNormalized(n string) bool {
 	for _, p := range r.prefixes {
 		if strings.HasPrefix(n, p) {
 			return true
@@ -43,13 +51,143 @@ func (r reservedHeaders) contains(name string) bool {
 	return r.names[n]
 }
 
-// strip removes every reserved header from h, whatever its spelling.
-func (r reservedHeaders) strip(h http.Header) {
-	for name := range h {
-		if r.contains(name) {
-			delete(h, name)
+// overridePrefixes and overrideNames are headers by which a client could
+// make the app see another method, path, host, scheme or client address
+// than the one the policy decided on (X-HTTP-Method-Override,
+// X-Original-URL, X-Rewrite-URL, X-Forwarded-Prefix, X-Real-IP, …). They
+// are removed from every inbound request like Portero's own headers; the
+// forwarder then sets X-Forwarded-For, -Host and -Proto from the
+// connection itself.
+var (
+	overridePrefixes = []string{"x-forwarded-", "x-original-", "x-http-method", "x-envoy-original-"}
+	overrideNames    = map[string]bool{
+		"x-method-override": true, "x-rewrite-url": true, "x-real-ip": true, "x-client-ip": true,
+		"true-client-ip": true, "x-host": true, "x-http-host-override": true, "front-end-https": true,
+		"x-url-scheme": true, "forwarded": true, "x-forwarded": true, "x-cluster-client-ip": true,
+	}
+)
+
+func isOverrideHeader(n string) bool {
+	for _, p := range overridePrefixes {
+		if strings.HasPrefix(n, p) {
+			return true
 		}
 	}
+	return overrideNames[n]
+}
+
+// controlled reports whether a client copy of the (normalised) header name
+// must never reach the app: Portero's own headers and the override headers.
+func (r reservedHeaders) controlled(n string) bool {
+	return r.containsNormalized(n) || isOverrideHeader(n)
+}
+
+// strip removes from h, whatever their spelling, every reserved header, every
+// method-, path- or address-override header, and every Connection token that
+// names one of them (a client must not be able to make the forwarder delete
+// what Portero sets: the decision's headers are set after hop-by-hop removal
+// anyway, and this keeps the rule visible in one place). It returns the
+// override method the client asked for, if any, so a route that allows
+// method override can honour it.
+func (r reservedHeaders) strip(h http.Header) (override []string) {
+	for name, vals := range h {
+		n := normalizeHeaderName(name)
+		if !r.controlled(n) {
+			continue
+		}
+		switch n {
+		case "x-http-method-override", "x-http-method", "x-method-override":
+			override = append(override, vals...)
+		}
+		delete(h, name)
+	}
+	if conn, ok := h["Connection"]; ok {
+		var kept []string
+		for _, line := range conn {
+			for tok := range strings.SplitSeq(line, ",") {
+				tok = strings.TrimSpace(tok)
+				if tok != "" && !r.controlled(normalizeHeaderName(tok)) {
+					kept = append(kept, tok)
+				}
+			}
+		}
+		if len(kept) == 0 {
+			delete(h, "Connection")
+		} else {
+			h["Connection"] = []string{strings.Join(kept, ", ")}
+		}
+	}
+	return override
+}
+
+// standardMethods are the methods every route accepts, in their only
+// accepted spelling (upper case). CONNECT and TRACE are not among them.
+var standardMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
+var (
+	errMethodSpelling  = errors.New("method must be upper case")
+	errMethodNotListed = errors.New("method not allowed")
+)
+
+// checkMethod accepts the standard methods and a route's extra ones, upper
+// case only: "delete" is refused (400) rather than forwarded as a method
+// the policy never decided on; anything else is 405.
+func checkMethod(method string, extra []string) error {
+	if standardMethods[method] || slices.Contains(extra, method) {
+		return nil
+	}
+	up := strings.ToUpper(method)
+	if up != method && (standardMethods[up] || slices.Contains(extra, up)) {
+		return errMethodSpelling
+	}
+	return errMethodNotListed
+}
+
+// methodOverride works out the method a client tunnels through POST with
+// the override headers (already removed by strip) or the _method query
+// parameter, and removes the parameter from the query. allowed is the
+// route's method_override setting: without it the override is dropped and
+// the request keeps its own method; with it, the overridden method replaces
+// the request's (the policy decides on it and the app receives it). Several
+// differing overrides, or one that is not an accepted method, are an error.
+func methodOverride(r *http.Request, headerValues []string, allowed bool, extra []string) error {
+	var values []string
+	for _, v := range headerValues {
+		values = append(values, strings.TrimSpace(v))
+	}
+	if strings.Contains(strings.ToLower(r.URL.RawQuery), "_method") {
+		var kept []string
+		for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
+			k, v, _ := strings.Cut(part, "=")
+			key, err := url.QueryUnescape(k)
+			if err == nil && strings.EqualFold(key, "_method") {
+				val, _ := url.QueryUnescape(v)
+				values = append(values, val)
+				continue
+			}
+			kept = append(kept, part)
+		}
+		r.URL.RawQuery = strings.Join(kept, "&")
+	}
+	if !allowed || len(values) == 0 {
+		return nil
+	}
+	if r.Method != http.MethodPost {
+		return errMethodNotListed
+	}
+	for _, v := range values {
+		if v != values[0] {
+			return errMethodNotListed
+		}
+	}
+	if err := checkMethod(values[0], extra); err != nil {
+		return err
+	}
+	r.Method = values[0]
+	return nil
 }
 
 var (
@@ -71,14 +209,14 @@ func normalizePath(escaped string) (string, []string, error) {
 	for i := 0; i < len(escaped); i++ {
 		c := escaped[i]
 		switch {
-		case c < 0x20 || c == 0x7f || c == '\\':
+		case c < 0x20 || c == 0x7f || c == '\\' || c == ';':
 			return "", nil, errBadPath
 		case c == '%':
 			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
 				return "", nil, errBadPath
 			}
 			d := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
-			if d < 0x20 || d == 0x7f || d == '/' || d == '\\' || d == '.' || d == '%' {
+			if d < 0x20 || d == 0x7f || d == '/' || d == '\\' || d == '.' || d == '%' || d == ';' {
 				return "", nil, errBadPath
 			}
 			i += 2
@@ -87,7 +225,6 @@ func normalizePath(escaped string) (string, []string, error) {
 	raw := strings.Split(escaped[1:], "/")
 	out := make([]string, 0, len(raw))
 	for _, seg := range raw {
-		name, _, _ := strings.Cut(seg, ";")
 		switch {
 		case seg == "" || seg == ".":
 			continue
@@ -97,8 +234,6 @@ func normalizePath(escaped string) (string, []string, error) {
 			}
 			out = out[:len(out)-1]
 			continue
-		case name == "." || name == "..":
-			return "", nil, errBadPath
 		}
 		out = append(out, seg)
 	}
@@ -109,12 +244,35 @@ func normalizePath(escaped string) (string, []string, error) {
 	segments := make([]string, len(out))
 	for i, seg := range out {
 		s, err := url.PathUnescape(seg)
-		if err != nil {
+		if err != nil || !plainSegment(s) {
 			return "", nil, errBadPath
 		}
 		segments[i] = s
 	}
 	return clean, segments, nil
+}
+
+// plainSegment reports whether a decoded segment reads the same to every
+// stack: valid UTF-8, no control, format (zero-width, bidi), separator or
+// private-use characters, no whitespace but inner ASCII spaces, and already
+// in NFKC form.
+func plainSegment(s string) bool {
+	if !utf8.ValidString(s) || strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") {
+		return false
+	}
+	ascii := true
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
+		if c == ' ' {
+			continue
+		}
+		if unicode.IsSpace(c) || unicode.IsControl(c) || unicode.In(c, unicode.Cf, unicode.Co, unicode.Cs, unicode.Zl, unicode.Zp, unicode.Zs) || c == utf8.RuneError {
+			return false
+		}
+	}
+	return ascii || norm.NFKC.IsNormalString(s)
 }
 
 func isHex(c byte) bool {
@@ -158,4 +316,21 @@ func normalizeHost(hostport string) (string, error) {
 		return "", errBadHost
 	}
 	return host, nil
+}
+
+// methodDenial applies checkMethod and methodOverride to a request: nil when
+// its method is one the policy may decide on, else the refusal.
+func methodDenial(r *http.Request, override []string, allowOverride bool, extra []string) *denial {
+	err := checkMethod(r.Method, extra)
+	if err == nil {
+		err = methodOverride(r, override, allowOverride, extra)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errMethodSpelling):
+		return &denial{status: http.StatusBadRequest, reason: "request.bad_method"}
+	default:
+		return &denial{status: http.StatusMethodNotAllowed, reason: "request.method_not_allowed"}
+	}
 }

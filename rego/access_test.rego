@@ -78,7 +78,16 @@ test_stranger_is_refused if _reason("eve", "GET", []) == "member.none"
 
 test_deactivated_member_is_refused if _reason("gone", "GET", []) == "member.deactivated"
 
-test_general_app_paths_are_open_to_members if _decide("leo", "GET", ["dashboard"]).allow
+test_paths_the_mapping_does_not_name_are_refused if {
+	_reason("leo", "GET", ["dashboard"]) == "operation.unmapped"
+	_reason("olivia", "GET", ["dashboard"]) == "operation.unmapped"
+}
+
+test_open_paths_are_open_to_members if {
+	_decide("leo", "GET", []).allow
+	_decide("avery", "GET", ["static", "app.css"]).allow
+	_reason("eve", "GET", ["static", "app.css"]) == "member.none"
+}
 
 # --- roles on businesses, locations, settings, API key ---
 
@@ -234,10 +243,14 @@ test_stages_from_the_gateway_give_the_same_decision if {
 	not _decide("zoe", "PATCH", ["locations", "l1", "profile"]).allow
 }
 
-# A literal segment of a mapping entry must match: locations/l1/photos is
-# not locations/*/profile, so it maps to no entry (general app access).
+# A literal segment of a mapping entry must match: with an entry for
+# locations/*/profile only, locations/l1/photos maps to no entry and is
+# refused.
 test_literal_segments_must_match if {
+	routes := {"read": {"locations": [{"path": "locations/*/profile", "segments": 3, "literals": [[2, "profile"]], "params": {"location": 1}, "feature": "profile_listings", "action": "read", "resource": "location"}]}}
 	not requests.entry with input as _input("leo", "GET", ["locations", "l1", "photos"], {})
+		with data.portero.definitions.routes as routes
 	requests.entry.feature == "profile_listings" with input as _input("leo", "GET", ["locations", "l1", "profile"], {})
-	_decide("leo", "GET", ["locations", "l1", "photos"]).allow
+		with data.portero.definitions.routes as routes
+	_reason("leo", "GET", ["locations", "l1", "photos"]) == "operation.unmapped" with data.portero.definitions.routes as routes
 }

@@ -49,10 +49,12 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 } else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
 
 # The first refusal: one that holds for every request of this caller, then
-# one for the operation the request maps to (delegation, rights, role,
+# an operation the route mapping does not name (default deny), then one for
+# the operation the request maps to (delegation, rights, role,
 # feature level; worked out once per caller by portero.subject), then the
 # business or location the path names, then the fields the body changes.
 _denial := subject.current.denial if subject.current.denial != ""
+else := "operation.unmapped" if not requests.current.id
 else := d if d := subject.current.ops[requests.current.id]
 else := d if d := roles.scope_denial
 else := d if d := features.field_denial

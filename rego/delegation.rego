@@ -35,12 +35,18 @@ standing_denial := "delegation.expired" if {
 # A refusal of operation e (a route mapping entry) for a partner user: a
 # product the delegation does not grant, or one that spends money without
 # wallet access. portero.subject works it out once per caller for every entry.
-op_denial(e) := "delegation.no_wallet" if {
+op_denial(e) := d if {
+	e.feature
+	d := feature_denial(e.feature)
+}
+
+# Why a partner user may not use feature f at all; undefined when they may
+# (and for everyone who is not a partner user).
+feature_denial(f) := "delegation.no_wallet" if {
 	members.kind == "partner"
-	defs.features[e.feature].wallet
+	defs.features[f].wallet
 	not d.wallet
 } else := "delegation.product_not_granted" if {
 	members.kind == "partner"
-	e.feature
-	not grants(e.feature)
+	not grants(f)
 }

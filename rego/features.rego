@@ -10,6 +10,7 @@
 package portero.features
 
 import data.portero.definitions as defs
+import data.portero.delegation
 import data.portero.members
 import data.portero.requests
 
@@ -33,6 +34,20 @@ levels := _all_edit if members.kind in {"owner", "partner"}
 else := object.union_n([_admin_default, _from_rights, _from_profile, _m.features]) if members.kind == "member"
 else := {}
 
+# The levels that take effect: a feature whose minimum role the caller's
+# role does not reach, or (for partners) one the delegation does not grant
+# or that needs wallet access the partner lacks, gives nothing, whatever
+# the profile or rights say. This is what X-Portero-Features reports.
+effective := {f: level |
+	some f, level in levels
+	defs.features[f]
+	not _blocked(f)
+}
+
+_blocked(f) if object.get(defs.roles, members.role, 0) < defs.roles[defs.features[f].min_role]
+
+_blocked(f) if delegation.feature_denial(f)
+
 # A refusal of operation e (a route mapping entry) that depends only on
 # the caller: portero.subject works it out once per caller for every entry.
 op_denial(e) := "feature.not_granted" if {
@@ -46,10 +61,20 @@ op_denial(e) := "feature.not_granted" if {
 	object.get(defs.roles, members.role, 0) < defs.roles[min]
 }
 
-# A refusal of this request's body: an edit that changes a field the
-# member's field rights for the feature do not list.
-field_denial := "field.not_allowed" if {
-	requests.current.action == "edit"
+# A refusal of this request's body: a change (any action but read) to a
+# feature the member's field rights limit, when the body was not inspected
+# (the route turned body inspection off) or is not an object, or changes
+# a field those rights do not list. An empty body changes nothing.
+field_denial := "field.body_unchecked" if {
+	requests.current.action != "read"
+	input.access.membership.fields[requests.current.feature]
+	not input.request.body
+} else := "field.not_allowed" if {
+	requests.current.action != "read"
+	input.access.membership.fields[requests.current.feature]
+	not is_object(input.request.body)
+} else := "field.not_allowed" if {
+	requests.current.action != "read"
 	allowed := input.access.membership.fields[requests.current.feature]
 	some key, _ in input.request.body
 	not key in allowed

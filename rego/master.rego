@@ -14,6 +14,7 @@ package portero.master
 
 import data.portero.admin
 import data.portero.definitions as defs
+import data.portero.requests
 
 m := input.access.master
 
@@ -40,7 +41,9 @@ _safe_methods := {"GET", "HEAD", "OPTIONS"}
 
 decision := {"allow": false, "status": 403, "reason": "master.expired"} if m.expired
 else := {"allow": false, "status": 403, "reason": r} if r := refusal
-else := {"allow": false, "status": 403, "reason": "master.read_only"} if {
+else := {"allow": false, "status": 403, "reason": "operation.unmapped"} if {
+	not requests.current.id
+} else := {"allow": false, "status": 403, "reason": "master.read_only"} if {
 	m.mode == "read_only"
 	not input.request.method in _safe_methods
 } else := {

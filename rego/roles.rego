@@ -26,17 +26,17 @@ op_denial(e) := "right.missing" if {
 }
 
 # A refusal of this request by scope: the path names a business or location
-# the member is not assigned to.
+# the member is not assigned to, wherever in the path it stands.
 scope_denial := "scope.business" if {
 	subject.current.kind == "member"
 	subject.current.role in {"multi_account_manager", "account_manager"}
-	id := input.request.app_segments[requests.current.params.business]
-	not id in input.access.membership.businesses
+	some i in requests.current.scope.business
+	not input.request.app_segments[i] in input.access.membership.businesses
 } else := "scope.location" if {
 	subject.current.kind == "member"
 	subject.current.role == "location_manager"
-	id := input.request.app_segments[requests.current.params.location]
-	not id in input.access.membership.locations
+	some i in requests.current.scope.location
+	not input.request.app_segments[i] in input.access.membership.locations
 }
 
 # The scope for the X-Portero-Scope header.

@@ -33,7 +33,7 @@ facts := {
 	"role": _role,
 	"rank": object.get(defs.roles, _role, 0),
 	"denial": _denial,
-	"levels": features.levels,
+	"levels": features.effective,
 	"headers": _headers,
 	"reason": sprintf("%s.%s", [members.kind, _role]),
 	"ops": _ops,
@@ -70,7 +70,7 @@ _headers := object.union(
 		"X-Portero-Role": _role,
 		"X-Portero-Roles": _role,
 		"X-Portero-Scope": roles.scope,
-		"X-Portero-Features": json.marshal(features.levels),
+		"X-Portero-Features": json.marshal(features.effective),
 	},
 	_partner_header,
 )

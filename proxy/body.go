@@ -1,0 +1,236 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// bodyRefusal is why a body was refused: the status and the reason id.
+type bodyRefusal struct {
+	status int
+	reason string
+}
+
+var (
+	bodyTooLarge    = &bodyRefusal{http.StatusRequestEntityTooLarge, "request.body_too_large"}
+	bodyUnsupported = &bodyRefusal{http.StatusUnsupportedMediaType, "request.body_unsupported"}
+	bodyMalformed   = &bodyRefusal{http.StatusBadRequest, "request.bad_body"}
+	bodyDuplicate   = &bodyRefusal{http.StatusBadRequest, "request.duplicate_key"}
+	bodyOverride    = &bodyRefusal{http.StatusBadRequest, "request.method_override"}
+)
+
+// readBody is the one place a request body is read for the policy, on
+// routes that inspect bodies. The body is read whole (at most max bytes),
+// parsed into the shape input.request.body has, and put back for the
+// upstream byte for byte, so the policy decides on exactly what the app
+// receives. What cannot be parsed is refused whatever its label: only JSON
+// (application/json, application/*+json) and form-encoded bodies, in
+// UTF-8, unencoded, with one Content-Type, are accepted. JSON with a key
+// twice at any depth is refused (stacks disagree on which copy wins), and
+// so is a top-level "_method" key, which Laravel and Rails read as a method
+// override. A request without a body gets nil; edits (methods other than
+// GET, HEAD and OPTIONS) without one get an empty object, so the policy can
+// tell "no fields changed" from "body not inspected".
+func readBody(r *http.Request, max int64) (ast.Value, *bodyRefusal) {
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	if !hasBody {
+		return emptyBodyFor(r.Method), nil
+	}
+	if r.ContentLength > max {
+		return nil, bodyTooLarge
+	}
+	kind, refusal := bodyKind(r.Header)
+	if refusal != nil {
+		return nil, refusal
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	r.Body.Close()
+	if err != nil {
+		return nil, bodyMalformed
+	}
+	if int64(len(data)) > max {
+		return nil, bodyTooLarge
+	}
+	r.Body = &bufferedBody{Reader: bytes.NewReader(data), data: data}
+	r.ContentLength = int64(len(data))
+	if len(data) == 0 {
+		r.Body = http.NoBody
+		return emptyBodyFor(r.Method), nil
+	}
+	if !utf8.Valid(data) {
+		return nil, bodyMalformed
+	}
+	var doc any
+	switch kind {
+	case "json":
+		doc, refusal = parseJSONBody(data)
+	default:
+		doc, refusal = parseFormBody(data)
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	if obj, ok := doc.(map[string]any); ok {
+		for k := range obj {
+			if strings.EqualFold(k, "_method") {
+				return nil, bodyOverride
+			}
+		}
+	}
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, bodyMalformed
+	}
+	return v, nil
+}
+
+func emptyBodyFor(method string) ast.Value {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	return ast.NewObject()
+}
+
+// bodyKind returns "json" or "form" for a body Portero can parse, or why it
+// cannot.
+func bodyKind(h http.Header) (string, *bodyRefusal) {
+	if enc := h.Values("Content-Encoding"); len(enc) > 0 && !(len(enc) == 1 && strings.EqualFold(strings.TrimSpace(enc[0]), "identity")) {
+		return "", bodyUnsupported
+	}
+	types := h.Values("Content-Type")
+	if len(types) != 1 {
+		return "", bodyUnsupported
+	}
+	mt, params, err := mime.ParseMediaType(types[0])
+	if err != nil {
+		return "", bodyUnsupported
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return "", bodyUnsupported
+		}
+	}
+	switch {
+	case mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"):
+		return "json", nil
+	case mt == "application/x-www-form-urlencoded":
+		return "form", nil
+	}
+	return "", bodyUnsupported
+}
+
+// parseJSONBody decodes one JSON value (numbers kept exact) and refuses
+// duplicate keys at any depth and anything after the value.
+func parseJSONBody(data []byte) (any, *bodyRefusal) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	v, err := decodeJSONValue(dec, 0)
+	if err != nil {
+		if errors.Is(err, errDuplicateKey) {
+			return nil, bodyDuplicate
+		}
+		return nil, bodyMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bodyMalformed
+	}
+	return v, nil
+}
+
+var (
+	errDuplicateKey = errors.New("duplicate key")
+	errTooDeep      = errors.New("nested too deep")
+)
+
+// maxJSONDepth bounds nesting, so a hostile body cannot exhaust the stack.
+const maxJSONDepth = 64
+
+func decodeJSONValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxJSONDepth {
+		return nil, errTooDeep
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			obj := map[string]any{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				key, ok := kt.(string)
+				if !ok {
+					return nil, errors.New("object key is not a string")
+				}
+				if _, dup := obj[key]; dup {
+					return nil, errDuplicateKey
+				}
+				if obj[key], err = decodeJSONValue(dec, depth+1); err != nil {
+					return nil, err
+				}
+			}
+			_, err := dec.Token() // '}'
+			return obj, err
+		case '[':
+			arr := []any{}
+			for dec.More() {
+				v, err := decodeJSONValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				arr = append(arr, v)
+			}
+			_, err := dec.Token() // ']'
+			return arr, err
+		}
+		return nil, errors.New("unexpected delimiter")
+	default:
+		return t, nil // string, json.Number, bool or nil
+	}
+}
+
+// parseFormBody gives a form-encoded body the shape a JSON object would
+// have: one value is a string, repeated keys an array. Semicolons as
+// separators and bad escapes are refused, as for query strings.
+func parseFormBody(data []byte) (any, *bodyRefusal) {
+	vals, err := url.ParseQuery(string(data))
+	if err != nil {
+		return nil, bodyMalformed
+	}
+	obj := make(map[string]any, len(vals))
+	for k, vs := range vals {
+		if !utf8.ValidString(k) {
+			return nil, bodyMalformed
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return nil, bodyMalformed
+			}
+		}
+		if len(vs) == 1 {
+			obj[k] = vs[0]
+			continue
+		}
+		arr := make([]any, len(vs))
+		for i, v := range vs {
+			arr[i] = v
+		}
+		obj[k] = arr
+	}
+	return obj, nil
+}
