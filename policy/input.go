@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -16,8 +17,8 @@ type Input struct {
 	// Access holds the store's facts for (identity, tenant); nil when the
 	// gateway has no access store or the request names no tenant or user.
 	Access *Access
-	// Management describes a management API call (action, tenant, partner,
-	// user_partner, target_role); nil for proxied requests.
+	// Management describes a management call (see Management); nil for
+	// proxied requests.
 	Management *Management
 	// Gateway is input.gateway: the gateway's own settings the policy may
 	// need (the header profile). The same for every request.
@@ -36,26 +37,105 @@ func NewGateway(headerProfile string) *Gateway {
 	return &Gateway{value: ast.NewObject(item("header_profile", ast.StringTerm(headerProfile)))}
 }
 
-// Management is input.management: what a management API call wants to do.
+// Management is input.management: what a management call (the API, the
+// console, master access) wants to do. A call is decided in two steps. The
+// first names only the action and the tenant or partner, before anything is
+// read from the store or decoded from the body, so a caller who may not act
+// learns nothing about what exists. The second, for calls that change a
+// member or grant a delegation, adds the record's current and new values
+// (Target, Grant), so the policy decides who may climb.
 type Management struct {
-	Action, Tenant, Partner, UserPartner, TargetRole string
+	Action, Tenant, Partner, UserPartner string
+	// Target is the member a members.write changes; nil in the first step.
+	Target *MemberChange
+	// Grant is what a delegations.write invitation grants; nil in the
+	// first step and for other delegation changes.
+	Grant *DelegationGrant
+}
+
+// MemberChange is input.management.target: {user, current, new}. Current
+// is absent when the member does not exist yet; New is absent when the
+// member is removed or deactivated (nothing is granted).
+type MemberChange struct {
+	User    string
+	Current *MemberGrant
+	New     *MemberGrant
+}
+
+// MemberGrant is what a membership grants: {role, profile, status,
+// businesses, locations, rights, features, fields}.
+type MemberGrant struct {
+	Role, Profile, Status         string
+	Businesses, Locations, Rights []string
+	Features                      map[string]string
+	Fields                        map[string][]string
+}
+
+// DelegationGrant is input.management.grant: {partner, scope, products,
+// wallet}.
+type DelegationGrant struct {
+	Partner, Scope string
+	Products       []string
+	Wallet         bool
 }
 
 func (m *Management) value() ast.Value {
-	return ast.NewObject(
+	items := [][2]*ast.Term{
 		item("action", ast.StringTerm(m.Action)),
 		item("tenant", ast.StringTerm(m.Tenant)),
 		item("partner", ast.StringTerm(m.Partner)),
 		item("user_partner", ast.StringTerm(m.UserPartner)),
-		item("target_role", ast.StringTerm(m.TargetRole)),
+	}
+	if t := m.Target; t != nil {
+		target := [][2]*ast.Term{item("user", ast.StringTerm(t.User))}
+		if t.Current != nil {
+			target = append(target, item("current", t.Current.term()))
+		}
+		if t.New != nil {
+			target = append(target, item("new", t.New.term()))
+		}
+		items = append(items, item("target", ast.ObjectTerm(target...)))
+	}
+	if g := m.Grant; g != nil {
+		items = append(items, item("grant", ast.ObjectTerm(
+			item("partner", ast.StringTerm(g.Partner)),
+			item("scope", ast.StringTerm(g.Scope)),
+			item("products", stringArray(g.Products)),
+			item("wallet", ast.BooleanTerm(g.Wallet)),
+		)))
+	}
+	return ast.NewObject(items...)
+}
+
+func (g *MemberGrant) term() *ast.Term {
+	features := make([][2]*ast.Term, 0, len(g.Features))
+	for f, level := range g.Features {
+		features = append(features, ast.Item(ast.StringTerm(f), ast.StringTerm(level)))
+	}
+	fields := make([][2]*ast.Term, 0, len(g.Fields))
+	for f, names := range g.Fields {
+		fields = append(fields, ast.Item(ast.StringTerm(f), stringArray(names)))
+	}
+	return ast.ObjectTerm(
+		item("role", ast.StringTerm(g.Role)),
+		item("profile", ast.StringTerm(g.Profile)),
+		item("status", ast.StringTerm(g.Status)),
+		item("businesses", stringArray(g.Businesses)),
+		item("locations", stringArray(g.Locations)),
+		item("rights", stringArray(g.Rights)),
+		item("features", ast.ObjectTerm(features...)),
+		item("fields", ast.ObjectTerm(fields...)),
 	)
 }
 
+// key identifies the management part of a decision for the decision cache:
+// every value the policy may read, maps in sorted order.
 func (m *Management) key() string {
 	if m == nil {
 		return ""
 	}
-	return m.Action + "\x00" + m.Tenant + "\x00" + m.Partner + "\x00" + m.UserPartner + "\x00" + m.TargetRole
+	b, _ := json.Marshal(m) // struct fields in order, map keys sorted
+	return string(b)
 }
 
 // Access is input.access, built once per store lookup and reused while the

@@ -289,7 +289,7 @@ func (g *Gateway) apiPutMember(w http.ResponseWriter, r *http.Request) {
 		g.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, TargetRole: b.Role}) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, New: &policy.MemberGrant{Role: b.Role}}}) {
 		return
 	}
 	m, err := g.store.PutMember(r.Context(), access.Member{
@@ -311,7 +311,7 @@ func (g *Gateway) apiMemberStatus(status string) http.HandlerFunc {
 			g.writeStoreError(w, r, err)
 			return
 		}
-		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, TargetRole: current.Role}) {
+		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: &policy.MemberGrant{Role: current.Role}}}) {
 			return
 		}
 		m, err := g.store.SetMemberStatus(r.Context(), tenant, user, status)
@@ -326,7 +326,7 @@ func (g *Gateway) apiRemoveMember(w http.ResponseWriter, r *http.Request) {
 		g.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, TargetRole: current.Role}) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: &policy.MemberGrant{Role: current.Role}}}) {
 		return
 	}
 	g.reply(w, r, http.StatusNoContent, nil, g.store.RemoveMember(r.Context(), tenant, user))

@@ -1,17 +1,37 @@
 # METADATA
 # title: Who may manage access
 # description: |
-#   Decides calls to the management API (/.portero/api/v1/) and the admin
-#   console: input.management = {action, tenant, partner, user_partner,
-#   target_role}. System admins (a group listed in
-#   data.portero.definitions.system_admin_groups) may do everything; a
-#   tenant's owner and administrators manage its members and delegations;
-#   members with the user_management right (account manager and above)
-#   manage members below their own role; a partner's users answer the
-#   invitations addressed to their organisation.
+#   Decides calls to the management API (/.portero/api/v1/), the admin
+#   console and master access: input.management = {action, tenant, partner,
+#   user_partner, target, grant}.
+#
+#   A call is decided in two steps. The first names only the action and the
+#   tenant or partner: it comes before anything is read or decoded, so a
+#   caller it refuses learns nothing about which records exist. The second,
+#   for a change to a member, adds target = {user, current, new} (current is
+#   absent for a new member, new is absent when the member is removed or
+#   deactivated); for an invitation, grant = {partner, scope, products,
+#   wallet}.
+#
+#   System admins (a group in data.portero.definitions.system_admin_groups)
+#   may do everything but start master access (portero.master decides that),
+#   and the tenant's owner everything in its tenant: they are unrestricted.
+#   Active administrators, and active members with the user_management right
+#   from account manager up, manage members, but only members whose current
+#   and new role rank strictly below their own (never the owner), and grant
+#   only what they hold themselves: businesses and locations (administrators
+#   hold all), rights (administrators hold all), features at a level no
+#   higher than their own (read < edit; a profile and rights count as the
+#   features they give), and, where their own edits are limited per field,
+#   only those fields. Administrators invite partners with limited access to
+#   products they hold at edit (wallet access only when they hold every
+#   wallet feature at edit); full access acts as an administrator, so only
+#   the unrestricted grant it. A partner's users answer the invitations
+#   addressed to their organisation.
 package portero.admin
 
 import data.portero.definitions as defs
+import data.portero.features
 import data.portero.master
 import data.portero.members
 
@@ -22,22 +42,32 @@ is_system_admin if {
 
 _m := members.membership
 
+_active_member if {
+	members.kind == "member"
+	_m.status == "active"
+}
+
+# Unrestricted in the tenant: they manage anyone and grant anything.
+_unrestricted if is_system_admin
+
+_unrestricted if members.kind == "owner"
+
 _tenant_admin if members.kind == "owner"
 
 _tenant_admin if {
-	members.kind == "member"
-	_m.status == "active"
+	_active_member
 	_m.role == "administrator"
 }
 
-_user_manager if {
-	members.kind == "member"
-	_m.status == "active"
+# Who manages members at all (the first step); what they may do to whom is
+# member_refusal (the second).
+_member_manager if _tenant_admin
+
+_member_manager if {
+	_active_member
 	"user_management" in _m.rights
 	defs.roles[_m.role] >= defs.roles.account_manager
 }
-
-_tenant_actions := {"tenant.read", "members.read", "members.write", "delegations.read", "delegations.write"}
 
 default allow := false
 
@@ -62,20 +92,25 @@ allow if {
 }
 
 allow if {
-	input.management.action in _tenant_actions
+	input.management.action in {"tenant.read", "members.read"}
+	_member_manager
+}
+
+allow if {
+	input.management.action == "members.write"
+	_member_manager
+	not member_refusal
+}
+
+allow if {
+	input.management.action == "delegations.read"
 	_tenant_admin
 }
 
 allow if {
-	input.management.action in {"tenant.read", "members.read"}
-	_user_manager
-}
-
-# A user manager may give only roles below their own.
-allow if {
-	input.management.action == "members.write"
-	_user_manager
-	defs.roles[input.management.target_role] < defs.roles[_m.role]
+	input.management.action == "delegations.write"
+	_tenant_admin
+	not delegation_refusal
 }
 
 allow if {
@@ -86,4 +121,124 @@ allow if {
 
 reason := "admin.allowed" if allow
 else := master.refusal if input.management.action == "master.start"
-else := "admin.not_allowed"
+else := r if {
+	input.management.action == "members.write"
+	_member_manager
+	r := member_refusal
+} else := r if {
+	input.management.action == "delegations.write"
+	_tenant_admin
+	r := delegation_refusal
+} else := "admin.not_allowed"
+
+_target := input.management.target
+
+_new := _target.new
+
+# Why the caller may not make this change to a member; undefined when it
+# may, and in the first step (no target). Every refusal is written as
+# "not <holds>", so a value the policy does not know refuses.
+member_refusal := "admin.target_is_owner" if {
+	not _unrestricted
+	members.tenant.owner != ""
+	_target.user == members.tenant.owner
+} else := "admin.rank" if {
+	not _unrestricted
+	some role in _target_roles
+	not _ranks_below(role)
+} else := "admin.grant_business" if {
+	not _unrestricted
+	some b in _new.businesses
+	not _holds_business(b)
+} else := "admin.grant_location" if {
+	not _unrestricted
+	some l in _new.locations
+	not _holds_location(l)
+} else := "admin.grant_right" if {
+	not _unrestricted
+	some r in _new.rights
+	not _holds_right(r)
+} else := "admin.grant_feature" if {
+	not _unrestricted
+	some f, _ in _new_levels
+	not features.levels[f]
+} else := "admin.grant_level" if {
+	not _unrestricted
+	some f, level in _new_levels
+	not _holds_level(f, level)
+} else := "admin.grant_field" if {
+	not _unrestricted
+	_grants_unheld_field
+}
+
+# The member's role before and after the change.
+_target_roles contains object.get(_target.current, "role", "")
+
+_target_roles contains object.get(_new, "role", "")
+
+_ranks_below(role) if defs.roles[role] < defs.roles[_m.role]
+
+_holds_business(_) if _m.role == "administrator"
+
+_holds_business(b) if b in _m.businesses
+
+_holds_location(_) if _m.role == "administrator"
+
+_holds_location(l) if l in _m.locations
+
+# Administrators act with every right (portero.roles).
+_holds_right(_) if _m.role == "administrator"
+
+_holds_right(r) if r in _m.rights
+
+_level_rank := {"read": 1, "edit": 2}
+
+_holds_level(f, level) if _level_rank[level] <= _level_rank[features.levels[f]]
+
+# The levels the new membership gives, as portero.features computes them:
+# the administrators' default, then extra rights, the profile, and explicit
+# feature rights.
+_new_levels := object.union_n([
+	_role_default(object.get(_new, "role", "")),
+	{defs.rights[r].feature: "edit" | some r in object.get(_new, "rights", []); defs.rights[r].feature},
+	object.get(defs.profiles, [object.get(_new, "profile", ""), "features"], {}),
+	object.get(_new, "features", {}),
+])
+
+_role_default(role) := defs.profiles.full.features if role == "administrator"
+else := {}
+
+# The caller may edit only some fields of a feature: an edit grant of that
+# feature must be limited to some of those fields.
+_grants_unheld_field if {
+	some f, level in _new_levels
+	level == "edit"
+	_m.fields[f]
+	not _new.fields[f]
+}
+
+_grants_unheld_field if {
+	some f, names in _new.fields
+	limit := _m.fields[f]
+	some name in names
+	not name in limit
+}
+
+_grant := input.management.grant
+
+# Why the caller may not make this invitation; undefined when it may, and in
+# the first step (no grant).
+delegation_refusal := "admin.grant_full" if {
+	not _unrestricted
+	_grant.scope != "limited"
+} else := "admin.grant_product" if {
+	not _unrestricted
+	some p in _grant.products
+	not features.levels[p] == "edit"
+} else := "admin.grant_wallet" if {
+	not _unrestricted
+	_grant.wallet == true
+	some f, def in defs.features
+	def.wallet
+	not features.levels[f] == "edit"
+}
