@@ -32,6 +32,18 @@ routes:
 // a location manager, an accountant, a deactivatable member and a partner.
 func newAccessHarness(t *testing.T) (*harness, *access.Store) {
 	t.Helper()
+	h, store := newRecordingAccessHarness(t)
+	go func() { // the upstream's record of requests is not needed here
+		for range h.got {
+		}
+	}()
+	return h, store
+}
+
+// newRecordingAccessHarness is newAccessHarness with the upstream's record
+// of requests kept for the test (h.upstreamSaw).
+func newRecordingAccessHarness(t *testing.T) (*harness, *access.Store) {
+	t.Helper()
 	ctx := context.Background()
 	store, err := access.Open(ctx, filepath.Join(t.TempDir(), "portero.db"))
 	if err != nil {
@@ -55,10 +67,6 @@ func newAccessHarness(t *testing.T) (*harness, *access.Store) {
 	h := newHarnessWith(t, nil, harnessOpts{store: store, config: func(issuer, upstream string) string {
 		return fmt.Sprintf(accessConfig, issuer, upstream)
 	}})
-	go func() { // the upstream's record of requests is not needed here
-		for range h.got {
-		}
-	}()
 	return h, store
 }
 

@@ -134,12 +134,38 @@ func (b *bearerAuthenticator) authenticate(ctx context.Context, raw string) (*po
 	if err := tok.Claims(&claims); err != nil {
 		return nil, &authError{"malformed", err}
 	}
+	if err := checkTokenTimes(claims, now, b.cfg.ClockSkew); err != nil {
+		return nil, &authError{"invalid", err}
+	}
 	id, err := mapClaims(b.cfg.Claims, claims, "bearer", "")
 	if err != nil {
 		return nil, &authError{"malformed", err}
 	}
 	b.cache.put(raw, id, tok.Expiry, now)
 	return id, nil
+}
+
+// checkTokenTimes refuses a token that claims to be issued (iat) or to
+// become valid (nbf) further in the future than the allowed clock skew:
+// such a token was minted for later use, or by a clock that is wrong, and
+// would otherwise outlive its intended window. The expiry is checked by
+// the verifier. Claims that are present but not numbers are refused.
+func checkTokenTimes(claims map[string]any, now time.Time, skew time.Duration) error {
+	for _, name := range []string{"iat", "nbf"} {
+		v, ok := claims[name]
+		if !ok {
+			continue
+		}
+		n, ok := v.(float64)
+		if !ok {
+			return fmt.Errorf("claim %s is not a number", name)
+		}
+		at := time.Unix(int64(n), 0)
+		if at.After(now.Add(skew)) {
+			return fmt.Errorf("claim %s is %s, later than now (%s) plus the allowed clock skew %s", name, at.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+		}
+	}
+	return nil
 }
 
 // mapClaims turns verified claims into the policy's identity, per the claim

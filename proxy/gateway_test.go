@@ -54,10 +54,13 @@ func (s *syncBuffer) String() string {
 
 // received is what the upstream saw.
 type received struct {
-	Path   string
-	Host   string
-	Header http.Header
-	Body   string
+	Method  string
+	Path    string
+	Query   string
+	Host    string
+	Header  http.Header
+	Trailer http.Header
+	Body    string
 }
 
 type harness struct {
@@ -115,7 +118,8 @@ func newHarnessWith(t testing.TB, policyFS fstest.MapFS, o harnessOpts) *harness
 	h.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		select {
-		case h.got <- received{Path: r.URL.EscapedPath(), Host: r.Host, Header: r.Header.Clone(), Body: string(body)}:
+		case h.got <- received{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Host: r.Host,
+			Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: string(body)}:
 		default:
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -237,6 +241,12 @@ func TestBearerTokenHostileCases(t *testing.T) {
 		{"expired", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() }))}, 401, "auth.expired"},
 		{"no expiry", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { delete(c, "exp") }))}, 401, "auth.expired"},
 		{"not yet valid", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["nbf"] = time.Now().Add(time.Hour).Unix() }))}, 401, "auth.invalid"},
+		{"not yet valid within the skew", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["nbf"] = time.Now().Add(30 * time.Second).Unix() }))}, 200, ""},
+		{"issued a day in the future", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["iat"] = time.Now().Add(24 * time.Hour).Unix() }))}, 401, "auth.invalid"},
+		{"issued two minutes in the future", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["iat"] = time.Now().Add(2 * time.Minute).Unix() }))}, 401, "auth.invalid"},
+		{"issued within the skew", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["iat"] = time.Now().Add(30 * time.Second).Unix() }))}, 200, ""},
+		{"nbf two minutes ahead", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["nbf"] = time.Now().Add(2 * time.Minute).Unix() }))}, 401, "auth.invalid"},
+		{"iat not a number", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["iat"] = "yesterday" }))}, 401, "auth.invalid"},
 		{"other issuer", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["iss"] = "https://evil.example.com" }))}, 401, "auth.invalid"},
 		{"other audience", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { c["aud"] = "someone-else" }))}, 401, "auth.invalid"},
 		{"no subject", []string{"Bearer " + iss.Sign(t, with(func(c map[string]any) { delete(c, "sub") }))}, 401, "auth.malformed"},
@@ -400,7 +410,7 @@ func TestDenials(t *testing.T) {
 		{"encoded dot-dot", "GET", "http://acme.apps.example.com/api/%2e%2e/admin", tok, "", 400, "request.bad_path", true},
 		{"encoded slash", "GET", "http://acme.apps.example.com/api%2fadmin", tok, "", 400, "request.bad_path", true},
 		{"dot-dot above root", "GET", "http://acme.apps.example.com/api/../../etc", tok, "", 400, "request.bad_path", true},
-		{"body too large", "POST", "http://acme.apps.example.com/api/x", tok, `{"a":"` + strings.Repeat("x", 100) + `"}`, 413, "request.bad_body", false},
+		{"body too large", "POST", "http://acme.apps.example.com/api/x", tok, `{"a":"` + strings.Repeat("x", 100) + `"}`, 413, "request.body_too_large", false},
 		{"body not JSON", "POST", "http://acme.apps.example.com/api/x", tok, `{"a":`, 400, "request.bad_body", false},
 	}
 	for _, tc := range cases {

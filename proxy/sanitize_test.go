@@ -50,7 +50,8 @@ func TestNormalizePath(t *testing.T) {
 		{in: "/api/x/..", want: "/api", segs: []string{"api"}},
 		{in: "/a%20b/c", want: "/a%20b/c", segs: []string{"a b", "c"}},
 		{in: "/caf%C3%A9", want: "/caf%C3%A9", segs: []string{"café"}},
-		{in: "/a;v=1/b", want: "/a;v=1/b", segs: []string{"a;v=1", "b"}},
+		{in: "/a%20b", want: "/a%20b", segs: []string{"a b"}},
+		{in: "/%E6%97%A5%E6%9C%AC", want: "/%E6%97%A5%E6%9C%AC", segs: []string{"日本"}},
 		// Hostile: every one is refused, never guessed at.
 		{in: "/..", bad: true},
 		{in: "/../etc/passwd", bad: true},
@@ -71,6 +72,31 @@ func TestNormalizePath(t *testing.T) {
 		{in: "/api/%zz", bad: true},
 		{in: "/api/%4", bad: true},
 		{in: "/..;/admin", bad: true},
+		// Spellings an app may route to another path than the policy sees.
+		{in: "/a;v=1/b", bad: true},
+		{in: "/reviews;", bad: true},
+		{in: "/reviews;x=1", bad: true},
+		{in: "/reviews%3bx", bad: true},
+		{in: "/reviews%3Bx", bad: true},
+		{in: "/reviews%20", bad: true},
+		{in: "/%20reviews", bad: true},
+		{in: "/reviews%09", bad: true},
+		{in: "/reviews%e2%80%8b", bad: true},         // zero-width space
+		{in: "/rev%e2%80%8biews", bad: true},         // zero-width space inside
+		{in: "/reviews%ef%bb%bf", bad: true},         // byte order mark
+		{in: "/reviews%e2%80%ae", bad: true},         // right-to-left override
+		{in: "/reviews%c2%a0", bad: true},            // no-break space
+		{in: "/reviews%e3%80%80", bad: true},         // ideographic space
+		{in: "/%c0%ae%c0%ae/admin", bad: true},       // overlong dots
+		{in: "/%c0%afadmin", bad: true},              // overlong slash
+		{in: "/%ef%bc%8e%ef%bc%8e/admin", bad: true}, // fullwidth dots
+		{in: "/%ef%bd%92eviews", bad: true},          // fullwidth r
+		{in: "/%ef%ac%81le", bad: true},              // fi ligature
+		{in: "/reviews%ff", bad: true},               // invalid UTF-8
+		{in: "/reviews%c2", bad: true},               // truncated UTF-8
+		{in: "/reviews%ed%a0%80", bad: true},         // surrogate
+		{in: "/reviews%c2%85", bad: true},            // next line (C1 control)
+		{in: "/reviews%e2%80%a8", bad: true},         // line separator
 		{in: "/api/.;/x", bad: true},
 		{in: "api/x", bad: true},
 		{in: "", bad: true},

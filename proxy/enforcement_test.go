@@ -1,0 +1,501 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portero-gateway/portero/access"
+)
+
+// The tables in this file are the hostile cases of issue 11, one table per
+// class, each sent through the real ServeHTTP to a real upstream, checking
+// what the upstream received, not only the status.
+
+// upstreamControlled returns the headers of h that a client must never be
+// able to set or remove: Portero's own, impersonation, and the override
+// headers (X-Forwarded-For, -Host and -Proto are set by the forwarder from
+// the connection and compared separately).
+func upstreamControlled(h http.Header) http.Header {
+	out := http.Header{}
+	reserved := newReservedHeaders("X-Portero-Assertion")
+	for name, vals := range h {
+		n := normalizeHeaderName(name)
+		switch n {
+		case "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto":
+			continue
+		}
+		if reserved.controlled(n) {
+			out[name] = vals
+		}
+	}
+	return out
+}
+
+// withoutAssertion drops the assertion (its jti and times differ per
+// request) after checking there is exactly one.
+func withoutAssertion(t *testing.T, h http.Header) http.Header {
+	t.Helper()
+	if v := h.Values("X-Portero-Assertion"); len(v) != 1 || strings.Count(v[0], ".") != 2 {
+		t.Fatalf("upstream assertion %q, want exactly one JWT", v)
+	}
+	out := h.Clone()
+	out.Del("X-Portero-Assertion")
+	return out
+}
+
+// hostileHeaderSets are inbound headers that try to add, change or delete
+// what Portero sets: copies of reserved and override headers in several
+// spellings, Connection tokens naming them (ReverseProxy deletes every
+// header named in Connection), and combinations.
+var hostileHeaderSets = map[string]http.Header{
+	"connection names user and assertion": {"Connection": {"close, X-Portero-User, X-Portero-Assertion"}},
+	"connection names every header":       {"Connection": {"X-Portero-User, X-Portero-Tenant, X-Portero-Role, X-Portero-Roles, X-Portero-Scope, X-Portero-Features, X-Portero-Assertion"}},
+	"connection names impersonator":       {"Connection": {"X-Portero-Impersonator, X-Portero-Impersonation-Reason, X-Portero-Impersonation-Id, X-Portero-Impersonation-Mode, X-Portero-Impersonation-Expires"}},
+	"connection names kubernetes":         {"Connection": {"Impersonate-User, Impersonate-Group, Impersonate-Extra-Impersonator, Impersonate-Extra-Reason"}},
+	"connection tokens in odd spellings":  {"Connection": {"x_portero_user,X-PORTERO-ASSERTION", "  x-portero-tenant  ,keep-alive"}},
+	"two connection headers":              {"Connection": {"keep-alive", "X-Portero-User"}},
+	"connection names forwarded headers":  {"Connection": {"X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto"}},
+	"copies of reserved headers": {
+		"X-Portero-User": {"root"}, "X_portero_tenant": {"globex"}, "X-PORTERO-ROLE": {"administrator"},
+		"X-Portero-Features": {`{"billing":"edit"}`}, "X-Portero-Assertion": {"forged.jwt.value"},
+		"X-Portero-Impersonator": {"mallory"}, "Impersonate-User": {"root"}, "impersonate_group": {"system:masters"},
+	},
+	"override headers": {
+		"X-Original-Url": {"/admin"}, "X-Rewrite-Url": {"/admin"}, "X-Forwarded-Uri": {"/admin"},
+		"X-Original-Uri": {"/admin"}, "X-Forwarded-Prefix": {"/admin"}, "X-Forwarded-Path": {"/admin"},
+		"X-Http-Method-Override": {"DELETE"}, "X-Http-Method": {"DELETE"}, "X-Method-Override": {"DELETE"},
+		"X-Real-Ip": {"10.0.0.1"}, "X-Forwarded-For": {"10.0.0.1"}, "X-Forwarded-Host": {"evil.example"},
+		"Forwarded": {"for=10.0.0.1;host=evil.example"}, "X-Original-Method": {"DELETE"}, "X_forwarded_uri": {"/admin"},
+	},
+	"reserved copies named in connection too": {
+		"X-Portero-User": {"root"}, "Connection": {"X-Portero-User, X-Portero-Assertion"},
+		"X-Portero-Assertion": {"forged"},
+	},
+}
+
+// TestDecisionHeadersCannotBeRemovedOrForged sends every hostile header set
+// as a member, and as a system admin under master access in both header
+// profiles: the upstream's controlled headers are exactly those of the same
+// request sent without them.
+func TestDecisionHeadersCannotBeRemovedOrForged(t *testing.T) {
+	t.Run("member", func(t *testing.T) {
+		h, _ := newRecordingAccessHarness(t)
+		leo := h.tokenFor(t, "leo")
+		send := func(extra http.Header) received {
+			rec := h.do(t, "GET", "http://localhost/t/acme/locations/l1", leo, extra, "")
+			if rec.Code != 200 {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			return h.upstreamSaw(t)
+		}
+		checkHeaderSets(t, send)
+	})
+	for _, profile := range []string{"portero", "kubernetes"} {
+		t.Run("master access "+profile, func(t *testing.T) {
+			m := newMasterHarness(t, "headers:\n  profile: "+profile+"\n")
+			m.b.signIn("http://localhost/t/acme/", samClaims())
+			m.mustStart(t, "acme", "Ticket SUP-90: header property test", "read_only", "10m")
+			send := func(extra http.Header) received {
+				rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, extra)
+				if rec.Code != 200 {
+					t.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+				return m.upstreamSaw(t)
+			}
+			clean := checkHeaderSets(t, send)
+			want := "X-Portero-Impersonator"
+			if profile == "kubernetes" {
+				want = "Impersonate-Extra-Impersonator"
+			}
+			if clean.Get(want) != "sam" {
+				t.Fatalf("%s = %q, want sam", want, clean.Get(want))
+			}
+		})
+	}
+}
+
+// checkHeaderSets compares each hostile set with the clean request and
+// returns the clean request's controlled headers.
+func checkHeaderSets(t *testing.T, send func(http.Header) received) http.Header {
+	t.Helper()
+	clean := send(nil)
+	want := withoutAssertion(t, upstreamControlled(clean.Header))
+	if len(want) == 0 {
+		t.Fatal("the clean request carried no decision headers")
+	}
+	for name, set := range hostileHeaderSets {
+		got := send(set.Clone())
+		if diff := headerDiff(want, withoutAssertion(t, upstreamControlled(got.Header))); diff != "" {
+			t.Errorf("%s: upstream headers differ from the decision's: %s", name, diff)
+		}
+		if xff := got.Header.Values("X-Forwarded-For"); len(xff) != 1 || strings.Contains(xff[0], "10.0.0.1") {
+			t.Errorf("%s: X-Forwarded-For %q", name, xff)
+		}
+		if got.Method != "GET" || got.Header.Get("X-Forwarded-Host") == "evil.example" {
+			t.Errorf("%s: upstream saw method %s host %q", name, got.Method, got.Header.Get("X-Forwarded-Host"))
+		}
+	}
+	return want
+}
+
+func headerDiff(want, got http.Header) string {
+	var diffs []string
+	for name, v := range want {
+		if !slices.Equal(got[name], v) {
+			diffs = append(diffs, fmt.Sprintf("%s: got %q want %q", name, got[name], v))
+		}
+	}
+	for name, v := range got {
+		if _, ok := want[name]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: unexpected %q", name, v))
+		}
+	}
+	slices.Sort(diffs)
+	return strings.Join(diffs, "; ")
+}
+
+// TestRequestTrailersNeverReachTheApp sends chunked bodies with trailers
+// over a real connection: on a route that inspects bodies and on one that
+// streams them, the app receives the body and no trailer.
+func TestRequestTrailersNeverReachTheApp(t *testing.T) {
+	h := newHarnessWith(t, nil, harnessOpts{config: func(issuer, upstream string) string {
+		return fmt.Sprintf(testConfig, issuer, upstream, upstream) + `
+  - name: stream
+    hosts: ["*.stream.example.com"]
+    upstream: ` + upstream + `
+    body: {inspect: false}
+`
+	}})
+	tok := h.member(t)
+	targets := map[string]string{ // host -> path
+		"acme.apps.example.com":   "/api/x",                   // inspects bodies
+		"acme.stream.example.com": "/t/acme/reviews/r1/reply", // streams them
+	}
+	for host, path := range targets {
+		for _, trailer := range []string{"X-Portero-User", "X-Portero-Assertion", "Impersonate-User", "X-Custom", "X-Forwarded-Uri"} {
+			t.Run(host+" "+trailer, func(t *testing.T) {
+				raw := "POST " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + tok +
+					"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: " + trailer +
+					"\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n" + trailer + ": forged\r\n\r\n"
+				if status := rawRequest(t, h.srv.Listener.Addr().String(), raw); status != 200 {
+					t.Fatalf("status %d", status)
+				}
+				got := h.upstreamSaw(t)
+				if len(got.Trailer) != 0 || got.Header.Get(trailer) == "forged" {
+					t.Fatalf("upstream received trailer %v headers %v", got.Trailer, got.Header)
+				}
+				if got.Body != `{"a":1}` {
+					t.Fatalf("upstream body %q", got.Body)
+				}
+			})
+		}
+	}
+}
+
+func rawRequest(t *testing.T, addr, raw string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestBodiesFailClosed: a location manager limited to phone and hours
+// tries to change the name with every label and encoding. What Portero
+// cannot parse is refused whatever its label; what it parses is checked;
+// the app never receives a body the policy did not see.
+func TestBodiesFailClosed(t *testing.T) {
+	h, _ := newRecordingAccessHarness(t)
+	leo := h.tokenFor(t, "leo")
+	const path = "http://localhost/t/acme/locations/l1/profile"
+	cases := []struct {
+		name    string
+		method  string
+		headers http.Header
+		body    string
+		status  int
+		reason  string
+	}{
+		{"text/plain", "PATCH", http.Header{"Content-Type": {"text/plain"}}, `{"name":"x"}`, 415, "request.body_unsupported"},
+		{"no content type", "PATCH", nil, `{"name":"x"}`, 415, "request.body_unsupported"},
+		{"two content types", "PATCH", http.Header{"Content-Type": {"application/json", "text/plain"}}, `{"phone":"1"}`, 415, "request.body_unsupported"},
+		{"text/json", "PATCH", http.Header{"Content-Type": {"text/json"}}, `{"name":"x"}`, 415, "request.body_unsupported"},
+		{"multipart", "PATCH", http.Header{"Content-Type": {"multipart/form-data; boundary=b"}}, "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--b--\r\n", 415, "request.body_unsupported"},
+		{"gzip encoded", "PATCH", http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, "\x1f\x8b", 415, "request.body_unsupported"},
+		{"utf-16 charset", "PATCH", http.Header{"Content-Type": {"application/json; charset=utf-16"}}, `{"phone":"1"}`, 415, "request.body_unsupported"},
+		{"unparseable type", "PATCH", http.Header{"Content-Type": {"application/json; ;"}}, `{"phone":"1"}`, 415, "request.body_unsupported"},
+		{"form with a forbidden field", "PATCH", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "phone=1&name=x", 403, "field.not_allowed"},
+		{"form with nested field", "PATCH", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "location%5Bname%5D=x", 403, "field.not_allowed"},
+		{"form with semicolons", "PATCH", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "phone=1;name=x", 400, "request.bad_body"},
+		{"json forbidden field", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`, 403, "field.not_allowed"},
+		{"json escaped key", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"n\u0061me":"x"}`, 403, "field.not_allowed"},
+		{"json other case", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"Name":"x"}`, 403, "field.not_allowed"},
+		{"json +json suffix", "PATCH", http.Header{"Content-Type": {"application/merge-patch+json"}}, `{"name":"x"}`, 403, "field.not_allowed"},
+		{"json duplicate key", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1","phone":"2"}`, 400, "request.duplicate_key"},
+		{"json duplicate nested key", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":{"a":1,"a":2}}`, 400, "request.duplicate_key"},
+		{"json escaped duplicate", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1","ph\u006fne":"2"}`, 400, "request.duplicate_key"},
+		{"json trailing data", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1"}{"name":"x"}`, 400, "request.bad_body"},
+		{"json array", "PATCH", http.Header{"Content-Type": {"application/json"}}, `[{"name":"x"}]`, 403, "field.not_allowed"},
+		{"json string", "PATCH", http.Header{"Content-Type": {"application/json"}}, `"name"`, 403, "field.not_allowed"},
+		{"json invalid utf-8", "PATCH", http.Header{"Content-Type": {"application/json"}}, "{\"phone\":\"\xff\"}", 400, "request.bad_body"},
+		{"json with a byte order mark", "PATCH", http.Header{"Content-Type": {"application/json"}}, "\ufeff{\"name\":\"x\"}", 400, "request.bad_body"},
+		{"json _method", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1","_method":"DELETE"}`, 400, "request.method_override"},
+		{"form _method", "POST", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "phone=1&_method=DELETE", 400, "request.method_override"},
+		{"PUT forbidden field", "PUT", http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`, 403, "field.not_allowed"},
+		{"POST forbidden field", "POST", http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`, 403, "field.not_allowed"},
+		{"too deep", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, 400, "request.bad_body"},
+		// Allowed: the app receives exactly the body the policy saw.
+		{"json allowed fields", "PATCH", http.Header{"Content-Type": {"application/json; charset=utf-8"}}, `{"phone":"1","hours":"9-5"}`, 200, ""},
+		{"form allowed fields", "PATCH", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "phone=1&hours=9-5", 200, ""},
+		{"PUT allowed field", "PUT", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1"}`, 200, ""},
+		{"empty body", "PATCH", nil, "", 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := h.do(t, tc.method, path, leo, tc.headers, tc.body)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if tc.status != 200 {
+				h.upstreamSawNothing(t)
+				if got := reasonOf(t, rec); got != tc.reason {
+					t.Fatalf("reason %q, want %q", got, tc.reason)
+				}
+				return
+			}
+			got := h.upstreamSaw(t)
+			if got.Body != tc.body || got.Method != tc.method {
+				t.Fatalf("upstream got %s %q, want %s %q", got.Method, got.Body, tc.method, tc.body)
+			}
+		})
+	}
+}
+
+// TestUnmappedOperationsAreRefused: operations the route mapping does not
+// name are refused for every caller (default deny); every URL and method of
+// a feature is covered by its subtree and method class.
+func TestUnmappedOperationsAreRefused(t *testing.T) {
+	h, store := newRecordingAccessHarness(t)
+	ctx := context.Background()
+	d, err := store.Invite(ctx, access.Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews", "billing"}, InvitedBy: "olivia"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Transition(ctx, d.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		user, method, path string
+		status             int
+		reason             string
+	}{
+		{"avery", "DELETE", "/t/acme/reviews/r1", 403, "feature.not_granted"},
+		{"avery", "POST", "/t/acme/reviews/r1/reply", 403, "feature.not_granted"},
+		{"avery", "GET", "/t/acme/reviews/r1/replies/2", 403, "feature.not_granted"},
+		{"leo", "POST", "/t/acme/locations/l9/status", 403, "scope.location"},
+		{"leo", "PUT", "/t/acme/locations/l9/profile", 403, "scope.location"},
+		{"leo", "DELETE", "/t/acme/locations/l9/photos/p1", 403, "scope.location"},
+		{"leo", "GET", "/t/acme/locations/l1/locations/l9", 403, "scope.location"},
+		{"pat", "GET", "/t/acme/billing/invoices", 403, "delegation.no_wallet"},
+		{"pat", "GET", "/t/acme/ads", 403, "delegation.product_not_granted"},
+		{"leo", "GET", "/t/acme/orders", 403, "operation.unmapped"},
+		{"adam", "GET", "/t/acme/orders", 403, "operation.unmapped"},
+		{"olivia", "DELETE", "/t/acme/admin/everything", 403, "operation.unmapped"},
+		{"adam", "PATCH", "/t/acme/", 403, "operation.unmapped"},
+		{"adam", "DELETE", "/t/acme/static/app.css", 403, "operation.unmapped"},
+		{"adam", "GET", "/t/acme/reviews.json", 403, "operation.unmapped"},
+		{"adam", "GET", "/t/acme/reviews.", 403, "operation.unmapped"},
+		// Allowed: the mapped operations still work.
+		{"pat", "GET", "/t/acme/reviews/r1", 200, ""},
+		{"leo", "GET", "/t/acme/", 200, ""},
+		{"leo", "GET", "/t/acme/static/app.css", 200, ""},
+		{"leo", "POST", "/t/acme/locations/l1/status", 200, ""},
+		{"adam", "GET", "/t/acme/Reviews", 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.user+" "+tc.method+" "+tc.path, func(t *testing.T) {
+			rec := h.do(t, tc.method, "http://localhost"+tc.path, h.tokenFor(t, tc.user), nil, "")
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if tc.status != 200 {
+				h.upstreamSawNothing(t)
+				if got := reasonOf(t, rec); got != tc.reason {
+					t.Fatalf("reason %q, want %q", got, tc.reason)
+				}
+				return
+			}
+			if got := h.upstreamSaw(t); got.Method != tc.method || got.Path != tc.path {
+				t.Fatalf("upstream got %s %s", got.Method, got.Path)
+			}
+		})
+	}
+}
+
+// TestOneCanonicalRequest: spellings of a path, method or query that an app
+// could route differently from what the policy decided on are refused
+// before the policy (400/405); overrides are removed; the app receives the
+// method, path and query the policy saw.
+func TestOneCanonicalRequest(t *testing.T) {
+	h, _ := newRecordingAccessHarness(t)
+	avery := h.tokenFor(t, "avery") // billing only: may not read reviews
+	refused := []struct {
+		method, path string
+		status       int
+		reason       string
+	}{
+		{"GET", "/t/acme/reviews;x=1", 400, "request.bad_path"},
+		{"GET", "/t/acme/reviews;", 400, "request.bad_path"},
+		{"GET", "/t/acme/reviews%3bx", 400, "request.bad_path"},
+		{"GET", "/t/acme/reviews%3Bx", 400, "request.bad_path"},
+		{"GET", "/t/acme/billing;/../reviews", 400, "request.bad_path"},
+		{"GET", "/t/acme/reviews%20", 400, "request.bad_path"},
+		{"GET", "/t/acme/reviews%e2%80%8b", 400, "request.bad_path"},
+		{"GET", "/t/acme/%e2%80%8breviews", 400, "request.bad_path"},
+		{"GET", "/t/acme/%c0%ae%c0%ae/reviews", 400, "request.bad_path"},
+		{"GET", "/t/acme/billing/%ef%bc%8e%ef%bc%8e/reviews", 400, "request.bad_path"},
+		{"GET", "/t/acme/%ef%bd%92eviews", 400, "request.bad_path"},
+		{"GET", "/t/acme/reviews%ff", 400, "request.bad_path"},
+		{"GET", "/t/acme/Reviews", 403, "feature.not_granted"},
+		{"GET", "/t/acme/REVIEWS", 403, "feature.not_granted"},
+		{"GET", "/t/acme/reviews.json", 403, "operation.unmapped"},
+		{"delete", "/t/acme/billing", 400, "request.bad_method"},
+		{"Get", "/t/acme/billing", 400, "request.bad_method"},
+		{"TRACE", "/t/acme/billing", 405, "request.method_not_allowed"},
+		{"CONNECT", "/t/acme/billing", 405, "request.method_not_allowed"},
+		{"PROPFIND", "/t/acme/billing", 405, "request.method_not_allowed"},
+		{"BREW", "/t/acme/billing", 405, "request.method_not_allowed"},
+		{"GET", "/t/acme/billing?a=1;b=2", 400, "request.bad_query"},
+		{"GET", "/t/acme/billing?a=%zz", 400, "request.bad_query"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, "http://localhost"+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+avery)
+			req.Header.Set("Accept", "application/json")
+			rec := httptest.NewRecorder()
+			h.gw.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			h.upstreamSawNothing(t)
+			if got := reasonOf(t, rec); got != tc.reason {
+				t.Fatalf("reason %q, want %q", got, tc.reason)
+			}
+		})
+	}
+	// Overrides: removed, and the app receives the method the policy saw.
+	overrides := []struct {
+		name   string
+		query  string
+		header http.Header
+	}{
+		{"X-HTTP-Method-Override", "", http.Header{"X-Http-Method-Override": {"DELETE"}}},
+		{"X-HTTP-Method", "", http.Header{"X-Http-Method": {"DELETE"}}},
+		{"X-Method-Override", "", http.Header{"X-Method-Override": {"DELETE"}}},
+		{"_method parameter", "_method=DELETE&page=2", nil},
+		{"encoded _method parameter", "%5Fmethod=DELETE&page=2", nil},
+		{"upper-case _METHOD parameter", "page=2&_METHOD=DELETE", nil},
+		{"path overrides", "page=2", http.Header{"X-Original-Url": {"/t/acme/reviews"}, "X-Rewrite-Url": {"/t/acme/reviews"}, "X-Forwarded-Prefix": {"/admin"}}},
+	}
+	for _, tc := range overrides {
+		t.Run("override "+tc.name, func(t *testing.T) {
+			rec := h.do(t, "GET", "http://localhost/t/acme/billing?"+tc.query, avery, tc.header, "")
+			if rec.Code != 200 {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			got := h.upstreamSaw(t)
+			if got.Method != "GET" || got.Path != "/t/acme/billing" || strings.Contains(strings.ToLower(got.Query), "_method") {
+				t.Fatalf("upstream got %s %s?%s", got.Method, got.Path, got.Query)
+			}
+			if c := upstreamControlled(got.Header); c.Get("X-Http-Method-Override")+c.Get("X-Http-Method")+c.Get("X-Method-Override")+c.Get("X-Original-Url")+c.Get("X-Rewrite-Url")+c.Get("X-Forwarded-Prefix") != "" {
+				t.Fatalf("override headers reached the app: %v", c)
+			}
+		})
+	}
+}
+
+// TestMethodOverrideOptIn: a route that opts in has the policy decide on
+// the overridden method, which the app then receives as the method.
+func TestMethodOverrideOptIn(t *testing.T) {
+	h := newHarnessWith(t, nil, harnessOpts{config: func(issuer, upstream string) string {
+		return fmt.Sprintf(accessConfig, issuer, upstream) + "    method_override: true\n    extra_methods: [PROPFIND]\n"
+	}})
+	rec := h.do(t, "POST", "http://localhost/t/acme/x?_method=PROPFIND", h.member(t), nil, "")
+	// claims mode: any member; the decision is on PROPFIND.
+	if rec.Code != 200 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if got := h.upstreamSaw(t); got.Method != "PROPFIND" || got.Query != "" {
+		t.Fatalf("upstream got %s ?%s", got.Method, got.Query)
+	}
+	rec = h.do(t, "POST", "http://localhost/t/acme/x", h.member(t), http.Header{"X-Http-Method-Override": {"DELETE"}, "X-Method-Override": {"PUT"}}, "")
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("conflicting overrides: %d", rec.Code)
+	}
+	rec = h.do(t, "GET", "http://localhost/t/acme/x", h.member(t), http.Header{"X-Http-Method-Override": {"DELETE"}}, "")
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("override of a GET: %d", rec.Code)
+	}
+	h.upstreamSawNothing(t)
+}
+
+// TestFeaturesHeaderIsTheEffectiveRight: a limited partner without wallet
+// is told only the products it was granted; a location manager with
+// user_rights ticked is not told it may edit them.
+func TestFeaturesHeaderIsTheEffectiveRight(t *testing.T) {
+	h, store := newRecordingAccessHarness(t)
+	ctx := context.Background()
+	d, err := store.Invite(ctx, access.Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews", "billing"}, InvitedBy: "olivia"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Transition(ctx, d.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutMember(ctx, access.Member{Tenant: "acme", User: "lena", Role: "location_manager", Locations: []string{"l1"},
+		Features: map[string]string{"user_rights": "edit", "reviews": "read"}}); err != nil {
+		t.Fatal(err)
+	}
+	features := func(user string) map[string]string {
+		rec := h.do(t, "GET", "http://localhost/t/acme/reviews", h.tokenFor(t, user), nil, "")
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", user, rec.Code, rec.Body)
+		}
+		var m map[string]string
+		if err := json.Unmarshal([]byte(h.upstreamSaw(t).Header.Get("X-Portero-Features")), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if got := features("pat"); len(got) != 1 || got["reviews"] != "edit" {
+		t.Errorf("partner features %v, want only reviews", got)
+	}
+	if got := features("lena"); got["user_rights"] != "" || got["reviews"] != "read" {
+		t.Errorf("location manager features %v", got)
+	}
+}
