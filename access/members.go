@@ -3,6 +3,8 @@ package access
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 )
 
 const memberCols = `tenant, user, role, businesses, locations, features, fields, rights, profile, status, updated_at`
@@ -82,4 +84,79 @@ func (s *Store) RemoveMember(ctx context.Context, tenant, user string) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
 		return affected(res, err, "member "+user+" of "+tenant)
 	})
+}
+
+// Writes by a caller whose permission was decided on the member as it was
+// read (seen; nil: not a member yet): each writes only if the member is
+// still exactly as seen, else ErrConflict, so a decision about the member's
+// role and rights cannot be outdated by a concurrent change.
+
+// PutMemberAsSeen adds or replaces a member that is still as seen.
+func (s *Store) PutMemberAsSeen(ctx context.Context, m Member, seen *Member) (*Member, error) {
+	if err := ValidateMember(&m); err != nil {
+		return nil, err
+	}
+	stamp := s.stamp()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := memberAsSeen(ctx, tx, m.Tenant, m.User, seen); err != nil {
+			return err
+		}
+		return upsertMember(ctx, tx, &m, stamp)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Member(ctx, m.Tenant, m.User)
+}
+
+// SetMemberStatusAsSeen deactivates or reactivates a member that is still
+// as seen.
+func (s *Store) SetMemberStatusAsSeen(ctx context.Context, tenant, user, status string, seen *Member) (*Member, error) {
+	if err := oneOf("status", status, MemberStatuses); err != nil {
+		return nil, err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := memberAsSeen(ctx, tx, tenant, user, seen); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
+		return affected(res, err, "member "+user+" of "+tenant)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Member(ctx, tenant, user)
+}
+
+// RemoveMemberAsSeen deletes a membership that is still as seen.
+func (s *Store) RemoveMemberAsSeen(ctx context.Context, tenant, user string, seen *Member) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := memberAsSeen(ctx, tx, tenant, user, seen); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
+		return affected(res, err, "member "+user+" of "+tenant)
+	})
+}
+
+// memberAsSeen is ErrConflict unless the member is as seen (nil: absent).
+// It takes the write lock first, so nothing changes between the check and
+// the write that follows in tx.
+func memberAsSeen(ctx context.Context, tx *sql.Tx, tenant, user string, seen *Member) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value WHERE key = 'generation'`); err != nil {
+		return err
+	}
+	now, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if seen == nil {
+			return nil
+		}
+		return fmt.Errorf("member %s of %s: %w", user, tenant, ErrNotFound)
+	case err != nil:
+		return err
+	case seen == nil || toJSON(now) != toJSON(seen):
+		return conflict("member %s of %s changed meanwhile; read it again and retry", user, tenant)
+	}
+	return nil
 }

@@ -24,7 +24,69 @@ type Config struct {
 	Login     Login     `yaml:"login"`
 	Access    Access    `yaml:"access"`
 	Master    Master    `yaml:"master_access"`
+	Limits    Limits    `yaml:"limits"`
 	Log       Log       `yaml:"log"`
+}
+
+// Limits bounds how often one client may try the control endpoints, with a
+// token bucket per client (golang.org/x/time/rate): over its limit a client
+// gets 429 with Retry-After, counted in portero_rate_limited_total{endpoint}.
+type Limits struct {
+	// SignIn is per client IP (IPv6 per /64): /.portero/login, which starts
+	// the code flow.
+	SignIn Rate `yaml:"sign_in"`
+	// Callback is per client IP: /.portero/callback.
+	Callback Rate `yaml:"callback"`
+	// MasterAccess is per user: attempts to start master access, checked
+	// before anything is decided or written to the audit log.
+	MasterAccess Rate `yaml:"master_access"`
+	// ManagementWrites is per user: management API writes and console forms.
+	ManagementWrites Rate `yaml:"management_writes"`
+	// AuditedRefusals is for everyone together: refused master-access
+	// attempts written to the fsync'ed audit log. Refusals beyond it are
+	// logged and counted (portero_master_access_refusals_suppressed_total)
+	// but not written, so no one can flood the audit log.
+	AuditedRefusals Rate `yaml:"audited_refusals"`
+	// MaxClients bounds the buckets kept per endpoint (default 10000).
+	// Buckets that are full again are dropped first; while every one is in
+	// use, new clients share one bucket.
+	MaxClients int `yaml:"max_clients"`
+}
+
+// Rate is a token bucket: PerMinute tokens a minute, at most Burst at once.
+type Rate struct {
+	PerMinute int `yaml:"per_minute"`
+	Burst     int `yaml:"burst"`
+}
+
+// DefaultLimits are the limits of keys gateway.yaml leaves out.
+var DefaultLimits = Limits{
+	SignIn:           Rate{PerMinute: 30, Burst: 20},
+	Callback:         Rate{PerMinute: 30, Burst: 20},
+	MasterAccess:     Rate{PerMinute: 10, Burst: 10},
+	ManagementWrites: Rate{PerMinute: 120, Burst: 60},
+	AuditedRefusals:  Rate{PerMinute: 30, Burst: 30},
+	MaxClients:       10000,
+}
+
+// WithDefaults fills the limits left at zero from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits
+	for _, p := range []struct{ v, def *Rate }{
+		{&l.SignIn, &d.SignIn}, {&l.Callback, &d.Callback}, {&l.MasterAccess, &d.MasterAccess},
+		{&l.ManagementWrites, &d.ManagementWrites}, {&l.AuditedRefusals, &d.AuditedRefusals},
+	} {
+		if p.v.PerMinute == 0 {
+			p.v.PerMinute = p.def.PerMinute
+		}
+		if p.v.Burst == 0 {
+			p.v.Burst = min(p.def.Burst, max(p.v.PerMinute, 1))
+		}
+	}
+	if l.MaxClients == 0 {
+		l.MaxClients = d.MaxClients
+	}
+	return l
 }
 
 // Access configures the access store: tenants, members, partners and

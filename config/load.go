@@ -111,6 +111,7 @@ func (v validator) validate(c *Config) {
 	v.browserLogin(c)
 	v.access(&c.Access)
 	v.master(c)
+	v.limits(&c.Limits)
 	switch c.Log.Level {
 	case "":
 		c.Log.Level = "info"
@@ -396,6 +397,26 @@ func (v validator) access(a *Access) {
 	if a.WatchInterval == 0 {
 		a.WatchInterval = 250 * time.Millisecond
 	}
+}
+
+func (v validator) limits(l *Limits) {
+	for _, e := range []struct {
+		key string
+		r   Rate
+	}{{"sign_in", l.SignIn}, {"callback", l.Callback}, {"master_access", l.MasterAccess},
+		{"management_writes", l.ManagementWrites}, {"audited_refusals", l.AuditedRefusals}} {
+		key, r := e.key, e.r
+		if r.PerMinute < 0 || r.PerMinute > 1000000 {
+			v.at("limits."+key+".per_minute", "must be between 1 and 1000000 (0 or absent: the default), got %d", r.PerMinute)
+		}
+		if r.Burst < 0 || r.Burst > 100000 {
+			v.at("limits."+key+".burst", "must be between 1 and 100000 (0 or absent: the default), got %d", r.Burst)
+		}
+	}
+	if l.MaxClients < 0 || l.MaxClients > 10000000 {
+		v.at("limits.max_clients", "must be between 1 and 10000000 (0 or absent: 10000), got %d", l.MaxClients)
+	}
+	*l = l.WithDefaults()
 }
 
 var cookieName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

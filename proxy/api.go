@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +66,8 @@ func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, status int, v an
 	writeJSON(w, status, v)
 }
 
-// newAPI returns the management API's routes.
+// newAPI returns the management API's routes, with the control plane's
+// shared state (see controlPlane).
 func (g *Gateway) newAPI() http.Handler {
 	mux := http.NewServeMux()
 	p := strings.TrimSuffix(apiPrefix, "/")
@@ -83,21 +83,24 @@ func (g *Gateway) newAPI() http.Handler {
 	mux.HandleFunc("DELETE "+p+"/tenants/{tenant}/members/{user}", g.apiRemoveMember)
 	mux.HandleFunc("GET "+p+"/tenants/{tenant}/delegations", g.apiListTenantDelegations)
 	mux.HandleFunc("POST "+p+"/tenants/{tenant}/delegations", g.apiInvite)
+	mux.HandleFunc("POST "+p+"/tenants/{tenant}/delegations/{id}/{action}", g.apiTenantTransition)
 	mux.HandleFunc("POST "+p+"/delegations/{id}/{action}", g.apiTransition)
 	mux.HandleFunc("POST "+p+"/partners", g.apiCreatePartner)
 	mux.HandleFunc("PUT "+p+"/partners/{partner}/users/{user}", g.apiPutPartnerUser)
 	mux.HandleFunc("GET "+p+"/partners/{partner}/delegations", g.apiListPartnerDelegations)
+	mux.HandleFunc("POST "+p+"/partners/{partner}/delegations/{id}/{action}", g.apiPartnerTransition)
 	mux.HandleFunc("GET "+p+"/master-access", g.apiListMaster)
 	mux.HandleFunc("POST "+p+"/master-access/{id}/revoke", g.apiRevokeMaster)
 	mux.HandleFunc("GET "+p+"/master-access/audit", g.apiMasterAudit)
 	mux.HandleFunc("GET "+p+"/policy", g.apiPolicyStatus)
 	mux.HandleFunc("GET "+p+"/me", g.apiMe)
 	mux.HandleFunc("GET "+p+"/definitions", g.apiDefinitions)
-	return mux
+	return &controlPlane{mux: mux, limits: newControlLimits(g.cfg.Limits), crossOrigin: http.NewCrossOriginProtection()}
 }
 
-// serveAPI authenticates the caller and dispatches; each handler asks the
-// policy (authorizeAPI) before touching the store.
+// serveAPI authenticates the caller, limits and CSRF-checks writes, and
+// dispatches; each handler asks the policy (authorizeAPI) before it reads
+// the store or the body.
 func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if g.store == nil {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Reason: "api.no_store", Message: "the management API needs access.store in gateway.yaml"})
@@ -110,7 +113,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if !g.apiWriteAllowed(w, r, identity) {
+		if !g.rateLimit(w, r, limitManagementWrite, userKey(identity.Subject), true) || !g.apiWriteAllowed(w, r, identity) {
 			return
 		}
 	}
@@ -118,10 +121,11 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	g.api.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// apiWriteAllowed is the CSRF rule for the management API: writes carry a
-// JSON body (a cross-site form cannot send one without a CORS preflight),
-// and browser sessions also send the session's CSRF token in X-CSRF-Token
+// apiWriteAllowed: writes carry a JSON body (a cross-site form cannot send
+// one without a CORS preflight), and browser sessions pass the control
+// plane's cross-site rule with the session's CSRF token in X-CSRF-Token
 // (not an X-Portero-* name: those are stripped from every inbound request).
+// Bearer tokens are not sent by browsers on their own, so need no token.
 func (g *Gateway) apiWriteAllowed(w http.ResponseWriter, r *http.Request, id *policy.Identity) bool {
 	if r.ContentLength != 0 {
 		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -132,8 +136,12 @@ func (g *Gateway) apiWriteAllowed(w http.ResponseWriter, r *http.Request, id *po
 	}
 	if id.Auth == "session" {
 		st := g.sessions.current(w, r)
-		if st == nil || !hmac.Equal([]byte(r.Header.Get("X-CSRF-Token")), []byte(g.sessions.csrfToken(st.data.ID))) || !g.sameOrigin(r) {
-			writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: "csrf.invalid", Message: "send the csrf value of /.portero/userinfo in X-CSRF-Token"})
+		reason := "csrf.invalid"
+		if st != nil {
+			reason = g.crossSiteRefusal(r, st, r.Header.Get("X-CSRF-Token"))
+		}
+		if reason != "" {
+			writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: reason, Message: "send the csrf value of /.portero/userinfo in X-CSRF-Token, from this origin"})
 			return false
 		}
 	}
@@ -148,41 +156,24 @@ func identityOf(r *http.Request) *policy.Identity {
 }
 
 // authorizeAPI asks the policy whether the caller may do m; on refusal it
-// answers 403 and returns false.
+// answers itself (403 with the policy's reason, 503 when the caller's own
+// facts cannot be read) and returns false. The answer names only the
+// reason, so it is the same whether or not the records named exist.
 func (g *Gateway) authorizeAPI(w http.ResponseWriter, r *http.Request, m policy.Management) bool {
-	id := identityOf(r)
-	partner, err := g.store.PartnerOf(r.Context(), id.Subject)
-	if err != nil {
-		g.writeStoreError(w, r, err)
+	d, err := g.decideManagement(r, routeAPI, identityOf(r), m)
+	switch {
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Reason: "access.unavailable"})
 		return false
-	}
-	m.UserPartner = partner
-	in := &policy.Input{
-		Request:    policy.Request{Method: r.Method, Path: r.URL.Path},
-		Route:      policy.Route{Name: "portero-api", API: true},
-		Identity:   id,
-		Management: &m,
-		Gateway:    g.inputGW,
-		Now:        g.now(),
-	}
-	if m.Tenant != "" {
-		in.Tenant = &policy.Tenant{ID: m.Tenant}
-		if _, err := g.resolveAccess(r.Context(), in); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Reason: "access.unavailable"})
-			return false
-		}
-	}
-	ev := g.engine.Decide(r.Context(), in)
-	g.logDecision(decisionID(r.Context()), in, ev, "")
-	if !ev.Decision.Allow {
-		writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: ev.Decision.Reason})
+	case !d.Allow:
+		writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: d.Reason})
 		return false
 	}
 	return true
 }
 
-// decodeBody reads a JSON body strictly: unknown fields are errors that
-// name the field.
+// decodeBody reads a JSON body strictly: one object, at most 64 KiB;
+// unknown fields are errors that name the field.
 func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
@@ -197,7 +188,19 @@ func decodeBody(r *http.Request, v any) error {
 			return &access.FieldError{Field: "body", Msg: "not valid JSON: " + err.Error()}
 		}
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &access.FieldError{Field: "body", Msg: "send one JSON object and nothing after it"}
+	}
 	return nil
+}
+
+// catalogue is the names the loaded policy defines, for checking bodies.
+func (g *Gateway) catalogue(ctx context.Context) (*access.Catalogue, error) {
+	defs, err := g.engine.Current().Definitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return access.CatalogueOf(defs), nil
 }
 
 func (g *Gateway) apiListTenants(w http.ResponseWriter, r *http.Request) {
@@ -282,54 +285,108 @@ type memberBody struct {
 	Status     string              `json:"status"`
 }
 
+// grantOf is what a membership grants, as the policy sees it; nil for none.
+func grantOf(m *access.Member) *policy.MemberGrant {
+	if m == nil {
+		return nil
+	}
+	return &policy.MemberGrant{Role: m.Role, Profile: m.Profile, Status: m.Status, Businesses: m.Businesses,
+		Locations: m.Locations, Rights: m.Rights, Features: m.Features, Fields: m.Fields}
+}
+
+// currentMember reads the member a change is about; nil when there is none.
+func (g *Gateway) currentMember(ctx context.Context, tenant, user string) (*access.Member, error) {
+	m, err := g.store.Member(ctx, tenant, user)
+	if errors.Is(err, access.ErrNotFound) {
+		return nil, nil
+	}
+	return m, err
+}
+
+// apiPutMember adds or replaces a member. First the policy decides whether
+// the caller manages members of the tenant at all; then the body is read
+// and checked against the policy's catalogue, the member's current record
+// is read, and the policy decides on the change (current and new role, what
+// is granted); the store writes only if the member is still as read.
 func (g *Gateway) apiPutMember(w http.ResponseWriter, r *http.Request) {
 	tenant, user := r.PathValue("tenant"), r.PathValue("user")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
+		return
+	}
 	var b memberBody
 	if err := decodeBody(r, &b); err != nil {
 		g.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, New: &policy.MemberGrant{Role: b.Role}}}) {
+	m := access.Member{Tenant: tenant, User: user, Role: b.Role, Profile: b.Profile, Businesses: b.Businesses, Locations: b.Locations,
+		Features: b.Features, Fields: b.Fields, Rights: b.Rights, Status: b.Status}
+	if err := access.ValidateMember(&m); err != nil {
+		g.writeStoreError(w, r, err)
 		return
 	}
-	m, err := g.store.PutMember(r.Context(), access.Member{
-		Tenant: tenant, User: user, Role: b.Role, Profile: b.Profile, Businesses: b.Businesses, Locations: b.Locations,
-		Features: b.Features, Fields: b.Fields, Rights: b.Rights, Status: b.Status,
-	})
+	cat, err := g.catalogue(r.Context())
+	if err == nil {
+		err = cat.CheckMember(&m)
+	}
 	if err != nil {
 		g.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, m)
+	current, err := g.currentMember(r.Context(), tenant, user)
+	if err != nil {
+		g.writeStoreError(w, r, err)
+		return
+	}
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant,
+		Target: &policy.MemberChange{User: user, Current: grantOf(current), New: grantOf(&m)}}) {
+		return
+	}
+	saved, err := g.store.PutMemberAsSeen(r.Context(), m, current)
+	g.reply(w, r, http.StatusOK, saved, err)
 }
 
+// apiMemberStatus deactivates or reactivates a member. Deactivating needs
+// the right to change the member; reactivating also grants again what the
+// member holds, so the policy sees it as the new membership.
 func (g *Gateway) apiMemberStatus(status string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tenant, user := r.PathValue("tenant"), r.PathValue("user")
+		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
+			return
+		}
 		current, err := g.store.Member(r.Context(), tenant, user)
 		if err != nil {
 			g.writeStoreError(w, r, err)
 			return
 		}
-		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: &policy.MemberGrant{Role: current.Role}}}) {
+		change := &policy.MemberChange{User: user, Current: grantOf(current)}
+		if status == "active" {
+			next := *current
+			next.Status = status
+			change.New = grantOf(&next)
+		}
+		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: change}) {
 			return
 		}
-		m, err := g.store.SetMemberStatus(r.Context(), tenant, user, status)
+		m, err := g.store.SetMemberStatusAsSeen(r.Context(), tenant, user, status, current)
 		g.reply(w, r, http.StatusOK, m, err)
 	}
 }
 
 func (g *Gateway) apiRemoveMember(w http.ResponseWriter, r *http.Request) {
 	tenant, user := r.PathValue("tenant"), r.PathValue("user")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
+		return
+	}
 	current, err := g.store.Member(r.Context(), tenant, user)
 	if err != nil {
 		g.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: &policy.MemberGrant{Role: current.Role}}}) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: grantOf(current)}}) {
 		return
 	}
-	g.reply(w, r, http.StatusNoContent, nil, g.store.RemoveMember(r.Context(), tenant, user))
+	g.reply(w, r, http.StatusNoContent, nil, g.store.RemoveMemberAsSeen(r.Context(), tenant, user, current))
 }
 
 func (g *Gateway) apiListTenantDelegations(w http.ResponseWriter, r *http.Request) {
@@ -352,41 +409,146 @@ type inviteBody struct {
 
 func (g *Gateway) apiInvite(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant}) {
+		return
+	}
 	var b inviteBody
 	if err := decodeBody(r, &b); err != nil {
 		g.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant, Partner: b.Partner}) {
+	d := access.Delegation{Tenant: tenant, Partner: b.Partner, Scope: b.Scope,
+		Products: b.Products, Wallet: b.Wallet, Expires: b.Expires, InvitedBy: identityOf(r).Subject}
+	if err := access.ValidateDelegation(&d); err != nil {
+		g.writeStoreError(w, r, err)
 		return
 	}
-	d, err := g.store.Invite(r.Context(), access.Delegation{Tenant: tenant, Partner: b.Partner, Scope: b.Scope,
-		Products: b.Products, Wallet: b.Wallet, Expires: b.Expires, InvitedBy: identityOf(r).Subject})
+	cat, err := g.catalogue(r.Context())
+	if err == nil {
+		err = cat.CheckDelegation(&d)
+	}
 	if err != nil {
 		g.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, d)
+	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant,
+		Grant: &policy.DelegationGrant{Partner: d.Partner, Scope: d.Scope, Products: d.Products, Wallet: d.Wallet}}) {
+		return
+	}
+	created, err := g.store.Invite(r.Context(), d)
+	g.reply(w, r, http.StatusCreated, created, err)
 }
 
-// apiTransition moves a delegation through its lifecycle: the tenant side
-// resends, withdraws and revokes; the partner side accepts and rejects.
-func (g *Gateway) apiTransition(w http.ResponseWriter, r *http.Request) {
-	id, action := r.PathValue("id"), r.PathValue("action")
-	d, err := g.store.Delegation(r.Context(), id)
-	if err != nil {
-		g.writeStoreError(w, r, err)
+// Delegation lifecycle actions: the tenant side resends, withdraws and
+// revokes; the partner side accepts and rejects.
+var (
+	tenantTransitions  = map[string]bool{"resend": true, "withdraw": true, "revoke": true}
+	partnerTransitions = map[string]bool{"accept": true, "reject": true}
+)
+
+// apiTenantTransition is a tenant-side action on one of its delegations.
+// The policy decides on the tenant first; a delegation of another tenant
+// is then as missing as one that does not exist.
+func (g *Gateway) apiTenantTransition(w http.ResponseWriter, r *http.Request) {
+	tenant, id, action := r.PathValue("tenant"), r.PathValue("id"), r.PathValue("action")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant}) {
 		return
 	}
-	m := policy.Management{Action: "delegations.write", Tenant: d.Tenant, Partner: d.Partner}
-	if action == "accept" || action == "reject" {
-		m = policy.Management{Action: "delegations.respond", Partner: d.Partner}
+	g.transition(w, r, id, action, tenantTransitions, func(d *access.Delegation) error { return sameScope(d, d.Tenant == tenant) })
+}
+
+// apiPartnerTransition is a partner-side answer to an invitation addressed
+// to the partner organisation.
+func (g *Gateway) apiPartnerTransition(w http.ResponseWriter, r *http.Request) {
+	partner, id, action := r.PathValue("partner"), r.PathValue("id"), r.PathValue("action")
+	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.respond", Partner: partner}) {
+		return
 	}
-	if !g.authorizeAPI(w, r, m) {
+	g.transition(w, r, id, action, partnerTransitions, func(d *access.Delegation) error { return sameScope(d, d.Partner == partner) })
+}
+
+func sameScope(d *access.Delegation, ok bool) error {
+	if !ok {
+		return fmt.Errorf("delegation %s: %w", d.ID, access.ErrNotFound)
+	}
+	return nil
+}
+
+// transition applies action to delegation id when inScope says it may (an
+// error wrapping ErrNotFound answers as if it did not exist).
+func (g *Gateway) transition(w http.ResponseWriter, r *http.Request, id, action string, actions map[string]bool, inScope func(*access.Delegation) error) {
+	if !actions[action] {
+		g.writeStoreError(w, r, &access.FieldError{Field: "action", Msg: "unknown action " + action})
+		return
+	}
+	d, err := g.store.Delegation(r.Context(), id)
+	if err == nil {
+		err = inScope(d)
+	}
+	if err != nil {
+		g.writeStoreError(w, r, err)
 		return
 	}
 	updated, err := g.store.Transition(r.Context(), id, action)
 	g.reply(w, r, http.StatusOK, updated, err)
+}
+
+// apiTransition is the unscoped form, POST /delegations/{id}/{action}. The
+// first decision uses only the caller's own facts: a partner's user answers
+// for its own organisation; a tenant-side action needs a tenant whose
+// delegations the caller manages (or a system admin). Only then is the
+// delegation read and decided on; for a caller who passed the first
+// decision, one it may not touch is answered as missing.
+func (g *Gateway) apiTransition(w http.ResponseWriter, r *http.Request) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	caller := identityOf(r)
+	var failure error
+	may := func(m policy.Management) bool {
+		if failure != nil {
+			return false
+		}
+		d, err := g.decideManagement(r, routeAPI, caller, m)
+		failure = err
+		return err == nil && d.Allow
+	}
+	allowed := false
+	if partnerTransitions[action] {
+		var partner string
+		partner, failure = g.store.PartnerOf(r.Context(), caller.Subject)
+		allowed = may(policy.Management{Action: "delegations.respond", Partner: partner})
+	} else if allowed = may(policy.Management{Action: "delegations.write"}); !allowed && failure == nil {
+		var tenants []access.UserTenant
+		tenants, failure = g.store.TenantsOf(r.Context(), caller.Subject)
+		for _, t := range tenants {
+			if may(policy.Management{Action: "delegations.write", Tenant: t.ID}) {
+				allowed = true
+				break
+			}
+		}
+	}
+	switch {
+	case failure != nil:
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Reason: "access.unavailable"})
+		return
+	case !allowed:
+		writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: "admin.not_allowed"})
+		return
+	}
+	actions := tenantTransitions
+	if partnerTransitions[action] {
+		actions = partnerTransitions
+	}
+	g.transition(w, r, id, action, actions, func(d *access.Delegation) error {
+		m := policy.Management{Action: "delegations.write", Tenant: d.Tenant}
+		if partnerTransitions[action] {
+			m = policy.Management{Action: "delegations.respond", Partner: d.Partner}
+		}
+		ok := may(m)
+		if failure != nil {
+			return failure
+		}
+		return sameScope(d, ok)
+	})
 }
 
 func (g *Gateway) apiCreatePartner(w http.ResponseWriter, r *http.Request) {
@@ -443,6 +605,9 @@ func (g *Gateway) apiListMaster(w http.ResponseWriter, r *http.Request) {
 
 // apiRevokeMaster ends another admin's session at once.
 func (g *Gateway) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
+	if !g.authorizeAPI(w, r, policy.Management{Action: "master.revoke"}) {
+		return
+	}
 	if g.master == nil {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "master access is not configured"})
 		return

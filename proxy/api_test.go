@@ -64,7 +64,7 @@ func TestManagementAPITenants(t *testing.T) {
 func TestManagementAPIMembers(t *testing.T) {
 	h, store := newAccessHarness(t)
 	olivia := h.tokenFor(t, "olivia")
-	if s, b := h.apiCall(t, olivia, "PUT", "/tenants/acme/members/ann", `{"role":"account_manager","profile":"services","rights":["user_management"],"businesses":["b1"]}`); s != 200 || b["role"] != "account_manager" {
+	if s, b := h.apiCall(t, olivia, "PUT", "/tenants/acme/members/ann", `{"role":"account_manager","profile":"services","rights":["user_management"],"businesses":["b1"],"locations":["l2"]}`); s != 200 || b["role"] != "account_manager" {
 		t.Fatalf("owner adds ann: %d %v", s, b)
 	}
 	if s, b := h.apiCall(t, olivia, "PUT", "/tenants/acme/members/x", `{"role":"boss"}`); s != 400 || b["field"] != "role" {

@@ -73,7 +73,10 @@ func (g *Gateway) serveConsole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := g.browserSession(w, r)
-	if st == nil || (r.Method == http.MethodPost && !g.formChecks(w, r, st)) {
+	if st == nil {
+		return
+	}
+	if r.Method == http.MethodPost && (!g.formChecks(w, r, st) || !g.rateLimit(w, r, limitManagementWrite, userKey(st.identity.Subject), false)) {
 		return
 	}
 	c := &consoleRequest{g: g, w: w, r: r, st: st}
@@ -99,7 +102,7 @@ func (g *Gateway) serveConsole(w http.ResponseWriter, r *http.Request) {
 	case parts[0] == "partner" && len(parts) == 1 && r.Method == http.MethodGet:
 		c.partnerSide()
 	case parts[0] == "partner" && len(parts) == 4 && parts[1] == "delegations" && (parts[3] == "accept" || parts[3] == "reject") && r.Method == http.MethodPost:
-		c.delegationAction(parts[2], parts[3], consolePrefix+"partner")
+		c.partnerAnswer(parts[2], parts[3])
 	default:
 		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "console.unknown", id: decisionID(r.Context())})
 	}
@@ -131,23 +134,16 @@ type consoleRequest struct {
 }
 
 // may asks the policy whether the user may do a management action; the
-// console shows only what the answer allows (the API checks again).
+// console shows only what the answer allows (the API decides again).
 func (c *consoleRequest) may(action, tenant string) bool {
-	in := &policy.Input{
-		Request:    policy.Request{Method: http.MethodGet, Path: c.r.URL.Path},
-		Route:      policy.Route{Name: "portero-console"},
-		Identity:   c.st.identity,
-		Management: &policy.Management{Action: action, Tenant: tenant},
-		Gateway:    c.g.inputGW,
-		Now:        c.g.now(),
-	}
-	if tenant != "" {
-		in.Tenant = &policy.Tenant{ID: tenant}
-		if _, err := c.g.resolveAccess(c.r.Context(), in); err != nil {
-			return false
-		}
-	}
-	return c.g.engine.Decide(c.r.Context(), in).Decision.Allow
+	return c.mayDo(policy.Management{Action: action, Tenant: tenant})
+}
+
+// mayDo asks the policy about a whole management call (with a target or a
+// grant, say).
+func (c *consoleRequest) mayDo(m policy.Management) bool {
+	d, err := c.g.decideManagement(c.r, routeConsole, c.st.identity, m)
+	return err == nil && d.Allow
 }
 
 // api calls the management API in-process as the signed-in user and
@@ -253,7 +249,7 @@ func (c *consoleRequest) tenantPages(tenant string, rest []string) {
 	case rest[0] == "partners" && len(rest) == 2 && rest[1] == "invite" && post:
 		c.invite(tenant)
 	case rest[0] == "delegations" && len(rest) == 3 && post && (rest[2] == "resend" || rest[2] == "withdraw" || rest[2] == "revoke"):
-		c.delegationAction(rest[1], rest[2], back)
+		c.delegationAction("tenants/"+url.PathEscape(tenant), rest[1], rest[2], back)
 	default:
 		writeDenial(c.w, c.r, false, denial{status: http.StatusNotFound, reason: "console.unknown", id: decisionID(c.r.Context())})
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/policy"
 )
 
 // Console pages for tenant owners and members with user management
@@ -21,6 +22,7 @@ type catalogue struct {
 	Features []catalogueEntry
 	Profiles []catalogueEntry
 	Rights   []string
+	Roles    []string // highest rank first
 }
 
 type catalogueEntry struct{ ID, Title string }
@@ -30,9 +32,11 @@ func (c *consoleRequest) catalogue() catalogue {
 		Features map[string]struct{ Title string } `json:"features"`
 		Profiles map[string]struct{ Title string } `json:"profiles"`
 		Rights   map[string]any                    `json:"rights"`
+		Roles    map[string]int                    `json:"roles"`
 	}
 	c.api("GET", "definitions", nil, &defs)
 	var cat catalogue
+	cat.Roles = (&access.Catalogue{Roles: defs.Roles}).RolesByRank()
 	for id, f := range defs.Features {
 		cat.Features = append(cat.Features, catalogueEntry{id, f.Title})
 	}
@@ -95,11 +99,46 @@ func (c *consoleRequest) members(tenant string) {
 			}
 		}
 	}
+	// The policy says who may add members at all, and which members the
+	// user may change or remove (those ranked below them).
+	canWrite := c.may("members.write", tenant)
+	manage := map[string]bool{}
+	for _, m := range list.Members {
+		manage[m.User] = canWrite && c.mayDo(policy.Management{Action: "members.write", Tenant: tenant,
+			Target: &policy.MemberChange{User: m.User, Current: grantOf(m)}})
+	}
 	c.render("members.html", "tenant", http.StatusOK, consolePage{Title: "Members of " + tenant, Flash: flash, Data: struct {
 		Tenant   string
 		Members  []*access.Member
 		CanWrite bool
-	}{tenant, list.Members, c.may("members.write", tenant)}})
+		Manage   map[string]bool
+	}{tenant, list.Members, canWrite, manage}})
+}
+
+// grantableRoles are the roles the policy lets the user give (to user, whose
+// record is current; nil for a new member).
+func (c *consoleRequest) grantableRoles(tenant, user string, current *access.Member, roles []string) []string {
+	var out []string
+	for _, role := range roles {
+		if c.mayDo(policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user,
+			Current: grantOf(current), New: &policy.MemberGrant{Role: role, Status: "active"}}}) {
+			out = append(out, role)
+		}
+	}
+	return out
+}
+
+// memberRefusalFields shows the policy's refusal of a member change next to
+// the form field it is about.
+var memberRefusalFields = map[string][2]string{
+	"admin.rank":            {"role", "You can give only roles below your own, to members ranked below you."},
+	"admin.target_is_owner": {"user", "The tenant's owner cannot be changed here."},
+	"admin.grant_business":  {"businesses", "You can assign only businesses you are assigned yourself."},
+	"admin.grant_location":  {"locations", "You can assign only locations you are assigned yourself."},
+	"admin.grant_right":     {"rights", "You can grant only rights you hold yourself."},
+	"admin.grant_feature":   {"features", "You can grant only features you have yourself (a profile counts as its features)."},
+	"admin.grant_level":     {"features", "You can grant edit only where you have edit yourself."},
+	"admin.grant_field":     {"fields", "Your own edits are limited to some fields: limit this member to some of them."},
 }
 
 // memberForm is the add/edit form, as the user typed it.
@@ -116,23 +155,31 @@ type memberForm struct {
 
 func (c *consoleRequest) memberForm(tenant, user string) {
 	f := memberForm{Tenant: tenant, User: user, New: user == "", Features: map[string]string{}, Fields: map[string]string{},
-		Rights: map[string]bool{}, Roles: access.Roles, Catalogue: c.catalogue()}
-	if !f.New && c.r.Method == http.MethodGet {
+		Rights: map[string]bool{}, Catalogue: c.catalogue()}
+	var current *access.Member
+	if !f.New {
 		var list struct{ Members []*access.Member }
 		if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/members", nil, &list); status != http.StatusOK {
 			c.failed(status, ae)
 			return
 		}
-		var m *access.Member
 		for _, x := range list.Members {
 			if x.User == user {
-				m = x
+				current = x
 			}
 		}
-		if m == nil {
+		if current == nil {
 			c.failed(http.StatusNotFound, apiError{Message: "no member " + user + " in " + tenant})
 			return
 		}
+	}
+	if !c.mayDo(policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: grantOf(current)}}) {
+		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed", Message: "You may not change this member."})
+		return
+	}
+	f.Roles = c.grantableRoles(tenant, user, current, f.Catalogue.Roles)
+	if current != nil && c.r.Method == http.MethodGet {
+		m := current
 		f.Role, f.Profile = m.Role, m.Profile
 		f.Businesses, f.Locations = strings.Join(m.Businesses, ", "), strings.Join(m.Locations, ", ")
 		f.Features = m.Features
@@ -177,20 +224,28 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 	if f.User == "" {
 		errs["user"] = "Give the member's user id (the sub of their sign-in)."
 	}
+	status := http.StatusBadRequest
 	if len(errs) == 0 {
-		status, ae := c.api("PUT", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(f.User), body, nil)
+		var ae apiError
+		status, ae = c.api("PUT", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(f.User), body, nil)
+		field, known := memberRefusalFields[ae.Reason]
 		switch {
 		case status == http.StatusOK:
 			http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members", http.StatusSeeOther)
 			return
-		case status == http.StatusBadRequest:
+		case status == http.StatusBadRequest || status == http.StatusConflict:
 			errs[ae.Field] = ae.Message
+			if ae.Field == "" {
+				errs["user"] = ae.Message
+			}
+		case status == http.StatusForbidden && known:
+			errs[field[0]] = field[1]
 		default:
 			c.failed(status, ae)
 			return
 		}
 	}
-	c.render("member_form.html", "tenant", http.StatusBadRequest, consolePage{Title: title, Errors: errs, Data: f})
+	c.render("member_form.html", "tenant", status, consolePage{Title: title, Errors: errs, Data: f})
 }
 
 // memberStatus applies the "active" checkbox at once.
@@ -275,6 +330,8 @@ func (c *consoleRequest) invite(tenant string) {
 				field = "partner"
 			}
 			errs[field] = ae.Message
+		case status == http.StatusForbidden && inviteRefusalFields[ae.Reason] != [2]string{}:
+			errs[inviteRefusalFields[ae.Reason][0]] = inviteRefusalFields[ae.Reason][1]
 		default:
 			c.failed(status, ae)
 			return
@@ -283,10 +340,18 @@ func (c *consoleRequest) invite(tenant string) {
 	c.partners(tenant, form, errs, http.StatusBadRequest)
 }
 
+// inviteRefusalFields shows the policy's refusal of an invitation next to
+// the form field it is about.
+var inviteRefusalFields = map[string][2]string{
+	"admin.grant_full":    {"scope", "Only the tenant's owner can give a partner full access."},
+	"admin.grant_product": {"products", "You can give a partner only products you can edit yourself."},
+	"admin.grant_wallet":  {"products", "You can give wallet access only if you can edit billing and plan changes yourself."},
+}
+
 // delegationAction moves a delegation (resend, withdraw, revoke from the
 // tenant side; accept, reject from the partner side). Withdrawing,
 // revoking and rejecting ask first.
-func (c *consoleRequest) delegationAction(id, action, back string) {
+func (c *consoleRequest) delegationAction(scope, id, action, back string) {
 	questions := map[string]string{
 		"withdraw": "Withdraw this invitation? The partner can no longer accept it.",
 		"revoke":   "Revoke this partnership? The partner's users lose access on their next request.",
@@ -295,11 +360,26 @@ func (c *consoleRequest) delegationAction(id, action, back string) {
 	if q, ask := questions[action]; ask && !c.confirm(q, c.r.URL.Path, strings.ToUpper(action[:1])+action[1:]) {
 		return
 	}
-	if status, ae := c.api("POST", "delegations/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, nil); status != http.StatusOK {
+	if status, ae := c.api("POST", scope+"/delegations/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, nil); status != http.StatusOK {
 		c.failed(status, ae)
 		return
 	}
 	http.Redirect(c.w, c.r, back, http.StatusSeeOther)
+}
+
+// partnerAnswer is a partner user's answer to an invitation addressed to
+// their organisation.
+func (c *consoleRequest) partnerAnswer(id, action string) {
+	var me Me
+	if status, ae := c.api("GET", "me", nil, &me); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	if me.Partner == "" {
+		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed", Message: "you are not a user of a partner organisation"})
+		return
+	}
+	c.delegationAction("partners/"+url.PathEscape(me.Partner), id, action, consolePrefix+"partner")
 }
 
 // partnerSide shows a partner user the invitations addressed to their

@@ -90,9 +90,13 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case loginPath:
-		g.startLogin(w, r, r.URL.Query().Get("rd"))
+		if g.rateLimit(w, r, limitSignIn, clientKey(r), false) {
+			g.startLogin(w, r, r.URL.Query().Get("rd"))
+		}
 	case callbackPath:
-		g.finishLogin(w, r)
+		if g.rateLimit(w, r, limitCallback, clientKey(r), false) {
+			g.finishLogin(w, r)
+		}
 	case logoutPath:
 		g.logout(w, r)
 	case userinfoPath:
@@ -224,9 +228,9 @@ var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
 </form></body></html>
 `))
 
-// logout shows a confirmation page on GET; a POST with the session's CSRF
-// token (and, when the browser sends one, a same-origin Origin) ends the
-// session here and, where the IdP supports it, at the IdP.
+// logout shows a confirmation page on GET; a POST that passes the
+// cross-site rule (formChecks) ends the session here and, where the IdP
+// supports it, at the IdP.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	st := g.sessions.current(w, r)
 	switch r.Method {
@@ -251,14 +255,10 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		writeDenial(w, r, false, denial{status: http.StatusMethodNotAllowed, reason: "logout.method", id: decisionID(r.Context())})
 		return
 	}
-	if st == nil && !g.sameOrigin(r) {
-		g.loginError(w, r, http.StatusForbidden, "csrf.cross_origin")
+	if !g.formChecks(w, r, st) {
 		return
 	}
 	if st != nil {
-		if !g.formChecks(w, r, st) {
-			return
-		}
 		g.sessions.revoke(st)
 		g.endMastersOfSession(r.Context(), st.identity)
 		g.log.Info("signed out", "sub", st.identity.Subject)
@@ -292,34 +292,17 @@ func (g *Gateway) browserSession(w http.ResponseWriter, r *http.Request) *sessio
 	return st
 }
 
-// formChecks is the CSRF rule of every browser form Portero serves
-// (logout, master access, the console): same origin and the session's
-// token in the "csrf" field. It answers a refusal itself.
+// formChecks applies the control plane's cross-site rule
+// (crossSiteRefusal) to a browser form Portero serves (sign-out, master
+// access, the console): from this origin, with the session's token in the
+// "csrf" field when there is a session. It answers a refusal itself.
 func (g *Gateway) formChecks(w http.ResponseWriter, r *http.Request, st *sessionState) bool {
-	if !g.sameOrigin(r) {
-		g.loginError(w, r, http.StatusForbidden, "csrf.cross_origin")
-		return false
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if !g.sessions.validCSRF(st.data.ID, r.PostFormValue("csrf")) {
-		g.loginError(w, r, http.StatusForbidden, "csrf.invalid")
+	if reason := g.crossSiteRefusal(r, st, r.PostFormValue("csrf")); reason != "" {
+		g.loginError(w, r, http.StatusForbidden, reason)
 		return false
 	}
 	return true
-}
-
-// sameOrigin refuses a POST whose Origin names another site. Browsers send
-// Origin on cross-site POSTs; its absence alone is not proof of an attack.
-func (g *Gateway) sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || origin == "null" {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
 }
 
 func (g *Gateway) endSessionEndpoint() string {

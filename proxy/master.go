@@ -54,7 +54,9 @@ func (g *Gateway) serveMaster(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == masterPath && r.Method == http.MethodGet:
 		g.masterPage(w, r, st, masterForm{Mode: "full", Duration: g.master.cfg.DefaultDuration.String(), Tenant: r.URL.Query().Get("tenant")}, http.StatusOK)
 	case r.URL.Path == masterPath && r.Method == http.MethodPost:
-		if g.formChecks(w, r, st) {
+		// Attempts are limited per admin before anything is decided or
+		// written to the audit log.
+		if g.formChecks(w, r, st) && g.rateLimit(w, r, limitMasterAccess, userKey(st.identity.Subject), false) {
 			g.startMaster(w, r, st)
 		}
 	case r.URL.Path == masterEndPath && r.Method == http.MethodGet:
@@ -113,38 +115,33 @@ func (g *Gateway) startMaster(w http.ResponseWriter, r *http.Request, st *sessio
 	}
 	admin := st.identity.Subject
 	refuse := func(status int, detail string) {
-		if _, err := g.master.audit.Append(audit.Record{Event: audit.EventRefuse, Admin: admin, Tenant: f.Tenant,
+		g.metrics.masterEvents.WithLabelValues(audit.EventRefuse).Inc()
+		g.log.Warn("master access refused", "admin", admin, "tenant", f.Tenant, "reason", detail, "decision_id", decisionID(r.Context()))
+		// Refusals share one budget for the fsync'ed audit log, so no one
+		// can flood it; beyond the budget they are logged and counted only.
+		if !g.control().limits.auditedRefusals.AllowN(g.now(), 1) {
+			g.metrics.auditSuppress.Inc()
+			g.log.Warn("master access refusal not written to the audit log: over limits.audited_refusals", "admin", admin, "tenant", f.Tenant, "reason", detail)
+		} else if _, err := g.master.audit.Append(audit.Record{Event: audit.EventRefuse, Admin: admin, Tenant: f.Tenant,
 			Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, Detail: detail}); err != nil {
 			g.log.Error("audit log write failed", "error", err.Error())
 			status, detail = http.StatusInternalServerError, "audit.unavailable"
 		}
-		g.metrics.masterEvents.WithLabelValues(audit.EventRefuse).Inc()
-		g.log.Warn("master access refused", "admin", admin, "tenant", f.Tenant, "reason", detail, "decision_id", decisionID(r.Context()))
 		writeDenial(w, r, false, denial{status: status, reason: detail, id: decisionID(r.Context())})
 	}
 	// The policy decides, with the tenant's facts.
-	in := &policy.Input{
-		Request:    policy.Request{Method: r.Method, Path: r.URL.Path},
-		Route:      policy.Route{Name: "portero-master-access"},
-		Tenant:     &policy.Tenant{ID: f.Tenant},
-		Identity:   st.identity,
-		Management: &policy.Management{Action: "master.start", Tenant: f.Tenant},
-		Gateway:    g.inputGW,
-		Now:        g.now(),
-	}
-	if _, err := g.resolveAccess(r.Context(), in); err != nil {
-		g.log.Error("access store lookup failed", "error", err.Error())
+	d, err := g.decideManagement(r, routeMaster, st.identity, policy.Management{Action: "master.start", Tenant: f.Tenant})
+	if err != nil {
 		refuse(http.StatusServiceUnavailable, "access.unavailable")
 		return
 	}
-	ev := g.engine.Decide(r.Context(), in)
-	g.logDecision(decisionID(r.Context()), in, ev, "")
-	if !ev.Decision.Allow {
-		refuse(http.StatusForbidden, ev.Decision.Reason)
+	if !d.Allow {
+		refuse(http.StatusForbidden, d.Reason)
 		return
 	}
+	now := g.now()
 	ms, err := g.store.StartMaster(r.Context(), access.MasterSession{Admin: admin, Session: st.identity.Session, Tenant: f.Tenant,
-		Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, StartedAt: in.Now, ExpiresAt: in.Now.Add(dur)})
+		Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, StartedAt: now, ExpiresAt: now.Add(dur)})
 	var fe *access.FieldError
 	switch {
 	case errors.As(err, &fe):

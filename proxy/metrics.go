@@ -16,6 +16,8 @@ type Metrics struct {
 	masterActive   prometheus.Gauge
 	masterEvents   *prometheus.CounterVec
 	notifyFailures prometheus.Counter
+	rateLimited    *prometheus.CounterVec
+	auditSuppress  prometheus.Counter
 }
 
 // NewMetrics registers the request path's metrics, the build info and the Go
@@ -64,7 +66,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "portero_notify_failures_total",
 		Help: "Master-access webhook notifications that failed after their retries or were dropped (queue full).",
 	})
-	reg.MustRegister(m.masterActive, m.masterEvents, m.notifyFailures)
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portero_rate_limited_total",
+		Help: "Control-plane requests refused with 429 by endpoint: sign_in, callback (per client IP), master_access, management_write (per user).",
+	}, []string{"endpoint"})
+	for _, e := range rateLimitedEndpoints {
+		m.rateLimited.WithLabelValues(e)
+	}
+	m.auditSuppress = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portero_master_access_refusals_suppressed_total",
+		Help: "Refused master-access attempts not written to the audit log because refusals exceeded limits.audited_refusals (they are logged).",
+	})
+	reg.MustRegister(m.masterActive, m.masterEvents, m.notifyFailures, m.rateLimited, m.auditSuppress)
 	reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.authFailures, m.droppedHeaders,
 		collectors.NewBuildInfoCollector(),
 		collectors.NewGoCollector(),

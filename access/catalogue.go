@@ -1,0 +1,115 @@
+package access
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Catalogue is the names a policy defines (data.portero.definitions):
+// roles with their rank, features (also the products a delegation grants),
+// profiles and rights. Member and delegation names outside it are refused
+// with a FieldError naming the field, so a typo is an error rather than a
+// grant of nothing.
+type Catalogue struct {
+	Roles    map[string]int // role -> rank, higher ranks above
+	Features map[string]bool
+	Profiles map[string]bool
+	Rights   map[string]bool
+}
+
+// CatalogueOf reads the catalogue from the policy's definitions document
+// (a JSON-like value: objects are map[string]any).
+func CatalogueOf(defs any) *Catalogue {
+	c := &Catalogue{Roles: map[string]int{}, Features: map[string]bool{}, Profiles: map[string]bool{}, Rights: map[string]bool{}}
+	doc, _ := defs.(map[string]any)
+	if roles, ok := doc["roles"].(map[string]any); ok {
+		for name, rank := range roles {
+			c.Roles[name] = number(rank)
+		}
+	}
+	for key, set := range map[string]map[string]bool{"features": c.Features, "profiles": c.Profiles, "rights": c.Rights} {
+		if m, ok := doc[key].(map[string]any); ok {
+			for name := range m {
+				set[name] = true
+			}
+		}
+	}
+	return c
+}
+
+func number(v any) int {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	case float64:
+		return int(n)
+	case int:
+		return n
+	case int64:
+		return int(n)
+	}
+	return 0
+}
+
+// RolesByRank lists the roles, highest rank first.
+func (c *Catalogue) RolesByRank() []string {
+	roles := slices.Collect(maps.Keys(c.Roles))
+	sort.Slice(roles, func(i, j int) bool {
+		if c.Roles[roles[i]] != c.Roles[roles[j]] {
+			return c.Roles[roles[i]] > c.Roles[roles[j]]
+		}
+		return roles[i] < roles[j]
+	})
+	return roles
+}
+
+func unknown(field, kind, name string, known map[string]bool) error {
+	names := slices.Sorted(maps.Keys(known))
+	return &FieldError{field, fmt.Sprintf("unknown %s %q; the policy defines: %s", kind, name, strings.Join(names, ", "))}
+}
+
+// CheckMember refuses a role, profile, feature, right or per-field feature
+// the policy does not define.
+func (c *Catalogue) CheckMember(m *Member) error {
+	if _, ok := c.Roles[m.Role]; !ok {
+		roles := map[string]bool{}
+		for r := range c.Roles {
+			roles[r] = true
+		}
+		return unknown("role", "role", m.Role, roles)
+	}
+	if m.Profile != "" && !c.Profiles[m.Profile] {
+		return unknown("profile", "profile", m.Profile, c.Profiles)
+	}
+	for _, f := range slices.Sorted(maps.Keys(m.Features)) {
+		if !c.Features[f] {
+			return unknown("features", "feature", f, c.Features)
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(m.Fields)) {
+		if !c.Features[f] {
+			return unknown("fields", "feature", f, c.Features)
+		}
+	}
+	for _, r := range m.Rights {
+		if !c.Rights[r] {
+			return unknown("rights", "right", r, c.Rights)
+		}
+	}
+	return nil
+}
+
+// CheckDelegation refuses a product (a feature) the policy does not define.
+func (c *Catalogue) CheckDelegation(d *Delegation) error {
+	for _, p := range d.Products {
+		if !c.Features[p] {
+			return unknown("products", "product", p, c.Features)
+		}
+	}
+	return nil
+}
