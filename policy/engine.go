@@ -15,6 +15,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -53,6 +54,8 @@ type Loaded struct {
 	// definitions reads data.portero.definitions (feature catalogue,
 	// profiles, rights) for the admin console.
 	definitions rego.PreparedEvalQuery
+	compiler    *ast.Compiler
+	store       storage.Store
 }
 
 // ReloadError records why the last reload was refused.
@@ -163,7 +166,7 @@ func Compile(ctx context.Context, src Source) (*Loaded, error) {
 	}
 	use := analyseInputUse(compiler.Modules)
 	return &Loaded{Revision: snap.revision, LoadedAt: time.Now(), query: pq, use: use,
-		cache: newDecisionCache(compiler.Modules, use), stages: stages, definitions: defs}, nil
+		cache: newDecisionCache(compiler.Modules, use), stages: stages, definitions: defs, compiler: compiler, store: store}, nil
 }
 
 // DefinitionsQuery is the policy's data the admin console shows: the
@@ -291,4 +294,25 @@ func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision
 		return d, *tracer, err
 	}
 	return d, nil, err
+}
+
+// Operation returns the route mapping entry (data.portero.requests.entry)
+// that classifies a request with this method and path as the tenant's app
+// sees it, as a JSON-like object; nil when the mapping names none (the
+// default policy then refuses the request). `portero explain` prints it.
+func (p *Loaded) Operation(ctx context.Context, method string, appSegments []string) (map[string]any, error) {
+	segs := make([]any, len(appSegments))
+	for i, s := range appSegments {
+		segs[i] = s
+	}
+	input := map[string]any{"request": map[string]any{"method": method, "app_segments": segs}}
+	rs, err := rego.New(rego.Query(OperationQuery), rego.Compiler(p.compiler), rego.Store(p.store), rego.Input(input)).Eval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", OperationQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	entry, _ := rs[0].Expressions[0].Value.(map[string]any)
+	return entry, nil
 }

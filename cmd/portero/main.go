@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ Usage:
                                              run the Rego tests in DIR (default: the embedded policy)
   portero eval    [-c gateway.yaml] --input req.json [--explain]
                                              print the decision for an input document
+  portero explain [-c gateway.yaml] METHOD URL
+                                             show which route mapping entry classifies a request
   portero admin   [-c gateway.yaml] NOUN VERB ...
                                              manage tenants, members, partners, delegations in the store
   portero audit verify FILE                  check the master-access audit log's hash chain
@@ -64,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTest(args, stdout)
 	case "eval":
 		err = cmdEval(args, stdout)
+	case "explain":
+		err = cmdExplain(args, stdout)
 	case "keygen":
 		err = cmdKeygen(stdout)
 	case "admin":
@@ -304,6 +309,54 @@ func cmdEval(args []string, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// cmdExplain shows how the gateway classifies a request: the route, the
+// tenant, the path as the app sees it, and the route mapping entry
+// (data.portero.definitions.routes) that decides which feature, action,
+// resource and scope it needs, or that none does, in which case the default
+// policy refuses it (operation.unmapped).
+func cmdExplain(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errors.New("explain: give a method and a URL or path, e.g. portero explain GET /t/acme/reviews/r1")
+	}
+	c, err := proxy.Classify(cfg, fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	loaded, err := policy.Compile(context.Background(), policySource(cfg))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "request:   %s %s%s\n", c.Method, c.Host, c.Path)
+	fmt.Fprintf(stdout, "route:     %s\n", c.Route)
+	if c.Tenant == "" {
+		fmt.Fprintln(stdout, "tenant:    none (the default policy refuses it: deny.no_tenant)")
+		return nil
+	}
+	fmt.Fprintf(stdout, "tenant:    %s\n", c.Tenant)
+	fmt.Fprintf(stdout, "app path:  /%s\n", strings.Join(c.AppSegments, "/"))
+	entry, err := loaded.Operation(context.Background(), c.Method, c.AppSegments)
+	if err != nil {
+		return err
+	}
+	if entry == nil {
+		fmt.Fprintln(stdout, "operation: none: no entry of data.portero.definitions.routes matches, so the default policy refuses it (operation.unmapped)")
+		return nil
+	}
+	fmt.Fprintf(stdout, "operation: %v\n", entry["id"])
+	for _, k := range []string{"feature", "action", "resource", "right", "open", "scope"} {
+		if v, ok := entry[k]; ok {
+			b, _ := json.Marshal(v)
+			fmt.Fprintf(stdout, "  %-9s %s\n", k+":", b)
+		}
+	}
+	return nil
 }
 
 func cmdKeygen(stdout io.Writer) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -85,6 +86,35 @@ func TestEval(t *testing.T) {
 	}
 }
 
+func TestExplain(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"GET", "/t/acme/reviews/r1"}, 0, []string{"tenant:    acme", "app path:  /reviews/r1", "operation: read reviews/**", `feature:  "reviews"`}},
+		{[]string{"PUT", "http://acme.apps.localhost/Locations/l9/profile"}, 0, []string{"route:     tenant-app", "operation: edit locations/*/**", `"location":[1]`}},
+		{[]string{"POST", "/t/acme/locations"}, 0, []string{"operation: POST locations", `action:   "create"`}},
+		{[]string{"GET", "/t/acme/"}, 0, []string{"operation: read ", "open:     true"}},
+		{[]string{"PATCH", "/t/acme/orders/1"}, 0, []string{"operation: none", "operation.unmapped"}},
+		{[]string{"GET", "/docs"}, 0, []string{"tenant:    none", "deny.no_tenant"}},
+		{[]string{"delete", "/t/acme/x"}, 1, []string{"upper case"}},
+		{[]string{"GET", "/t/acme/reviews;x=1"}, 1, []string{"request.bad_path"}},
+		{[]string{"GET"}, 1, []string{"give a method and a URL"}},
+	}
+	for _, tc := range cases {
+		out, code := runCLI(t, append([]string{"explain", "-c", "../../gateway.yaml"}, tc.args...)...)
+		if code != tc.code {
+			t.Errorf("explain %q: exit %d, want %d: %s", tc.args, code, tc.code, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("explain %q: output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+}
+
 func TestKeygenAndVersion(t *testing.T) {
 	out, code := runCLI(t, "keygen")
 	if code != 0 || !strings.HasPrefix(out, "-----BEGIN PRIVATE KEY-----") {
@@ -108,8 +138,11 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// The real binary, started as an operator would, in front of an upstream.
-func TestServeBinary(t *testing.T) {
+// serveBinary builds the real binary and starts it as an operator would,
+// with the example gateway.yaml, in front of upstream; it returns the
+// public address and the issuer whose tokens it accepts.
+func serveBinary(t *testing.T, upstream http.Handler) (string, *testissuer.Issuer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
@@ -119,10 +152,8 @@ func TestServeBinary(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	iss := testissuer.New(t)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "user=%s tenant=%s", r.Header.Get("X-Portero-User"), r.Header.Get("X-Portero-Tenant"))
-	}))
-	defer upstream.Close()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
 	key := filepath.Join(dir, "assertion.pem")
 	pem, _ := runCLI(t, "keygen")
 	_ = os.WriteFile(key, []byte(pem), 0o600)
@@ -130,16 +161,19 @@ func TestServeBinary(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "-c", "../../gateway.yaml")
 	cmd.Env = append(os.Environ(),
 		"PORTERO_PUBLIC_ADDR="+public, "PORTERO_OPS_ADDR="+ops,
-		"PORTERO_OIDC_ISSUER="+iss.URL, "PORTERO_UPSTREAM="+upstream.URL)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+		"PORTERO_OIDC_ISSUER="+iss.URL, "PORTERO_UPSTREAM="+up.URL)
+	logs := &bytes.Buffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
-	}()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", logs.String())
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
@@ -156,6 +190,14 @@ func TestServeBinary(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	return public, iss
+}
+
+// The real binary, started as an operator would, in front of an upstream.
+func TestServeBinary(t *testing.T) {
+	public, iss := serveBinary(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "user=%s tenant=%s", r.Header.Get("X-Portero-User"), r.Header.Get("X-Portero-Tenant"))
+	}))
 	claims := iss.Claims("alice", "portero")
 	claims["roles"] = []string{"acme:administrator"}
 	req, _ := http.NewRequest("GET", "http://"+public+"/api/orders", nil)
@@ -168,7 +210,103 @@ func TestServeBinary(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "user=alice tenant=acme" {
-		t.Fatalf("%d %s\n%s", resp.StatusCode, body, logs.String())
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}
+
+// The header and body classes of the hostile cases, against the real
+// binary over raw connections: what the app receives is what the policy
+// decided, whatever the client sends in Connection, in trailers, in copies
+// of Portero's headers, or as a body Portero cannot read.
+func TestServeBinaryHostileHeadersAndBodies(t *testing.T) {
+	type seen struct {
+		header, trailer http.Header
+		method, body    string
+	}
+	got := make(chan seen, 16)
+	public, iss := serveBinary(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Header.Clone(), r.Trailer.Clone(), r.Method, string(b)}
+	}))
+	claims := iss.Claims("alice", "portero")
+	claims["roles"] = []string{"acme:administrator"}
+	tok := iss.Sign(t, claims)
+	send := func(raw string) (int, *seen) {
+		t.Helper()
+		conn, err := net.Dial("tcp", public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, _ = io.WriteString(conn, raw)
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			rest, _ := io.ReadAll(br)
+			t.Fatalf("%v: %q after %.60q", err, rest, raw)
+		}
+		resp.Body.Close()
+		wait := time.After(time.Millisecond)
+		if resp.StatusCode == 200 {
+			wait = time.After(5 * time.Second)
+		}
+		select {
+		case s := <-got:
+			return resp.StatusCode, &s
+		case <-wait:
+			return resp.StatusCode, nil
+		}
+	}
+	head := "Host: acme.apps.localhost\r\nAuthorization: Bearer " + tok + "\r\n"
+	headerCases := map[string]string{
+		"connection deletes": "Connection: close, X-Portero-User, X-Portero-Assertion, X-Portero-Tenant\r\n",
+		"forged copies":      "X-Portero-User: root\r\nX_Portero_Tenant: globex\r\nImpersonate-User: root\r\nX-Portero-Assertion: forged\r\n",
+		"both":               "X-Portero-User: root\r\nConnection: X-Portero-User\r\n",
+		"overrides":          "X-Original-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\nX-Forwarded-Prefix: /x\r\n",
+	}
+	for name, extra := range headerCases {
+		status, s := send("GET /api/orders HTTP/1.1\r\n" + head + extra + "\r\n")
+		if status != 200 || s == nil {
+			t.Fatalf("%s: %d", name, status)
+		}
+		if u := s.header.Values("X-Portero-User"); len(u) != 1 || u[0] != "alice" {
+			t.Errorf("%s: X-Portero-User %q", name, u)
+		}
+		if v := s.header.Values("X-Portero-Tenant"); len(v) != 1 || v[0] != "acme" {
+			t.Errorf("%s: X-Portero-Tenant %q", name, v)
+		}
+		if a := s.header.Values("X-Portero-Assertion"); len(a) != 1 || strings.Count(a[0], ".") != 2 {
+			t.Errorf("%s: assertion %q", name, a)
+		}
+		for _, h := range []string{"Impersonate-User", "X-Original-Url", "X-Http-Method-Override", "X-Forwarded-Prefix"} {
+			if s.header.Get(h) != "" {
+				t.Errorf("%s: %s reached the app", name, h)
+			}
+		}
+	}
+	// A reserved trailer on a chunked body.
+	status, s := send("POST /api/orders HTTP/1.1\r\n" + head + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-Portero-User\r\n\r\n" +
+		"7\r\n{\"a\":1}\r\n0\r\nX-Portero-User: root\r\n\r\n")
+	if status != 200 || s == nil || len(s.trailer) != 0 || s.header.Get("X-Portero-User") != "alice" || s.body != `{"a":1}` {
+		t.Fatalf("trailer: %d %+v", status, s)
+	}
+	// Bodies the policy cannot see are refused, and the app receives nothing.
+	for name, ct := range map[string]string{"text/plain": "Content-Type: text/plain\r\n", "none": "", "text/json": "Content-Type: text/json\r\n",
+		"two types": "Content-Type: application/json\r\nContent-Type: text/plain\r\n", "gzip": "Content-Type: application/json\r\nContent-Encoding: gzip\r\n"} {
+		status, s := send("PATCH /api/orders HTTP/1.1\r\n" + head + ct + "Content-Length: 12\r\n\r\n{\"name\":\"x\"}")
+		if status != http.StatusUnsupportedMediaType || s != nil {
+			t.Errorf("body %s: %d, app saw %+v", name, status, s)
+		}
+	}
+	status, s = send("PATCH /api/orders HTTP/1.1\r\n" + head + "Content-Type: application/json\r\nContent-Length: 23\r\n\r\n{\"name\":\"x\",\"name\":\"y\"}")
+	if status != http.StatusBadRequest || s != nil {
+		t.Errorf("duplicate keys: %d, app saw %+v", status, s)
+	}
+	// Methods: lower case is refused, never forwarded as another method.
+	status, s = send("delete /api/orders HTTP/1.1\r\n" + head + "\r\n")
+	if status != http.StatusBadRequest || s != nil {
+		t.Errorf("lower-case method: %d, app saw %+v", status, s)
 	}
 }
 
