@@ -37,7 +37,9 @@ func TestCrossSiteRuleEverywhere(t *testing.T) {
 	endpoints := []endpoint{
 		{"sign-out", func(tok string, hdr http.Header) *httptest.ResponseRecorder {
 			return m.b.do("POST", "http://localhost/.portero/logout", url.Values{"csrf": {tok}}, hdr)
-		}, func() bool { return m.b.do("GET", "http://localhost/.portero/userinfo", nil, nil).Code != http.StatusOK }},
+		}, func() bool {
+			return m.b.do("GET", "http://localhost/.portero/userinfo", nil, nil).Code != http.StatusOK
+		}},
 		{"master access", func(tok string, hdr http.Header) *httptest.ResponseRecorder {
 			return m.b.do("POST", "http://localhost/.portero/master-access", url.Values{"csrf": {tok}, "tenant": {"acme"},
 				"reason": {"Ticket SUP-1: cross-site test"}, "mode": {"full"}, "duration": {"10m"}}, hdr)
@@ -163,7 +165,11 @@ func TestRateLimitedSignInPerClient(t *testing.T) {
 
 func TestRateLimitedManagementWritesPerUser(t *testing.T) {
 	m := rateHarness(t)
-	sam := m.iss.Sign(t, func() map[string]any { c := m.iss.Claims("sam", "portero"); c["groups"] = []string{"system-admins"}; return c }())
+	sam := m.iss.Sign(t, func() map[string]any {
+		c := m.iss.Claims("sam", "portero")
+		c["groups"] = []string{"system-admins"}
+		return c
+	}())
 	for i := range 2 {
 		if s, b := m.apiCall(t, sam, "PATCH", "/tenants/acme", `{"name":"Acme `+string(rune('A'+i))+`"}`); s != 200 {
 			t.Fatalf("write %d: %d %v", i, s, b)
