@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -133,7 +135,12 @@ func checkHeaderSets(t *testing.T, send func(http.Header) received) http.Header 
 	if len(want) == 0 {
 		t.Fatal("the clean request carried no decision headers")
 	}
-	for name, set := range hostileHeaderSets {
+	sets := maps.Clone(hostileHeaderSets)
+	rng := rand.New(rand.NewPCG(11, uint64(len(want))))
+	for i := range 150 {
+		sets[fmt.Sprintf("random set %d", i)] = randomHostileHeaders(rng)
+	}
+	for name, set := range sets {
 		got := send(set.Clone())
 		if diff := headerDiff(want, withoutAssertion(t, upstreamControlled(got.Header))); diff != "" {
 			t.Errorf("%s: upstream headers differ from the decision's: %s", name, diff)
@@ -146,6 +153,39 @@ func checkHeaderSets(t *testing.T, send func(http.Header) received) http.Header 
 		}
 	}
 	return want
+}
+
+// headerNamePool mixes Portero's header names in several spellings,
+// override headers, hop-by-hop headers and ordinary ones.
+var headerNamePool = []string{
+	"X-Portero-User", "x-portero-user", "X_Portero_User", "X-PORTERO-TENANT", "X-Portero-Role", "X-Portero-Roles",
+	"X-Portero-Scope", "X-Portero-Features", "X-Portero-Partner", "X-Portero-Assertion", "x_portero_assertion",
+	"X-Portero-Impersonator", "X-Portero-Impersonation-Reason", "X-Portero-Impersonation-Id", "X-Portero-Impersonation-Mode",
+	"X-Portero-Impersonation-Expires", "X-Portero-New", "Impersonate-User", "impersonate_group", "Impersonate-Extra-Reason",
+	"Impersonate-Extra-Impersonator", "Impersonate-Uid", "X-Original-Url", "X-Rewrite-Url", "X-Forwarded-Uri",
+	"X-Forwarded-Prefix", "X-Forwarded-Path", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Real-Ip", "Keep-Alive", "Te", "Trailer",
+	"Proxy-Connection", "Accept", "X-Request-Id", "Cookie", "X-Custom",
+}
+
+// randomHostileHeaders draws a few names from the pool, with values, and a
+// Connection header naming some of them (and of the pool).
+func randomHostileHeaders(rng *rand.Rand) http.Header {
+	h := http.Header{}
+	for range 1 + rng.IntN(6) {
+		name := headerNamePool[rng.IntN(len(headerNamePool))]
+		h[name] = append(h[name], fmt.Sprintf("v%d", rng.IntN(100)))
+	}
+	var tokens []string
+	for range rng.IntN(6) {
+		tokens = append(tokens, headerNamePool[rng.IntN(len(headerNamePool))])
+	}
+	if len(tokens) > 0 {
+		h["Connection"] = []string{strings.Join(tokens, ", ")}
+	}
+	delete(h, "Te") // "TE: v1" is a protocol error the server itself answers
+	delete(h, "Trailer")
+	return h
 }
 
 func headerDiff(want, got http.Header) string {

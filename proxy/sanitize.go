@@ -209,7 +209,7 @@ func normalizePath(escaped string) (string, []string, error) {
 	for i := 0; i < len(escaped); i++ {
 		c := escaped[i]
 		switch {
-		case c < 0x20 || c == 0x7f || c == '\\' || c == ';':
+		case !pathChar(c):
 			return "", nil, errBadPath
 		case c == '%':
 			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
@@ -273,6 +273,18 @@ func plainSegment(s string) bool {
 		}
 	}
 	return ascii || norm.NFKC.IsNormalString(s)
+}
+
+// pathChar reports whether c may appear unencoded in a path: RFC 3986's
+// pchar and '/', without ';' (see normalizePath). Everything else (control
+// bytes, space, '\\', '#', '?', quotes, brackets, bytes above 0x7f) must
+// arrive percent-encoded.
+func pathChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,=:@/%", c) >= 0
 }
 
 func isHex(c byte) bool {
