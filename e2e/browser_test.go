@@ -273,7 +273,7 @@ func TestBrowserSignInRefreshAndSignOut(t *testing.T) {
 	ctx := newBrowser(t, chromium)
 
 	// 1. A protected page sends the browser to the IdP's sign-in form.
-	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/t/acme/orders?view=open"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.gateway+"/t/acme/reviews?view=open"), chromedp.WaitVisible("#username", chromedp.ByID)); err != nil {
 		t.Fatalf("no sign-in form: %v", err)
 	}
 	var loc string
@@ -302,7 +302,7 @@ func TestBrowserSignInRefreshAndSignOut(t *testing.T) {
 	); err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
-	if loc != s.gateway+"/t/acme/orders?view=open" {
+	if loc != s.gateway+"/t/acme/reviews?view=open" {
 		t.Errorf("landed on %s", loc)
 	}
 	if u, _ := text(ctx, "#user"); u != "owner" {
