@@ -8,10 +8,12 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/util"
 )
 
 // bodyRefusal is why a body was refused: the status and the reason id.
@@ -130,21 +132,20 @@ func bodyKind(h http.Header) (string, *bodyRefusal) {
 }
 
 // parseJSONBody decodes one JSON value (numbers kept exact) and refuses
-// duplicate keys at any depth and anything after the value.
+// anything after the value, nesting deeper than maxJSONDepth, and
+// duplicate keys at any depth.
 func parseJSONBody(data []byte) (any, *bodyRefusal) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := decodeJSONValue(dec, 0)
-	if err != nil {
-		if errors.Is(err, errDuplicateKey) {
-			return nil, bodyDuplicate
-		}
+	var doc any
+	if err := util.UnmarshalJSON(data, &doc); err != nil {
 		return nil, bodyMalformed
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	switch duplicateKey(data) {
+	case errDuplicateKey:
+		return nil, bodyDuplicate
+	case errTooDeep:
 		return nil, bodyMalformed
 	}
-	return v, nil
+	return doc, nil
 }
 
 var (
@@ -152,56 +153,56 @@ var (
 	errTooDeep      = errors.New("nested too deep")
 )
 
-// maxJSONDepth bounds nesting, so a hostile body cannot exhaust the stack.
+// maxJSONDepth bounds nesting.
 const maxJSONDepth = 64
 
-func decodeJSONValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, errTooDeep
+// duplicateKey scans JSON that already decoded without error and reports
+// errDuplicateKey when an object names a key twice (after unescaping:
+// "a" and "\u0061" are the same key), or errTooDeep. Stacks disagree on
+// which copy of a duplicate wins, so the policy and the app could see
+// different values.
+func duplicateKey(data []byte) error {
+	type frame struct {
+		object, expectKey bool
+		keys              []string
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			obj := map[string]any{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return nil, errors.New("object key is not a string")
-				}
-				if _, dup := obj[key]; dup {
-					return nil, errDuplicateKey
-				}
-				if obj[key], err = decodeJSONValue(dec, depth+1); err != nil {
-					return nil, err
+	var stack []frame
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{', '[':
+			if len(stack) >= maxJSONDepth {
+				return errTooDeep
+			}
+			stack = append(stack, frame{object: data[i] == '{', expectKey: data[i] == '{'})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if top := len(stack) - 1; top >= 0 && stack[top].object {
+				stack[top].expectKey = true
+			}
+		case '"':
+			j, escaped := i+1, false
+			for ; data[j] != '"'; j++ {
+				if data[j] == '\\' {
+					j++
+					escaped = true
 				}
 			}
-			_, err := dec.Token() // '}'
-			return obj, err
-		case '[':
-			arr := []any{}
-			for dec.More() {
-				v, err := decodeJSONValue(dec, depth+1)
-				if err != nil {
-					return nil, err
+			if top := len(stack) - 1; top >= 0 && stack[top].expectKey {
+				key := string(data[i+1 : j])
+				if escaped {
+					_ = json.Unmarshal(data[i:j+1], &key)
 				}
-				arr = append(arr, v)
+				if slices.Contains(stack[top].keys, key) {
+					return errDuplicateKey
+				}
+				stack[top].keys = append(stack[top].keys, key)
+				stack[top].expectKey = false
 			}
-			_, err := dec.Token() // ']'
-			return arr, err
+			i = j
 		}
-		return nil, errors.New("unexpected delimiter")
-	default:
-		return t, nil // string, json.Number, bool or nil
 	}
+	return nil
 }
 
 // parseFormBody gives a form-encoded body the shape a JSON object would
