@@ -47,9 +47,8 @@ _active_member if {
 	_m.status == "active"
 }
 
-# Unrestricted in the tenant: they manage anyone and grant anything.
-_unrestricted if is_system_admin
-
+# The tenant's owner manages anyone and grants anything in its tenant
+# (system admins are allowed everything by the first allow below).
 _unrestricted if members.kind == "owner"
 
 _tenant_admin if members.kind == "owner"

@@ -246,3 +246,11 @@ test_everyone_signed_in_reads_their_own_facts_and_the_catalogue if {
 	not _call("leo", [], {}, {"action": "tenants.read"}).allow
 	not _call("leo", [], {}, {"action": "policy.read"}).allow
 }
+
+# The levels a new membership gives count the administrators' default,
+# as portero.features does.
+test_new_levels_count_the_administrators_default if {
+	levels := data.portero.admin._new_levels with input as {"management": {"target": {"new": object.union(_grant("administrator"), {"profile": "accounting"})}}}
+	levels.reviews == "edit"
+	levels.plan_changes == "read"
+}
