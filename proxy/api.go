@@ -113,7 +113,9 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if !g.rateLimit(w, r, limitManagementWrite, userKey(identity.Subject), true) || !g.apiWriteAllowed(w, r, identity) {
+		// Cross-site requests are refused before they can spend the
+		// user's budget.
+		if !g.apiWriteAllowed(w, r, identity) || !g.rateLimit(w, r, limitManagementWrite, userKey(identity.Subject), true) {
 			return
 		}
 	}
