@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 	"testing"
 	"testing/fstest"
 )
@@ -92,7 +91,11 @@ else := {"allow": false, "reason": "body"}`)}}})
 	if ev := e.Decide(ctx, in); ev.Cached || ev.Decision.Allow {
 		t.Fatalf("other method answered from the cache: %+v", ev)
 	}
-	in.Request.Body = ast.MustParseTerm(`{"x": 1}`).Value
+	body, err := NewBody(map[string]any{"x": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Request.Body = body
 	for range 2 {
 		if ev := e.Decide(ctx, in); ev.Cached || ev.Decision.Reason != "body" {
 			t.Fatalf("request with a body: %+v", ev)

@@ -166,8 +166,8 @@ type Request struct {
 	// Headers are lower-cased; credentials (Authorization, Cookie) are never
 	// included.
 	Headers map[string]string
-	// Body is the parsed JSON body on routes that opt in, else nil.
-	Body ast.Value
+	// Body is the parsed body on routes that inspect bodies, else nil.
+	Body *Body
 }
 
 // Route names the route that matched.
@@ -313,7 +313,7 @@ func (r *Request) valueFor(u inputUse) ast.Value {
 		items = append(items, item("headers", ast.ObjectTerm(h...)))
 	}
 	if r.Body != nil && u.needsRequest("body") {
-		items = append(items, item("body", ast.NewTerm(r.Body)))
+		items = append(items, item("body", ast.NewTerm(r.Body.value)))
 	}
 	return ast.NewObject(items...)
 }

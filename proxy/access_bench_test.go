@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portero-gateway/portero/access"
@@ -61,7 +60,7 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 		b.Fatal(err)
 	}
 	id := policy.NewIdentity(policy.Identity{Subject: "u3-t0000", Auth: "bearer"})
-	input := func(method string, body ast.Value) *policy.Input {
+	input := func(method string, body *policy.Body) *policy.Input {
 		return &policy.Input{
 			Request: policy.Request{Method: method, Path: "/t/t0000/locations/l1/profile", Segments: []string{"t", "t0000", "locations", "l1", "profile"},
 				AppSegments: []string{"locations", "l1", "profile"}, Body: body},
@@ -69,7 +68,11 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 			Identity: id, Access: res.Prepared.(*policy.Access), Now: time.Now(),
 		}
 	}
-	edit := input("PATCH", ast.MustParseTerm(`{"phone": "+1 555 0100", "hours": "9-17"}`).Value)
+	doc, err := policy.NewBody(map[string]any{"phone": "+1 555 0100", "hours": "9-17"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	edit := input("PATCH", doc)
 	read := input("GET", nil)
 	if ev := engine.Decide(ctx, edit); !ev.Decision.Allow {
 		b.Fatalf("edit denied: %+v", ev)

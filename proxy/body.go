@@ -12,8 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/util"
+	"github.com/portero-gateway/portero/policy"
 )
 
 // bodyRefusal is why a body was refused: the status and the reason id.
@@ -42,7 +41,7 @@ var (
 // override. A request without a body gets nil; edits (methods other than
 // GET, HEAD and OPTIONS) without one get an empty object, so the policy can
 // tell "no fields changed" from "body not inspected".
-func readBody(r *http.Request, max int64) (ast.Value, *bodyRefusal) {
+func readBody(r *http.Request, max int64) (*policy.Body, *bodyRefusal) {
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	if !hasBody {
 		return emptyBodyFor(r.Method), nil
@@ -88,19 +87,19 @@ func readBody(r *http.Request, max int64) (ast.Value, *bodyRefusal) {
 			}
 		}
 	}
-	v, err := ast.InterfaceToValue(doc)
+	body, err := policy.NewBody(doc)
 	if err != nil {
 		return nil, bodyMalformed
 	}
-	return v, nil
+	return body, nil
 }
 
-func emptyBodyFor(method string) ast.Value {
+func emptyBodyFor(method string) *policy.Body {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
 	}
-	return ast.NewObject()
+	return policy.EmptyBody()
 }
 
 // bodyKind returns "json" or "form" for a body Portero can parse, or why it
@@ -136,7 +135,12 @@ func bodyKind(h http.Header) (string, *bodyRefusal) {
 // duplicate keys at any depth.
 func parseJSONBody(data []byte) (any, *bodyRefusal) {
 	var doc any
-	if err := util.UnmarshalJSON(data, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, bodyMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, bodyMalformed
 	}
 	switch duplicateKey(data) {

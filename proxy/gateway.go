@@ -261,46 +261,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Build the policy input.
-	in := &policy.Input{
-		Request: policy.Request{
-			Method: r.Method, Host: host, Path: r.URL.Path, Segments: segments,
-			Query: r.URL.Query(), Headers: inputHeaders(r.Header),
-		},
-		Route:    policy.Route{Name: routeName, API: api},
-		Identity: identity,
-		Gateway:  g.inputGW,
-		Now:      start,
-	}
-	tenant, appSegments := g.tenants.extract(host, segments)
-	in.Request.AppSegments = appSegments
-	masterID := ""
-	if tenant != "" {
-		in.Tenant = &policy.Tenant{ID: tenant, Status: "active"}
-		if g.resolver != nil && identity != nil {
-			facts, err := g.resolveAccess(r.Context(), in)
-			if facts != nil && facts.Master != nil && facts.Master.Session == identity.Session {
-				masterID = facts.Master.ID // marks the decision log
-			}
-			if err != nil {
-				g.log.Error("access store lookup failed; denying", "decision_id", id, "tenant", tenant, "error", err.Error())
-				writeDenial(rec, r, api, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: id})
-				return
-			}
-		}
-	}
+	// Read the body the policy decides on (or refuse it), then resolve
+	// access and evaluate.
+	var body *policy.Body
 	if rt.cfg.Body.Inspected() {
-		body, refusal := readBody(r, rt.cfg.Body.MaxBytes)
-		if refusal != nil {
+		var refusal *bodyRefusal
+		if body, refusal = readBody(r, rt.cfg.Body.MaxBytes); refusal != nil {
 			writeDenial(rec, r, api, denial{status: refusal.status, reason: refusal.reason, id: id})
 			return
 		}
-		in.Request.Body = body
 	}
-
-	// Evaluate.
-	ev := g.engine.Decide(r.Context(), in)
-	g.logDecision(id, in, ev, masterID)
+	in := g.requestInput(r, policy.Route{Name: routeName, API: api}, identity, host, segments, start)
+	in.Request.Body = body
+	ev, err := g.authorize(r.Context(), in)
+	if err != nil {
+		writeDenial(rec, r, api, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: id})
+		return
+	}
 	d := ev.Decision
 	if !d.Allow {
 		outcome = "deny"
@@ -326,6 +303,52 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.forward.ServeHTTP(rec, r)
+}
+
+// requestInput is the one builder of the policy input for a request: the
+// sanitized request (method, host, path and its segments, the segments as
+// the tenant's app sees them, query, headers minus credentials), the route,
+// the identity, and the tenant the host or path names. The proxy path and
+// every management decision (API, console, master access) build their
+// input here; access facts are added by authorize.
+func (g *Gateway) requestInput(r *http.Request, route policy.Route, identity *policy.Identity, host string, segments []string, now time.Time) *policy.Input {
+	in := &policy.Input{
+		Request: policy.Request{
+			Method: r.Method, Host: host, Path: r.URL.Path, Segments: segments,
+			Query: r.URL.Query(), Headers: inputHeaders(r.Header),
+		},
+		Route:    route,
+		Identity: identity,
+		Gateway:  g.inputGW,
+		Now:      now,
+	}
+	tenant, appSegments := g.tenants.extract(host, segments)
+	in.Request.AppSegments = appSegments
+	if tenant != "" {
+		in.Tenant = &policy.Tenant{ID: tenant, Status: "active"}
+	}
+	return in
+}
+
+// authorize is the one place a decision is made: it adds the store's facts
+// for the input's identity and tenant (when there is a store), evaluates the
+// policy and logs the decision. An error means the facts could not be read;
+// the caller denies (503) — fail closed.
+func (g *Gateway) authorize(ctx context.Context, in *policy.Input) (policy.Evaluation, error) {
+	masterID := ""
+	if in.Tenant != nil && g.resolver != nil && in.Identity != nil {
+		facts, err := g.resolveAccess(ctx, in)
+		if err != nil {
+			g.log.Error("access store lookup failed; denying", "decision_id", decisionID(ctx), "tenant", in.Tenant.ID, "error", err.Error())
+			return policy.Evaluation{}, err
+		}
+		if facts != nil && facts.Master != nil && facts.Master.Session == in.Identity.Session {
+			masterID = facts.Master.ID // marks the decision log
+		}
+	}
+	ev := g.engine.Decide(ctx, in)
+	g.logDecision(decisionID(ctx), in, ev, masterID)
+	return ev, nil
 }
 
 // resolveAccess puts the store's facts for (identity, tenant) in the input
