@@ -372,6 +372,7 @@ func TestUnmappedOperationsAreRefused(t *testing.T) {
 		{"leo", "GET", "/t/acme/static/app.css", 200, ""},
 		{"leo", "POST", "/t/acme/locations/l1/status", 200, ""},
 		{"adam", "GET", "/t/acme/Reviews", 200, ""},
+		{"adam", "GET", "/t/%61cme/./settings//x/../", 200, ""}, // forwarded as /t/acme/settings/
 	}
 	for _, tc := range cases {
 		t.Run(tc.user+" "+tc.method+" "+tc.path, func(t *testing.T) {
@@ -386,8 +387,12 @@ func TestUnmappedOperationsAreRefused(t *testing.T) {
 				}
 				return
 			}
-			if got := h.upstreamSaw(t); got.Method != tc.method || got.Path != tc.path {
-				t.Fatalf("upstream got %s %s", got.Method, got.Path)
+			want := tc.path
+			if strings.Contains(want, "%61") {
+				want = "/t/acme/settings/"
+			}
+			if got := h.upstreamSaw(t); got.Method != tc.method || got.Path != want {
+				t.Fatalf("upstream got %s %s, want %s", got.Method, got.Path, want)
 			}
 		})
 	}
@@ -404,36 +409,45 @@ func TestOneCanonicalRequest(t *testing.T) {
 		method, path string
 		status       int
 		reason       string
+		header       http.Header
 	}{
-		{"GET", "/t/acme/reviews;x=1", 400, "request.bad_path"},
-		{"GET", "/t/acme/reviews;", 400, "request.bad_path"},
-		{"GET", "/t/acme/reviews%3bx", 400, "request.bad_path"},
-		{"GET", "/t/acme/reviews%3Bx", 400, "request.bad_path"},
-		{"GET", "/t/acme/billing;/../reviews", 400, "request.bad_path"},
-		{"GET", "/t/acme/reviews%20", 400, "request.bad_path"},
-		{"GET", "/t/acme/reviews%e2%80%8b", 400, "request.bad_path"},
-		{"GET", "/t/acme/%e2%80%8breviews", 400, "request.bad_path"},
-		{"GET", "/t/acme/%c0%ae%c0%ae/reviews", 400, "request.bad_path"},
-		{"GET", "/t/acme/billing/%ef%bc%8e%ef%bc%8e/reviews", 400, "request.bad_path"},
-		{"GET", "/t/acme/%ef%bd%92eviews", 400, "request.bad_path"},
-		{"GET", "/t/acme/reviews%ff", 400, "request.bad_path"},
-		{"GET", "/t/acme/Reviews", 403, "feature.not_granted"},
-		{"GET", "/t/acme/REVIEWS", 403, "feature.not_granted"},
-		{"GET", "/t/acme/reviews.json", 403, "operation.unmapped"},
-		{"delete", "/t/acme/billing", 400, "request.bad_method"},
-		{"Get", "/t/acme/billing", 400, "request.bad_method"},
-		{"TRACE", "/t/acme/billing", 405, "request.method_not_allowed"},
-		{"CONNECT", "/t/acme/billing", 405, "request.method_not_allowed"},
-		{"PROPFIND", "/t/acme/billing", 405, "request.method_not_allowed"},
-		{"BREW", "/t/acme/billing", 405, "request.method_not_allowed"},
-		{"GET", "/t/acme/billing?a=1;b=2", 400, "request.bad_query"},
-		{"GET", "/t/acme/billing?a=%zz", 400, "request.bad_query"},
+		// Upgrades other than WebSocket would tunnel requests past Portero.
+		{"GET", "/t/acme/billing", 400, "request.bad_upgrade", http.Header{"Upgrade": {"h2c"}, "Connection": {"Upgrade, HTTP2-Settings"}, "Http2-Settings": {"AAMAAABkAARAAAAAAAIAAAAA"}}},
+		{"GET", "/t/acme/billing", 400, "request.bad_upgrade", http.Header{"Upgrade": {"websocket, h2c"}, "Connection": {"Upgrade"}}},
+		{"GET", "/t/acme/billing", 400, "request.bad_upgrade", http.Header{"Upgrade": {"TLS/1.2"}, "Connection": {"Upgrade"}}},
+		{"GET", "/t/acme/reviews;x=1", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/reviews;", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/reviews%3bx", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/reviews%3Bx", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/billing;/../reviews", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/reviews%20", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/reviews%e2%80%8b", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/%e2%80%8breviews", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/%c0%ae%c0%ae/reviews", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/billing/%ef%bc%8e%ef%bc%8e/reviews", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/%ef%bd%92eviews", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/reviews%ff", 400, "request.bad_path", nil},
+		{"GET", "/t/acme/Reviews", 403, "feature.not_granted", nil},
+		{"GET", "/t/acme/REVIEWS", 403, "feature.not_granted", nil},
+		{"GET", "/t/acme/reviews.json", 403, "operation.unmapped", nil},
+		{"delete", "/t/acme/billing", 400, "request.bad_method", nil},
+		{"Get", "/t/acme/billing", 400, "request.bad_method", nil},
+		{"TRACE", "/t/acme/billing", 405, "request.method_not_allowed", nil},
+		{"CONNECT", "/t/acme/billing", 405, "request.method_not_allowed", nil},
+		{"PROPFIND", "/t/acme/billing", 405, "request.method_not_allowed", nil},
+		{"BREW", "/t/acme/billing", 405, "request.method_not_allowed", nil},
+		{"GET", "/t/acme/billing?a=1;b=2", 400, "request.bad_query", nil},
+		{"GET", "/t/acme/billing?a=%zz", 400, "request.bad_query", nil},
 	}
 	for _, tc := range refused {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, "http://localhost"+tc.path, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			req.Header = tc.header.Clone()
+			if req.Header == nil {
+				req.Header = http.Header{}
 			}
 			req.Header.Set("Authorization", "Bearer "+avery)
 			req.Header.Set("Accept", "application/json")

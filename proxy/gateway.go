@@ -221,8 +221,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_path", id: id})
 		return
 	}
-	r.URL.RawPath = cleanPath
+	// The app receives the path in one encoding of exactly the segments the
+	// policy sees (RawPath empty: net/http encodes Path canonically).
+	r.URL.RawPath = ""
 	r.URL.Path = decodedPath(segments, strings.HasSuffix(cleanPath, "/") && len(segments) > 0)
+	if upgradeRefused(r.Header) {
+		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_upgrade", id: id})
+		return
+	}
 	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
 		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_query", id: id})
 		return

@@ -346,3 +346,23 @@ func methodDenial(r *http.Request, override []string, allowOverride bool, extra 
 		return &denial{status: http.StatusMethodNotAllowed, reason: "request.method_not_allowed"}
 	}
 }
+
+// upgradeRefused reports a protocol upgrade other than WebSocket. After a
+// 101 answer ReverseProxy tunnels raw bytes, and an upstream that accepts
+// h2c (or any other protocol) would then take requests Portero never
+// sees ("h2c smuggling"); a WebSocket's handshake is a request the policy
+// decides, and what follows is the app's own protocol.
+func upgradeRefused(h http.Header) bool {
+	vals := h.Values("Upgrade")
+	if len(vals) == 0 {
+		return false
+	}
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if !strings.EqualFold(strings.TrimSpace(tok), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
