@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/portero-gateway/portero/access"
 )
 
@@ -551,5 +553,20 @@ func TestFeaturesHeaderIsTheEffectiveRight(t *testing.T) {
 	}
 	if got := features("lena"); got["user_rights"] != "" || got["reviews"] != "read" {
 		t.Errorf("location manager features %v", got)
+	}
+}
+
+// The JWKS on the public listener is served, not rejected: it is counted
+// under its own route, never as decision="reject".
+func TestJWKSIsNotCountedAsRejected(t *testing.T) {
+	h := newHarness(t, nil)
+	if rec := h.do(t, "GET", "http://localhost"+JWKSPath, "", nil, ""); rec.Code != 200 {
+		t.Fatalf("JWKS: %d", rec.Code)
+	}
+	if n := testutil.ToFloat64(h.gw.metrics.requests.WithLabelValues("jwks", "control", "200")); n != 1 {
+		t.Fatalf("requests{route=jwks,decision=control} = %v", n)
+	}
+	if n := testutil.ToFloat64(h.gw.metrics.requests.WithLabelValues("none", "reject", "200")); n != 0 {
+		t.Fatalf("JWKS counted as a rejection: %v", n)
 	}
 }

@@ -208,6 +208,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	override := g.reserved.strip(r.Header)
 	r.Trailer = nil
 	if r.URL.Path == JWKSPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		routeName, outcome = "jwks", "control"
 		g.serveJWKS(rec, r)
 		return
 	}
