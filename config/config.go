@@ -135,6 +135,13 @@ type Listen struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// MaxConnections bounds the open client connections of the public
+	// listener (default 10000); one more is answered 503 and closed.
+	MaxConnections int `yaml:"max_connections"`
+	// ClientConnections is a token bucket of new connections per client
+	// address (IPv6 per /64): over it, a new connection is answered 503 and
+	// closed (default 3000 a minute, 500 at once).
+	ClientConnections Rate `yaml:"client_connections"`
 }
 
 // Route sends the requests whose host and path match to one upstream.

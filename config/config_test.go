@@ -86,6 +86,10 @@ func TestErrorsNameFileLineColumnAndFix(t *testing.T) {
 		{"duplicate route names", minimal + "  - name: app\n    upstream: http://127.0.0.1:1\n", `gateway.yaml:8:11: routes[1].name: route name "app" is used twice`},
 		{"missing policy dir", minimal + "policy:\n  dir: ./no-such-dir\n", `policy.dir: `},
 		{"bad listen address", minimal + "listen:\n  public: 8080\n", `gateway.yaml:9:11: listen.public: expected host:port such as :8080`},
+		{"bad max connections", minimal + "listen:\n  max_connections: -1\n", `gateway.yaml:9:20: listen.max_connections: must be between 1 and 1000000`},
+		{"bad client connection rate", minimal + "listen:\n  client_connections: {per_minute: -5}\n", `listen.client_connections.per_minute: must be 1 or more`},
+		{"bad extra method", minimal + "    extra_methods: [propfind]\n", `gateway.yaml:8:21: routes[0].extra_methods[0]: "propfind" is not an upper-case method name`},
+		{"bad clock skew", strings.Replace(minimal, "  audiences: [portero]\n", "  audiences: [portero]\n  clock_skew: 1h\n", 1), `oidc.clock_skew: must be between 1s and 10m`},
 		{"not yaml", "routes: [\n", `gateway.yaml:1:1: not valid YAML`},
 		{"empty", "", `gateway.yaml: the file is empty`},
 	}

@@ -132,6 +132,22 @@ func (v validator) listen(l *Listen) {
 	if l.ReadHeaderTimeout == 0 {
 		l.ReadHeaderTimeout = 10 * time.Second
 	}
+	switch {
+	case l.MaxConnections == 0:
+		l.MaxConnections = 10000
+	case l.MaxConnections < 0 || l.MaxConnections > 1000000:
+		v.at("listen.max_connections", "must be between 1 and 1000000 (0 or absent: 10000), got %d", l.MaxConnections)
+	}
+	if l.ClientConnections.PerMinute == 0 {
+		l.ClientConnections.PerMinute = 3000
+	} else if l.ClientConnections.PerMinute < 0 {
+		v.at("listen.client_connections.per_minute", "must be 1 or more (0 or absent: 3000), got %d", l.ClientConnections.PerMinute)
+	}
+	if l.ClientConnections.Burst == 0 {
+		l.ClientConnections.Burst = 500
+	} else if l.ClientConnections.Burst < 0 {
+		v.at("listen.client_connections.burst", "must be 1 or more (0 or absent: 500), got %d", l.ClientConnections.Burst)
+	}
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = 120 * time.Second
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/portero-gateway/portero/access"
@@ -47,6 +48,8 @@ type Gateway struct {
 	metrics     *Metrics
 	log         *slog.Logger
 	now         func() time.Time
+	// served counts requests, for ReleaseIdleMemory's "quiet".
+	served atomic.Int64
 }
 
 // Options are a gateway's collaborators.
@@ -191,6 +194,7 @@ func newDecisionID() string {
 // ServeHTTP is the request path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
+	g.served.Add(1)
 	id := newDecisionID()
 	st := &requestState{id: id}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey, st))

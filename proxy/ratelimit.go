@@ -124,10 +124,13 @@ func (g *Gateway) rateLimit(w http.ResponseWriter, r *http.Request, endpoint, ke
 
 // clientKey is the rate-limit key of an unauthenticated client: its
 // address, or for IPv6 its /64 (one subscriber's usual allocation).
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+func clientKey(r *http.Request) string { return addrKey(r.RemoteAddr) }
+
+// addrKey is clientKey for a connection's remote address (host:port).
+func addrKey(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		host = r.RemoteAddr
+		host = remote
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil {

@@ -196,11 +196,15 @@ func cmdServe(args []string, stderr io.Writer) error {
 		Handler:           proxy.OpsHandler(gw, reg),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	go gw.ReleaseIdleMemory(ctx, idleMemoryEvery, idleMemoryQuiet)
 	errc := make(chan error, 2)
 	for _, srv := range []*http.Server{public, ops} {
 		ln, err := net.Listen("tcp", srv.Addr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", srv.Addr, err)
+		}
+		if srv == public {
+			ln = proxy.LimitListener(ln, cfg.Listen, reg)
 		}
 		log.Info("listening", "addr", ln.Addr().String(), "listener", map[*http.Server]string{public: "public", ops: "ops"}[srv])
 		go func() { errc <- srv.Serve(ln) }()
@@ -358,6 +362,13 @@ func cmdExplain(args []string, stdout io.Writer) error {
 	}
 	return nil
 }
+
+// The gateway gives memory back to the system when fewer than
+// idleMemoryQuiet requests arrived in idleMemoryEvery (under 100 a second).
+const (
+	idleMemoryEvery = 5 * time.Second
+	idleMemoryQuiet = 500
+)
 
 func cmdKeygen(stdout io.Writer) error {
 	pem, err := proxy.GenerateAssertionKey()
