@@ -41,6 +41,10 @@ const porteroConfig = `
 listen:
   public: %s
   ops: %s
+  client_connections: {per_minute: 1000000, burst: 100000}  # every load client is 127.0.0.1
+limits:  # the store row signs many users in from one address
+  sign_in: {per_minute: 1000000, burst: 100000}
+  callback: {per_minute: 1000000, burst: 100000}
 tenant:
   path: /t/{tenant}/
 oidc:
