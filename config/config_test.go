@@ -110,6 +110,32 @@ func TestErrorsNameFileLineColumnAndFix(t *testing.T) {
 	}
 }
 
+// Type errors and validation errors are reported together, in the order of
+// the file, and a value that failed to decode is not reported twice.
+func TestTypeAndValidationErrorsTogether(t *testing.T) {
+	src := minimal + "    timeout: -5s\n  - name: Bad Name\n    upstream: nope\n    api: yes\nsession:\n  keys: [\"short\"]\n"
+	_, err := Parse("gateway.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	want := []string{
+		"gateway.yaml:8:14: routes[0].timeout: must not be negative, got -5s",
+		"gateway.yaml:9:11: routes[1].name: \"Bad Name\" is not a valid name",
+		"gateway.yaml:10:15: routes[1].upstream: \"nope\" is not an absolute",
+		"gateway.yaml:11:10: routes[1].api: expected true or false, got \"yes\"",
+		"gateway.yaml:13:10: session.keys[0]: must be 32 random bytes",
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("error %d = %q, want it to start with %q", i, lines[i], w)
+		}
+	}
+}
+
 func TestHMACAndNoneAlgorithmsAreRefused(t *testing.T) {
 	for _, alg := range []string{"none", "HS256", "HS512"} {
 		_, err := Parse("g.yaml", []byte(strings.Replace(minimal, "  audiences: [portero]", "  audiences: [portero]\n  algorithms: [RS256, "+alg+"]", 1)))

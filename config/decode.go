@@ -115,8 +115,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 			return
 		}
 		dur, err := time.ParseDuration(s)
-		if err != nil || dur < 0 {
+		if err != nil {
 			d.fail(n, key, "expected a duration such as 30s or 5m, got %q", s)
+			return
+		}
+		if dur < 0 {
+			d.fail(n, key, "must not be negative, got %s; give a duration such as 30s (or leave the key out for the default)", s)
 			return
 		}
 		v.SetInt(int64(dur))

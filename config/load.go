@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,12 +49,23 @@ func Parse(file string, src []byte) (*Config, error) {
 	d := &decoder{file: file, positions: map[string]position{}}
 	cfg := &Config{File: file}
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
-	if len(d.errs) > 0 {
-		return nil, d.errs
-	}
+	// Validate even after decoding errors, so every error is reported at
+	// once; a key that failed to decode is not reported again (see at).
 	v := validator{decoder: d, dir: filepath.Dir(file)}
 	v.validate(cfg)
 	if len(d.errs) > 0 {
+		// In the order of the file; errors without a position last.
+		slices.SortStableFunc(d.errs, func(a, b *Error) int {
+			switch {
+			case a.Line == b.Line:
+				return a.Column - b.Column
+			case a.Line == 0:
+				return 1
+			case b.Line == 0:
+				return -1
+			}
+			return a.Line - b.Line
+		})
 		return nil, d.errs
 	}
 	return cfg, nil
@@ -68,6 +80,11 @@ type validator struct {
 // at reports an error at key's value, or at its nearest parent that appears in
 // the file (for a missing value).
 func (v validator) at(key, format string, args ...any) {
+	for _, prev := range v.errs {
+		if prev.Key == key {
+			return // its value did not decode: that error says it already
+		}
+	}
 	e := &Error{File: v.file, Key: key, Msg: fmt.Sprintf(format, args...)}
 	for k := key; ; {
 		if p, ok := v.positions[k]; ok {
@@ -292,6 +309,22 @@ func (v validator) assertion(a *Assertion) {
 	}
 }
 
+// sessionKeys checks every session key given, whether or not browser
+// sign-in is on: a key that would be refused later must not pass now.
+func (v validator) sessionKeys(s *Session) {
+	for i, k := range s.Keys {
+		b, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			b, err = base64.RawURLEncoding.DecodeString(k)
+		}
+		if err != nil || len(b) != 32 {
+			v.at(fmt.Sprintf("session.keys[%d]", i), "must be 32 random bytes, base64-encoded (head -c 32 /dev/urandom | base64)")
+			continue
+		}
+		s.KeyBytes = append(s.KeyBytes, b)
+	}
+}
+
 func (v validator) browserLogin(c *Config) {
 	o, s := &c.OIDC, &c.Session
 	s.CookieName = orDefault(s.CookieName, "portero_session")
@@ -301,6 +334,7 @@ func (v validator) browserLogin(c *Config) {
 	if !cookieName.MatchString(s.CookieName) {
 		v.at("session.cookie_name", "%q is not a valid cookie name; use letters, digits, - and _", s.CookieName)
 	}
+	v.sessionKeys(s)
 	if o.ClientID == "" {
 		return
 	}
@@ -320,17 +354,6 @@ func (v validator) browserLogin(c *Config) {
 	}
 	if len(s.Keys) == 0 {
 		v.at("session.keys", "browser sign-in needs at least one session key: 32 random bytes, base64 (head -c 32 /dev/urandom | base64)")
-	}
-	for i, k := range s.Keys {
-		b, err := base64.StdEncoding.DecodeString(k)
-		if err != nil {
-			b, err = base64.RawURLEncoding.DecodeString(k)
-		}
-		if err != nil || len(b) != 32 {
-			v.at(fmt.Sprintf("session.keys[%d]", i), "must be 32 random bytes, base64-encoded (head -c 32 /dev/urandom | base64)")
-			continue
-		}
-		s.KeyBytes = append(s.KeyBytes, b)
 	}
 	if s.Domain != "" && !hostName.MatchString(strings.TrimPrefix(s.Domain, ".")) {
 		v.at("session.domain", "%q is not a domain name such as apps.example.com", s.Domain)
