@@ -38,5 +38,13 @@ staticcheck ./...
 echo "== rego tests (portero test --coverage rego/)"
 go run ./cmd/portero test --coverage rego
 
+echo "== fuzz targets, a few seconds each"
+for target in FuzzNormalizePath FuzzNormalizeHost FuzzStripReservedHeaders FuzzReadBody; do
+  go test -run='^$' -fuzz="^${target}\$" -fuzztime=3s ./proxy
+done
+
+echo "== fault tests, short version (scripts/faults.sh runs the full length)"
+PORTERO_FAULTS=short go test -count=1 ./faults
+
 echo "== go test -race (browser tests included: PORTERO_E2E=1)"
 PORTERO_E2E=1 go test -race -count=1 ./...
