@@ -13,7 +13,8 @@ import (
 // the state they share (rate limiters).
 
 // controlPlane is the management API's handler and the control endpoints'
-// shared state. newAPI builds it once per gateway (New keeps it as g.api).
+// shared state. newAPI builds it once per gateway (New keeps it as g.api and
+// g.ctl).
 type controlPlane struct {
 	mux         http.Handler
 	limits      *controlLimits
@@ -23,10 +24,7 @@ type controlPlane struct {
 func (c *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
 
 // control returns the gateway's control-plane state.
-func (g *Gateway) control() *controlPlane {
-	cp, _ := g.api.(*controlPlane)
-	return cp
-}
+func (g *Gateway) control() *controlPlane { return g.ctl }
 
 // Routes of management decisions in the policy input and the decision log.
 const (
@@ -48,34 +46,31 @@ func (g *Gateway) managementInput(r *http.Request, route string, id *policy.Iden
 		return nil, err
 	}
 	m.UserPartner = partner
-	in := &policy.Input{
-		Request:    policy.Request{Method: r.Method, Path: r.URL.Path},
-		Route:      policy.Route{Name: route, API: route == routeAPI},
-		Identity:   id,
-		Management: m,
-		Gateway:    g.inputGW,
-		Now:        g.now(),
-	}
+	// The request path's one input builder, with the management call in
+	// place of a tenant from the host or path.
+	host, _ := normalizeHost(r.Host)
+	in := g.requestInput(r, policy.Route{Name: route, API: route == routeAPI}, id, host, nil, g.now())
+	in.Tenant = nil
 	if m.Tenant != "" {
 		in.Tenant = &policy.Tenant{ID: m.Tenant}
-		if _, err := g.resolveAccess(r.Context(), in); err != nil {
-			return nil, err
-		}
 	}
+	in.Management = m
 	return in, nil
 }
 
-// decideManagement asks the policy about a management call and logs the
-// decision. An error means the caller's facts could not be read: deny.
+// decideManagement asks the policy about a management call through the one
+// authorize (facts, decision, decision log). An error means the caller's
+// facts could not be read: deny.
 func (g *Gateway) decideManagement(r *http.Request, route string, id *policy.Identity, m policy.Management) (policy.Decision, error) {
 	in, err := g.managementInput(r, route, id, &m)
-	if err != nil {
-		g.log.Error("management decision: access store lookup failed; denying", "decision_id", decisionID(r.Context()), "action", m.Action, "error", err.Error())
-		return policy.Decision{Allow: false, Status: http.StatusServiceUnavailable, Reason: "access.unavailable"}, err
+	if err == nil {
+		var ev policy.Evaluation
+		if ev, err = g.authorize(r.Context(), in); err == nil {
+			return ev.Decision, nil
+		}
 	}
-	ev := g.engine.Decide(r.Context(), in)
-	g.logDecision(decisionID(r.Context()), in, ev, "")
-	return ev.Decision, nil
+	g.log.Error("management decision: access store lookup failed; denying", "decision_id", decisionID(r.Context()), "action", m.Action, "error", err.Error())
+	return policy.Decision{Allow: false, Status: http.StatusServiceUnavailable, Reason: "access.unavailable"}, err
 }
 
 // crossSiteRefusal is the one CSRF rule of the control plane, used by

@@ -41,6 +41,7 @@ type Gateway struct {
 	resolver    *access.Resolver // nil without an access store
 	store       *access.Store    // nil without an access store
 	api         http.Handler     // the management API
+	ctl         *controlPlane    // the control plane's shared state (rate limits, cross-origin rule)
 	engine      *policy.Engine
 	signer      *assertionSigner
 	inputGW     *policy.Gateway // input.gateway, the same for every request
@@ -113,6 +114,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.returnHosts = append(g.returnHosts, r.cfg.Hosts...)
 	}
 	g.api = g.newAPI()
+	g.ctl = g.api.(*controlPlane)
 	if cfg.BrowserLogin() {
 		if g.sessions, err = newSessionAuthenticator(cfg, g.bearer, g.log, g.now); err != nil {
 			return nil, err
