@@ -197,15 +197,7 @@ _holds_level(f, level) if _level_rank[level] <= _level_rank[features.levels[f]]
 # The levels the new membership gives, as portero.features computes them:
 # the administrators' default, then extra rights, the profile, and explicit
 # feature rights.
-_new_levels := object.union_n([
-	_role_default(object.get(_new, "role", "")),
-	{defs.rights[r].feature: "edit" | some r in object.get(_new, "rights", []); defs.rights[r].feature},
-	object.get(defs.profiles, [object.get(_new, "profile", ""), "features"], {}),
-	object.get(_new, "features", {}),
-])
-
-_role_default(role) := defs.profiles.full.features if role == "administrator"
-else := {}
+_new_levels := features.levels_of(_new)
 
 # The caller may edit only some fields of a feature: an edit grant of that
 # feature must be limited to some of those fields.

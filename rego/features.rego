@@ -19,19 +19,23 @@ _m := members.membership
 # The "full" profile is every feature at "edit".
 _all_edit := defs.profiles.full.features
 
-_admin_default := _all_edit if members.role == "administrator"
+# The level per feature a membership gives (later objects win): the
+# administrator role's default (every feature at edit), extra rights, the
+# profile, then explicit feature rights. portero.admin uses it for the
+# membership a manager asks to write.
+levels_of(m) := object.union_n([
+	_role_default(object.get(m, "role", "")),
+	{defs.rights[r].feature: "edit" | some r in object.get(m, "rights", []); defs.rights[r].feature},
+	object.get(defs.profiles, [object.get(m, "profile", ""), "features"], {}),
+	object.get(m, "features", {}),
+])
+
+_role_default(role) := _all_edit if role == "administrator"
 else := {}
 
-_from_rights := {defs.rights[r].feature: "edit" | some r in _m.rights; defs.rights[r].feature}
-
-_from_profile := defs.profiles[_m.profile].features if _m.profile != ""
-else := {}
-
-# The caller's level per feature, computed once per request as one object
-# (later objects win): administrators' default, extra rights, the profile,
-# then explicit rights.
+# The caller's level per feature, computed once per request.
 levels := _all_edit if members.kind in {"owner", "partner"}
-else := object.union_n([_admin_default, _from_rights, _from_profile, _m.features]) if members.kind == "member"
+else := levels_of(_m) if members.kind == "member"
 else := {}
 
 # The levels that take effect: a feature whose minimum role the caller's
