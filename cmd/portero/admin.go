@@ -13,6 +13,8 @@ import (
 
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/policy"
+	defaultrego "github.com/portero-gateway/portero/rego"
 )
 
 const adminUsage = `portero admin — manage the access store directly (scripting, bootstrapping the first admin)
@@ -58,6 +60,7 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 		return errors.New("admin: say what to do, e.g. portero admin tenant list")
 	}
 	path := *storePath
+	src := policy.Source{Name: "embedded", FS: defaultrego.Bundle}
 	if path == "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -67,14 +70,26 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 			return fmt.Errorf("%s has no access.store; set it or pass --store FILE", *cfgPath)
 		}
 		path = cfg.Access.Store
+		src = policySource(cfg)
 	}
 	ctx := context.Background()
+	// Names (roles, profiles, features, rights, products) are checked against
+	// the policy's catalogue, as the management API does: a typo is an
+	// error, not a grant of nothing.
+	loaded, err := policy.Compile(ctx, src)
+	if err != nil {
+		return err
+	}
+	defs, err := loaded.Definitions(ctx)
+	if err != nil {
+		return fmt.Errorf("admin: read the policy's definitions: %w", err)
+	}
 	store, err := access.Open(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	out, err := runAdmin(ctx, store, rest[0], rest[1], rest[2:])
+	out, err := runAdmin(ctx, store, access.CatalogueOf(defs), rest[0], rest[1], rest[2:])
 	if err != nil {
 		return err
 	}
@@ -96,7 +111,7 @@ func positional(args []string, n int, usage string) ([]string, []string, error) 
 	return args[:n], args[n:], nil
 }
 
-func runAdmin(ctx context.Context, s *access.Store, noun, verb string, args []string) (any, error) {
+func runAdmin(ctx context.Context, s *access.Store, cat *access.Catalogue, noun, verb string, args []string) (any, error) {
 	if noun == "import" {
 		return importFile(ctx, s, verb)
 	}
@@ -164,6 +179,9 @@ func runAdmin(ctx context.Context, s *access.Store, noun, verb string, args []st
 			}
 			m.Fields[name] = strings.Split(list, ",")
 		}
+		if err := cat.CheckMember(&m); err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
 		return s.PutMember(ctx, m)
 	case "member list":
 		pos, _, err := positional(args, 1, "member list TENANT")
@@ -218,6 +236,9 @@ func runAdmin(ctx context.Context, s *access.Store, noun, verb string, args []st
 				return nil, fmt.Errorf("admin: --expires %q: use RFC 3339, e.g. 2027-01-31T00:00:00Z", *expires)
 			}
 			d.Expires = &t
+		}
+		if err := cat.CheckDelegation(&d); err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
 		}
 		return s.Invite(ctx, d)
 	case "delegation list":
