@@ -39,8 +39,9 @@ echo "== rego tests (portero test --coverage rego/)"
 go run ./cmd/portero test --coverage rego
 
 echo "== fuzz targets, a few seconds each"
-for target in FuzzNormalizePath FuzzNormalizeHost FuzzStripReservedHeaders FuzzReadBody; do
-  go test -run='^$' -fuzz="^${target}\$" -fuzztime=3s ./proxy
+for spec in proxy:FuzzNormalizePath proxy:FuzzNormalizeHost proxy:FuzzStripReservedHeaders proxy:FuzzReadBody \
+    proxy/session:FuzzOpenSealed proxy/session:FuzzOpenCookieHeader proxy/session:FuzzSealRoundTrip config:FuzzParse; do
+  go test -run='^$' -fuzz="^${spec#*:}\$" -fuzztime=3s "./${spec%%:*}"
 done
 
 echo "== fault tests, short version (scripts/faults.sh runs the full length)"
