@@ -27,6 +27,13 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{text-align:left;border-top:1px solid #ddd;padding:.35rem .5rem;vertical-align:top}
 td code{word-break:break-all}.ok{color:#060}.bad{color:#a00}nav a{margin-right:1rem}</style></head><body>
 <nav><a href="/t/acme/">acme</a><a href="/t/globex/">globex</a><a href="/.portero/userinfo">userinfo</a><a href="/.portero/logout" id="signout">Sign out</a></nav>
+{{if .Tenant}}<nav id="pages">Pages of {{.Tenant}}:
+<a href="/t/{{.Tenant}}/reviews">reviews</a><a href="/t/{{.Tenant}}/billing">billing</a><a href="/t/{{.Tenant}}/ads">ads</a>
+<a href="/t/{{.Tenant}}/locations/l1">location l1</a><a href="/t/{{.Tenant}}/locations/l2">location l2</a>
+<a href="/t/{{.Tenant}}/settings">settings</a><a href="/t/{{.Tenant}}/users">users</a><a href="/t/{{.Tenant}}/orders">orders</a></nav>
+<p><small>Portero classifies each page with the route mapping in <code>rego/data.json</code> and the
+policy decides per person; a page the mapping does not name (here <code>orders</code>) is refused for
+everyone (<code>operation.unmapped</code>). Try <code>portero explain GET /t/{{.Tenant}}/orders</code>.</small></p>{{end}}
 {{if .Impersonator}}<div id="impersonation" role="status" style="background:#fff3cd;border:1px solid #e0b400;padding:.6rem 1rem;margin:1rem 0">
 Support access: <strong id="impersonator">{{.Impersonator}}</strong> is using this app as <strong>{{.User}}</strong>
 ({{.ImpersonationReason}}; until {{.ImpersonationExpires}}).
