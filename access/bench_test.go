@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/portero-gateway/portero/audit"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -21,29 +22,29 @@ func seedLarge(b *testing.B) *Store {
 	s, _ := openStore(b)
 	ctx := context.Background()
 	stamp := s.stamp()
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, "bench.seed", func(tx *sql.Tx) ([]audit.Record, error) {
 		tstmt, err := tx.PrepareContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, '[]', 'active', ?, 1, ?)`)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		mstmt, err := tx.PrepareContext(ctx, `INSERT INTO members (`+memberCols+`) VALUES (?, ?, ?, '["b1"]', '["l1","l2"]', ?, ?, '[]', 'services', 'active', ?)`)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		roles := []string{"administrator", "multi_account_manager", "account_manager", "location_manager"}
 		for t := range benchTenants {
 			tenant := fmt.Sprintf("t%05d", t)
 			if _, err := tstmt.ExecContext(ctx, tenant, "Tenant "+tenant, fmt.Sprintf("u%05d-0", t), stamp); err != nil {
-				return err
+				return nil, err
 			}
 			for m := range benchMembersPerTenant {
 				if _, err := mstmt.ExecContext(ctx, tenant, fmt.Sprintf("u%05d-%d", t, m), roles[m%4],
 					`{"profile_listings":"edit","reviews":"read","billing":"read"}`, `{"profile_listings":["phone","hours"]}`, stamp); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
-		return nil
+		return nil, nil
 	})
 	if err != nil {
 		b.Fatal(err)

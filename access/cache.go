@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"sync"
 	"time"
@@ -55,6 +56,11 @@ func NewResolver(store *Store, max int, prepare func(*Facts, time.Time) any, now
 // Resolve returns the facts for user in tenant (nil Facts when the tenant
 // does not exist) and whether they came from the cache.
 func (r *Resolver) Resolve(ctx context.Context, user, tenant string) (*Resolved, bool, error) {
+	if err := r.store.Health(); err != nil {
+		// Fail closed, cached facts included: they may be from a file
+		// that is no longer the store.
+		return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	k := factsKey{user, tenant}
 	gen := r.store.Generation()
 	now := r.now()

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"time"
+
+	"github.com/portero-gateway/portero/audit"
 )
 
 const delegationCols = `id, tenant, partner, scope, products, wallet, status, expires_at, invited_by, invited_at, updated_at`
@@ -47,16 +49,18 @@ func (s *Store) Invite(ctx context.Context, d Delegation) (*Delegation, error) {
 		}
 		expires = d.Expires.UTC().Format(time.RFC3339Nano)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, "delegation.invite", func(tx *sql.Tx) ([]audit.Record, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Tenant, d.Partner, d.Scope, toJSON(d.Products), b2i(d.Wallet), d.Status, expires, d.InvitedBy, stamp, stamp)
 		switch {
 		case err != nil && strings.Contains(err.Error(), "UNIQUE"):
-			return conflict("tenant %s already has an open delegation to %s", d.Tenant, d.Partner)
+			return nil, conflict("tenant %s already has an open delegation to %s", d.Tenant, d.Partner)
 		case err != nil && strings.Contains(err.Error(), "FOREIGN KEY"):
-			return &FieldError{"partner", "no such tenant or partner"}
+			return nil, &FieldError{"partner", "no such tenant or partner"}
+		case err != nil:
+			return nil, err
 		}
-		return err
+		return afterDelegation(ctx, tx, "delegation.invite", d.ID)
 	})
 	if err != nil {
 		return nil, err
@@ -66,7 +70,7 @@ func (s *Store) Invite(ctx context.Context, d Delegation) (*Delegation, error) {
 
 // Delegation returns one delegation.
 func (s *Store) Delegation(ctx context.Context, id string) (*Delegation, error) {
-	d, err := scanDelegation(s.db.QueryRowContext(ctx, `SELECT `+delegationCols+` FROM delegations WHERE id = ?`, id))
+	d, err := scanDelegation(s.queryRow(ctx, `SELECT `+delegationCols+` FROM delegations WHERE id = ?`, id))
 	return d, notFound(err, "delegation "+id)
 }
 
@@ -76,7 +80,7 @@ func (s *Store) Delegations(ctx context.Context, tenant, partner string) ([]*Del
 	if tenant == "" {
 		q, arg = `SELECT `+delegationCols+` FROM delegations WHERE partner = ? ORDER BY invited_at DESC`, partner
 	}
-	rows, err := s.db.QueryContext(ctx, q, arg)
+	rows, err := s.query(ctx, q, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -111,20 +115,20 @@ func (s *Store) Transition(ctx context.Context, id, action string) (*Delegation,
 	if !ok {
 		return nil, &FieldError{"action", "must be one of resend, withdraw, accept, reject, revoke"}
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, "delegation."+action, func(tx *sql.Tx) ([]audit.Record, error) {
 		d, err := scanDelegation(tx.QueryRowContext(ctx, `SELECT `+delegationCols+` FROM delegations WHERE id = ?`, id))
 		if err != nil {
-			return notFound(err, "delegation "+id)
+			return nil, notFound(err, "delegation "+id)
 		}
 		allowed := false
 		for _, f := range tr.from {
 			allowed = allowed || d.Status == f
 		}
 		if !allowed {
-			return conflict("cannot %s a delegation that is %s", action, d.Status)
+			return nil, conflict("cannot %s a delegation that is %s", action, d.Status)
 		}
 		if action == "accept" && d.Expires != nil && !d.Expires.After(s.now()) {
-			return conflict("the invitation expired at %s", d.Expires.Format(time.RFC3339))
+			return nil, conflict("the invitation expired at %s", d.Expires.Format(time.RFC3339))
 		}
 		stamp := s.stamp()
 		if action == "resend" {
@@ -132,10 +136,23 @@ func (s *Store) Transition(ctx context.Context, id, action string) (*Delegation,
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE delegations SET status = ?, updated_at = ? WHERE id = ?`, tr.to, stamp, id)
 		}
-		return err
+		if err != nil {
+			return nil, err
+		}
+		return afterDelegation(ctx, tx, "delegation."+action, id)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s.Delegation(ctx, id)
+}
+
+// afterDelegation is the audit record of a change to delegation id, with
+// the delegation as it is now in tx.
+func afterDelegation(ctx context.Context, tx *sql.Tx, event, id string) ([]audit.Record, error) {
+	d, err := scanDelegation(tx.QueryRowContext(ctx, `SELECT `+delegationCols+` FROM delegations WHERE id = ?`, id))
+	if err != nil {
+		return nil, err
+	}
+	return []audit.Record{change(ctx, event, d.Tenant, "delegation "+id, d)}, nil
 }

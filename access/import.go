@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/portero-gateway/portero/audit"
 )
 
 // ImportCounts says how many records of each kind an import wrote.
@@ -52,7 +56,9 @@ const maxImportLine = 1 << 20
 func (s *Store) Import(ctx context.Context, r io.Reader) (ImportCounts, error) {
 	var n ImportCounts
 	stamp := s.stamp()
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	sum := sha256.New()
+	r = io.TeeReader(r, sum)
+	err := s.write(ctx, "import", func(tx *sql.Tx) ([]audit.Record, error) {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64*1024), maxImportLine)
 		line := 0
@@ -63,16 +69,18 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (ImportCounts, error) {
 				continue
 			}
 			if err := importLine(ctx, tx, text, stamp, &n); err != nil {
-				return &ImportError{Line: line, Err: err}
+				return nil, &ImportError{Line: line, Err: err}
 			}
 		}
 		if err := sc.Err(); err != nil {
 			if errors.Is(err, bufio.ErrTooLong) {
-				return &ImportError{Line: line + 1, Err: fmt.Errorf("longer than %d bytes", maxImportLine)}
+				return nil, &ImportError{Line: line + 1, Err: fmt.Errorf("longer than %d bytes", maxImportLine)}
 			}
-			return fmt.Errorf("read import: %w", err)
+			return nil, fmt.Errorf("read import: %w", err)
 		}
-		return nil
+		// One record for the import: what it wrote and the SHA-256 of the
+		// input, which names every record of it.
+		return []audit.Record{change(ctx, "import", "", "import sha256:"+hex.EncodeToString(sum.Sum(nil)), n)}, nil
 	})
 	if err != nil {
 		return ImportCounts{}, err

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/portero-gateway/portero/audit"
 )
 
 // MasterSession is a system admin's time-limited entry into a tenant's app
@@ -112,21 +114,24 @@ func (s *Store) StartMaster(ctx context.Context, m MasterSession) (*MasterSessio
 	_, _ = rand.Read(id[:])
 	m.ID = "ma_" + hex.EncodeToString(id[:])
 	m.StartedAt = now
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		// An expired session still open (not yet swept) does not block a new one.
-		if _, err := tx.ExecContext(ctx, `UPDATE master_sessions SET ended_at = expires_at, end_reason = 'expired'
-WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at <= ?`, m.Admin, m.Tenant, stampOf(now)); err != nil {
-			return err
+	err := s.write(ctx, "master.start", func(tx *sql.Tx) ([]audit.Record, error) {
+		// An expired session still open (not yet swept) does not block a
+		// new one; it is ended, and recorded, here.
+		recs, err := endExpired(ctx, tx, `admin = ? AND tenant = ? AND `, stampOf(now), m.Admin, m.Tenant)
+		if err != nil {
+			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO master_sessions (`+masterCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO master_sessions (`+masterCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')`,
 			m.ID, m.Admin, m.Session, m.Tenant, m.Reason, m.Ticket, m.Mode, stampOf(now), stampOf(m.ExpiresAt))
 		switch {
 		case err != nil && strings.Contains(err.Error(), "UNIQUE"):
-			return conflict("%s already has an open master-access session for %s; end it first", m.Admin, m.Tenant)
+			return nil, conflict("%s already has an open master-access session for %s; end it first", m.Admin, m.Tenant)
 		case err != nil && strings.Contains(err.Error(), "FOREIGN KEY"):
-			return &FieldError{"tenant", "no such tenant"}
+			return nil, &FieldError{"tenant", "no such tenant"}
+		case err != nil:
+			return nil, err
 		}
-		return err
+		return append(recs, masterRecord(audit.EventStart, &m, now, "", "")), nil
 	})
 	if err != nil {
 		return nil, err
@@ -136,7 +141,7 @@ WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at <= ?`, m.Admi
 
 // Master returns one master-access session.
 func (s *Store) Master(ctx context.Context, id string) (*MasterSession, error) {
-	m, err := scanMaster(s.db.QueryRowContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE id = ?`, id))
+	m, err := scanMaster(s.queryRow(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE id = ?`, id))
 	return m, notFound(err, "master-access session "+id)
 }
 
@@ -147,26 +152,69 @@ func (s *Store) EndMaster(ctx context.Context, id, reason, by string) (*MasterSe
 	if err := oneOf("reason", reason, MasterEndReasons); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var ended sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT ended_at FROM master_sessions WHERE id = ?`, id).Scan(&ended)
+	err := s.write(ctx, "master.end", func(tx *sql.Tx) ([]audit.Record, error) {
+		m, err := scanMaster(tx.QueryRowContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound(err, "master-access session "+id)
+			return nil, notFound(err, "master-access session "+id)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if ended.Valid {
-			return conflict("master-access session %s has already ended", id)
+		if m.EndedAt != nil {
+			return nil, conflict("master-access session %s has already ended", id)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE master_sessions SET ended_at = ?, end_reason = ?, ended_by = ? WHERE id = ?`,
-			s.stamp(), reason, by, id)
-		return err
+		now := s.now()
+		if _, err = tx.ExecContext(ctx, `UPDATE master_sessions SET ended_at = ?, end_reason = ?, ended_by = ? WHERE id = ?`,
+			stampOf(now), reason, by, id); err != nil {
+			return nil, err
+		}
+		return []audit.Record{masterRecord(masterEvents[reason], m, now, by, reason)}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s.Master(ctx, id)
+}
+
+// masterEvents is the audit event of each way a session ends.
+var masterEvents = map[string]string{"ended": audit.EventEnd, "logout": audit.EventEnd, "revoked": audit.EventRevoke, "expired": audit.EventExpire}
+
+// masterRecord is the audit record of a session's start or end.
+func masterRecord(event string, m *MasterSession, at time.Time, by, detail string) audit.Record {
+	exp := m.ExpiresAt
+	return audit.Record{Time: at, Event: event, ID: m.ID, Admin: m.Admin, Tenant: m.Tenant, Reason: m.Reason, Ticket: m.Ticket,
+		Mode: m.Mode, Expires: &exp, By: by, Detail: detail}
+}
+
+// endExpired ends, in tx, the open sessions matching where (a condition
+// ending in AND, with its args) whose time is up at now, and returns their
+// expiry records.
+func endExpired(ctx context.Context, tx *sql.Tx, where, now string, args ...any) ([]audit.Record, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE `+where+`ended_at IS NULL AND expires_at <= ?`, append(args, now)...)
+	if err != nil {
+		return nil, err
+	}
+	var expired []*MasterSession
+	for rows.Next() {
+		m, err := scanMaster(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		expired = append(expired, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var recs []audit.Record
+	for _, m := range expired {
+		if _, err := tx.ExecContext(ctx, `UPDATE master_sessions SET ended_at = expires_at, end_reason = 'expired' WHERE id = ?`, m.ID); err != nil {
+			return nil, err
+		}
+		recs = append(recs, masterRecord(audit.EventExpire, m, m.ExpiresAt, "", "expired"))
+	}
+	return recs, nil
 }
 
 // MasterSessions lists sessions, newest first: the open ones (expired but
@@ -200,7 +248,7 @@ func (s *Store) ExpiredMasters(ctx context.Context, now time.Time) ([]*MasterSes
 }
 
 func (s *Store) queryMasters(ctx context.Context, q string, args ...any) ([]*MasterSession, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/portero-gateway/portero/audit"
 )
 
 const memberCols = `tenant, user, role, businesses, locations, features, fields, rights, profile, status, updated_at`
@@ -31,7 +33,9 @@ func (s *Store) PutMember(ctx context.Context, m Member) (*Member, error) {
 		return nil, err
 	}
 	stamp := s.stamp()
-	err := s.write(ctx, func(tx *sql.Tx) error { return upsertMember(ctx, tx, &m, stamp) })
+	err := s.write(ctx, "member.put", func(tx *sql.Tx) ([]audit.Record, error) {
+		return afterMember(ctx, tx, "member.put", m.Tenant, m.User, upsertMember(ctx, tx, &m, stamp))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -40,13 +44,13 @@ func (s *Store) PutMember(ctx context.Context, m Member) (*Member, error) {
 
 // Member returns one membership.
 func (s *Store) Member(ctx context.Context, tenant, user string) (*Member, error) {
-	m, err := scanMember(s.db.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	m, err := scanMember(s.queryRow(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
 	return m, notFound(err, "member "+user+" of "+tenant)
 }
 
 // Members lists a tenant's members.
 func (s *Store) Members(ctx context.Context, tenant string) ([]*Member, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? ORDER BY user`, tenant)
+	rows, err := s.query(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? ORDER BY user`, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -68,9 +72,9 @@ func (s *Store) SetMemberStatus(ctx context.Context, tenant, user, status string
 	if err := oneOf("status", status, MemberStatuses); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, "member.status", func(tx *sql.Tx) ([]audit.Record, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
-		return affected(res, err, "member "+user+" of "+tenant)
+		return afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 	if err != nil {
 		return nil, err
@@ -80,10 +84,27 @@ func (s *Store) SetMemberStatus(ctx context.Context, tenant, user, status string
 
 // RemoveMember deletes a membership.
 func (s *Store) RemoveMember(ctx context.Context, tenant, user string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, "member.remove", func(tx *sql.Tx) ([]audit.Record, error) {
 		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
-		return affected(res, err, "member "+user+" of "+tenant)
+		return afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
+}
+
+// afterMember is the audit record of a change to a member that err says
+// succeeded, with the member as it is now in tx (no data when removed).
+func afterMember(ctx context.Context, tx *sql.Tx, event, tenant, user string, err error) ([]audit.Record, error) {
+	if err != nil {
+		return nil, err
+	}
+	var state any
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	switch {
+	case err == nil:
+		state = m
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, err
+	}
+	return []audit.Record{change(ctx, event, tenant, "member "+tenant+"/"+user, state)}, nil
 }
 
 // Writes by a caller whose permission was decided on the member as it was
@@ -97,11 +118,11 @@ func (s *Store) PutMemberAsSeen(ctx context.Context, m Member, seen *Member) (*M
 		return nil, err
 	}
 	stamp := s.stamp()
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, "member.put", func(tx *sql.Tx) ([]audit.Record, error) {
 		if err := memberAsSeen(ctx, tx, m.Tenant, m.User, seen); err != nil {
-			return err
+			return nil, err
 		}
-		return upsertMember(ctx, tx, &m, stamp)
+		return afterMember(ctx, tx, "member.put", m.Tenant, m.User, upsertMember(ctx, tx, &m, stamp))
 	})
 	if err != nil {
 		return nil, err
@@ -115,12 +136,12 @@ func (s *Store) SetMemberStatusAsSeen(ctx context.Context, tenant, user, status 
 	if err := oneOf("status", status, MemberStatuses); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, "member.status", func(tx *sql.Tx) ([]audit.Record, error) {
 		if err := memberAsSeen(ctx, tx, tenant, user, seen); err != nil {
-			return err
+			return nil, err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
-		return affected(res, err, "member "+user+" of "+tenant)
+		return afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 	if err != nil {
 		return nil, err
@@ -130,12 +151,12 @@ func (s *Store) SetMemberStatusAsSeen(ctx context.Context, tenant, user, status 
 
 // RemoveMemberAsSeen deletes a membership that is still as seen.
 func (s *Store) RemoveMemberAsSeen(ctx context.Context, tenant, user string, seen *Member) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, "member.remove", func(tx *sql.Tx) ([]audit.Record, error) {
 		if err := memberAsSeen(ctx, tx, tenant, user, seen); err != nil {
-			return err
+			return nil, err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
-		return affected(res, err, "member "+user+" of "+tenant)
+		return afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+
+	"github.com/portero-gateway/portero/audit"
 )
 
 // CreatePartner adds a partner organisation.
@@ -11,12 +13,12 @@ func (s *Store) CreatePartner(ctx context.Context, p Partner) (*Partner, error) 
 	if err := validatePartner(&p); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, "partner.create", func(tx *sql.Tx) ([]audit.Record, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO partners (id, name) VALUES (?, ?)`, p.ID, p.Name)
 		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
-			return conflict("partner %q exists", p.ID)
+			return nil, conflict("partner %q exists", p.ID)
 		}
-		return err
+		return []audit.Record{change(ctx, "partner.create", "", "partner "+p.ID, p)}, err
 	})
 	if err != nil {
 		return nil, err
@@ -27,7 +29,7 @@ func (s *Store) CreatePartner(ctx context.Context, p Partner) (*Partner, error) 
 // Partner returns one partner organisation.
 func (s *Store) Partner(ctx context.Context, id string) (*Partner, error) {
 	var p Partner
-	err := s.db.QueryRowContext(ctx, `SELECT id, name FROM partners WHERE id = ?`, id).Scan(&p.ID, &p.Name)
+	err := s.queryRow(ctx, `SELECT id, name FROM partners WHERE id = ?`, id).Scan(&p.ID, &p.Name)
 	return &p, notFound(err, "partner "+id)
 }
 
@@ -37,7 +39,9 @@ func (s *Store) PutPartnerUser(ctx context.Context, pu PartnerUser) (*PartnerUse
 	if err := validatePartnerUser(&pu); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error { return upsertPartnerUser(ctx, tx, &pu) })
+	err := s.write(ctx, "partner_user.put", func(tx *sql.Tx) ([]audit.Record, error) {
+		return []audit.Record{change(ctx, "partner_user.put", "", "partner user "+pu.Partner+"/"+pu.User, pu)}, upsertPartnerUser(ctx, tx, &pu)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +52,7 @@ func (s *Store) PutPartnerUser(ctx context.Context, pu PartnerUser) (*PartnerUse
 // belongs to none (or is deactivated there).
 func (s *Store) PartnerOf(ctx context.Context, user string) (string, error) {
 	var partner string
-	err := s.db.QueryRowContext(ctx, `SELECT partner FROM partner_users WHERE user = ? AND status = 'active'`, user).Scan(&partner)
+	err := s.queryRow(ctx, `SELECT partner FROM partner_users WHERE user = ? AND status = 'active'`, user).Scan(&partner)
 	if err == sql.ErrNoRows {
 		return "", nil
 	}

@@ -15,7 +15,19 @@ import (
 // caller's clock, so a session's expiry is judged on the clock that set
 // it). A missing tenant gives nil facts and no error.
 func (s *Store) Facts(ctx context.Context, user, tenant string, now time.Time) (*Facts, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	rdb, _, err := s.pools()
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.facts(ctx, rdb, user, tenant, now)
+	if err != nil {
+		s.failed("facts", err)
+	}
+	return f, err
+}
+
+func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now time.Time) (*Facts, error) {
+	tx, err := rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("access facts: %w", err)
 	}

@@ -6,21 +6,54 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/portero-gateway/portero/audit"
 )
 
-// Store is the SQLite access store. Every write is one transaction,
-// committed with synchronous=FULL in WAL mode before it is acknowledged,
-// and bumps the generation so cached facts are dropped at once.
+// Store is the SQLite access store. Every write is one immediate
+// transaction (it takes the write lock when it begins, so it never fails
+// half-way on a lock held by another writer), retried a few times when the
+// file is busy, committed with synchronous=FULL in WAL mode before it is
+// acknowledged, carries its audit record (no record, no change), and bumps
+// the generation so cached facts are dropped at once.
+//
+// Reads go through a pool of connections, writes through one. The store
+// watches its file (health.go): replaced, deleted or unreadable, it fails
+// closed and reopens the file when it can.
 type Store struct {
-	db         *sql.DB
+	path       string
 	generation atomic.Uint64
 	now        func() time.Time
+	log        *slog.Logger
+
+	mu   sync.RWMutex
+	rdb  *sql.DB // readers
+	wdb  *sql.DB // the writer: one connection, BEGIN IMMEDIATE
+	file fileID  // the file the pools opened
+	down error   // why the store is unusable; nil when it is usable
+
+	hooksMu sync.Mutex
+	hooks   []func([]audit.Record)
 }
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithLogger logs store errors (each with its operation) and health
+// changes to log.
+func WithLogger(log *slog.Logger) Option { return func(s *Store) { s.log = log } }
+
+// WithClock sets the store's clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
 // migrations are applied in order at start; each runs once, in a
 // transaction, and is recorded in schema_migrations.
@@ -99,54 +132,166 @@ CREATE TABLE master_sessions (
 CREATE UNIQUE INDEX master_sessions_open ON master_sessions (admin, tenant) WHERE ended_at IS NULL;
 CREATE INDEX master_sessions_expiry ON master_sessions (expires_at) WHERE ended_at IS NULL;
 `,
+	3: `
+-- The audit trail (package audit): hash-chained records, appended in the
+-- transaction of the change they record. record is the canonical JSON the
+-- hash covers; event, tenant and admin are copies for filtering.
+CREATE TABLE audit_log (
+	seq    INTEGER PRIMARY KEY,
+	event  TEXT NOT NULL,
+	tenant TEXT NOT NULL DEFAULT '',
+	admin  TEXT NOT NULL DEFAULT '',
+	hash   TEXT NOT NULL,
+	record TEXT NOT NULL
+);
+CREATE INDEX audit_log_tenant ON audit_log (tenant, seq);
+CREATE INDEX audit_log_admin ON audit_log (admin, seq);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+-- The trail's head signed with the gateway's key, periodically and at
+-- shutdown, so a cut-off tail is seen.
+CREATE TABLE audit_checkpoints (
+	seq       INTEGER NOT NULL,
+	hash      TEXT NOT NULL,
+	signed_at TEXT NOT NULL,
+	jws       TEXT NOT NULL
+);
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+`,
 }
 
 // Open opens (creating if needed) the store at path and applies pending
 // migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
-	q := url.Values{}
-	for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(5000)"} {
-		q.Add("_pragma", p)
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	s := &Store{path: path, now: time.Now, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	rdb, wdb, err := openPools(path, true)
 	if err != nil {
 		return nil, fmt.Errorf("open access store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now}
+	s.rdb, s.wdb = rdb, wdb
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		rdb.Close()
+		wdb.Close()
 		return nil, fmt.Errorf("open access store %s: %w", path, err)
 	}
+	s.file, _ = statFile(path)
 	return s, nil
 }
 
+// openPools opens the reading pool and the writing connection on path;
+// create says whether a missing file may be created.
+func openPools(path string, create bool) (rdb, wdb *sql.DB, err error) {
+	dsn := func(extra ...string) string {
+		q := url.Values{}
+		for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(5000)"} {
+			q.Add("_pragma", p)
+		}
+		if !create {
+			q.Set("mode", "rw")
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Set(extra[i], extra[i+1])
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	if wdb, err = sql.Open("sqlite", dsn("_txlock", "immediate")); err != nil {
+		return nil, nil, err
+	}
+	wdb.SetMaxOpenConns(1)
+	if rdb, err = sql.Open("sqlite", dsn()); err != nil {
+		wdb.Close()
+		return nil, nil, err
+	}
+	rdb.SetMaxIdleConns(4)
+	return rdb, wdb, nil
+}
+
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down == nil {
+		s.down = errors.New("closed")
+	}
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
 
 // Generation changes with every committed write; cached facts from an older
 // generation are stale.
 func (s *Store) Generation() uint64 { return s.generation.Load() }
 
+// ErrUnavailable is a store that cannot be used now (its file replaced,
+// deleted or unreadable); callers fail closed.
+var ErrUnavailable = errors.New("access store unavailable")
+
+// pools returns the current connections, or ErrUnavailable.
+func (s *Store) pools() (rdb, wdb *sql.DB, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.down != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, s.down)
+	}
+	return s.rdb, s.wdb, nil
+}
+
+// errRow is a row that could not be read.
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+type scanner interface{ Scan(...any) error }
+
+// queryRow reads one row through the reading pool.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) scanner {
+	rdb, _, err := s.pools()
+	if err != nil {
+		return errRow{err}
+	}
+	return rdb.QueryRowContext(ctx, q, args...)
+}
+
+// query reads rows through the reading pool.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	rdb, _, err := s.pools()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		s.failed("read", err)
+	}
+	return rows, err
+}
+
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return err
 	}
 	var current int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := s.wdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return err
 	}
 	if current >= len(migrations) {
 		return fmt.Errorf("schema version %d is newer than this binary knows (%d): use a newer portero", current, len(migrations)-1)
 	}
 	for v := current + 1; v < len(migrations); v++ {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-				return fmt.Errorf("migration %d: %w", v, err)
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, s.stamp())
-			return err
-		})
+		tx, err := s.wdb.BeginTx(ctx, nil)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, s.stamp()); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
 			return err
 		}
 	}
@@ -156,60 +301,128 @@ func (s *Store) migrate(ctx context.Context) error {
 // SchemaVersion returns the applied schema version.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	err := s.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
 	return v, err
 }
 
-// tx runs f in a transaction and commits it; the write is durable when tx
-// returns nil.
-func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
+// Writes are retried this many times in all when the file is busy (another
+// process holds the write lock past the busy timeout).
+const maxWriteAttempts = 5
 
-// write runs a writing transaction, bumps the stored generation in the same
-// transaction, and invalidates this process's cached facts at once.
-func (s *Store) write(ctx context.Context, f func(*sql.Tx) error) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := f(tx); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'generation'`)
-		return err
-	})
-	if err == nil {
-		s.generation.Add(1)
-	}
+// write runs a writing transaction for operation op: f changes the facts
+// and returns the audit records of the change, which are appended to the
+// trail in the same transaction (no record, no change). The stored
+// generation moves in it too, and this process's cached facts are dropped
+// at once.
+func (s *Store) write(ctx context.Context, op string, f func(*sql.Tx) ([]audit.Record, error)) error {
+	_, err := s.commit(ctx, op, true, f)
 	return err
 }
 
-// WatchWrites notices writes made by other processes (portero admin, other
-// replicas on the same file) by polling the stored generation, and
-// invalidates cached facts when it moves. It returns when ctx ends.
-func (s *Store) WatchWrites(ctx context.Context, every time.Duration) {
-	var last int64 = -1
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		var v int64
-		if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'generation'`).Scan(&v); err == nil {
-			if last >= 0 && v != last {
+// commit runs f in an immediate transaction, appends its records to the
+// trail, moves the generation when bump, and commits; a busy file is
+// retried with backoff. Committed records go to the hooks.
+func (s *Store) commit(ctx context.Context, op string, bump bool, f func(*sql.Tx) ([]audit.Record, error)) ([]audit.Record, error) {
+	for attempt := 1; ; attempt++ {
+		recs, err := s.commitOnce(ctx, bump, f)
+		if err == nil {
+			if bump {
 				s.generation.Add(1)
 			}
-			last = v
+			s.committed(recs)
+			return recs, nil
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		if isBusy(err) && attempt < maxWriteAttempts && ctx.Err() == nil {
+			wait := time.Duration(attempt*attempt)*10*time.Millisecond + rand.N(10*time.Millisecond)
+			s.log.Warn("access store busy; retrying the write", "op", op, "attempt", attempt, "error", err.Error())
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
 		}
+		if !isUserError(err) {
+			s.failed(op, err)
+		}
+		return nil, err
+	}
+}
+
+func (s *Store) commitOnce(ctx context.Context, bump bool, f func(*sql.Tx) ([]audit.Record, error)) ([]audit.Record, error) {
+	_, wdb, err := s.pools()
+	if err != nil {
+		return nil, err
+	}
+	tx, err := wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	recs, err := f(tx)
+	if err != nil {
+		return nil, err
+	}
+	if recs, err = s.appendRecords(ctx, tx, recs); err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	if bump {
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'generation'`); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// isBusy says whether err is SQLite's "database is busy/locked".
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// isUserError says whether err is the caller's (bad input, conflict,
+// missing record) rather than the store's.
+func isUserError(err error) bool {
+	var fe *FieldError
+	var ie *ImportError
+	return errors.As(err, &fe) || errors.As(err, &ie) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// failed logs a store error with its operation, and marks the store down
+// when the error says its file is unusable.
+func (s *Store) failed(op string, err error) {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return
+	}
+	s.log.Error("access store error", "op", op, "file", s.path, "error", err.Error())
+	if fileBroken(err) {
+		s.markDown(err)
+	}
+}
+
+// OnCommit registers fn to receive the audit records of each committed
+// write, in order (the export mirrors them).
+func (s *Store) OnCommit(fn func([]audit.Record)) {
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	s.hooks = append(s.hooks, fn)
+}
+
+func (s *Store) committed(recs []audit.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	for _, fn := range s.hooks {
+		fn(recs)
 	}
 }
 

@@ -100,14 +100,21 @@ type Access struct {
 	// WatchInterval is how often writes by other processes on the same file
 	// (portero admin) are looked for.
 	WatchInterval time.Duration `yaml:"watch_interval"`
+	// CheckpointInterval is how often the audit trail's head is signed
+	// (when it moved); it is signed at shutdown too.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // Master configures master access: system admins entering a tenant's app
-// as the tenant, for support. It needs the access store and an audit log.
+// as the tenant, for support. It needs the access store, which keeps the
+// audit trail.
 type Master struct {
-	// AuditLog is the append-only, hash-chained JSON lines file every start,
-	// end, expiry, revocation and refused attempt is written to. Master
-	// access is off without it.
+	// Enable turns master access on.
+	Enable bool `yaml:"enabled"`
+	// AuditLog is a JSON lines export of the audit trail kept in the store
+	// (every record, hash-chained, mirrored as it commits and caught up at
+	// start). Setting it also turns master access on, as it did when the
+	// file was the trail itself.
 	AuditLog string `yaml:"audit_log"`
 	// ReasonMinLength is the shortest reason accepted (default 10).
 	ReasonMinLength int `yaml:"reason_min_length"`
@@ -126,7 +133,7 @@ type Master struct {
 }
 
 // Enabled says whether master access is configured.
-func (m Master) Enabled() bool { return m.AuditLog != "" }
+func (m Master) Enabled() bool { return m.Enable || m.AuditLog != "" }
 
 // Listen holds the two listeners: the public proxy and the ops endpoints.
 type Listen struct {

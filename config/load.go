@@ -367,15 +367,21 @@ func (v validator) browserLogin(c *Config) {
 
 func (v validator) master(c *Config) {
 	m := &c.Master
-	if m.AuditLog == "" {
+	if !m.Enabled() {
 		return
 	}
 	if c.Access.Store == "" {
-		v.at("master_access.audit_log", "master access needs the access store: set access.store too")
+		key := "master_access.enabled"
+		if m.AuditLog != "" {
+			key = "master_access.audit_log"
+		}
+		v.at(key, "master access needs the access store (it keeps the audit trail): set access.store too")
 	}
-	m.AuditLog = v.path(m.AuditLog)
-	if st, err := os.Stat(filepath.Dir(m.AuditLog)); err != nil || !st.IsDir() {
-		v.at("master_access.audit_log", "the directory of %q does not exist; create it or point to another file", m.AuditLog)
+	if m.AuditLog != "" {
+		m.AuditLog = v.path(m.AuditLog)
+		if st, err := os.Stat(filepath.Dir(m.AuditLog)); err != nil || !st.IsDir() {
+			v.at("master_access.audit_log", "the directory of %q does not exist; create it or point to another file", m.AuditLog)
+		}
 	}
 	switch {
 	case m.ReasonMinLength == 0:
@@ -435,6 +441,12 @@ func (v validator) access(a *Access) {
 	}
 	if a.WatchInterval == 0 {
 		a.WatchInterval = 250 * time.Millisecond
+	}
+	switch {
+	case a.CheckpointInterval == 0:
+		a.CheckpointInterval = time.Minute
+	case a.CheckpointInterval < 0:
+		v.at("access.checkpoint_interval", "must be a positive duration, got %v", a.CheckpointInterval)
 	}
 }
 

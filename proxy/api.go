@@ -8,13 +8,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portero-gateway/portero/access"
-	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/policy"
 )
 
@@ -634,8 +632,8 @@ func (g *Gateway) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
 	g.reply(w, r, http.StatusOK, ended, err)
 }
 
-// apiMasterAudit returns audit records, newest first; ?tenant= and ?admin=
-// filter, ?limit= bounds (default 200).
+// apiMasterAudit returns audit records from the trail in the store, newest
+// first; ?tenant= and ?admin= filter, ?limit= bounds (default 200).
 func (g *Gateway) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
 	if !g.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
 		return
@@ -649,19 +647,7 @@ func (g *Gateway) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 || limit > 5000 {
 		limit = 200
 	}
-	tenant, admin := q.Get("tenant"), q.Get("admin")
-	f, err := os.Open(g.master.cfg.AuditLog)
-	if err != nil {
-		g.writeStoreError(w, r, err)
-		return
-	}
-	defer f.Close()
-	recs, err := audit.Records(f, func(rec audit.Record) bool {
-		return (tenant == "" || rec.Tenant == tenant) && (admin == "" || rec.Admin == admin)
-	}, limit)
-	if recs == nil {
-		recs = []audit.Record{}
-	}
+	recs, err := g.store.AuditRecords(r.Context(), access.AuditFilter{Tenant: q.Get("tenant"), Admin: q.Get("admin"), Limit: limit})
 	g.reply(w, r, http.StatusOK, recs, err)
 }
 

@@ -22,12 +22,13 @@ import (
 //	GET  /.portero/master-access      the start form and the admin's open sessions
 //	POST /.portero/master-access      start (tenant, reason, ticket, mode, duration)
 //	GET  /.portero/master-access/end  confirm ending
-//	POST /.portero/master-access/end  end (one session by id, or all of this admin's)
+//	POST /.portero/master-access/end  end the session of this sign-in (or one of the admin's by id)
 //
 // Whether the admin may start is the policy's decision (management action
 // "master.start", portero.master); requests made under a session are
 // decided by the policy too. Every start, end, expiry, revocation and
-// refused attempt is in the audit log, on disk before the answer is sent.
+// refused attempt is in the audit trail in the access store, committed in
+// the same transaction as the session's change: no record, no session.
 const (
 	masterPath    = "/.portero/master-access"
 	masterEndPath = "/.portero/master-access/end"
@@ -36,7 +37,9 @@ const (
 // masterAccess holds what the master-access endpoints need; nil on the
 // gateway when master access is not configured.
 type masterAccess struct {
-	cfg    config.Master
+	cfg config.Master
+	// audit is the trail's JSON lines export, mirrored from the store by
+	// its commit hook (cmd/portero); the endpoints do not write to it.
 	audit  *audit.Log
 	notify *notifier
 }
@@ -54,9 +57,16 @@ func (g *Gateway) serveMaster(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == masterPath && r.Method == http.MethodGet:
 		g.masterPage(w, r, st, masterForm{Mode: "full", Duration: g.master.cfg.DefaultDuration.String(), Tenant: r.URL.Query().Get("tenant")}, http.StatusOK)
 	case r.URL.Path == masterPath && r.Method == http.MethodPost:
-		// Attempts are limited per admin before anything is decided or
-		// written to the audit log.
-		if g.formChecks(w, r, st) && g.rateLimit(w, r, limitMasterAccess, userKey(st.identity.Subject), false) {
+		// A cross-site or token-less attempt is refused and recorded (within
+		// the refusal budget); attempts are limited per admin before anything
+		// is decided.
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		if reason := g.crossSiteRefusal(r, st, r.PostFormValue("csrf")); reason != "" {
+			g.recordRefusal(r, audit.Record{Admin: st.identity.Subject, Tenant: clip(r.PostFormValue("tenant"), 100), Detail: reason})
+			g.loginError(w, r, http.StatusForbidden, reason)
+			return
+		}
+		if g.rateLimit(w, r, limitMasterAccess, userKey(st.identity.Subject), false) {
 			g.startMaster(w, r, st)
 		}
 	case r.URL.Path == masterEndPath && r.Method == http.MethodGet:
@@ -115,17 +125,8 @@ func (g *Gateway) startMaster(w http.ResponseWriter, r *http.Request, st *sessio
 	}
 	admin := st.identity.Subject
 	refuse := func(status int, detail string) {
-		g.metrics.masterEvents.WithLabelValues(audit.EventRefuse).Inc()
-		g.log.Warn("master access refused", "admin", admin, "tenant", f.Tenant, "reason", detail, "decision_id", decisionID(r.Context()))
-		// Refusals share one budget for the fsync'ed audit log, so no one
-		// can flood it; beyond the budget they are logged and counted only.
-		if !g.control().limits.auditedRefusals.AllowN(g.now(), 1) {
-			g.metrics.auditSuppress.Inc()
-			g.log.Warn("master access refusal not written to the audit log: over limits.audited_refusals", "admin", admin, "tenant", f.Tenant, "reason", detail)
-		} else if _, err := g.master.audit.Append(audit.Record{Event: audit.EventRefuse, Admin: admin, Tenant: f.Tenant,
-			Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, Detail: detail}); err != nil {
-			g.log.Error("audit log write failed", "error", err.Error())
-			status, detail = http.StatusInternalServerError, "audit.unavailable"
+		if err := g.recordRefusal(r, audit.Record{Admin: admin, Tenant: f.Tenant, Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, Detail: detail}); err != nil {
+			status, detail = http.StatusServiceUnavailable, "audit.unavailable"
 		}
 		writeDenial(w, r, false, denial{status: status, reason: detail, id: decisionID(r.Context())})
 	}
@@ -152,18 +153,12 @@ func (g *Gateway) startMaster(w http.ResponseWriter, r *http.Request, st *sessio
 		refuse(http.StatusConflict, "master.already_active")
 		return
 	case err != nil:
-		g.log.Error("master access start failed", "error", err.Error())
+		// The session and its record are one transaction: neither exists.
+		g.log.Error("master access start failed", "admin", admin, "tenant", f.Tenant, "error", err.Error())
 		refuse(http.StatusServiceUnavailable, "access.unavailable")
 		return
 	}
-	// On disk before the admin is let in; without the record, no session.
-	if err := g.masterAudit(audit.EventStart, ms, "", ""); err != nil {
-		if _, endErr := g.store.EndMaster(context.WithoutCancel(r.Context()), ms.ID, "ended", "portero"); endErr != nil {
-			g.log.Error("could not end an unaudited master-access session", "id", ms.ID, "error", endErr.Error())
-		}
-		writeDenial(w, r, false, denial{status: http.StatusInternalServerError, reason: "audit.unavailable", id: decisionID(r.Context())})
-		return
-	}
+	g.masterEvent(audit.EventStart, ms, "")
 	g.log.Info("master access started", "id", ms.ID, "admin", admin, "tenant", ms.Tenant, "mode", ms.Mode, "expires", ms.ExpiresAt)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, g.tenantAppURL(ms.Tenant), http.StatusSeeOther)
@@ -185,20 +180,54 @@ func (g *Gateway) tenantAppURL(tenant string) string {
 	return "/"
 }
 
+// recordRefusal writes a refused attempt to the audit trail, counts and
+// logs it. Refusals share one budget (limits.audited_refusals), so no one
+// can flood the trail; beyond it they are logged and counted only. An
+// error means the trail could not be written.
+func (g *Gateway) recordRefusal(r *http.Request, rec audit.Record) error {
+	rec.Event = audit.EventRefuse
+	g.metrics.masterEvents.WithLabelValues(audit.EventRefuse).Inc()
+	g.log.Warn("master access refused", "admin", rec.Admin, "tenant", rec.Tenant, "reason", rec.Detail, "decision_id", decisionID(r.Context()))
+	if !g.control().limits.auditedRefusals.AllowN(g.now(), 1) {
+		g.metrics.auditSuppress.Inc()
+		g.log.Warn("master access refusal not written to the audit trail: over limits.audited_refusals", "admin", rec.Admin, "tenant", rec.Tenant, "reason", rec.Detail)
+		return nil
+	}
+	if _, err := g.store.Record(context.WithoutCancel(r.Context()), rec); err != nil {
+		g.log.Error("audit trail write failed", "event", rec.Event, "error", err.Error())
+		return err
+	}
+	return nil
+}
+
+// clip shortens untrusted text to at most n bytes of valid UTF-8.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "")
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// endMaster ends the master-access session of the caller's sign-in
+// session, or the one named by id when it is the caller's: never sessions
+// started from the admin's other sign-ins.
 func (g *Gateway) endMaster(w http.ResponseWriter, r *http.Request, st *sessionState) {
 	admin := st.identity.Subject
 	open, err := g.store.MasterSessions(r.Context(), true, admin, "", 0)
 	if err != nil {
+		g.log.Error("master access: could not list sessions to end", "admin", admin, "error", err.Error())
 		writeDenial(w, r, false, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: decisionID(r.Context())})
 		return
 	}
 	id := r.PostFormValue("id")
 	for _, ms := range open {
-		if id != "" && ms.ID != id {
+		if (id != "" && ms.ID != id) || (id == "" && ms.Session != st.identity.Session) {
 			continue
 		}
 		if err := g.finishMaster(r.Context(), ms, "ended", admin); err != nil {
-			writeDenial(w, r, false, denial{status: http.StatusInternalServerError, reason: "audit.unavailable", id: decisionID(r.Context())})
+			writeDenial(w, r, false, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: decisionID(r.Context())})
 			return
 		}
 	}
@@ -206,38 +235,35 @@ func (g *Gateway) endMaster(w http.ResponseWriter, r *http.Request, st *sessionS
 	http.Redirect(w, r, g.master.cfg.AdminURL, http.StatusSeeOther)
 }
 
-// finishMaster ends a session in the store and records it: reason ended,
-// logout, revoked or expired; by is who ended it.
+// finishMaster ends a session in the store, with its audit record in the
+// same transaction: reason ended, logout, revoked or expired; by is who
+// ended it.
 func (g *Gateway) finishMaster(ctx context.Context, ms *access.MasterSession, reason, by string) error {
 	ended, err := g.store.EndMaster(ctx, ms.ID, reason, by)
 	if errors.Is(err, access.ErrConflict) {
 		return nil // ended meanwhile, and recorded by whoever ended it
 	}
 	if err != nil {
+		g.log.Error("master access: could not end a session", "id", ms.ID, "reason", reason, "error", err.Error())
 		return err
 	}
-	event := map[string]string{"ended": audit.EventEnd, "logout": audit.EventEnd, "revoked": audit.EventRevoke, "expired": audit.EventExpire}[reason]
-	if err := g.masterAudit(event, ended, by, reason); err != nil {
-		return err
-	}
+	g.masterEvent(map[string]string{"ended": audit.EventEnd, "logout": audit.EventEnd, "revoked": audit.EventRevoke, "expired": audit.EventExpire}[reason], ended, by)
 	g.log.Info("master access ended", "id", ms.ID, "admin", ms.Admin, "tenant", ms.Tenant, "reason", reason, "by", by)
 	return nil
 }
 
-// masterAudit writes the record (flushed to disk), counts the event and
-// queues the notification.
-func (g *Gateway) masterAudit(event string, ms *access.MasterSession, by, detail string) error {
+// masterEvent counts a committed (and recorded) start or end and queues
+// its notification.
+func (g *Gateway) masterEvent(event string, ms *access.MasterSession, by string) {
 	exp := ms.ExpiresAt
-	rec, err := g.master.audit.Append(audit.Record{Event: event, ID: ms.ID, Admin: ms.Admin, Tenant: ms.Tenant,
-		Reason: ms.Reason, Ticket: ms.Ticket, Mode: ms.Mode, Expires: &exp, By: by, Detail: detail})
-	if err != nil {
-		g.log.Error("audit log write failed", "event", event, "id", ms.ID, "error", err.Error())
-		return err
+	at := ms.StartedAt
+	if ms.EndedAt != nil {
+		at = *ms.EndedAt
 	}
 	g.metrics.masterEvents.WithLabelValues(event).Inc()
-	g.master.notify.send(ms.Tenant, rec)
+	g.master.notify.send(ms.Tenant, audit.Record{Time: at, Event: event, ID: ms.ID, Admin: ms.Admin, Tenant: ms.Tenant,
+		Reason: ms.Reason, Ticket: ms.Ticket, Mode: ms.Mode, Expires: &exp, By: by})
 	g.refreshMasterGauge(context.Background())
-	return nil
 }
 
 // endMastersOfSession ends the admin's sessions bound to a sign-in session

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -36,25 +38,22 @@ func newMasterHarness(t *testing.T, extra string) *masterHarness {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
-	store, err := access.Open(ctx, filepath.Join(dir, "access.db"))
+	dbPath := filepath.Join(dir, "access.db")
+	store, err := access.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	if _, err := store.CreateTenant(ctx, access.Tenant{ID: "acme", Name: "Acme", Owner: "olivia", MasterAccess: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.CreateTenant(ctx, access.Tenant{ID: "locked", Name: "Locked", Owner: "lee", MasterAccess: false}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.UpdateTenant(ctx, access.Tenant{ID: "locked", Name: "Locked", Owner: "lee", MasterAccess: false}); err != nil {
-		t.Fatal(err)
-	}
+	// Fixtures go in beside the store's API, so the trail holds only what
+	// the tests do: acme allows master access, locked does not.
+	seedSQL(t, dbPath, `INSERT INTO tenants (id, name, owner, master_access, created_at) VALUES
+		('acme', 'Acme', 'olivia', 1, '2026-01-01T00:00:00Z'), ('locked', 'Locked', 'lee', 0, '2026-01-01T00:00:00Z')`)
 	auditPath := filepath.Join(dir, "audit.jsonl")
-	log, err := audit.Open(auditPath)
+	log, err := audit.OpenExport(ctx, auditPath, store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.OnCommit(func(recs []audit.Record) { log.Mirror(ctx, store, slog.New(slog.DiscardHandler), recs...) })
 	t.Cleanup(func() { log.Close() })
 	clk := &clock{t: time.Now().Truncate(time.Second)}
 	h := newHarnessWith(t, nil, harnessOpts{login: true, now: clk.now, store: store, audit: log, extra: `
@@ -66,6 +65,19 @@ master_access:
 ` + extra})
 	h.iss.TokenTTL = 5 * time.Minute
 	return &masterHarness{harness: h, clk: clk, b: &browser{t: t, h: h, cookies: map[string]*http.Cookie{}}, store: store, auditPath: auditPath}
+}
+
+// seedSQL runs statements on the store's file directly.
+func seedSQL(t *testing.T, path, stmts string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(stmts); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func samClaims() map[string]any {
@@ -287,15 +299,21 @@ func TestMasterAccessLifecycle(t *testing.T) {
 	}
 }
 
+// auditEvents verifies the trail in the store and its export, which must
+// hold the same records, and returns the events in order.
 func (m *masterHarness) auditEvents(t *testing.T) []string {
 	t.Helper()
+	sum, err := audit.VerifyTrail(context.Background(), m.store, nil)
+	if err != nil || sum.Records == 0 {
+		t.Fatalf("audit trail: %d records, %v", sum.Records, err)
+	}
 	f, err := os.Open(m.auditPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if n, err := audit.Verify(f); err != nil || n == 0 {
-		t.Fatalf("audit chain: %d records, %v", n, err)
+	if n, err := audit.Verify(f); err != nil || n != sum.Records {
+		t.Fatalf("audit export: %d records (the store has %d), %v", n, sum.Records, err)
 	}
 	raw, _ := os.ReadFile(m.auditPath)
 	var events []string

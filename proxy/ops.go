@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 
@@ -24,7 +25,15 @@ func OpsHandler(g *Gateway, gatherer prometheus.Gatherer) http.Handler {
 		if cur := g.engine.Current(); cur != nil {
 			body["policy_revision"] = cur.Revision
 		}
-		if err := g.Ready(); err != nil {
+		err := g.Ready()
+		if err == nil && g.store != nil {
+			// A store that fails closed refuses every request that needs
+			// its facts: not ready until it is reopened.
+			if serr := g.store.Health(); serr != nil {
+				err = fmt.Errorf("access store unusable: %w", serr)
+			}
+		}
+		if err != nil {
 			body["ready"], body["reason"] = false, err.Error()
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}

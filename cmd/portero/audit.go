@@ -1,20 +1,141 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
+	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/proxy"
 )
 
-// cmdAudit: portero audit verify FILE.
+const auditUsage = `Usage:
+  portero audit verify [-c gateway.yaml | --store FILE] [--key assertion.pem]
+                       check the audit trail in the access store: the hash chain
+                       and the signed checkpoints (with the gateway's assertion key)
+  portero audit verify FILE
+                       check a store file, or a JSON lines export, by its content
+  portero audit export [-c gateway.yaml | --store FILE] OUT
+                       write the trail as JSON lines to OUT (- for standard output)
+
+Exit status 1 names the first broken record.
+`
+
+// cmdAudit: portero audit verify|export.
 func cmdAudit(args []string, stdout io.Writer) error {
-	if len(args) != 2 || args[0] != "verify" {
-		return errors.New("audit: usage: portero audit verify FILE")
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "export") {
+		fmt.Fprint(stdout, auditUsage)
+		return errors.New("audit: usage: portero audit verify|export (see above)")
 	}
-	f, err := os.Open(args[1])
+	verb := args[0]
+	fs := flag.NewFlagSet("audit "+verb, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() { fmt.Fprint(stdout, auditUsage) }
+	cfgPath := fs.String("c", "", "configuration file naming access.store (and assertion.key_file)")
+	storePath := fs.String("store", "", "the SQLite access store")
+	keyPath := fs.String("key", "", "the gateway's assertion key (PEM) the checkpoints must be signed with")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	rest := fs.Args()
+	store, key := *storePath, *keyPath
+	if *cfgPath != "" || (store == "" && (verb == "export" || len(rest) == 0)) {
+		path := *cfgPath
+		if path == "" {
+			path = "gateway.yaml"
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			return err
+		}
+		if cfg.Access.Store == "" {
+			return fmt.Errorf("audit: %s has no access.store; set it or pass --store FILE", path)
+		}
+		store = cfg.Access.Store
+		if key == "" {
+			key = cfg.Assertion.KeyFile
+		}
+	}
+	var pinned *ecdsa.PublicKey
+	if key != "" {
+		k, err := proxy.LoadAssertionKey(key)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		pinned = &k.PublicKey
+	}
+	switch {
+	case verb == "export":
+		if len(rest) != 1 {
+			return errors.New("audit: usage: portero audit export [-c gateway.yaml | --store FILE] OUT")
+		}
+		return exportTrail(ctx, store, rest[0], stdout)
+	case store == "" && len(rest) == 1:
+		if isSQLite(rest[0]) {
+			return verifyStore(ctx, rest[0], pinned, stdout)
+		}
+		return verifyFile(rest[0], stdout)
+	case len(rest) == 0:
+		return verifyStore(ctx, store, pinned, stdout)
+	}
+	return errors.New("audit: usage: portero audit verify [-c gateway.yaml | --store FILE | FILE]")
+}
+
+// isSQLite says whether path is a SQLite database file.
+func isSQLite(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	_, err = io.ReadFull(f, head)
+	return err == nil && bytes.Equal(head, []byte("SQLite format 3\x00"))
+}
+
+func openExisting(ctx context.Context, path string) (*access.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return access.Open(ctx, path)
+}
+
+func verifyStore(ctx context.Context, path string, pinned *ecdsa.PublicKey, stdout io.Writer) error {
+	s, err := openExisting(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sum, err := audit.VerifyTrail(ctx, s, pinned)
+	if err != nil {
+		var be *audit.BreakError
+		if errors.As(err, &be) {
+			return fmt.Errorf("audit: %s: the trail is broken at %w (%d records before it verify)", path, be, sum.Records)
+		}
+		return fmt.Errorf("audit: %s: %w", path, err)
+	}
+	signer := "the gateway's key"
+	if pinned == nil {
+		signer = "the keys they carry (pass --key or -c to pin the gateway's key)"
+	}
+	fmt.Fprintf(stdout, "%s: %d records, hash chain intact; %d checkpoints verify with %s", path, sum.Records, sum.Checkpoints, signer)
+	if sum.Checkpoints > 0 {
+		fmt.Fprintf(stdout, ", the last signed at %s covers record %d of %d", sum.Last.Time.Format("2006-01-02T15:04:05Z"), sum.Last.Seq, sum.Head)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+func verifyFile(path string, stdout io.Writer) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -23,10 +144,40 @@ func cmdAudit(args []string, stdout io.Writer) error {
 	if err != nil {
 		var be *audit.BreakError
 		if errors.As(err, &be) {
-			return fmt.Errorf("audit: %s: the chain is broken at %w (%d records before it verify)", args[1], be, n)
+			return fmt.Errorf("audit: %s: the chain is broken at %w (%d records before it verify)", path, be, n)
 		}
-		return fmt.Errorf("audit: %s: %w", args[1], err)
+		return fmt.Errorf("audit: %s: %w", path, err)
 	}
-	fmt.Fprintf(stdout, "%s: %d records, hash chain intact\n", args[1], n)
+	fmt.Fprintf(stdout, "%s: %d records, hash chain intact\n", path, n)
+	return nil
+}
+
+func exportTrail(ctx context.Context, path, out string, stdout io.Writer) error {
+	s, err := openExisting(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	w := stdout
+	if out != "-" {
+		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	n := 0
+	err = s.AuditScan(ctx, 0, func(raw []byte) error {
+		n++
+		_, err := w.Write(append(raw, '\n'))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("audit: export: %w", err)
+	}
+	if out != "-" {
+		fmt.Fprintf(stdout, "%s: %d records exported to %s\n", path, n, out)
+	}
 	return nil
 }

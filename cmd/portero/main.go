@@ -4,6 +4,9 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +19,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -145,37 +149,56 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 	}
 	opts := proxy.Options{Engine: engine, Metrics: proxy.NewMetrics(reg), Log: log}
-	if cfg.Access.Store != "" {
-		store, err := access.Open(ctx, cfg.Access.Store)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		go store.WatchWrites(ctx, cfg.Access.WatchInterval)
-		opts.Access = access.NewResolver(store, cfg.Access.CacheSize, proxy.PrepareAccess, nil)
-		opts.Store = store
-		log.Info("access store open", "file", cfg.Access.Store)
-	}
 	if cfg.Assertion.KeyFile != "" {
 		if opts.AssertionKey, err = proxy.LoadAssertionKey(cfg.Assertion.KeyFile); err != nil {
 			return err
 		}
-	}
-	if cfg.Master.Enabled() {
-		l, err := audit.Open(cfg.Master.AuditLog)
-		var broken *audit.BreakError
-		switch {
-		case errors.As(err, &broken):
-			// Keep recording (refusing master access would not repair the
-			// file) but say so loudly: someone must look at it.
-			log.Error("master-access audit log chain is broken; new records continue from its last record",
-				"file", cfg.Master.AuditLog, "break", broken.Error())
-		case err != nil:
+	} else {
+		// Generated here rather than by the gateway: it signs the audit
+		// trail's checkpoints too.
+		if opts.AssertionKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 			return err
 		}
-		defer l.Close()
-		opts.Audit = l
-		log.Info("master access on", "audit_log", cfg.Master.AuditLog)
+		log.Warn("assertion.key_file is not set: signing assertions and audit checkpoints with a key generated at start; upstreams must refetch the JWKS after every restart")
+	}
+	// Background work on the store ends after the servers have drained,
+	// so the shutdown checkpoint signs the last record.
+	storeCtx, stopStore := context.WithCancel(context.Background())
+	var storeWork sync.WaitGroup
+	defer func() { stopStore(); storeWork.Wait() }()
+	if cfg.Access.Store != "" {
+		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portero_access_store_up",
+			Help: "1 while the access store is usable, 0 while it fails closed (file replaced, deleted or unreadable; see /readyz)."},
+			func() float64 {
+				if store.Health() != nil {
+					return 0
+				}
+				return 1
+			}))
+		go store.WatchWrites(storeCtx, cfg.Access.WatchInterval)
+		storeWork.Add(1)
+		go func() {
+			defer storeWork.Done()
+			store.RunCheckpoints(storeCtx, opts.AssertionKey, cfg.Access.CheckpointInterval)
+		}()
+		opts.Access = access.NewResolver(store, cfg.Access.CacheSize, proxy.PrepareAccess, nil)
+		opts.Store = store
+		log.Info("access store open", "file", cfg.Access.Store)
+		if cfg.Master.Enabled() {
+			if opts.Audit, err = openAuditExport(ctx, cfg.Master.AuditLog, store, log); err != nil {
+				return err
+			}
+			defer opts.Audit.Close()
+			if cfg.Master.AuditLog != "" {
+				go catchUpExport(storeCtx, opts.Audit, store, log, exportCatchUpEvery)
+			}
+			log.Info("master access on", "audit_trail", cfg.Access.Store, "audit_export", cfg.Master.AuditLog)
+		}
 	}
 	gw, err := proxy.New(cfg, opts)
 	if err != nil {
@@ -218,6 +241,43 @@ func cmdServe(args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(public.Shutdown(sctx), ops.Shutdown(sctx))
+}
+
+// exportCatchUpEvery is how often the audit export copies records written
+// by other processes (portero admin) from the store.
+const exportCatchUpEvery = 10 * time.Second
+
+// openAuditExport opens master_access.audit_log as the export of the trail
+// in the store and mirrors every committed record to it; without the file,
+// a Log that keeps nothing.
+func openAuditExport(ctx context.Context, path string, store *access.Store, log *slog.Logger) (*audit.Log, error) {
+	if path == "" {
+		return audit.Discard(), nil
+	}
+	l, err := audit.OpenExport(ctx, path, store, log)
+	if err != nil {
+		return nil, err
+	}
+	store.OnCommit(func(recs []audit.Record) { l.Mirror(context.Background(), store, log, recs...) })
+	return l, nil
+}
+
+func catchUpExport(ctx context.Context, l *audit.Log, store *access.Store, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if store.Health() != nil {
+				continue
+			}
+			if err := l.CatchUp(ctx, store); err != nil && ctx.Err() == nil {
+				log.Warn("audit export catch-up failed", "error", err.Error())
+			}
+		}
+	}
 }
 
 // tuneGC raises the GC target unless GOGC is set. Portero's per-request
