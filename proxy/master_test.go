@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +32,7 @@ type masterHarness struct {
 	b         *browser
 	store     *access.Store
 	auditPath string
+	dbPath    string
 }
 
 // newMasterHarness: browser sign-in, a real SQLite store with acme (which
@@ -64,7 +67,7 @@ master_access:
   admin_url: /admin/
 ` + extra})
 	h.iss.TokenTTL = 5 * time.Minute
-	return &masterHarness{harness: h, clk: clk, b: &browser{t: t, h: h, cookies: map[string]*http.Cookie{}}, store: store, auditPath: auditPath}
+	return &masterHarness{harness: h, clk: clk, b: &browser{t: t, h: h, cookies: map[string]*http.Cookie{}}, store: store, auditPath: auditPath, dbPath: dbPath}
 }
 
 // seedSQL runs statements on the store's file directly.
@@ -432,5 +435,144 @@ func TestMasterAccessAuditTampering(t *testing.T) {
 	var be *audit.BreakError
 	if err == nil || !errors.As(err, &be) || be.Line != 1 {
 		t.Fatalf("tampered log: %v", err)
+	}
+}
+
+// Two sign-ins of the same admin start and end master access on two
+// tenants in parallel: no answer is a 5xx, each end ends the session of
+// the sign-in that asked (the other one's requests keep working), and the
+// trail holds every start and end.
+func TestParallelEndsOfOneAdminEndTheRightSession(t *testing.T) {
+	m := newMasterHarness(t, `limits:
+  master_access: {per_minute: 100000, burst: 100000}
+`)
+	seedSQL(t, m.dbPath, `INSERT INTO tenants (id, name, owner, master_access, created_at) VALUES ('beta', 'Beta', 'bob', 1, '2026-01-01T00:00:00Z')`)
+	const loops = 100 // per sign-in: 200 ends in all
+	var wg sync.WaitGroup
+	errs := make(chan string, 2*loops)
+	for _, tenant := range []string{"acme", "beta"} {
+		b := &browser{t: t, h: m.harness, cookies: map[string]*http.Cookie{}}
+		b.signIn("http://localhost/.portero/master-access", samClaims())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			page := "http://localhost" + m.gw.tenantAppURL(tenant)
+			csrf := func(target string) string {
+				rec := b.do("GET", target, nil, nil)
+				if match := csrfField.FindStringSubmatch(rec.Body.String()); match != nil {
+					return match[1]
+				}
+				return ""
+			}
+			for i := range loops {
+				rec := b.do("POST", "http://localhost/.portero/master-access", url.Values{"csrf": {csrf("http://localhost/.portero/master-access")},
+					"tenant": {tenant}, "reason": {"Ticket SUP-70: parallel support"}, "mode": {"full"}, "duration": {"10m"}}, http.Header{"Origin": {"http://localhost"}})
+				if rec.Code != http.StatusSeeOther {
+					errs <- fmt.Sprintf("%s start %d: %d %s", tenant, i, rec.Code, rec.Body)
+					return
+				}
+				if rec := b.do("GET", page, nil, nil); rec.Code != http.StatusOK {
+					errs <- fmt.Sprintf("%s request %d under master access: %d (the other sign-in's end ended this session?)", tenant, i, rec.Code)
+					return
+				}
+				rec = b.do("POST", "http://localhost/.portero/master-access/end", url.Values{"csrf": {csrf("http://localhost/.portero/master-access/end")}}, nil)
+				if rec.Code != http.StatusSeeOther {
+					errs <- fmt.Sprintf("%s end %d: %d %s", tenant, i, rec.Code, rec.Body)
+					return
+				}
+				if open, err := m.store.MasterSessions(context.Background(), true, "sam", tenant, 0); err != nil || len(open) != 0 {
+					errs <- fmt.Sprintf("%s end %d left %d sessions open (%v)", tenant, i, len(open), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	all, err := m.store.MasterSessions(context.Background(), false, "sam", "", 0)
+	if err != nil || len(all) != 2*loops {
+		t.Fatalf("%d sessions, %v", len(all), err)
+	}
+	for _, ms := range all {
+		if ms.EndedAt == nil || ms.EndReason != "ended" || ms.EndedBy != "sam" {
+			t.Errorf("session %s: ended %v, %q by %q", ms.ID, ms.EndedAt, ms.EndReason, ms.EndedBy)
+		}
+	}
+	count := map[string]int{}
+	for _, e := range m.auditEvents(t) {
+		count[e]++
+	}
+	if count["start"] != 2*loops || count["end"] != 2*loops {
+		t.Errorf("trail: %v", count)
+	}
+}
+
+// Ending without an id ends only the session of this sign-in; with an id,
+// the admin's session it names.
+func TestEndWithoutIDKeepsOtherSignInsSessions(t *testing.T) {
+	m := newMasterHarness(t, "")
+	seedSQL(t, m.dbPath, `INSERT INTO tenants (id, name, owner, master_access, created_at) VALUES ('beta', 'Beta', 'bob', 1, '2026-01-01T00:00:00Z')`)
+	m.b.signIn("http://localhost/.portero/master-access", samClaims())
+	other := &browser{t: t, h: m.harness, cookies: map[string]*http.Cookie{}}
+	other.signIn("http://localhost/.portero/master-access", samClaims())
+	m.mustStart(t, "acme", "Ticket SUP-71: first sign-in", "full", "10m")
+	first := m.b
+	m.b = other
+	m.mustStart(t, "beta", "Ticket SUP-72: second sign-in", "full", "10m")
+	m.b = first
+	if rec := m.end(t); rec.Code != http.StatusSeeOther {
+		t.Fatalf("end: %d", rec.Code)
+	}
+	open, _ := m.store.MasterSessions(context.Background(), true, "sam", "", 0)
+	if len(open) != 1 || open[0].Tenant != "beta" {
+		t.Fatalf("open after ending the first sign-in's session: %+v", open)
+	}
+	// The other sign-in's session, by id, from the first sign-in.
+	page := m.b.do("GET", "http://localhost/.portero/master-access", nil, nil)
+	csrf := csrfField.FindStringSubmatch(page.Body.String())[1]
+	if rec := m.b.do("POST", "http://localhost/.portero/master-access/end", url.Values{"csrf": {csrf}, "id": {open[0].ID}}, nil); rec.Code != http.StatusSeeOther {
+		t.Fatalf("end by id: %d", rec.Code)
+	}
+	if open, _ := m.store.MasterSessions(context.Background(), true, "sam", "", 0); len(open) != 0 {
+		t.Fatalf("still open: %+v", open)
+	}
+}
+
+// The trail is in the store: the management API reads it there, and a
+// cross-site attempt to start master access is recorded as refused.
+func TestMasterAuditAPIReadsTheStore(t *testing.T) {
+	m := newMasterHarness(t, "")
+	m.b.signIn("http://localhost/.portero/master-access", samClaims())
+	page := m.b.do("GET", "http://localhost/.portero/master-access", nil, nil)
+	csrf := csrfField.FindStringSubmatch(page.Body.String())[1]
+	rec := m.b.do("POST", "http://localhost/.portero/master-access", url.Values{"csrf": {csrf}, "tenant": {"acme"},
+		"reason": {"Ticket SUP-73: from elsewhere"}, "mode": {"full"}}, http.Header{"Origin": {"https://evil.example"}})
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("cross-site start: %d", rec.Code)
+	}
+	rec = m.b.do("POST", "http://localhost/.portero/master-access", url.Values{"tenant": {"acme"},
+		"reason": {"Ticket SUP-73: without a token"}, "mode": {"full"}}, nil)
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("start without a token: %d", rec.Code)
+	}
+	m.mustStart(t, "acme", "Ticket SUP-74: the real one", "full", "10m")
+	_ = os.Remove(m.auditPath) // the export is not where the API reads
+	rec = m.b.do("GET", "http://localhost/.portero/api/v1/master-access/audit?tenant=acme", nil, nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("audit API: %d %s", rec.Code, rec.Body)
+	}
+	var recs []audit.Record
+	if err := json.Unmarshal(rec.Body.Bytes(), &recs); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.Event+":"+r.Detail)
+	}
+	if len(recs) != 3 || recs[0].Event != "start" || recs[1].Event != "refused" || recs[2].Event != "refused" || recs[2].Admin != "sam" {
+		t.Fatalf("audit API, newest first: %v", got)
 	}
 }
