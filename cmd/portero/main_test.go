@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -16,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/internal/testissuer"
+	"github.com/portero-gateway/portero/proxy"
 )
 
 func runCLI(t *testing.T, args ...string) (string, int) {
@@ -385,5 +388,67 @@ func TestAuditVerify(t *testing.T) {
 	_ = os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600)
 	if out, code := runCLI(t, "audit", "verify", path); code == 0 || !strings.Contains(out, "line 2 (record seq 2)") {
 		t.Fatalf("tampered: %d %s", code, out)
+	}
+}
+
+// The trail in the store: verify checks the chain and the signed
+// checkpoints and names the first broken record; export writes JSON lines
+// that verify on their own.
+func TestAuditVerifyStore(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "portero.db")
+	for _, args := range [][]string{
+		{"tenant", "create", "acme", "--name", "Acme", "--owner", "olivia"},
+		{"member", "put", "acme", "leo", "--role", "location_manager", "--location", "l1"},
+		{"member", "deactivate", "acme", "leo"},
+	} {
+		if out, code := runCLI(t, append([]string{"admin", "--store", db}, args...)...); code != 0 {
+			t.Fatalf("admin %v: %d %s", args, code, out)
+		}
+	}
+	keyPEM, _ := runCLI(t, "keygen")
+	keyFile := filepath.Join(dir, "assertion.pem")
+	_ = os.WriteFile(keyFile, []byte(keyPEM), 0o600)
+	key, err := proxy.LoadAssertionKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := access.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Checkpoint(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if out, code := runCLI(t, "audit", "verify", "--store", db, "--key", keyFile); code != 0 || !strings.Contains(out, "3 records, hash chain intact; 1 checkpoints verify with the gateway's key") {
+		t.Fatalf("verify: %d %s", code, out)
+	}
+	if out, code := runCLI(t, "audit", "verify", db); code != 0 || !strings.Contains(out, "3 records") {
+		t.Fatalf("verify by content: %d %s", code, out)
+	}
+	export := filepath.Join(dir, "export.jsonl")
+	if out, code := runCLI(t, "audit", "export", "--store", db, export); code != 0 || !strings.Contains(out, "3 records exported") {
+		t.Fatalf("export: %d %s", code, out)
+	}
+	if out, code := runCLI(t, "audit", "verify", export); code != 0 || !strings.Contains(out, "3 records, hash chain intact") {
+		t.Fatalf("verify the export: %d %s", code, out)
+	}
+	raw, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, "audit", "verify", "--store", db, "--key", keyFile); code != 1 || !strings.Contains(out, "record seq 3: missing") {
+		t.Fatalf("cut tail: %d %s", code, out)
+	}
+	if _, err := raw.Exec(`DROP TRIGGER audit_log_no_update; UPDATE audit_log SET record = replace(record, 'olivia', 'oliver') WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, "audit", "verify", "--store", db); code != 1 || !strings.Contains(out, "record seq 1: its content does not match") {
+		t.Fatalf("edited: %d %s", code, out)
 	}
 }
