@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -121,10 +124,11 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		g.loginError(w, r, http.StatusBadRequest, "login.bad_return_target")
 		return
 	}
+	// Send the browser to the identity provider only while it answers:
+	// otherwise it would land on a dead address, with nothing to say why.
 	conf := g.sessions.oauthConfig()
-	if conf == nil {
-		w.Header().Set("Retry-After", "5")
-		g.loginError(w, r, http.StatusServiceUnavailable, "auth.unavailable")
+	if conf == nil || g.idpUnreachable(r.Context()) != nil {
+		g.idpDownPage(w, r, returnTo)
 		return
 	}
 	txn := loginTxn{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo}
@@ -140,6 +144,54 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, conf.AuthCodeURL(txn.State, oauth2.S256ChallengeOption(txn.Verifier), oidc.Nonce(txn.Nonce)), http.StatusFound)
 }
+
+// idpProbeTimeout bounds the look at the identity provider before a
+// sign-in is sent there.
+const idpProbeTimeout = 2 * time.Second
+
+// idpUnreachable says why the identity provider cannot be reached now, or
+// nil: it fetches the discovery document, small and what the browser's
+// next stop is served beside.
+func (g *Gateway) idpUnreachable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, idpProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(g.cfg.OIDC.Issuer, "/")+"/.well-known/openid-configuration", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: idpProbeTimeout}).Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("the identity provider answered %s", resp.Status)
+	}
+	return nil
+}
+
+// idpDownPage tells the browser that sign-in cannot start because the
+// identity provider cannot be reached, with a link to try again.
+func (g *Gateway) idpDownPage(w http.ResponseWriter, r *http.Request, returnTo string) {
+	g.metrics.authFailures.WithLabelValues("login").Inc()
+	g.log.Warn("sign-in not started: the identity provider cannot be reached", "issuer", g.cfg.OIDC.Issuer, "decision_id", decisionID(r.Context()))
+	w.Header().Set("Retry-After", "5")
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		writeDenial(w, r, false, denial{status: http.StatusServiceUnavailable, reason: "auth.idp_unreachable", id: decisionID(r.Context())})
+		return
+	}
+	retry := loginPath + "?" + url.Values{"rd": {returnTo}}.Encode()
+	writePage(w, http.StatusServiceUnavailable, idpDownTemplate, struct{ Retry, ID string }{retry, decisionID(r.Context())})
+}
+
+var idpDownTemplate = template.Must(template.New("idp-down").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in unavailable — Portero</title>` + pageStyle + `</head><body>
+<h1>Sign-in is unavailable</h1>
+<p id="idp-down">The identity provider cannot be reached right now, so you cannot sign in. Nothing is wrong with your account.</p>
+<p><a href="{{.Retry}}" id="retry">Try again</a></p>
+<p class="hint">Reason: auth.idp_unreachable{{if .ID}} · decision {{.ID}}{{end}}</p>
+</body></html>`))
 
 // finishLogin is the redirect back from the IdP: check the transaction,
 // exchange the code, verify the ID token and its nonce, start the session.

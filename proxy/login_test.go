@@ -409,3 +409,24 @@ func TestClaimMapping(t *testing.T) {
 		t.Error("identity without a subject")
 	}
 }
+
+// A new sign-in while the identity provider is down gets a Portero page
+// saying so, with a link to try again, not a redirect to a dead address.
+func TestSignInWhileTheIdPIsDownShowsAPage(t *testing.T) {
+	h, _, b := newLoginHarness(t)
+	if rec := b.do("GET", "http://localhost/.portero/login?rd=/t/acme/orders", nil, nil); rec.Code != http.StatusFound {
+		t.Fatalf("with the IdP up: %d", rec.Code)
+	}
+	h.iss.Server.Close()
+	rec := b.do("GET", "http://localhost/.portero/login?rd=/t/acme/orders", nil, nil)
+	body := rec.Body.String()
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Location") != "" || rec.Header().Get("Retry-After") == "" ||
+		!strings.Contains(body, "identity provider cannot be reached") || !strings.Contains(body, `href="/.portero/login?rd=%2Ft%2Facme%2Forders"`) {
+		t.Fatalf("with the IdP down: %d %v %s", rec.Code, rec.Header(), body)
+	}
+	// A protected page still sends the browser to Portero's login, which
+	// then shows the page.
+	if rec := b.do("GET", "http://localhost/t/acme/orders", nil, nil); rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), "http://localhost/.portero/login") {
+		t.Fatalf("protected page: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+}
