@@ -154,6 +154,18 @@ func (s *Store) check(ctx context.Context, last int64) int64 {
 // reopen opens the file at the path afresh, checks it can be read and
 // swaps it in for the old one, dropping cached facts.
 func (s *Store) reopen(ctx context.Context, id fileID, replaced bool) error {
+	if replaced {
+		// The old file's connections go first: closing, they checkpoint
+		// into the old file (not the one now at the path) and remove the
+		// -wal and -shm at the path, which are the old file's. Left open,
+		// the new file would be read through the old file's WAL.
+		s.markDown(fmt.Errorf("the store file %s was replaced; reopening it", s.path))
+		s.mu.Lock()
+		oldR, oldW := s.rdb, s.wdb
+		s.mu.Unlock()
+		oldR.Close()
+		oldW.Close()
+	}
 	rdb, wdb, err := openPools(s.path, false)
 	if err != nil {
 		return fmt.Errorf("reopen %s: %w", s.path, err)
