@@ -164,14 +164,15 @@ func cmdServe(args []string, stderr io.Writer) error {
 	// Background work on the store ends after the servers have drained,
 	// so the shutdown checkpoint signs the last record.
 	storeCtx, stopStore := context.WithCancel(context.Background())
+	defer stopStore()
 	var storeWork sync.WaitGroup
-	defer func() { stopStore(); storeWork.Wait() }()
 	if cfg.Access.Store != "" {
 		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log))
 		if err != nil {
 			return err
 		}
 		defer store.Close()
+		defer func() { stopStore(); storeWork.Wait() }() // before the store closes
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portero_access_store_up",
 			Help: "1 while the access store is usable, 0 while it fails closed (file replaced, deleted or unreadable; see /readyz)."},
 			func() float64 {
