@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,13 +246,28 @@ func (e errRow) Scan(...any) error { return e.err }
 
 type scanner interface{ Scan(...any) error }
 
-// queryRow reads one row through the reading pool.
+// queryRow reads one row through the reading pool; an error other than
+// "no row" is logged with the query.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) scanner {
 	rdb, _, err := s.pools()
 	if err != nil {
 		return errRow{err}
 	}
-	return rdb.QueryRowContext(ctx, q, args...)
+	return loggedRow{rdb.QueryRowContext(ctx, q, args...), s, q}
+}
+
+type loggedRow struct {
+	row *sql.Row
+	s   *Store
+	q   string
+}
+
+func (l loggedRow) Scan(dest ...any) error {
+	err := l.row.Scan(dest...)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		l.s.failed(readOp(l.q), err)
+	}
+	return err
 }
 
 // query reads rows through the reading pool.
@@ -262,9 +278,18 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	}
 	rows, err := rdb.QueryContext(ctx, q, args...)
 	if err != nil {
-		s.failed("read", err)
+		s.failed(readOp(q), err)
 	}
 	return rows, err
+}
+
+// readOp names a read by its query, for the log.
+func readOp(q string) string {
+	q = strings.Join(strings.Fields(q), " ")
+	if len(q) > 80 {
+		q = q[:80] + "…"
+	}
+	return "read: " + q
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -174,8 +174,13 @@ func (s *Store) ImportAudit(ctx context.Context, raws [][]byte) error {
 // AuditFilter selects records.
 type AuditFilter struct {
 	Tenant, Admin string
-	Limit         int // default and most 5000
+	// Events keeps only these events (all when empty).
+	Events []string
+	Limit  int // default and most 5000
 }
+
+// MasterEvents are the master-access events of the trail.
+var MasterEvents = []string{audit.EventStart, audit.EventEnd, audit.EventExpire, audit.EventRevoke, audit.EventRefuse}
 
 // AuditRecords returns records, newest first.
 func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record, error) {
@@ -188,6 +193,12 @@ func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record
 	if f.Admin != "" {
 		q += ` AND admin = ?`
 		args = append(args, f.Admin)
+	}
+	if len(f.Events) > 0 {
+		q += ` AND event IN (?` + strings.Repeat(`, ?`, len(f.Events)-1) + `)`
+		for _, e := range f.Events {
+			args = append(args, e)
+		}
 	}
 	if f.Limit <= 0 || f.Limit > 5000 {
 		f.Limit = 5000

@@ -632,8 +632,9 @@ func (g *Gateway) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
 	g.reply(w, r, http.StatusOK, ended, err)
 }
 
-// apiMasterAudit returns audit records from the trail in the store, newest
-// first; ?tenant= and ?admin= filter, ?limit= bounds (default 200).
+// apiMasterAudit returns master-access records from the trail in the
+// store, newest first; ?tenant= and ?admin= filter, ?all=1 adds the access
+// changes, ?limit= bounds (default 200).
 func (g *Gateway) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
 	if !g.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
 		return
@@ -647,7 +648,11 @@ func (g *Gateway) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 || limit > 5000 {
 		limit = 200
 	}
-	recs, err := g.store.AuditRecords(r.Context(), access.AuditFilter{Tenant: q.Get("tenant"), Admin: q.Get("admin"), Limit: limit})
+	f := access.AuditFilter{Tenant: q.Get("tenant"), Admin: q.Get("admin"), Events: access.MasterEvents, Limit: limit}
+	if q.Get("all") != "" {
+		f.Events = nil // access changes too
+	}
+	recs, err := g.store.AuditRecords(r.Context(), f)
 	g.reply(w, r, http.StatusOK, recs, err)
 }
 
