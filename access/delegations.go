@@ -60,7 +60,7 @@ func (s *Store) Invite(ctx context.Context, d Delegation) (*Delegation, error) {
 		case err != nil:
 			return nil, err
 		}
-		return afterDelegation(ctx, tx, "delegation.invite", d.ID)
+		return s.afterDelegation(ctx, tx, "delegation.invite", d.ID)
 	})
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func (s *Store) Transition(ctx context.Context, id, action string) (*Delegation,
 		if err != nil {
 			return nil, err
 		}
-		return afterDelegation(ctx, tx, "delegation."+action, id)
+		return s.afterDelegation(ctx, tx, "delegation."+action, id)
 	})
 	if err != nil {
 		return nil, err
@@ -149,10 +149,10 @@ func (s *Store) Transition(ctx context.Context, id, action string) (*Delegation,
 
 // afterDelegation is the audit record of a change to delegation id, with
 // the delegation as it is now in tx.
-func afterDelegation(ctx context.Context, tx *sql.Tx, event, id string) ([]audit.Record, error) {
+func (s *Store) afterDelegation(ctx context.Context, tx *sql.Tx, event, id string) ([]audit.Record, error) {
 	d, err := scanDelegation(tx.QueryRowContext(ctx, `SELECT `+delegationCols+` FROM delegations WHERE id = ?`, id))
 	if err != nil {
 		return nil, err
 	}
-	return []audit.Record{change(ctx, event, d.Tenant, "delegation "+id, d)}, nil
+	return []audit.Record{s.change(ctx, event, d.Tenant, "delegation "+id, d)}, nil
 }

@@ -80,7 +80,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (ImportCounts, error) {
 		}
 		// One record for the import: what it wrote and the SHA-256 of the
 		// input, which names every record of it.
-		return []audit.Record{change(ctx, "import", "", "import sha256:"+hex.EncodeToString(sum.Sum(nil)), n)}, nil
+		return []audit.Record{s.change(ctx, "import", "", "import sha256:"+hex.EncodeToString(sum.Sum(nil)), n)}, nil
 	})
 	if err != nil {
 		return ImportCounts{}, err

@@ -34,7 +34,7 @@ func (s *Store) PutMember(ctx context.Context, m Member) (*Member, error) {
 	}
 	stamp := s.stamp()
 	err := s.write(ctx, "member.put", func(tx *sql.Tx) ([]audit.Record, error) {
-		return afterMember(ctx, tx, "member.put", m.Tenant, m.User, upsertMember(ctx, tx, &m, stamp))
+		return s.afterMember(ctx, tx, "member.put", m.Tenant, m.User, upsertMember(ctx, tx, &m, stamp))
 	})
 	if err != nil {
 		return nil, err
@@ -74,7 +74,7 @@ func (s *Store) SetMemberStatus(ctx context.Context, tenant, user, status string
 	}
 	err := s.write(ctx, "member.status", func(tx *sql.Tx) ([]audit.Record, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
-		return afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
+		return s.afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 	if err != nil {
 		return nil, err
@@ -86,13 +86,13 @@ func (s *Store) SetMemberStatus(ctx context.Context, tenant, user, status string
 func (s *Store) RemoveMember(ctx context.Context, tenant, user string) error {
 	return s.write(ctx, "member.remove", func(tx *sql.Tx) ([]audit.Record, error) {
 		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
-		return afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
+		return s.afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 }
 
 // afterMember is the audit record of a change to a member that err says
 // succeeded, with the member as it is now in tx (no data when removed).
-func afterMember(ctx context.Context, tx *sql.Tx, event, tenant, user string, err error) ([]audit.Record, error) {
+func (s *Store) afterMember(ctx context.Context, tx *sql.Tx, event, tenant, user string, err error) ([]audit.Record, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func afterMember(ctx context.Context, tx *sql.Tx, event, tenant, user string, er
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, err
 	}
-	return []audit.Record{change(ctx, event, tenant, "member "+tenant+"/"+user, state)}, nil
+	return []audit.Record{s.change(ctx, event, tenant, "member "+tenant+"/"+user, state)}, nil
 }
 
 // Writes by a caller whose permission was decided on the member as it was
@@ -122,7 +122,7 @@ func (s *Store) PutMemberAsSeen(ctx context.Context, m Member, seen *Member) (*M
 		if err := memberAsSeen(ctx, tx, m.Tenant, m.User, seen); err != nil {
 			return nil, err
 		}
-		return afterMember(ctx, tx, "member.put", m.Tenant, m.User, upsertMember(ctx, tx, &m, stamp))
+		return s.afterMember(ctx, tx, "member.put", m.Tenant, m.User, upsertMember(ctx, tx, &m, stamp))
 	})
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func (s *Store) SetMemberStatusAsSeen(ctx context.Context, tenant, user, status 
 			return nil, err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
-		return afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
+		return s.afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 	if err != nil {
 		return nil, err
@@ -156,7 +156,7 @@ func (s *Store) RemoveMemberAsSeen(ctx context.Context, tenant, user string, see
 			return nil, err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
-		return afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
+		return s.afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 }
 

@@ -18,7 +18,7 @@ func (s *Store) CreatePartner(ctx context.Context, p Partner) (*Partner, error) 
 		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 			return nil, conflict("partner %q exists", p.ID)
 		}
-		return []audit.Record{change(ctx, "partner.create", "", "partner "+p.ID, p)}, err
+		return []audit.Record{s.change(ctx, "partner.create", "", "partner "+p.ID, p)}, err
 	})
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func (s *Store) PutPartnerUser(ctx context.Context, pu PartnerUser) (*PartnerUse
 		return nil, err
 	}
 	err := s.write(ctx, "partner_user.put", func(tx *sql.Tx) ([]audit.Record, error) {
-		return []audit.Record{change(ctx, "partner_user.put", "", "partner user "+pu.Partner+"/"+pu.User, pu)}, upsertPartnerUser(ctx, tx, &pu)
+		return []audit.Record{s.change(ctx, "partner_user.put", "", "partner user "+pu.Partner+"/"+pu.User, pu)}, upsertPartnerUser(ctx, tx, &pu)
 	})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,7 @@ type Store struct {
 	generation atomic.Uint64
 	now        func() time.Time
 	log        *slog.Logger
+	actors     func(context.Context) string // who writes, from the request's context
 
 	mu   sync.RWMutex
 	rdb  *sql.DB // readers

@@ -37,7 +37,7 @@ func (s *Store) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 			return nil, conflict("tenant %q exists", t.ID)
 		}
-		return []audit.Record{change(ctx, "tenant.create", t.ID, "tenant "+t.ID, t)}, err
+		return []audit.Record{s.change(ctx, "tenant.create", t.ID, "tenant "+t.ID, t)}, err
 	})
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func (s *Store) UpdateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 			return nil, err
 		}
 		now, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, t.ID))
-		return []audit.Record{change(ctx, "tenant.update", t.ID, "tenant "+t.ID, now)}, err
+		return []audit.Record{s.change(ctx, "tenant.update", t.ID, "tenant "+t.ID, now)}, err
 	})
 	if err != nil {
 		return nil, err
@@ -130,7 +130,7 @@ func (c countsScanner) Scan(dest ...any) error {
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	return s.write(ctx, "tenant.delete", func(tx *sql.Tx) ([]audit.Record, error) {
 		res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
-		return []audit.Record{change(ctx, "tenant.delete", id, "tenant "+id, nil)}, affected(res, err, fmt.Sprintf("tenant %s", id))
+		return []audit.Record{s.change(ctx, "tenant.delete", id, "tenant "+id, nil)}, affected(res, err, fmt.Sprintf("tenant %s", id))
 	})
 }
 

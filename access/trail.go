@@ -21,15 +21,25 @@ func WithActor(ctx context.Context, actor string) context.Context {
 	return context.WithValue(ctx, actorKey{}, actor)
 }
 
-func actorOf(ctx context.Context) string {
-	a, _ := ctx.Value(actorKey{}).(string)
-	return a
+// WithActors names who makes a write from its context when WithActor did
+// not (the gateway: the signed-in user or token subject of the request).
+func WithActors(fn func(context.Context) string) Option { return func(s *Store) { s.actors = fn } }
+
+// actorOf is who makes the writes done with ctx, "" when unknown.
+func (s *Store) actorOf(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok {
+		return a
+	}
+	if s.actors != nil {
+		return s.actors(ctx)
+	}
+	return ""
 }
 
 // change is the audit record of an access change: what changed, its new
 // state (nil when removed), by whom.
-func change(ctx context.Context, event, tenant, object string, state any) audit.Record {
-	rec := audit.Record{Event: event, Tenant: tenant, Object: object, By: actorOf(ctx)}
+func (s *Store) change(ctx context.Context, event, tenant, object string, state any) audit.Record {
+	rec := audit.Record{Event: event, Tenant: tenant, Object: object, By: s.actorOf(ctx)}
 	if state != nil {
 		rec.Data, _ = json.Marshal(state)
 	}

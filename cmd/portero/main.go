@@ -167,7 +167,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	defer stopStore()
 	var storeWork sync.WaitGroup
 	if cfg.Access.Store != "" {
-		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log))
+		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log), access.WithActors(proxy.ActorOf))
 		if err != nil {
 			return err
 		}
