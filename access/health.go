@@ -122,8 +122,11 @@ func (s *Store) check(ctx context.Context, last int64) int64 {
 		return -1
 	}
 	s.mu.RLock()
-	replaced, down := id != s.file, s.down
+	replaced, down, closed := id != s.file, s.down, s.closed
 	s.mu.RUnlock()
+	if closed {
+		return -1
+	}
 	if replaced || down != nil {
 		if err := s.reopen(ctx, id, replaced); err != nil {
 			s.markDown(err)
@@ -137,7 +140,7 @@ func (s *Store) check(ctx context.Context, last int64) int64 {
 	}
 	var v int64
 	if err := rdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'generation'`).Scan(&v); err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !isBusy(err) {
 			s.failed("watch", err)
 			if !fileBroken(err) {
 				s.markDown(fmt.Errorf("read the store: %w", err))
@@ -185,6 +188,12 @@ func (s *Store) reopen(ctx context.Context, id fileID, replaced bool) error {
 		return fmt.Errorf("reopen %s: %w", s.path, err)
 	}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		rdb.Close()
+		wdb.Close()
+		return errors.New("closed")
+	}
 	oldR, oldW, was := s.rdb, s.wdb, s.down
 	s.rdb, s.wdb, s.file, s.down = rdb, wdb, id, nil
 	s.mu.Unlock()

@@ -37,11 +37,12 @@ type Store struct {
 	log        *slog.Logger
 	actors     func(context.Context) string // who writes, from the request's context
 
-	mu   sync.RWMutex
-	rdb  *sql.DB // readers
-	wdb  *sql.DB // the writer: one connection, BEGIN IMMEDIATE
-	file fileID  // the file the pools opened
-	down error   // why the store is unusable; nil when it is usable
+	mu     sync.RWMutex
+	rdb    *sql.DB // readers
+	wdb    *sql.DB // the writer: one connection, BEGIN IMMEDIATE
+	file   fileID  // the file the pools opened
+	down   error   // why the store is unusable; nil when it is usable
+	closed bool    // by Close: never reopened
 
 	hooksMu sync.Mutex
 	hooks   []func([]audit.Record)
@@ -216,6 +217,7 @@ func openPools(path string, create bool) (rdb, wdb *sql.DB, err error) {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	if s.down == nil {
 		s.down = errors.New("closed")
 	}

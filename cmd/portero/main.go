@@ -181,7 +181,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 				}
 				return 1
 			}))
-		go store.WatchWrites(storeCtx, cfg.Access.WatchInterval)
+		storeWork.Add(1)
+		go func() { defer storeWork.Done(); store.WatchWrites(storeCtx, cfg.Access.WatchInterval) }()
 		storeWork.Add(1)
 		go func() {
 			defer storeWork.Done()
