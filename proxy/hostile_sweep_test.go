@@ -159,6 +159,7 @@ func TestSweepClientIdentityAndAddressHeaders(t *testing.T) {
 		{"X-Pomerium-Claim-Email", ident}, {"X-Goog-Authenticated-User-Email", ident}, {"Cf-Access-Authenticated-User-Email", ident},
 		{"Cf-Access-Jwt-Assertion", ident}, {"X-Amzn-Oidc-Identity", ident}, {"X-Amzn-Oidc-Data", ident},
 		{"X-Ms-Client-Principal-Name", ident}, {"X-Ms-Client-Principal", ident},
+		{"X-User-Id", ident}, {"X-User", ident}, {"X-Tenant-Id", ident}, {"X-Roles", ident},
 		// Scheme and path.
 		{"X-Scheme", scheme}, {"X-Arr-Ssl", scheme}, {"X-Script-Name", scheme}, {"X-Sendfile-Type", scheme}, {"X-Accel-Mapping", scheme},
 	}
@@ -256,10 +257,15 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 		{"+method=DELETE", mangled},
 		{"%2Emethod=DELETE", mangled},
 	}
+	// Bodies as amy, an account manager without field limits (leo's field
+	// limits would refuse any unknown key before the _method rule).
+	hb := newSweepRouteHarness(t, "    body: {inspect: true, max_bytes: 4096}\n")
+	amy := hb.tokenFor(t, "amy")
 	for _, tc := range bodies {
 		t.Run("form body "+tc.body, func(t *testing.T) {
 			sweepFinding(t, tc.finding)
-			rec := h.do(t, "POST", "http://localhost/t/acme/locations/l1", leo,
+			h := hb
+			rec := h.do(t, "POST", "http://localhost/t/acme/locations/l1", amy,
 				http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, tc.body)
 			if rec.Code >= 400 {
 				h.upstreamSawNothing(t)
@@ -276,7 +282,8 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 	}
 	for _, body := range []string{`{"\u005fmethod":"DELETE"}`, `{"_Method":"DELETE"}`} {
 		t.Run("json body "+body, func(t *testing.T) {
-			rec := h.do(t, "POST", "http://localhost/t/acme/locations/l1", leo, http.Header{"Content-Type": {"application/json"}}, body)
+			h := hb
+			rec := h.do(t, "POST", "http://localhost/t/acme/locations/l1", amy, http.Header{"Content-Type": {"application/json"}}, body)
 			if rec.Code != 400 {
 				t.Fatalf("status %d", rec.Code)
 			}
@@ -427,6 +434,22 @@ func TestSweepMasterReadOnlyUpgrade(t *testing.T) {
 		}
 		m.upstreamSawNothing(t)
 	}
+	t.Run("websocket as a read-level member", func(t *testing.T) {
+		h, _ := newRecordingAccessHarness(t)
+		avery := h.tokenFor(t, "avery") // plan_changes: read
+		if rec := h.do(t, "POST", "http://localhost/t/acme/plan/change", avery, nil, ""); rec.Code != 403 {
+			t.Fatalf("POST plan as read-level: %d", rec.Code)
+		}
+		h.upstreamSawNothing(t)
+		sweepFinding(t, "a member with read level on a feature (plan_changes: read) opens a WebSocket on it with a GET: the handshake is decided as a read, the tunnel carries writes")
+		rec := h.do(t, "GET", "http://localhost/t/acme/plan/live", avery, http.Header{
+			"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="},
+		}, "")
+		if rec.Code == 200 || rec.Code == 101 {
+			t.Fatalf("read-level member: upstream received an upgrade to %q", h.upstreamSaw(t).Header.Get("Upgrade"))
+		}
+		h.upstreamSawNothing(t)
+	})
 	t.Run("websocket", func(t *testing.T) {
 		sweepFinding(t, "a read_only master-access session (and any member with read level on a feature) opens a WebSocket with a GET: the policy allows the handshake as a read, and the tunnel after 101 carries writes the policy never sees")
 		rec := m.b.do("GET", "http://localhost/t/acme/reviews/live", nil, http.Header{
@@ -1082,4 +1105,22 @@ func TestSweepBusinessScopeOnLocationPaths(t *testing.T) {
 		t.Fatalf("manager of b1: upstream received %s %s %q", got.Method, got.Path, got.Body)
 	}
 	h.upstreamSawNothing(t)
+}
+
+// TestSweepMasterReasonWithNewline: the master-access reason is a textarea
+// and a header value cannot hold a line break; if it were accepted, the
+// reason header would be dropped from the impersonated request. Held: the
+// start is refused, so no session exists whose headers could be cut short.
+func TestSweepMasterReasonWithNewline(t *testing.T) {
+	m := newMasterHarness(t, "")
+	m.b.signIn("http://localhost/t/acme/", samClaims())
+	for _, reason := range []string{"Ticket SUP-92:\r\ncustomer asked us to fix the hours", "Ticket SUP-92:\x00customer asked us to fix the hours", "Ticket SUP-92:\x7fcustomer asked us to fix the hours"} {
+		if rec := m.start(t, "acme", reason, "full", "10m"); rec.Code != 400 {
+			t.Fatalf("start with reason %q: %d", reason, rec.Code)
+		}
+	}
+	if rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, nil); rec.Code != 403 {
+		t.Fatalf("sam without master access: %d", rec.Code)
+	}
+	m.upstreamSawNothing(t)
 }
