@@ -47,7 +47,10 @@ Usage:
                                              show which route mapping entry classifies a request
   portero admin   [-c gateway.yaml] NOUN VERB ...
                                              manage tenants, members, partners, delegations in the store
-  portero audit verify FILE                  check the master-access audit log's hash chain
+  portero audit verify [-c gateway.yaml | --store FILE | FILE]
+                                             check the audit trail (hash chain, signed checkpoints) or an export
+  portero audit export [-c gateway.yaml | --store FILE] OUT
+                                             write the audit trail as JSON lines
   portero keygen                             print a new ES256 assertion signing key (PEM)
   portero version                            print the version
 `
