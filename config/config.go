@@ -277,6 +277,10 @@ type Policy struct {
 // Headers selects the header profile for identity and impersonation headers.
 type Headers struct {
 	Profile string `yaml:"profile"`
+	// Strip names more headers removed from every inbound request, besides
+	// Portero's own and the built-in override and identity headers: exact
+	// names, or prefixes ending in '*' (X-Internal-*).
+	Strip []string `yaml:"strip"`
 }
 
 // Assertion configures the signed JWT passed upstream with every allowed request.

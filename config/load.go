@@ -124,6 +124,11 @@ func (v validator) validate(c *Config) {
 	default:
 		v.at("headers.profile", "unknown profile %q; expected portero or kubernetes", c.Headers.Profile)
 	}
+	for i, n := range c.Headers.Strip {
+		if !headerPattern.MatchString(n) {
+			v.at(fmt.Sprintf("headers.strip[%d]", i), "%q is not a header name, or a prefix ending in * such as X-Internal-*", n)
+		}
+	}
 	v.assertion(&c.Assertion)
 	v.browserLogin(c)
 	v.access(&c.Access)
@@ -172,6 +177,8 @@ func (v validator) listen(l *Listen) {
 		l.ShutdownTimeout = 15 * time.Second
 	}
 }
+
+var headerPattern = regexp.MustCompile("^[A-Za-z0-9!#$%&'+.^_`|~-]+\\*?$")
 
 var methodToken = regexp.MustCompile(`^[A-Z][A-Z0-9_-]{0,31}$`)
 

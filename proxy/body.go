@@ -82,7 +82,7 @@ func readBody(r *http.Request, max int64) (*policy.Body, *bodyRefusal) {
 	}
 	if obj, ok := doc.(map[string]any); ok {
 		for k := range obj {
-			if strings.EqualFold(k, "_method") {
+			if isMethodParam(k) {
 				return nil, bodyOverride
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,7 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
+			st := stateOf(pr.In.Context())
 			if b, ok := pr.In.Body.(*bufferedBody); ok {
 				// A body Portero read whole: hand the transport a reader it
 				// knows is in memory (ReverseProxy's own wrapper hides that),
@@ -48,8 +50,18 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 				// instead of the headers being flushed on their own first.
 				pr.Out.Body = io.NopCloser(bytes.NewReader(b.data))
 			}
-			if preserveHost {
-				pr.Out.Host = pr.In.Host
+			if st != nil && st.host != "" {
+				// The host the policy decided on, in its one spelling.
+				hostport := st.host
+				if _, port, err := net.SplitHostPort(pr.In.Host); err == nil {
+					hostport = net.JoinHostPort(st.host, port)
+				} else if strings.Contains(st.host, ":") {
+					hostport = "[" + st.host + "]"
+				}
+				pr.Out.Header.Set("X-Forwarded-Host", hostport)
+				if preserveHost {
+					pr.Out.Host = hostport
+				}
 			}
 			// Request trailers never reach the app: they would arrive after
 			// the decision, unchecked.
@@ -58,7 +70,7 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 			// after ReverseProxy removed the hop-by-hop headers (and any
 			// header the client named in Connection): nothing the client
 			// sends can remove or change it.
-			if st := stateOf(pr.In.Context()); st != nil {
+			if st != nil {
 				for name, vals := range st.upstream {
 					pr.Out.Header[name] = vals
 				}

@@ -89,7 +89,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg:      cfg,
-		reserved: newReservedHeaders(cfg.Assertion.Header),
+		reserved: newReservedHeaders(cfg.Assertion.Header).withStrip(cfg.Headers.Strip),
 		router:   newRouter(cfg.Routes),
 		tenants:  newTenantExtractor(cfg.Tenant),
 		bearer:   newBearerAuthenticator(cfg.OIDC, opts.Now),
@@ -173,6 +173,9 @@ type requestState struct {
 	// dropCookies are Portero's cookie names, removed from what the app
 	// receives; nil without browser sign-in.
 	dropCookies []string
+	// host is the normalised host the policy decided on; the app receives
+	// it in X-Forwarded-Host (and Host with preserve_host).
+	host string
 }
 
 func stateOf(ctx context.Context) *requestState {
@@ -259,6 +262,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	routeName = rt.cfg.Name
 	api := rt.cfg.API
+	if g.tenants.conflicting(host, segments) {
+		writeDenial(rec, r, api, denial{status: http.StatusBadRequest, reason: "request.tenant_conflict", id: id})
+		return
+	}
+	st.host = host
 	if d := methodDenial(r, override, rt.cfg.MethodOverride, rt.cfg.ExtraMethods); d != nil {
 		d.id = id
 		writeDenial(rec, r, api, *d)

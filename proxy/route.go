@@ -120,6 +120,18 @@ func (te tenantExtractor) extract(host string, segments []string) (string, []str
 	return "", segments
 }
 
+// conflicting reports a request whose host and path name two different
+// tenants: the policy would decide for the host's while an app that reads
+// the tenant from its path serves the other.
+func (te tenantExtractor) conflicting(host string, segments []string) bool {
+	if te.hostLabels == nil || te.pathSegs == nil {
+		return false
+	}
+	byHost := matchTemplate(te.hostLabels, strings.Split(host, "."), true)
+	byPath := matchTemplate(te.pathSegs, segments, false)
+	return byHost != "" && byPath != "" && byHost != byPath
+}
+
 func matchTemplate(tmpl, parts []string, whole bool) string {
 	if len(parts) < len(tmpl) || whole && len(parts) != len(tmpl) {
 		return ""

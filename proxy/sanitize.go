@@ -21,6 +21,23 @@ import (
 type reservedHeaders struct {
 	prefixes []string // normalised, e.g. "x-portero-"
 	names    map[string]bool
+	// extra and extraPrefixes are the operator's headers.strip.
+	extra         map[string]bool
+	extraPrefixes []string
+}
+
+// withStrip adds the operator's headers.strip: names, or prefixes ending in
+// '*', removed from inbound requests like the built-in ones.
+func (r reservedHeaders) withStrip(names []string) reservedHeaders {
+	r.extra = map[string]bool{}
+	for _, n := range names {
+		if p, ok := strings.CutSuffix(n, "*"); ok {
+			r.extraPrefixes = append(r.extraPrefixes, normalizeHeaderName(p))
+		} else {
+			r.extra[normalizeHeaderName(n)] = true
+		}
+	}
+	return r
 }
 
 func newReservedHeaders(assertionHeader string) reservedHeaders {
@@ -33,8 +50,18 @@ func newReservedHeaders(assertionHeader string) reservedHeaders {
 	}
 }
 
+// normalizeHeaderName lower-cases a header name and writes every character
+// other than a letter or digit as '-': CGI, PHP, WSGI and Rack turn '-',
+// '_', '.' (and more) alike into '_', so X_Portero_User and X.Portero.User
+// reach such an app as X-Portero-User.
 func normalizeHeaderName(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	b := []byte(strings.ToLower(name))
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 // contains reports whether name is a header Portero may set.
@@ -51,47 +78,83 @@ func (r reservedHeaders) containsNormalized(n string) bool {
 	return r.names[n]
 }
 
-// overridePrefixes and overrideNames are headers by which a client could
-// make the app see another method, path, host, scheme or client address
-// than the one the policy decided on (X-HTTP-Method-Override,
-// X-Original-URL, X-Rewrite-URL, X-Forwarded-Prefix, X-Real-IP, …). They
-// are removed from every inbound request like Portero's own headers; the
-// forwarder then sets X-Forwarded-For, -Host and -Proto from the
-// connection itself.
+// Headers a client must never be able to send to the app, besides
+// Portero's own: those by which it could make the app see another method,
+// path, host, scheme or client address than the one the policy decided on,
+// or another user (the identity headers of other auth proxies, which an app
+// moved behind Portero may still trust), and httpoxy's Proxy. Names compare
+// normalised (normalizeHeaderName). Operators add their own with
+// headers.strip.
 var (
-	overridePrefixes = []string{"x-forwarded-", "x-original-", "x-http-method", "x-envoy-original-"}
-	overrideNames    = map[string]bool{
-		"x-method-override": true, "x-rewrite-url": true, "x-real-ip": true, "x-client-ip": true,
-		"true-client-ip": true, "x-host": true, "x-http-host-override": true, "front-end-https": true,
-		"x-url-scheme": true, "forwarded": true, "x-forwarded": true, "x-cluster-client-ip": true,
+	strippedPrefixes = []string{
+		// method, path, host, scheme and address overrides
+		"x-forwarded-", "x-original-", "x-http-method", "x-envoy-original-",
+		// identity headers of other auth proxies
+		"x-remote-", "x-auth-request-", "x-webauth-", "x-authenticated-", "x-pomerium-",
+		"x-goog-authenticated-", "cf-access-", "x-amzn-oidc-", "x-ms-client-principal",
+	}
+	strippedNames = map[string]bool{
+		// method and path
+		"x-method-override": true, "x-rewrite-url": true, "x-script-name": true,
+		"x-sendfile-type": true, "x-accel-mapping": true,
+		// host and scheme
+		"x-host": true, "x-http-host-override": true, "front-end-https": true, "x-url-scheme": true,
+		"x-scheme": true, "x-arr-ssl": true, "forwarded": true, "x-forwarded": true,
+		// client address
+		"x-real-ip": true, "x-client-ip": true, "client-ip": true, "true-client-ip": true,
+		"x-cluster-client-ip": true, "cf-connecting-ip": true, "fastly-client-ip": true,
+		"x-originating-ip": true, "x-remote-ip": true, "x-remote-addr": true, "proxy-client-ip": true,
+		"wl-proxy-client-ip": true, "x-arr-clientip": true, "x-azure-clientip": true,
+		"x-appengine-user-ip": true, "x-proxyuser-ip": true,
+		// identity
+		"remote-user": true, "x-user": true, "x-user-id": true, "x-tenant-id": true, "x-roles": true,
+		// httpoxy: CGI stacks turn it into HTTP_PROXY, which outbound clients honour
+		"proxy": true,
 	}
 )
 
-func isOverrideHeader(n string) bool {
-	for _, p := range overridePrefixes {
+func isStrippedHeader(n string) bool {
+	for _, p := range strippedPrefixes {
 		if strings.HasPrefix(n, p) {
 			return true
 		}
 	}
-	return overrideNames[n]
+	return strippedNames[n]
 }
 
 // controlled reports whether a client copy of the (normalised) header name
 // must never reach the app: Portero's own headers and the override headers.
 func (r reservedHeaders) controlled(n string) bool {
-	return r.containsNormalized(n) || isOverrideHeader(n)
+	if r.containsNormalized(n) || isStrippedHeader(n) || r.extra[n] {
+		return true
+	}
+	for _, p := range r.extraPrefixes {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	return false
 }
 
-// strip removes from h, whatever their spelling, every reserved header, every
-// method-, path- or address-override header, and every Connection token that
-// names one of them (a client must not be able to make the forwarder delete
-// what Portero sets: the decision's headers are set after hop-by-hop removal
-// anyway, and this keeps the rule visible in one place). It returns the
+// strip removes from h every header whose name is not plain letters,
+// digits and '-', every reserved header, every method-, path-, address- or
+// identity-override header, and every Connection token but close,
+// keep-alive, upgrade and te (a client must not be able to make the
+// forwarder delete what the policy saw or what Portero sets: the decision's
+// headers are set after hop-by-hop removal anyway, and this keeps the rule
+// visible in one place). It returns the
 // override method the client asked for, if any, so a route that allows
 // method override can honour it.
 func (r reservedHeaders) strip(h http.Header) (override []string) {
 	for name, vals := range h {
 		n := normalizeHeaderName(name)
+		if !plainHeaderName(name) {
+			// '_', '.' and the like: stacks disagree on what such a name
+			// means (CGI, PHP, WSGI read Content_Type as Content-Type), so,
+			// like nginx by default, it never reaches the app.
+			delete(h, name)
+			continue
+		}
 		if !r.controlled(n) {
 			continue
 		}
@@ -106,7 +169,7 @@ func (r reservedHeaders) strip(h http.Header) (override []string) {
 		for _, line := range conn {
 			for tok := range strings.SplitSeq(line, ",") {
 				tok = strings.TrimSpace(tok)
-				if tok != "" && !r.controlled(normalizeHeaderName(tok)) {
+				if connectionTokens[strings.ToLower(tok)] {
 					kept = append(kept, tok)
 				}
 			}
@@ -118,6 +181,23 @@ func (r reservedHeaders) strip(h http.Header) (override []string) {
 		}
 	}
 	return override
+}
+
+// connectionTokens are the only Connection options kept: any other token
+// would make the forwarder delete a header the policy saw (or one Portero
+// sets) after the decision.
+var connectionTokens = map[string]bool{"close": true, "keep-alive": true, "upgrade": true, "te": true}
+
+// plainHeaderName reports whether a header name holds only letters, digits
+// and '-'.
+func plainHeaderName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // standardMethods are the methods every route accepts, in their only
@@ -158,19 +238,22 @@ func methodOverride(r *http.Request, headerValues []string, allowed bool, extra 
 	for _, v := range headerValues {
 		values = append(values, strings.TrimSpace(v))
 	}
-	if strings.Contains(strings.ToLower(r.URL.RawQuery), "_method") {
+	if r.URL.RawQuery != "" {
 		var kept []string
+		removed := false
 		for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
 			k, v, _ := strings.Cut(part, "=")
-			key, err := url.QueryUnescape(k)
-			if err == nil && strings.EqualFold(key, "_method") {
+			if key, err := url.QueryUnescape(k); err == nil && isMethodParam(key) {
 				val, _ := url.QueryUnescape(v)
 				values = append(values, val)
+				removed = true
 				continue
 			}
 			kept = append(kept, part)
 		}
-		r.URL.RawQuery = strings.Join(kept, "&")
+		if removed {
+			r.URL.RawQuery = strings.Join(kept, "&")
+		}
 	}
 	if !allowed || len(values) == 0 {
 		return nil
@@ -328,6 +411,21 @@ func normalizeHost(hostport string) (string, error) {
 		return "", errBadHost
 	}
 	return host, nil
+}
+
+// isMethodParam reports whether a (decoded) query or body parameter name is
+// _method as a framework reads it: any case, and with PHP's mangling of
+// parameter names ('.', ' ' and '[' become '_'), so ".method", " method"
+// and "[method" count too.
+func isMethodParam(name string) bool {
+	if len(name) != len("_method") {
+		return false
+	}
+	switch name[0] {
+	case '_', '.', ' ', '[':
+		return strings.EqualFold(name[1:], "method")
+	}
+	return false
 }
 
 // methodDenial applies checkMethod and methodOverride to a request: nil when
