@@ -58,7 +58,13 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (ImportCounts, error) {
 	stamp := s.stamp()
 	sum := sha256.New()
 	r = io.TeeReader(r, sum)
+	consumed := false
 	err := s.write(ctx, "import", func(tx *sql.Tx) ([]audit.Record, error) {
+		// A retried write cannot read the input again.
+		if consumed {
+			return nil, errors.New("import: the store was busy after the input was read; nothing was written, run the import again")
+		}
+		consumed = true
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64*1024), maxImportLine)
 		line := 0
