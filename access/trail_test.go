@@ -108,8 +108,19 @@ func TestCheckpointsFindACutTail(t *testing.T) {
 		t.Fatalf("verify: %+v %v", sum, err)
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if _, err := audit.VerifyTrail(ctx, s, &other.PublicKey); err == nil || !strings.Contains(err.Error(), "checkpoint 1 of 2") {
+	if _, err := audit.VerifyTrail(ctx, s, &other.PublicKey); err == nil || !strings.Contains(err.Error(), "newest checkpoint (record 5") {
 		t.Fatalf("checkpoints verified with another key: %v", err)
+	}
+	// After a key rotation the newest checkpoint is by the new key; older
+	// ones by the old key still count.
+	if _, err := s.Record(ctx, audit.Record{Event: audit.EventRefuse, Admin: "m", Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Checkpoint(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := audit.VerifyTrail(ctx, s, &other.PublicKey); err != nil || sum.OtherKeys != 2 {
+		t.Fatalf("after a key rotation: %+v %v", sum, err)
 	}
 	// The table refuses to be rewritten...
 	raw := rawDB(t, path)
@@ -117,19 +128,19 @@ func TestCheckpointsFindACutTail(t *testing.T) {
 		t.Fatalf("delete from the trail: %v", err)
 	}
 	// ...and someone who drops the guard and cuts the tail is caught.
-	if _, err := raw.Exec(`DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 5`); err != nil {
+	if _, err := raw.Exec(`DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 6`); err != nil {
 		t.Fatal(err)
 	}
-	_, err = audit.VerifyTrail(ctx, s, &key.PublicKey)
+	_, err = audit.VerifyTrail(ctx, s, &other.PublicKey)
 	var be *audit.BreakError
-	if !errors.As(err, &be) || be.Seq != 5 || !strings.Contains(err.Error(), "tail was cut off") {
+	if !errors.As(err, &be) || be.Seq != 6 || !strings.Contains(err.Error(), "tail was cut off") {
 		t.Fatalf("cut tail: %v", err)
 	}
 	// An edited record is named.
 	if _, err := raw.Exec(`DROP TRIGGER audit_log_no_update; UPDATE audit_log SET record = replace(record, 'olivia', 'oliver') WHERE seq = 1`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := audit.VerifyTrail(ctx, s, &key.PublicKey); !errors.As(err, &be) || be.Seq != 1 || !strings.Contains(err.Error(), "edited") {
+	if _, err := audit.VerifyTrail(ctx, s, &other.PublicKey); !errors.As(err, &be) || be.Seq != 1 || !strings.Contains(err.Error(), "edited") {
 		t.Fatalf("edited record: %v", err)
 	}
 }

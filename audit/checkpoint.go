@@ -87,6 +87,7 @@ type Summary struct {
 	Records     int
 	Head        int64
 	Checkpoints int
+	OtherKeys   int        // checkpoints signed by another key than the pinned one (before a key rotation)
 	Last        Checkpoint // the newest checkpoint
 }
 
@@ -102,17 +103,34 @@ func VerifyTrail(ctx context.Context, t Trail, pinned *ecdsa.PublicKey) (Summary
 		return sum, err
 	}
 	want := map[int64]Checkpoint{}
+	lastPinned := false
 	for i, jws := range jwss {
-		cp, err := VerifyCheckpoint(jws, pinned)
+		// Each checkpoint must be intact (it carries its key); with the
+		// gateway's key, the newest must be signed by it. That one covers
+		// the whole chain up to it, so older checkpoints signed before a
+		// key rotation still count.
+		cp, err := VerifyCheckpoint(jws, nil)
 		if err != nil {
 			return sum, &BreakError{Why: fmt.Sprintf("checkpoint %d of %d: %v", i+1, len(jwss), err)}
 		}
+		byPinned := pinned != nil
+		if byPinned {
+			_, perr := VerifyCheckpoint(jws, pinned)
+			byPinned = perr == nil
+			if !byPinned {
+				sum.OtherKeys++
+			}
+		}
 		want[cp.Seq] = cp
 		if cp.Seq >= sum.Last.Seq {
-			sum.Last = cp
+			sum.Last, lastPinned = cp, byPinned
 		}
 	}
 	sum.Checkpoints = len(jwss)
+	if pinned != nil && len(jwss) > 0 && !lastPinned {
+		return sum, &BreakError{Why: fmt.Sprintf("the newest checkpoint (record %d, signed at %s) is not signed with the gateway's key (assertion.key_file): it was forged, or the key is not the one the gateway uses",
+			sum.Last.Seq, sum.Last.Time.Format(time.RFC3339))}
+	}
 	var c Chain
 	err = t.AuditScan(ctx, 0, func(raw []byte) error {
 		rec, err := c.Next(raw)

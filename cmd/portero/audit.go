@@ -122,13 +122,16 @@ func verifyStore(ctx context.Context, path string, pinned *ecdsa.PublicKey, stdo
 		}
 		return fmt.Errorf("audit: %s: %w", path, err)
 	}
-	signer := "the gateway's key"
-	if pinned == nil {
-		signer = "the keys they carry (pass --key or -c to pin the gateway's key)"
-	}
-	fmt.Fprintf(stdout, "%s: %d records, hash chain intact; %d checkpoints verify with %s", path, sum.Records, sum.Checkpoints, signer)
+	fmt.Fprintf(stdout, "%s: %d records, hash chain intact; %d checkpoints intact", path, sum.Records, sum.Checkpoints)
 	if sum.Checkpoints > 0 {
-		fmt.Fprintf(stdout, ", the last signed at %s covers record %d of %d", sum.Last.Time.Format("2006-01-02T15:04:05Z"), sum.Last.Seq, sum.Head)
+		signer := "signed with the gateway's key"
+		if pinned == nil {
+			signer = "(pass --key or -c to check it is signed with the gateway's key)"
+		}
+		fmt.Fprintf(stdout, ", the newest, of %s, covers record %d of %d %s", sum.Last.Time.Format("2006-01-02T15:04:05Z"), sum.Last.Seq, sum.Head, signer)
+		if sum.OtherKeys > 0 {
+			fmt.Fprintf(stdout, " (%d older ones by earlier keys)", sum.OtherKeys)
+		}
 	}
 	fmt.Fprintln(stdout)
 	return nil
