@@ -38,7 +38,7 @@ type decisionKey struct {
 // cacheableRequestFields may be part of a key: they repeat across requests.
 // Headers and query strings vary too much to be worth it; a body is never
 // cached (a request with one is evaluated).
-var cacheableRequestFields = []string{"method", "host", "path", "segments", "app_segments", "body"}
+var cacheableRequestFields = []string{"method", "host", "path", "segments", "app_segments", "body", "query_keys", "upgrade"}
 
 // maxCachedDecisions bounds the cache; when full it is emptied.
 const maxCachedDecisions = 50000
@@ -104,6 +104,14 @@ func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 		case "body":
 			if r.Body != nil {
 				return k, false
+			}
+		case "query_keys":
+			if r.QueryKeys != nil {
+				return k, false
+			}
+		case "upgrade":
+			if r.Upgrade {
+				b.WriteString("upgrade")
 			}
 		}
 		b.WriteByte(0xff) // not valid UTF-8: cannot occur in the values

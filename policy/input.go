@@ -168,6 +168,15 @@ type Request struct {
 	Headers map[string]string
 	// Body is the parsed body on routes that inspect bodies, else nil.
 	Body *Body
+	// QueryKeys are the query's parameter names on edits (methods other
+	// than GET, HEAD and OPTIONS), nil otherwise: frameworks merge them with
+	// the body's fields (Rails params, Laravel input), so per-field rights
+	// check them too.
+	QueryKeys []string
+	// Upgrade is true for a WebSocket handshake: after it the connection
+	// carries whatever the app's protocol allows, so the policy treats it
+	// as an edit.
+	Upgrade bool
 }
 
 // Route names the route that matched.
@@ -207,7 +216,7 @@ type Identity struct {
 func init() {
 	ast.InternStringTerm("request", "route", "tenant", "identity", "now", "method", "host", "path",
 		"segments", "query", "headers", "body", "name", "api", "id", "status", "sub", "email", "org",
-		"groups", "roles", "memberships", "access", "subject", "operation", "gateway", "header_profile", "app_segments", "management", "claims", "auth", "bearer", "session",
+		"groups", "roles", "memberships", "access", "query_keys", "upgrade", "subject", "operation", "gateway", "header_profile", "app_segments", "management", "claims", "auth", "bearer", "session",
 		"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "active")
 }
 
@@ -311,6 +320,12 @@ func (r *Request) valueFor(u inputUse) ast.Value {
 			h = append(h, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
 		}
 		items = append(items, item("headers", ast.ObjectTerm(h...)))
+	}
+	if r.QueryKeys != nil && u.needsRequest("query_keys") {
+		items = append(items, item("query_keys", stringArray(r.QueryKeys)))
+	}
+	if r.Upgrade && u.needsRequest("upgrade") {
+		items = append(items, item("upgrade", ast.InternedTerm(true)))
 	}
 	if r.Body != nil && u.needsRequest("body") {
 		items = append(items, item("body", ast.NewTerm(r.Body.value)))

@@ -30,7 +30,8 @@ const SubjectQuery = "data.portero.subject.facts"
 
 // OperationQuery is the route mapping entry of the request (feature,
 // action, resource, params), passed as input.operation ({} when the mapping
-// names none). Its key is the method and the path segments.
+// names none). Its key is the method, whether it is an upgrade, and the
+// path segments.
 const OperationQuery = "data.portero.requests.entry"
 
 // maxMemoised bounds each memo; when full it is emptied.
@@ -87,14 +88,18 @@ var operationSpec = stageSpec{
 			return "it reads input.request through a computed key"
 		}
 		for key := range u.request {
-			if key != "method" && key != "app_segments" {
+			if key != "method" && key != "app_segments" && key != "upgrade" {
 				return "it reads input.request." + key
 			}
 		}
 		return ""
 	},
 	key: func(in *Input) stageKey {
-		return stageKey{a: in.Request.Method, b: strings.Join(in.Request.AppSegments, "\x00")}
+		method := in.Request.Method
+		if in.Request.Upgrade {
+			method += "\x00upgrade"
+		}
+		return stageKey{a: method, b: strings.Join(in.Request.AppSegments, "\x00")}
 	},
 	undefined: ast.NewTerm(ast.NewObject()),
 }

@@ -304,18 +304,23 @@ func TestBodiesFailClosed(t *testing.T) {
 		{"json with a byte order mark", "PATCH", http.Header{"Content-Type": {"application/json"}}, "\ufeff{\"name\":\"x\"}", 400, "request.bad_body"},
 		{"json _method", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1","_method":"DELETE"}`, 400, "request.method_override"},
 		{"form _method", "POST", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "phone=1&_method=DELETE", 400, "request.method_override"},
-		{"PUT forbidden field", "PUT", http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`, 403, "field.not_allowed"},
+		{"PUT replaces every field", "PUT", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1"}`, 403, "field.method_not_allowed"},
+		{"DELETE removes every field", "DELETE", nil, "", 403, "field.method_not_allowed"},
+		{"field in the query", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1"}`, 403, "field.not_allowed"},
 		{"POST forbidden field", "POST", http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`, 403, "field.not_allowed"},
 		{"too deep", "PATCH", http.Header{"Content-Type": {"application/json"}}, `{"phone":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, 400, "request.bad_body"},
 		// Allowed: the app receives exactly the body the policy saw.
 		{"json allowed fields", "PATCH", http.Header{"Content-Type": {"application/json; charset=utf-8"}}, `{"phone":"1","hours":"9-5"}`, 200, ""},
 		{"form allowed fields", "PATCH", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "phone=1&hours=9-5", 200, ""},
-		{"PUT allowed field", "PUT", http.Header{"Content-Type": {"application/json"}}, `{"phone":"1"}`, 200, ""},
 		{"empty body", "PATCH", nil, "", 200, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := h.do(t, tc.method, path, leo, tc.headers, tc.body)
+			target := path
+			if tc.name == "field in the query" {
+				target += "?name=Evil"
+			}
+			rec := h.do(t, tc.method, target, leo, tc.headers, tc.body)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}

@@ -345,6 +345,15 @@ func (g *Gateway) requestInput(r *http.Request, route policy.Route, identity *po
 	}
 	tenant, appSegments := g.tenants.extract(host, segments)
 	in.Request.AppSegments = appSegments
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		in.Request.QueryKeys = make([]string, 0, len(in.Request.Query))
+		for k := range in.Request.Query {
+			in.Request.QueryKeys = append(in.Request.QueryKeys, k)
+		}
+	}
+	in.Request.Upgrade = r.Header.Get("Upgrade") != "" // only websocket gets this far (upgradeRefused)
 	if tenant != "" {
 		in.Tenant = &policy.Tenant{ID: tenant, Status: "active"}
 	}

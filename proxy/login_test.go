@@ -271,7 +271,7 @@ func TestRefreshIsSingleFlight(t *testing.T) {
 	close(codes)
 	for c := range codes {
 		if c != 200 {
-			t.Fatalf("request during refresh: %d", c)
+			t.Fatalf("request during refresh: %d\n%s", c, h.logs.String())
 		}
 	}
 	if n := h.iss.Refreshes(); n != 1 {

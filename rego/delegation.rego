@@ -38,6 +38,13 @@ standing_denial := "delegation.expired" if {
 op_denial(e) := d if {
 	e.feature
 	d := feature_denial(e.feature)
+} else := "delegation.product_not_granted" if {
+	# A limited partner has its products, and the app's open pages:
+	# nothing the mapping classifies without a product.
+	members.kind == "partner"
+	d.scope != "full"
+	not e.feature
+	not e.open
 }
 
 # Why a partner user may not use feature f at all; undefined when they may

@@ -65,21 +65,25 @@ op_denial(e) := "feature.not_granted" if {
 	object.get(defs.roles, members.role, 0) < defs.roles[min]
 }
 
-# A refusal of this request's body: a change (any action but read) to a
-# feature the member's field rights limit, when the body was not inspected
-# (the route turned body inspection off) or is not an object, or changes
-# a field those rights do not list. An empty body changes nothing.
-field_denial := "field.body_unchecked" if {
-	requests.current.action != "read"
-	input.access.membership.fields[requests.current.feature]
-	not input.request.body
-} else := "field.not_allowed" if {
-	requests.current.action != "read"
-	input.access.membership.fields[requests.current.feature]
-	not is_object(input.request.body)
-} else := "field.not_allowed" if {
+# A refusal of a change (any action but read) to a feature the member's
+# field rights limit: a method that replaces or deletes the whole resource
+# (PUT, DELETE); a body that was not inspected (the route turned body
+# inspection off) or is not an object; or a field those rights do not
+# list, named in the body or in the query (frameworks merge both). An empty
+# body changes nothing.
+field_denial := d if {
 	requests.current.action != "read"
 	allowed := input.access.membership.fields[requests.current.feature]
+	d := _field_denial(allowed)
+}
+
+_field_denial(allowed) := "field.method_not_allowed" if input.request.method in {"PUT", "DELETE"}
+else := "field.body_unchecked" if not input.request.body
+else := "field.not_allowed" if not is_object(input.request.body)
+else := "field.not_allowed" if {
 	some key, _ in input.request.body
+	not key in allowed
+} else := "field.not_allowed" if {
+	some key in input.request.query_keys
 	not key in allowed
 }

@@ -39,13 +39,20 @@ applies if {
 
 _safe_methods := {"GET", "HEAD", "OPTIONS"}
 
+# A safe request: a safe method, and not a WebSocket handshake (the socket
+# could carry writes).
+_safe if {
+	input.request.method in _safe_methods
+	not input.request.upgrade
+}
+
 decision := {"allow": false, "status": 403, "reason": "master.expired"} if m.expired
 else := {"allow": false, "status": 403, "reason": r} if r := refusal
 else := {"allow": false, "status": 403, "reason": "operation.unmapped"} if {
 	not requests.current.id
 } else := {"allow": false, "status": 403, "reason": "master.read_only"} if {
 	m.mode == "read_only"
-	not input.request.method in _safe_methods
+	not _safe
 } else := {
 	"allow": true,
 	"status": 200,

@@ -30,8 +30,10 @@ import data.portero.definitions as defs
 current := input.operation if input.operation
 else := entry
 
-# The method class: read or edit.
-class := "read" if input.request.method in {"GET", "HEAD", "OPTIONS"}
+# The method class: read or edit. A WebSocket handshake is an edit: after
+# it the connection carries whatever the app's protocol allows.
+class := "edit" if input.request.upgrade
+else := "read" if input.request.method in {"GET", "HEAD", "OPTIONS"}
 else := "edit"
 
 _segs := [lower(s) | some s in input.request.app_segments]
@@ -44,8 +46,10 @@ else := ""
 # business and location id it names, from the entry's params and from
 # every segment that follows a scope segment ("locations/<id>") anywhere
 # in the path. Rules read an id as input.request.app_segments[i].
-entry := e if e := _entry_in(input.request.method)
-else := e if e := _entry_in(class)
+entry := e if {
+	not input.request.upgrade
+	e := _entry_in(input.request.method)
+} else := e if e := _entry_in(class)
 
 _entry_in(bucket) := object.union(e, {"id": concat(" ", [bucket, e.path]), "scope": _scope(e)}) if {
 	e := [e | some e in defs.routes[bucket][_first]; _fits(e)][0]

@@ -120,10 +120,27 @@ test_a_scope_segment_anywhere_is_checked if {
 # --- fields ---
 
 test_fields_are_checked_for_every_edit_method if {
-	every m in ["PUT", "PATCH", "POST"] {
+	every m in ["PATCH", "POST"] {
 		_decide(_leo, m, ["locations", "l1", "profile"], {"name": "x"}).reason == "field.not_allowed"
 		_decide(_leo, m, ["locations", "l1", "profile"], {"phone": "x"}).allow
 	}
+}
+
+# PUT replaces and DELETE removes the whole resource: neither is a change
+# of some fields only.
+test_field_limited_members_may_not_replace_or_delete if {
+	every m in ["PUT", "DELETE"] {
+		_decide(_leo, m, ["locations", "l1", "profile"], {"phone": "x"}).reason == "field.method_not_allowed"
+	}
+}
+
+# Rails params and Laravel input merge the query with the body.
+test_query_fields_are_checked_on_edits if {
+	i := object.union(_in(_leo, "PATCH", ["locations", "l1", "profile"], {"phone": "1"}), {"request": {"method": "PATCH", "app_segments": ["locations", "l1", "profile"], "body": {"phone": "1"}, "query_keys": ["name"]}})
+	d := authz.decision with input as i
+	d.reason == "field.not_allowed"
+	ok := object.union(i, {"request": {"method": "PATCH", "app_segments": ["locations", "l1", "profile"], "body": {}, "query_keys": ["hours"]}})
+	authz.decision.allow with input as ok
 }
 
 test_an_uninspected_body_is_refused_where_fields_are_limited if {
@@ -156,4 +173,53 @@ test_partner_features_header_is_limited_to_the_delegation if {
 	d := authz.decision with input as i
 	d.allow
 	json.unmarshal(d.headers["X-Portero-Features"]) == {"reviews": "edit"}
+}
+
+# --- hostile-sweep classes ---
+
+_pat(scope, products, method, segments) := d if {
+	i := {
+		"request": {"method": method, "app_segments": segments},
+		"tenant": {"id": "acme", "status": "active"},
+		"identity": {"sub": "pat"},
+		"access": {"tenant": _tenant, "partner": "partnerco", "delegation": {"scope": scope, "products": products, "wallet": false, "status": "accepted", "expired": false}},
+	}
+	d := authz.decision with input as i
+}
+
+test_a_limited_partner_has_only_its_products_and_open_pages if {
+	_pat("limited", ["reviews"], "PUT", ["catalog", "items", "1"]).reason == "delegation.product_not_granted"
+	_pat("limited", ["reviews"], "GET", ["catalog"]).reason == "delegation.product_not_granted"
+	_pat("limited", ["reviews"], "PATCH", ["businesses", "b1"]).reason == "delegation.product_not_granted"
+	_pat("limited", ["reviews"], "GET", ["settings"]).reason == "delegation.product_not_granted"
+	_pat("limited", ["reviews"], "GET", ["reviews", "r1"]).allow
+	_pat("limited", ["reviews"], "GET", []).allow
+	_pat("full", [], "GET", ["settings"]).allow
+}
+
+test_business_scoped_managers_reach_only_assigned_locations if {
+	amy := object.union(_ann, {"locations": ["l1"], "features": {"profile_listings": "edit"}})
+	_decide(amy, "PATCH", ["locations", "l9", "profile"], {"phone": "1"}).reason == "scope.location"
+	_decide(amy, "PATCH", ["locations", "l1", "profile"], {"phone": "1"}).allow
+}
+
+_upgrade(member, segments) := d if {
+	i := json.patch(_in(member, "GET", segments, {}), [{"op": "add", "path": "/request/upgrade", "value": true}])
+	d := authz.decision with input as i
+}
+
+test_a_websocket_handshake_is_an_edit if {
+	_upgrade(_leo, ["reviews"]).reason == "feature.read_only" # leo's reviews are read
+	_decide(_leo, "GET", ["reviews"], {}).allow
+	_upgrade(_leo, ["locations", "l1"]).allow # profile_listings at edit
+}
+
+test_read_only_master_access_refuses_websockets if {
+	i := object.union(_in(_leo, "GET", ["reviews"], {}), {
+		"identity": {"sub": "root", "groups": ["system-admins"], "session": "s1"},
+		"access": {"tenant": _tenant, "master": {"id": "m1", "admin": "root", "session": "s1", "mode": "read_only", "reason": "r", "expires": "x"}},
+	})
+	authz.decision.allow with input as i
+	d := authz.decision with input as json.patch(i, [{"op": "add", "path": "/request/upgrade", "value": true}])
+	d.reason == "master.read_only"
 }

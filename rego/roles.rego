@@ -17,7 +17,7 @@ import data.portero.subject
 # the caller: portero.subject works it out once per caller for every entry.
 op_denial(e) := "right.missing" if {
 	e.right
-	members.kind == "member"
+	members.kind in {"member", "partner"}
 	members.role != "administrator"
 	not e.right in members.membership.rights
 } else := "role.action_not_allowed" if {
@@ -33,8 +33,11 @@ scope_denial := "scope.business" if {
 	some i in requests.current.scope.business
 	not input.request.app_segments[i] in input.access.membership.businesses
 } else := "scope.location" if {
+	# Business-scoped managers too: the store does not link a location to
+	# its business, so a location path is theirs only when the location is
+	# assigned to them (fail closed).
 	subject.current.kind == "member"
-	subject.current.role == "location_manager"
+	subject.current.role in {"multi_account_manager", "account_manager", "location_manager"}
 	some i in requests.current.scope.location
 	not input.request.app_segments[i] in input.access.membership.locations
 }
