@@ -43,6 +43,9 @@ func (g *Gateway) writeStoreError(w http.ResponseWriter, r *http.Request, err er
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "bad_request", Field: fe.Field, Message: fe.Msg})
 	case errors.Is(err, access.ErrConflict):
 		writeJSON(w, http.StatusConflict, apiError{Error: "conflict", Message: strings.TrimPrefix(err.Error(), "conflict: ")})
+	case errors.Is(err, access.ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Reason: "access.unavailable"})
 	case errors.Is(err, access.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: err.Error()})
 	default:

@@ -66,7 +66,8 @@ type Options struct {
 	// management API; both nil without an access store.
 	Access *access.Resolver
 	Store  *access.Store
-	// Audit is the master-access audit log; master access is off without it.
+	// Audit is the optional JSONL export of the audit trail (the trail itself
+	// is in the access store, written with each change).
 	Audit *audit.Log
 }
 
@@ -104,7 +105,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	if cfg.Master.Enabled() {
 		if opts.Audit == nil || opts.Store == nil {
-			return nil, errors.New("master access needs the access store and the audit log")
+			return nil, errors.New("master access needs the access store (its audit trail) and an export sink (audit.Discard() for none)")
 		}
 		g.master = &masterAccess{cfg: cfg.Master, audit: opts.Audit,
 			notify: newNotifier(cfg.Master.Webhook, cfg.Master.TenantWebhooks, cfg.Master.WebhookTimeout, opts.Metrics.notifyFailures, opts.Log)}
@@ -369,7 +370,14 @@ func (g *Gateway) authorize(ctx context.Context, in *policy.Input) (policy.Evalu
 	if in.Tenant != nil && g.resolver != nil && in.Identity != nil {
 		facts, err := g.resolveAccess(ctx, in)
 		if err != nil {
-			g.log.Error("access store lookup failed; denying", "decision_id", decisionID(ctx), "tenant", in.Tenant.ID, "error", err.Error())
+			level := slog.LevelError
+			if errors.Is(err, access.ErrUnavailable) {
+				// The store is known to be down: /readyz and
+				// portero_access_store_up say so; one line per request would
+				// flood the log.
+				level = slog.LevelDebug
+			}
+			g.log.Log(ctx, level, "access store lookup failed; denying", "decision_id", decisionID(ctx), "tenant", in.Tenant.ID, "error", err.Error())
 			return policy.Evaluation{}, err
 		}
 		if facts != nil && facts.Master != nil && facts.Master.Session == in.Identity.Session {

@@ -84,7 +84,13 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("admin: read the policy's definitions: %w", err)
 	}
-	store, err := access.Open(ctx, path)
+	// Changes are recorded in the audit trail as made by portero admin and
+	// the operating-system user who ran it.
+	actor := "portero admin"
+	if u := os.Getenv("USER"); u != "" {
+		actor += " (" + u + ")"
+	}
+	store, err := access.Open(ctx, path, access.WithActors(func(context.Context) string { return actor }))
 	if err != nil {
 		return err
 	}
