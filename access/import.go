@@ -54,6 +54,13 @@ const maxImportLine = 1 << 20
 // store or come earlier in the file. It is the bulk path for moving an
 // existing user base into Portero.
 func (s *Store) Import(ctx context.Context, r io.Reader) (ImportCounts, error) {
+	return s.ImportChecked(ctx, r, nil)
+}
+
+// ImportChecked is Import with every member's names (role, profile,
+// features, rights) checked against the policy's catalogue first; nil
+// checks nothing beyond the store's own rules.
+func (s *Store) ImportChecked(ctx context.Context, r io.Reader, cat *Catalogue) (ImportCounts, error) {
 	var n ImportCounts
 	stamp := s.stamp()
 	sum := sha256.New()
@@ -74,7 +81,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (ImportCounts, error) {
 			if len(text) == 0 || text[0] == '#' {
 				continue
 			}
-			if err := importLine(ctx, tx, text, stamp, &n); err != nil {
+			if err := importLine(ctx, tx, text, stamp, cat, &n); err != nil {
 				return nil, &ImportError{Line: line, Err: err}
 			}
 		}
@@ -94,7 +101,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (ImportCounts, error) {
 	return n, nil
 }
 
-func importLine(ctx context.Context, tx *sql.Tx, text []byte, stamp string, n *ImportCounts) error {
+func importLine(ctx context.Context, tx *sql.Tx, text []byte, stamp string, cat *Catalogue, n *ImportCounts) error {
 	var rec importRecord
 	dec := json.NewDecoder(bytes.NewReader(text))
 	dec.DisallowUnknownFields()
@@ -130,6 +137,11 @@ ON CONFLICT (id) DO UPDATE SET name = excluded.name, hostnames = excluded.hostna
 	case rec.Member != nil:
 		if err := ValidateMember(rec.Member); err != nil {
 			return prefixField("member", err)
+		}
+		if cat != nil {
+			if err := cat.CheckMember(rec.Member); err != nil {
+				return prefixField("member", err)
+			}
 		}
 		if err := upsertMember(ctx, tx, rec.Member, stamp); err != nil {
 			return prefixField("member", err)

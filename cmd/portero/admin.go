@@ -119,7 +119,7 @@ func positional(args []string, n int, usage string) ([]string, []string, error) 
 
 func runAdmin(ctx context.Context, s *access.Store, cat *access.Catalogue, noun, verb string, args []string) (any, error) {
 	if noun == "import" {
-		return importFile(ctx, s, verb)
+		return importFile(ctx, s, cat, verb)
 	}
 	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -264,7 +264,7 @@ func runAdmin(ctx context.Context, s *access.Store, cat *access.Catalogue, noun,
 }
 
 // importFile runs a bulk import from a file or, for "-", standard input.
-func importFile(ctx context.Context, s *access.Store, path string) (any, error) {
+func importFile(ctx context.Context, s *access.Store, cat *access.Catalogue, path string) (any, error) {
 	in := io.Reader(os.Stdin)
 	if path != "-" {
 		f, err := os.Open(path)
@@ -274,7 +274,7 @@ func importFile(ctx context.Context, s *access.Store, path string) (any, error) 
 		defer f.Close()
 		in = f
 	}
-	n, err := s.Import(ctx, in)
+	n, err := s.ImportChecked(ctx, in, cat)
 	if err != nil {
 		return nil, fmt.Errorf("admin: import %s: %w (nothing was written)", path, err)
 	}

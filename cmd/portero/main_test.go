@@ -319,6 +319,9 @@ func TestAdminCommands(t *testing.T) {
 	_ = os.WriteFile(good, []byte(`{"tenant": {"id": "globex", "name": "Globex"}}
 {"member": {"tenant": "globex", "user": "gina", "role": "administrator"}}
 `), 0o644)
+	typo := filepath.Join(t.TempDir(), "typo.jsonl")
+	_ = os.WriteFile(typo, []byte(`{"member": {"tenant": "acme", "user": "tia", "role": "location_manager", "features": {"reveiws": "edit"}}}
+`), 0o644)
 	_ = os.WriteFile(bad, []byte(`{"tenant": {"id": "initech", "name": "Initech"}}
 {"member": {"tenant": "initech", "user": "ian", "role": "boss"}}
 `), 0o644)
@@ -346,7 +349,8 @@ func TestAdminCommands(t *testing.T) {
 		{[]string{"import", good}, `"members": 1`, 0},
 		{[]string{"member", "list", "globex"}, `"user": "gina"`, 0},
 		{[]string{"tenant", "list"}, `"total": 2`, 0},
-		{[]string{"import", bad}, "line 2: member.role: must be one of", 1},
+		{[]string{"import", bad}, "line 2: member.role", 1},
+		{[]string{"import", typo}, "line 1: member.features", 1},
 		{[]string{"tenant", "list", "--q", "initech"}, `"total": 0`, 0},
 		{[]string{"import", filepath.Join(t.TempDir(), "missing.jsonl")}, "no such file", 1},
 		{[]string{"frob", "nicate"}, "unknown command", 1},
