@@ -148,10 +148,25 @@ func (s *sessionAuthenticator) refresh(w http.ResponseWriter, r *http.Request, r
 		s.clear(w)
 		return nil
 	}
+	// The outcome of a refresh is remembered under the refresh token it
+	// spent, before its flight ends: a request that read the old state just
+	// as another request's refresh finished takes that outcome instead of
+	// refreshing again with a token the IdP has already rotated away.
+	spent := "refreshed\x00" + st.data.Refresh
+	if cur := s.lookup(spent, s.now()); cur != nil {
+		return cur
+	}
 	v, err, _ := s.flight.Do(st.data.ID, func() (any, error) {
+		if cur := s.lookup(spent, s.now()); cur != nil {
+			return &refreshed{state: cur}, nil
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 		defer cancel()
-		return s.doRefresh(ctx, r, st.data)
+		res, err := s.doRefresh(ctx, r, st.data)
+		if err == nil {
+			s.remember(spent, res.state, s.now().Add(time.Minute))
+		}
+		return res, err
 	})
 	if err != nil {
 		s.log.Info("session refresh failed; the browser signs in again", "sub", st.identity.Subject, "error", err.Error())
