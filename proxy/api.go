@@ -69,7 +69,7 @@ func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, status int, v an
 
 // newAPI returns the management API's routes, with the control plane's
 // shared state (see controlPlane).
-func (g *Gateway) newAPI() http.Handler {
+func (g *Gateway) newAPI() *controlPlane {
 	mux := http.NewServeMux()
 	p := strings.TrimSuffix(apiPrefix, "/")
 	mux.HandleFunc("GET "+p+"/tenants", g.apiListTenants)

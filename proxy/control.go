@@ -13,8 +13,7 @@ import (
 // the state they share (rate limiters).
 
 // controlPlane is the management API's handler and the control endpoints'
-// shared state. newAPI builds it once per gateway (New keeps it as g.api and
-// g.ctl).
+// shared state. newAPI builds it once per gateway (New keeps it as g.api).
 type controlPlane struct {
 	mux         http.Handler
 	limits      *controlLimits
@@ -24,7 +23,7 @@ type controlPlane struct {
 func (c *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
 
 // control returns the gateway's control-plane state.
-func (g *Gateway) control() *controlPlane { return g.ctl }
+func (g *Gateway) control() *controlPlane { return g.api }
 
 // Routes of management decisions in the policy input and the decision log.
 const (

@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"net/url"
-	"strings"
 
 	"github.com/portero-gateway/portero/config"
 )
@@ -33,22 +32,16 @@ func Classify(cfg *config.Config, method, target string) (*Classification, error
 	if hostport == "" {
 		hostport = "localhost"
 	}
-	host, err := normalizeHost(hostport)
-	if err != nil {
-		return nil, fmt.Errorf("host %q: refused (request.bad_host)", hostport)
+	host, path, segments, d := canonicalTarget(hostport, u.EscapedPath())
+	if d == nil {
+		var rt *route
+		if rt, d = newRouter(cfg.Routes).routeFor(newTenantExtractor(cfg.Tenant), host, path, segments); d == nil {
+			if err := checkMethod(method, rt.cfg.ExtraMethods); err != nil {
+				return nil, fmt.Errorf("method %q: refused: %w", method, err)
+			}
+			tenant, app := newTenantExtractor(cfg.Tenant).extract(host, segments)
+			return &Classification{Method: method, Host: host, Path: path, Route: rt.cfg.Name, Tenant: tenant, AppSegments: app}, nil
+		}
 	}
-	clean, segments, err := normalizePath(u.EscapedPath())
-	if err != nil {
-		return nil, fmt.Errorf("path %q: refused (request.bad_path): %w", u.EscapedPath(), err)
-	}
-	path := decodedPath(segments, strings.HasSuffix(clean, "/") && len(segments) > 0)
-	rt := newRouter(cfg.Routes).match(host, path)
-	if rt == nil {
-		return nil, fmt.Errorf("no route matches host %s and path %s (route.none)", host, path)
-	}
-	if err := checkMethod(method, rt.cfg.ExtraMethods); err != nil {
-		return nil, fmt.Errorf("method %q: refused: %w", method, err)
-	}
-	tenant, app := newTenantExtractor(cfg.Tenant).extract(host, segments)
-	return &Classification{Method: method, Host: host, Path: path, Route: rt.cfg.Name, Tenant: tenant, AppSegments: app}, nil
+	return nil, fmt.Errorf("%s %s: refused (%s)", hostport, u.EscapedPath(), d.reason)
 }

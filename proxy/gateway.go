@@ -40,8 +40,7 @@ type Gateway struct {
 	returnHosts []string
 	resolver    *access.Resolver // nil without an access store
 	store       *access.Store    // nil without an access store
-	api         http.Handler     // the management API
-	ctl         *controlPlane    // the control plane's shared state (rate limits, cross-origin rule)
+	api         *controlPlane    // the management API and the control plane's shared state (rate limits, cross-origin rule)
 	engine      *policy.Engine
 	signer      *assertionSigner
 	inputGW     *policy.Gateway // input.gateway, the same for every request
@@ -49,6 +48,9 @@ type Gateway struct {
 	metrics     *Metrics
 	log         *slog.Logger
 	now         func() time.Time
+	// ownCookies are Portero's cookie names, removed from what the app
+	// receives; nil without browser sign-in.
+	ownCookies []string
 	// served counts requests, for ReleaseIdleMemory's "quiet".
 	served atomic.Int64
 }
@@ -115,12 +117,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.returnHosts = append(g.returnHosts, r.cfg.Hosts...)
 	}
 	g.api = g.newAPI()
-	g.ctl = g.api.(*controlPlane)
 	if cfg.BrowserLogin() {
 		if g.sessions, err = newSessionAuthenticator(cfg, g.bearer, g.log, g.now); err != nil {
 			return nil, err
 		}
 		g.consumed = &consumedLogins{until: map[string]time.Time{}}
+		g.ownCookies = []string{cfg.Session.CookieName, loginCookie}
 		cb, _ := url.Parse(cfg.OIDC.RedirectURL)
 		g.returnHosts = append(g.returnHosts, cb.Hostname())
 		g.returnHosts = append(g.returnHosts, cfg.Login.AllowedRedirectHosts...)
@@ -222,20 +224,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveJWKS(rec, r)
 		return
 	}
-	host, err := normalizeHost(r.Host)
-	if err != nil {
-		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_host", id: id})
-		return
-	}
-	cleanPath, segments, err := normalizePath(r.URL.EscapedPath())
-	if err != nil {
-		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_path", id: id})
+	host, path, segments, refusal := canonicalTarget(r.Host, r.URL.EscapedPath())
+	if refusal != nil {
+		refusal.id = id
+		writeDenial(rec, r, false, *refusal)
 		return
 	}
 	// The app receives the path in one encoding of exactly the segments the
 	// policy sees (RawPath empty: net/http encodes Path canonically).
 	r.URL.RawPath = ""
-	r.URL.Path = decodedPath(segments, strings.HasSuffix(cleanPath, "/") && len(segments) > 0)
+	r.URL.Path = path
 	if upgradeRefused(r.Header) {
 		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_upgrade", id: id})
 		return
@@ -256,15 +254,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Route and tenant.
-	rt := g.router.match(host, r.URL.Path)
+	rt, refusal := g.router.routeFor(g.tenants, host, path, segments)
 	if rt == nil {
-		writeDenial(rec, r, false, denial{status: http.StatusNotFound, reason: "route.none", id: id})
+		refusal.id = id
+		writeDenial(rec, r, false, *refusal)
 		return
 	}
 	routeName = rt.cfg.Name
 	api := rt.cfg.API
-	if g.tenants.conflicting(host, segments) {
-		writeDenial(rec, r, api, denial{status: http.StatusBadRequest, reason: "request.tenant_conflict", id: id})
+	if refusal != nil {
+		refusal.id = id
+		writeDenial(rec, r, api, *refusal)
 		return
 	}
 	st.host = host
@@ -502,9 +502,7 @@ func (g *Gateway) planUpstream(st *requestState, in *policy.Input, d policy.Deci
 	}
 	out.Set(g.cfg.Assertion.Header, token)
 	st.upstream = out
-	if g.sessions != nil {
-		st.dropCookies = []string{g.cfg.Session.CookieName, loginCookie}
-	}
+	st.dropCookies = g.ownCookies
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"net/http/httputil"
 	"regexp"
 	"strings"
@@ -53,6 +54,21 @@ func (rt *router) match(host, path string) *route {
 		}
 	}
 	return best
+}
+
+// routeFor is the routing stage: the route for a canonical host and path,
+// or a refusal. A route with a refusal is returned when the refusal
+// concerns it (host and path naming two tenants), so the answer can take
+// the route's form (JSON on API routes).
+func (rt *router) routeFor(te tenantExtractor, host, path string, segments []string) (*route, *denial) {
+	r := rt.match(host, path)
+	switch {
+	case r == nil:
+		return nil, &denial{status: http.StatusNotFound, reason: "route.none"}
+	case te.conflicting(host, segments):
+		return r, &denial{status: http.StatusBadRequest, reason: "request.tenant_conflict"}
+	}
+	return r, nil
 }
 
 // hostRank is 2 for an exact match, 1 for a wildcard, 0 for a route without

@@ -385,6 +385,21 @@ func unhex(c byte) byte {
 	}
 }
 
+// canonicalTarget is the one place a request's host and path are brought
+// to the form the policy decides on and the app receives: the normalised
+// host, the decoded canonical path and its segments, or a refusal.
+func canonicalTarget(hostport, escapedPath string) (host, path string, segments []string, d *denial) {
+	host, err := normalizeHost(hostport)
+	if err != nil {
+		return "", "", nil, &denial{status: http.StatusBadRequest, reason: "request.bad_host"}
+	}
+	clean, segments, err := normalizePath(escapedPath)
+	if err != nil {
+		return "", "", nil, &denial{status: http.StatusBadRequest, reason: "request.bad_path"}
+	}
+	return host, decodedPath(segments, strings.HasSuffix(clean, "/") && len(segments) > 0), segments, nil
+}
+
 // normalizeHost returns the request's host name in the one form routing and
 // tenant extraction use: lower-case, without port or trailing dot.
 func normalizeHost(hostport string) (string, error) {

@@ -103,6 +103,7 @@ func TestExplain(t *testing.T) {
 		{[]string{"GET", "/docs"}, 0, []string{"tenant:    none", "deny.no_tenant"}},
 		{[]string{"delete", "/t/acme/x"}, 1, []string{"upper case"}},
 		{[]string{"GET", "/t/acme/reviews;x=1"}, 1, []string{"request.bad_path"}},
+		{[]string{"GET", "http://acme.apps.localhost/t/globex/reviews"}, 1, []string{"request.tenant_conflict"}},
 		{[]string{"GET"}, 1, []string{"give a method and a URL"}},
 	}
 	for _, tc := range cases {
