@@ -149,7 +149,8 @@ func startStack(t *testing.T) stack {
 	t.Helper()
 	bin := t.TempDir()
 	for pkg, out := range map[string]string{"../cmd/portero": "portero", "../demo/app": "demo-app"} {
-		if b, err := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg).CombinedOutput(); err != nil {
+		// go -C: e2e/ is a module of its own; these are the main module's.
+		if b, err := exec.Command("go", "-C", pkg, "build", "-o", filepath.Join(bin, out), ".").CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", pkg, err, b)
 		}
 	}

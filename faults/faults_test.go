@@ -50,7 +50,8 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	for pkg, out := range map[string]string{"../cmd/portero": "portero", "../bench/idleconns": "idleconns"} {
-		if b, err := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg).CombinedOutput(); err != nil {
+		// go -C: bench/ is a module of its own, built in its own directory.
+		if b, err := exec.Command("go", "-C", pkg, "build", "-o", filepath.Join(dir, out), ".").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
 			os.Exit(1)
 		}

@@ -76,12 +76,14 @@ func run(o options) error {
 		return errors.New("wrk is not installed (apt-get install wrk); bench/run installs it")
 	}
 	bin := filepath.Join(o.workDir, "bin")
-	for _, b := range []struct{ name, pkg string }{
-		{"portero", "./cmd/portero"}, {"upstream", "./bench/upstream"}, {"bareproxy", "./bench/bareproxy"},
-		{"issuer", "./bench/issuer"}, {"opa-adapter", "./bench/opa-adapter"},
+	// Portero is built in the main module (the repository root); the bench's
+	// own programs in the bench module (bench/, its own go.mod).
+	for _, b := range []struct{ name, module, pkg string }{
+		{"portero", ".", "./cmd/portero"}, {"upstream", "bench", "./upstream"}, {"bareproxy", "bench", "./bareproxy"},
+		{"issuer", "bench", "./issuer"}, {"opa-adapter", "bench", "./opa-adapter"},
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b.name), b.pkg)
-		cmd.Dir = o.repo
+		cmd.Dir = filepath.Join(o.repo, b.module)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
 		}

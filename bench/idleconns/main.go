@@ -5,7 +5,7 @@
 // resident memory (VmRSS) before, with the connections open, and after
 // they closed. Loopback only; bounded by -n and -timeout.
 //
-//	go run ./bench/idleconns -bin /tmp/portero -n 10000
+//	go -C bench build -o /tmp/idleconns ./idleconns && /tmp/idleconns -bin /tmp/portero -n 10000
 package main
 
 import (
