@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portero-gateway/portero/access"
@@ -366,10 +365,9 @@ func cmdEval(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, trace, evalErr := loaded.EvalRaw(context.Background(), input, *explain)
-	if trace != nil {
-		topdown.PrettyTraceWithLocation(stdout, trace)
-		fmt.Fprintln(stdout)
+	d, trace, evalErr := loaded.EvalExplain(context.Background(), input, *explain)
+	if trace != "" {
+		fmt.Fprintln(stdout, trace)
 	}
 	out := map[string]any{"allow": d.Allow, "status": d.Status, "reason": d.Reason, "headers": d.Headers, "revision": loaded.Revision}
 	if evalErr != nil {
