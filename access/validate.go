@@ -13,6 +13,12 @@ var (
 	profilePattern = namePattern
 )
 
+// IsID says whether s is a valid id of a tenant, partner, business or
+// location: 1-63 lower-case letters, digits, - or _, starting with a letter
+// or digit. The gateway uses the same rule for tenants named by a host, a
+// path or a token's claims.
+func IsID(s string) bool { return idPattern.MatchString(s) }
+
 func oneOf(field, v string, allowed []string) error {
 	if !slices.Contains(allowed, v) {
 		return &FieldError{field, "must be one of " + strings.Join(allowed, ", ")}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/limit"
 )
 
 // ConnLimiter bounds the public listener: at most max open client
@@ -22,7 +23,7 @@ type ConnLimiter struct {
 	net.Listener
 	max       int64
 	open      atomic.Int64
-	perClient *rateLimiter
+	perClient *limit.PerKey
 	now       func() time.Time
 
 	openGauge prometheus.GaugeFunc
@@ -40,7 +41,7 @@ func LimitListener(ln net.Listener, cfg config.Listen, reg prometheus.Registerer
 	l := &ConnLimiter{
 		Listener:  ln,
 		max:       int64(cfg.MaxConnections),
-		perClient: newRateLimiter(cfg.ClientConnections, 100000),
+		perClient: limit.NewPerKey(cfg.ClientConnections, 100000),
 		now:       time.Now,
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portero_connections_refused_total",
@@ -69,7 +70,7 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 		reason := ""
 		if l.open.Add(1) > l.max {
 			reason = "max_connections"
-		} else if ok, _ := l.perClient.allow(addrKey(c.RemoteAddr().String()), l.now()); !ok {
+		} else if ok, _ := l.perClient.Allow(limit.AddrKey(c.RemoteAddr().String()), l.now()); !ok {
 			reason = "client_rate"
 		}
 		if reason == "" {

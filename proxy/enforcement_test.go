@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 import (
 	"bufio"
@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/internal/gatewaytest"
+	"github.com/portero-gateway/portero/proxy"
 )
 
 // The tables in this file are the hostile cases of issue 11, one table per
@@ -31,14 +31,13 @@ import (
 // the connection and compared separately).
 func upstreamControlled(h http.Header) http.Header {
 	out := http.Header{}
-	reserved := newReservedHeaders("X-Portero-Assertion")
 	for name, vals := range h {
-		n := normalizeHeaderName(name)
+		n := proxy.NormalizeHeaderName(name)
 		switch n {
 		case "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto":
 			continue
 		}
-		if reserved.controlled(n) {
+		if proxy.UpstreamControlledName("X-Portero-Assertion", n) {
 			out[name] = vals
 		}
 	}
@@ -93,28 +92,28 @@ var hostileHeaderSets = map[string]http.Header{
 // request sent without them.
 func TestDecisionHeadersCannotBeRemovedOrForged(t *testing.T) {
 	t.Run("member", func(t *testing.T) {
-		h, _ := newRecordingAccessHarness(t)
-		leo := h.tokenFor(t, "leo")
+		h, _ := gatewaytest.NewRecordingAccess(t)
+		leo := h.TokenFor(t, "leo")
 		send := func(extra http.Header) received {
-			rec := h.do(t, "GET", "http://localhost/t/acme/locations/l1", leo, extra, "")
+			rec := h.Do(t, "GET", "http://localhost/t/acme/locations/l1", leo, extra, "")
 			if rec.Code != 200 {
 				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
-			return h.upstreamSaw(t)
+			return h.UpstreamSaw(t)
 		}
 		checkHeaderSets(t, send)
 	})
 	for _, profile := range []string{"portero", "kubernetes"} {
 		t.Run("master access "+profile, func(t *testing.T) {
 			m := newMasterHarness(t, "headers:\n  profile: "+profile+"\n")
-			m.b.signIn("http://localhost/t/acme/", samClaims())
-			m.mustStart(t, "acme", "Ticket SUP-90: header property test", "read_only", "10m")
+			m.B.SignIn("http://localhost/t/acme/", samClaims())
+			m.MustStart(t, "acme", "Ticket SUP-90: header property test", "read_only", "10m")
 			send := func(extra http.Header) received {
-				rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, extra)
+				rec := m.B.Do("GET", "http://localhost/t/acme/reviews", nil, extra)
 				if rec.Code != 200 {
 					t.Fatalf("status %d: %s", rec.Code, rec.Body)
 				}
-				return m.upstreamSaw(t)
+				return m.UpstreamSaw(t)
 			}
 			clean := checkHeaderSets(t, send)
 			want := "X-Portero-Impersonator"
@@ -210,7 +209,7 @@ func headerDiff(want, got http.Header) string {
 // over a real connection: on a route that inspects bodies and on one that
 // streams them, the app receives the body and no trailer.
 func TestRequestTrailersNeverReachTheApp(t *testing.T) {
-	h := newHarnessWith(t, nil, harnessOpts{config: func(issuer, upstream string) string {
+	h := newHarnessWith(t, nil, harnessOpts{Config: func(issuer, upstream string) string {
 		return fmt.Sprintf(testConfig, issuer, upstream, upstream) + `
   - name: stream
     hosts: ["*.stream.example.com"]
@@ -218,7 +217,7 @@ func TestRequestTrailersNeverReachTheApp(t *testing.T) {
     body: {inspect: false}
 `
 	}})
-	tok := h.member(t)
+	tok := h.Member(t)
 	targets := map[string]string{ // host -> path
 		"acme.apps.example.com":   "/api/x",                   // inspects bodies
 		"acme.stream.example.com": "/t/acme/reviews/r1/reply", // streams them
@@ -229,10 +228,10 @@ func TestRequestTrailersNeverReachTheApp(t *testing.T) {
 				raw := "POST " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + tok +
 					"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: " + trailer +
 					"\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n" + trailer + ": forged\r\n\r\n"
-				if status := rawRequest(t, h.srv.Listener.Addr().String(), raw); status != 200 {
+				if status := rawRequest(t, h.Server.Listener.Addr().String(), raw); status != 200 {
 					t.Fatalf("status %d", status)
 				}
-				got := h.upstreamSaw(t)
+				got := h.UpstreamSaw(t)
 				if len(got.Trailer) != 0 || got.Header.Get(trailer) == "forged" {
 					t.Fatalf("upstream received trailer %v headers %v", got.Trailer, got.Header)
 				}
@@ -268,8 +267,8 @@ func rawRequest(t *testing.T, addr, raw string) int {
 // cannot parse is refused whatever its label; what it parses is checked;
 // the app never receives a body the policy did not see.
 func TestBodiesFailClosed(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	const path = "http://localhost/t/acme/locations/l1/profile"
 	cases := []struct {
 		name    string
@@ -320,18 +319,18 @@ func TestBodiesFailClosed(t *testing.T) {
 			if tc.name == "field in the query" {
 				target += "?name=Evil"
 			}
-			rec := h.do(t, tc.method, target, leo, tc.headers, tc.body)
+			rec := h.Do(t, tc.method, target, leo, tc.headers, tc.body)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}
 			if tc.status != 200 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				if got := reasonOf(t, rec); got != tc.reason {
 					t.Fatalf("reason %q, want %q", got, tc.reason)
 				}
 				return
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			if got.Body != tc.body || got.Method != tc.method {
 				t.Fatalf("upstream got %s %q, want %s %q", got.Method, got.Body, tc.method, tc.body)
 			}
@@ -343,7 +342,7 @@ func TestBodiesFailClosed(t *testing.T) {
 // name are refused for every caller (default deny); every URL and method of
 // a feature is covered by its subtree and method class.
 func TestUnmappedOperationsAreRefused(t *testing.T) {
-	h, store := newRecordingAccessHarness(t)
+	h, store := gatewaytest.NewRecordingAccess(t)
 	ctx := context.Background()
 	d, err := store.Invite(ctx, access.Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews", "billing"}, InvitedBy: "olivia"})
 	if err != nil {
@@ -383,12 +382,12 @@ func TestUnmappedOperationsAreRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.user+" "+tc.method+" "+tc.path, func(t *testing.T) {
-			rec := h.do(t, tc.method, "http://localhost"+tc.path, h.tokenFor(t, tc.user), nil, "")
+			rec := h.Do(t, tc.method, "http://localhost"+tc.path, h.TokenFor(t, tc.user), nil, "")
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}
 			if tc.status != 200 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				if got := reasonOf(t, rec); got != tc.reason {
 					t.Fatalf("reason %q, want %q", got, tc.reason)
 				}
@@ -398,7 +397,7 @@ func TestUnmappedOperationsAreRefused(t *testing.T) {
 			if strings.Contains(want, "%61") {
 				want = "/t/acme/settings/"
 			}
-			if got := h.upstreamSaw(t); got.Method != tc.method || got.Path != want {
+			if got := h.UpstreamSaw(t); got.Method != tc.method || got.Path != want {
 				t.Fatalf("upstream got %s %s, want %s", got.Method, got.Path, want)
 			}
 		})
@@ -410,8 +409,8 @@ func TestUnmappedOperationsAreRefused(t *testing.T) {
 // before the policy (400/405); overrides are removed; the app receives the
 // method, path and query the policy saw.
 func TestOneCanonicalRequest(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	avery := h.tokenFor(t, "avery") // billing only: may not read reviews
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	avery := h.TokenFor(t, "avery") // billing only: may not read reviews
 	refused := []struct {
 		method, path string
 		status       int
@@ -459,11 +458,11 @@ func TestOneCanonicalRequest(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+avery)
 			req.Header.Set("Accept", "application/json")
 			rec := httptest.NewRecorder()
-			h.gw.ServeHTTP(rec, req)
+			h.Gateway.ServeHTTP(rec, req)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 			if got := reasonOf(t, rec); got != tc.reason {
 				t.Fatalf("reason %q, want %q", got, tc.reason)
 			}
@@ -485,11 +484,11 @@ func TestOneCanonicalRequest(t *testing.T) {
 	}
 	for _, tc := range overrides {
 		t.Run("override "+tc.name, func(t *testing.T) {
-			rec := h.do(t, "GET", "http://localhost/t/acme/billing?"+tc.query, avery, tc.header, "")
+			rec := h.Do(t, "GET", "http://localhost/t/acme/billing?"+tc.query, avery, tc.header, "")
 			if rec.Code != 200 {
 				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			if got.Method != "GET" || got.Path != "/t/acme/billing" || strings.Contains(strings.ToLower(got.Query), "_method") {
 				t.Fatalf("upstream got %s %s?%s", got.Method, got.Path, got.Query)
 			}
@@ -503,33 +502,33 @@ func TestOneCanonicalRequest(t *testing.T) {
 // TestMethodOverrideOptIn: a route that opts in has the policy decide on
 // the overridden method, which the app then receives as the method.
 func TestMethodOverrideOptIn(t *testing.T) {
-	h := newHarnessWith(t, nil, harnessOpts{config: func(issuer, upstream string) string {
-		return fmt.Sprintf(accessConfig, issuer, upstream) + "    method_override: true\n    extra_methods: [PROPFIND]\n"
+	h := newHarnessWith(t, nil, harnessOpts{Config: func(issuer, upstream string) string {
+		return fmt.Sprintf(gatewaytest.AccessConfig, issuer, upstream) + "    method_override: true\n    extra_methods: [PROPFIND]\n"
 	}})
-	rec := h.do(t, "POST", "http://localhost/t/acme/x?_method=PROPFIND", h.member(t), nil, "")
+	rec := h.Do(t, "POST", "http://localhost/t/acme/x?_method=PROPFIND", h.Member(t), nil, "")
 	// claims mode: any member; the decision is on PROPFIND.
 	if rec.Code != 200 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
-	if got := h.upstreamSaw(t); got.Method != "PROPFIND" || got.Query != "" {
+	if got := h.UpstreamSaw(t); got.Method != "PROPFIND" || got.Query != "" {
 		t.Fatalf("upstream got %s ?%s", got.Method, got.Query)
 	}
-	rec = h.do(t, "POST", "http://localhost/t/acme/x", h.member(t), http.Header{"X-Http-Method-Override": {"DELETE"}, "X-Method-Override": {"PUT"}}, "")
+	rec = h.Do(t, "POST", "http://localhost/t/acme/x", h.Member(t), http.Header{"X-Http-Method-Override": {"DELETE"}, "X-Method-Override": {"PUT"}}, "")
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("conflicting overrides: %d", rec.Code)
 	}
-	rec = h.do(t, "GET", "http://localhost/t/acme/x", h.member(t), http.Header{"X-Http-Method-Override": {"DELETE"}}, "")
+	rec = h.Do(t, "GET", "http://localhost/t/acme/x", h.Member(t), http.Header{"X-Http-Method-Override": {"DELETE"}}, "")
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("override of a GET: %d", rec.Code)
 	}
-	h.upstreamSawNothing(t)
+	h.UpstreamSawNothing(t)
 }
 
 // TestFeaturesHeaderIsTheEffectiveRight: a limited partner without wallet
 // is told only the products it was granted; a location manager with
 // user_rights ticked is not told it may edit them.
 func TestFeaturesHeaderIsTheEffectiveRight(t *testing.T) {
-	h, store := newRecordingAccessHarness(t)
+	h, store := gatewaytest.NewRecordingAccess(t)
 	ctx := context.Background()
 	d, err := store.Invite(ctx, access.Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews", "billing"}, InvitedBy: "olivia"})
 	if err != nil {
@@ -543,12 +542,12 @@ func TestFeaturesHeaderIsTheEffectiveRight(t *testing.T) {
 		t.Fatal(err)
 	}
 	features := func(user string) map[string]string {
-		rec := h.do(t, "GET", "http://localhost/t/acme/reviews", h.tokenFor(t, user), nil, "")
+		rec := h.Do(t, "GET", "http://localhost/t/acme/reviews", h.TokenFor(t, user), nil, "")
 		if rec.Code != 200 {
 			t.Fatalf("%s: %d %s", user, rec.Code, rec.Body)
 		}
 		var m map[string]string
-		if err := json.Unmarshal([]byte(h.upstreamSaw(t).Header.Get("X-Portero-Features")), &m); err != nil {
+		if err := json.Unmarshal([]byte(h.UpstreamSaw(t).Header.Get("X-Portero-Features")), &m); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -565,13 +564,13 @@ func TestFeaturesHeaderIsTheEffectiveRight(t *testing.T) {
 // under its own route, never as decision="reject".
 func TestJWKSIsNotCountedAsRejected(t *testing.T) {
 	h := newHarness(t, nil)
-	if rec := h.do(t, "GET", "http://localhost"+JWKSPath, "", nil, ""); rec.Code != 200 {
+	if rec := h.Do(t, "GET", "http://localhost"+proxy.JWKSPath, "", nil, ""); rec.Code != 200 {
 		t.Fatalf("JWKS: %d", rec.Code)
 	}
-	if n := testutil.ToFloat64(h.gw.metrics.requests.WithLabelValues("jwks", "control", "200")); n != 1 {
+	if n := h.Metric(t, "portero_requests_total", "route", "jwks", "decision", "control", "code", "200"); n != 1 {
 		t.Fatalf("requests{route=jwks,decision=control} = %v", n)
 	}
-	if n := testutil.ToFloat64(h.gw.metrics.requests.WithLabelValues("none", "reject", "200")); n != 0 {
+	if n := h.Metric(t, "portero_requests_total", "route", "none", "decision", "reject", "code", "200"); n != 0 {
 		t.Fatalf("JWKS counted as a rejection: %v", n)
 	}
 }

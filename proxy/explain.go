@@ -43,5 +43,5 @@ func Classify(cfg *config.Config, method, target string) (*Classification, error
 			return &Classification{Method: method, Host: host, Path: path, Route: rt.cfg.Name, Tenant: tenant, AppSegments: app}, nil
 		}
 	}
-	return nil, fmt.Errorf("%s %s: refused (%s)", hostport, u.EscapedPath(), d.reason)
+	return nil, fmt.Errorf("%s %s: refused (%s)", hostport, u.EscapedPath(), d.Reason)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/deny"
 )
 
 // newForwarder returns the reverse proxy for one route: X-Forwarded-* set
@@ -96,7 +97,7 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 				status = http.StatusGatewayTimeout
 			}
 			log.Warn("upstream error", "route", rc.Name, "upstream", upstream.Host, "error", err.Error())
-			writeDenial(w, r, rc.API, denial{status: status, reason: "upstream.unavailable", id: decisionID(r.Context())})
+			deny.Write(w, r, rc.API, deny.Denial{Status: status, Reason: "upstream.unavailable", ID: decisionID(r.Context())})
 		},
 	}
 }

@@ -19,9 +19,10 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
-	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/deny"
 	"github.com/portero-gateway/portero/policy"
+	"github.com/portero-gateway/portero/proxy/authn"
 )
 
 // JWKSPath is where upstreams fetch the keys that verify assertions.
@@ -33,21 +34,16 @@ type Gateway struct {
 	reserved reservedHeaders
 	router   *router
 	tenants  tenantExtractor
-	bearer   *bearerAuthenticator
-	sessions *sessionAuthenticator // nil unless browser sign-in is configured
-	consumed *consumedLogins
-	// returnHosts are the hosts a login return target may name.
-	returnHosts []string
-	resolver    *access.Resolver // nil without an access store
-	store       *access.Store    // nil without an access store
-	api         *controlPlane    // the management API and the control plane's shared state (rate limits, cross-origin rule)
-	engine      *policy.Engine
-	signer      *assertionSigner
-	inputGW     *policy.Gateway // input.gateway, the same for every request
-	master      *masterAccess   // nil unless master access is configured
-	metrics     *Metrics
-	log         *slog.Logger
-	now         func() time.Time
+	authn    *authn.Authenticator
+	control  http.Handler     // everything under /.portero/; nil: 404
+	resolver *access.Resolver // nil without an access store
+	store    *access.Store    // nil without an access store
+	engine   *policy.Engine
+	signer   *assertionSigner
+	inputGW  *policy.Gateway // input.gateway, the same for every request
+	metrics  *Metrics
+	log      *slog.Logger
+	now      func() time.Time
 	// ownCookies are Portero's cookie names, removed from what the app
 	// receives; nil without browser sign-in.
 	ownCookies []string
@@ -60,23 +56,27 @@ type Options struct {
 	Engine  *policy.Engine
 	Metrics *Metrics
 	Log     *slog.Logger
+	// Authn is the authenticate stage (bearer tokens, browser sessions).
+	Authn *authn.Authenticator
 	// AssertionKey signs assertions; nil generates one (logged as a warning).
 	AssertionKey *ecdsa.PrivateKey
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Access resolves store facts per request and Store serves the
-	// management API; both nil without an access store.
+	// Access resolves store facts per request and Store is read for a
+	// management caller's partner and for readiness; both nil without an
+	// access store.
 	Access *access.Resolver
 	Store  *access.Store
-	// Audit is the optional JSONL export of the audit trail (the trail itself
-	// is in the access store, written with each change).
-	Audit *audit.Log
 }
 
-// New builds the gateway for a validated configuration.
+// New builds the gateway for a validated configuration. The control plane
+// is mounted with SetControl before serving.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Authn == nil {
+		return nil, errors.New("the gateway needs an authenticator (authn.New)")
 	}
 	key := opts.AssertionKey
 	if key == nil {
@@ -95,7 +95,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		reserved: newReservedHeaders(cfg.Assertion.Header).withStrip(cfg.Headers.Strip),
 		router:   newRouter(cfg.Routes),
 		tenants:  newTenantExtractor(cfg.Tenant),
-		bearer:   newBearerAuthenticator(cfg.OIDC, opts.Now),
+		authn:    opts.Authn,
 		engine:   opts.Engine,
 		resolver: opts.Access,
 		store:    opts.Store,
@@ -105,53 +105,30 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		log:      opts.Log,
 		now:      opts.Now,
 	}
-	if cfg.Master.Enabled() {
-		if opts.Audit == nil || opts.Store == nil {
-			return nil, errors.New("master access needs the access store (its audit trail) and an export sink (audit.Discard() for none)")
-		}
-		g.master = &masterAccess{cfg: cfg.Master, audit: opts.Audit,
-			notify: newNotifier(cfg.Master.Webhook, cfg.Master.TenantWebhooks, cfg.Master.WebhookTimeout, opts.Metrics.notifyFailures, opts.Log)}
-	}
 	for _, r := range g.router.routes {
 		r.forward = newForwarder(r.cfg, g.metrics, g.log)
-		g.returnHosts = append(g.returnHosts, r.cfg.Hosts...)
 	}
-	g.api = g.newAPI()
-	if cfg.BrowserLogin() {
-		if g.sessions, err = newSessionAuthenticator(cfg, g.bearer, g.log, g.now); err != nil {
-			return nil, err
-		}
-		g.consumed = &consumedLogins{until: map[string]time.Time{}}
-		g.ownCookies = []string{cfg.Session.CookieName, loginCookie}
-		cb, _ := url.Parse(cfg.OIDC.RedirectURL)
-		g.returnHosts = append(g.returnHosts, cb.Hostname())
-		g.returnHosts = append(g.returnHosts, cfg.Login.AllowedRedirectHosts...)
+	if s := opts.Authn.Sessions; s != nil {
+		g.ownCookies = s.CookieNames()
 	}
 	return g, nil
 }
 
-// Start begins OIDC discovery in the background, retrying until it succeeds
-// or ctx ends; the gateway is not ready before that.
-func (g *Gateway) Start(ctx context.Context, client *http.Client) {
-	go g.bearer.discoverUntilReady(ctx, client, func(err error) {
-		g.log.Warn("oidc discovery failed; will retry", "issuer", g.cfg.OIDC.Issuer, "error", err.Error())
-	})
-	if g.master != nil {
-		go g.master.notify.run(ctx)
-		go g.sweepMasters(ctx, masterSweepEvery)
-	}
-}
+// SetControl mounts the control plane: every request under ControlPrefix
+// goes to h once it has been sanitized. It is set once, before serving
+// (the control plane decides through the gateway, so it is built after it).
+func (g *Gateway) SetControl(h http.Handler) { g.control = h }
 
-// masterSweepEvery is how often expired master-access sessions are ended
-// and recorded. Requests are refused at the expiry itself regardless.
-var masterSweepEvery = 2 * time.Second
+// ControlPrefix is where the control plane is mounted: no route can claim
+// it.
+const ControlPrefix = "/.portero/"
 
 // Ready says why the gateway cannot serve yet, or nil.
 func (g *Gateway) Ready() error {
 	if g.engine.Current() == nil {
 		return errors.New("policy not loaded")
 	}
-	if !g.bearer.ready() {
+	if !g.authn.Bearer.Ready() {
 		return errors.New("oidc discovery not completed for " + g.cfg.OIDC.Issuer)
 	}
 	return nil
@@ -226,8 +203,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host, path, segments, refusal := canonicalTarget(r.Host, r.URL.EscapedPath())
 	if refusal != nil {
-		refusal.id = id
-		writeDenial(rec, r, false, *refusal)
+		refusal.ID = id
+		deny.Write(rec, r, false, *refusal)
 		return
 	}
 	// The app receives the path in one encoding of exactly the segments the
@@ -235,51 +212,54 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.URL.RawPath = ""
 	r.URL.Path = path
 	if upgradeRefused(r.Header) {
-		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_upgrade", id: id})
+		deny.Write(rec, r, false, deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_upgrade", ID: id})
 		return
 	}
 	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-		writeDenial(rec, r, false, denial{status: http.StatusBadRequest, reason: "request.bad_query", id: id})
+		deny.Write(rec, r, false, deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_query", ID: id})
 		return
 	}
-	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+	if strings.HasPrefix(r.URL.Path, ControlPrefix) {
 		routeName, outcome = "control", "control"
 		if d := methodDenial(r, override, false, nil); d != nil {
-			d.id = id
-			writeDenial(rec, r, false, *d)
+			d.ID = id
+			deny.Write(rec, r, false, *d)
 			return
 		}
-		g.serveControl(rec, r)
+		if g.control == nil {
+			deny.Write(rec, r, false, deny.Denial{Status: http.StatusNotFound, Reason: "control.disabled", ID: id})
+			return
+		}
+		g.control.ServeHTTP(rec, r.WithContext(deny.WithID(r.Context(), id)))
 		return
 	}
 
 	// Route and tenant.
 	rt, refusal := g.router.routeFor(g.tenants, host, path, segments)
 	if rt == nil {
-		refusal.id = id
-		writeDenial(rec, r, false, *refusal)
+		refusal.ID = id
+		deny.Write(rec, r, false, *refusal)
 		return
 	}
 	routeName = rt.cfg.Name
 	api := rt.cfg.API
 	if refusal != nil {
-		refusal.id = id
-		writeDenial(rec, r, api, *refusal)
+		refusal.ID = id
+		deny.Write(rec, r, api, *refusal)
 		return
 	}
 	st.host = host
 	if d := methodDenial(r, override, rt.cfg.MethodOverride, rt.cfg.ExtraMethods); d != nil {
-		d.id = id
-		writeDenial(rec, r, api, *d)
+		d.ID = id
+		deny.Write(rec, r, api, *d)
 		return
 	}
 
 	// Authenticate.
-	identity, authErr := g.authenticate(rec, r, api)
+	identity, authErr := g.authn.Authenticate(rec, r, api)
 	if authErr != nil {
-		g.metrics.authFailures.WithLabelValues(authErr.reason).Inc()
-		g.log.Info("authentication failed", "decision_id", id, "route", routeName, "reason", authErr.reason, "error", authErr.err.Error())
-		g.writeUnauthenticated(rec, r, api, authErr)
+		g.log.Info("authentication failed", "decision_id", id, "route", routeName, "reason", authErr.Reason, "error", authErr.Err.Error())
+		deny.Unauthenticated(rec, r, api, authErr.Reason, id)
 		return
 	}
 
@@ -289,7 +269,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.cfg.Body.Inspected() {
 		var refusal *bodyRefusal
 		if body, refusal = readBody(r, rt.cfg.Body.MaxBytes); refusal != nil {
-			writeDenial(rec, r, api, denial{status: refusal.status, reason: refusal.reason, id: id})
+			deny.Write(rec, r, api, deny.Denial{Status: refusal.status, Reason: refusal.reason, ID: id})
 			return
 		}
 	}
@@ -297,7 +277,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in.Request.Body = body
 	ev, err := g.authorize(r.Context(), in)
 	if err != nil {
-		writeDenial(rec, r, api, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: id})
+		deny.Write(rec, r, api, deny.Denial{Status: http.StatusServiceUnavailable, Reason: "access.unavailable", ID: id})
 		return
 	}
 	d := ev.Decision
@@ -306,14 +286,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if d.Status == http.StatusUnauthorized && identity == nil {
 			switch {
 			case api:
-				g.writeUnauthenticated(rec, r, api, nil)
+				deny.Unauthenticated(rec, r, api, "", id)
 				return
-			case g.sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-				g.redirectToLogin(rec, r, host)
+			case g.authn.Sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+				g.authn.Sessions.RedirectToLogin(rec, r, host)
 				return
 			}
 		}
-		writeDenial(rec, r, api, denial{status: d.Status, reason: d.Reason, id: id})
+		deny.Write(rec, r, api, deny.Denial{Status: d.Status, Reason: d.Reason, ID: id})
 		return
 	}
 	outcome = "allow"
@@ -321,7 +301,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Forward with the decision's headers and a signed assertion.
 	if err := g.planUpstream(st, in, d, start); err != nil {
 		g.log.Error("sign assertion", "decision_id", id, "error", err.Error())
-		writeDenial(rec, r, api, denial{status: http.StatusInternalServerError, reason: "assertion.error", id: id})
+		deny.Write(rec, r, api, deny.Denial{Status: http.StatusInternalServerError, Reason: "assertion.error", ID: id})
 		return
 	}
 	rt.forward.ServeHTTP(rec, r)
@@ -413,55 +393,6 @@ func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) (*access.
 		in.Tenant.Status = res.Facts.Tenant.Status
 	}
 	return res.Facts, nil
-}
-
-// authenticate returns the caller's identity from a bearer token or, failing
-// that, the browser session; nil for an anonymous request on a browser route;
-// or an error (missing credentials on an API route count).
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, api bool) (*policy.Identity, *authError) {
-	raw, err := bearerToken(r.Header)
-	if err != nil {
-		return nil, &authError{"malformed", err}
-	}
-	if raw == "" {
-		if g.sessions != nil {
-			if st := g.sessions.current(w, r); st != nil {
-				return st.identity, nil
-			}
-		}
-		if api {
-			return nil, &authError{"missing", errors.New("no bearer token")}
-		}
-		return nil, nil
-	}
-	id, err := g.bearer.authenticate(r.Context(), raw)
-	if err != nil {
-		var ae *authError
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
-		return nil, &authError{"invalid", err}
-	}
-	return id, nil
-}
-
-// writeUnauthenticated answers 401 with a Bearer challenge (RFC 6750), or
-// 503 while the identity provider has not been reached.
-func (g *Gateway) writeUnauthenticated(w http.ResponseWriter, r *http.Request, api bool, ae *authError) {
-	id := decisionID(r.Context())
-	if ae != nil && ae.reason == "unavailable" {
-		w.Header().Set("Retry-After", "5")
-		writeDenial(w, r, api, denial{status: http.StatusServiceUnavailable, reason: "auth.unavailable", id: id})
-		return
-	}
-	challenge := `Bearer realm="portero"`
-	reason := "auth.required"
-	if ae != nil && ae.reason != "missing" {
-		challenge += `, error="invalid_token"`
-		reason = "auth." + ae.reason
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	writeDenial(w, r, api, denial{status: http.StatusUnauthorized, reason: reason, id: id})
 }
 
 // planUpstream works out the headers the app receives: the decision's

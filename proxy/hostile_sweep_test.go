@@ -1,4 +1,4 @@
-package proxy
+package proxy_test
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/internal/gatewaytest"
 )
 
 // A hostile-case sweep beyond the tables of issue 11: request classes taken
@@ -76,8 +77,8 @@ func cgiHeaderVar(name string) string {
 // the variable the real X-Portero-User lands in — and Go writes it after
 // the real one (headers go out sorted, '.' > '-'), so it wins.
 func TestSweepHeaderNamesAnUpstreamMergesWithReservedOnes(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	reservedVars := map[string]bool{}
 	for _, n := range []string{"X-Portero-User", "X-Portero-Tenant", "X-Portero-Role", "X-Portero-Features",
 		"X-Portero-Assertion", "Impersonate-User", "X-Http-Method-Override", "X-Original-Url", "X-Forwarded-For",
@@ -105,11 +106,11 @@ func TestSweepHeaderNamesAnUpstreamMergesWithReservedOnes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sweepFinding(t, tc.finding)
-			rec := h.do(t, "GET", "http://localhost/t/acme/locations/l1", leo, http.Header{tc.name: {"olivia"}}, "")
+			rec := h.Do(t, "GET", "http://localhost/t/acme/locations/l1", leo, http.Header{tc.name: {"olivia"}}, "")
 			if rec.Code != 200 {
 				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			for name, vals := range got.Header {
 				if reservedVars[cgiHeaderVar(name)] && slicesContain(vals, "olivia") {
 					t.Fatalf("upstream received %s: %q, which a CGI/PHP app reads as %s", name, vals, cgiHeaderVar(name))
@@ -136,8 +137,8 @@ func slicesContain(vals []string, s string) bool {
 // address, scheme, path or user. README: "headers that make an app see
 // another method, path, host or client (… X-Real-IP, …)" are removed.
 func TestSweepClientIdentityAndAddressHeaders(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	const addr = "client address headers other than the listed ones reach the app (PHP's HTTP_CLIENT_IP, Cloudflare/Fastly/Akamai/WebLogic/IIS-ARR names): an app or framework that trusts its proxy reads the forged address"
 	const ident = "identity headers of other auth proxies reach the app (Remote-User, X-Remote-User/-Group/-Extra-* of the Kubernetes front proxy, X-Auth-Request-*, X-WEBAUTH-USER, X-Pomerium-*, X-Goog-Authenticated-*, Cf-Access-*, X-Amzn-Oidc-*, X-Ms-Client-Principal-*): an app migrated from those proxies, or a kube-apiserver behind the kubernetes profile, trusts them"
 	const scheme = "scheme/path headers other than the listed ones reach the app (X-Scheme, X-Arr-Ssl, X-Script-Name, X-Sendfile-Type/X-Accel-Mapping of Rack::Sendfile)"
@@ -167,11 +168,11 @@ func TestSweepClientIdentityAndAddressHeaders(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sweepFinding(t, tc.finding)
-			rec := h.do(t, "GET", "http://localhost/t/acme/locations/l1", leo, http.Header{tc.name: {"forged-by-client"}}, "")
+			rec := h.Do(t, "GET", "http://localhost/t/acme/locations/l1", leo, http.Header{tc.name: {"forged-by-client"}}, "")
 			if rec.Code != 200 {
 				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			for name, vals := range got.Header {
 				if slicesContain(vals, "forged-by-client") {
 					t.Fatalf("upstream received %s: %q", name, vals)
@@ -187,12 +188,12 @@ func TestSweepClientIdentityAndAddressHeaders(t *testing.T) {
 // CVE-2016-5385 and siblings). Proxies are expected to drop it.
 func TestSweepHttpoxy(t *testing.T) {
 	sweepFinding(t, "the Proxy request header (httpoxy) reaches the app; CGI/FastCGI stacks turn it into HTTP_PROXY, which outbound HTTP clients of the app honour")
-	h, _ := newRecordingAccessHarness(t)
-	rec := h.do(t, "GET", "http://localhost/t/acme/locations/l1", h.tokenFor(t, "leo"), http.Header{"Proxy": {"http://evil.example:8080"}}, "")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	rec := h.Do(t, "GET", "http://localhost/t/acme/locations/l1", h.TokenFor(t, "leo"), http.Header{"Proxy": {"http://evil.example:8080"}}, "")
 	if rec.Code != 200 {
 		t.Fatalf("status %d", rec.Code)
 	}
-	if got := h.upstreamSaw(t); got.Header.Get("Proxy") != "" {
+	if got := h.UpstreamSaw(t); got.Header.Get("Proxy") != "" {
 		t.Fatalf("upstream received Proxy: %q", got.Header.Get("Proxy"))
 	}
 }
@@ -204,13 +205,13 @@ func TestSweepHttpoxy(t *testing.T) {
 // says the parameter is removed from the query and a body carrying it is
 // 400; a location manager may edit location l1 but not delete it.
 func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	// Sanity: DELETE itself is refused for a location manager.
-	if rec := h.do(t, "DELETE", "http://localhost/t/acme/locations/l1", leo, nil, ""); rec.Code != 403 {
+	if rec := h.Do(t, "DELETE", "http://localhost/t/acme/locations/l1", leo, nil, ""); rec.Code != 403 {
 		t.Fatalf("DELETE as location manager: %d", rec.Code)
 	}
-	h.upstreamSawNothing(t)
+	h.UpstreamSawNothing(t)
 	const encoded = "a percent-encoded _method query parameter (%5Fmethod, %5fmethod, _%6Dethod) is not removed: the check looks for the literal text \"_method\" in the raw query before decoding (the existing 'encoded _method parameter' case passes only because it searches the raw query too); Laravel/Symfony and Express decode it and run the POST as DELETE"
 	const mangled = "PHP turns '.' and ' ' in parameter names into '_': ?.method=DELETE, ?+method=DELETE, ?%20method=DELETE and the same in a form body reach Laravel/Symfony as _method=DELETE"
 	queries := []struct {
@@ -231,12 +232,12 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 	for _, tc := range queries {
 		t.Run("query "+tc.query, func(t *testing.T) {
 			sweepFinding(t, tc.finding)
-			rec := h.do(t, "POST", "http://localhost/t/acme/locations/l1?"+tc.query, leo, nil, "")
+			rec := h.Do(t, "POST", "http://localhost/t/acme/locations/l1?"+tc.query, leo, nil, "")
 			if rec.Code >= 400 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return // refused: holds
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			vals, err := url.ParseQuery(got.Query)
 			if err != nil {
 				t.Fatal(err)
@@ -261,18 +262,18 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 	// Bodies as amy, an account manager without field limits (leo's field
 	// limits would refuse any unknown key before the _method rule).
 	hb := newSweepRouteHarness(t, "    body: {inspect: true, max_bytes: 4096}\n")
-	amy := hb.tokenFor(t, "amy")
+	amy := hb.TokenFor(t, "amy")
 	for _, tc := range bodies {
 		t.Run("form body "+tc.body, func(t *testing.T) {
 			sweepFinding(t, tc.finding)
 			h := hb
-			rec := h.do(t, "POST", "http://localhost/t/acme/locations/l1", amy,
+			rec := h.Do(t, "POST", "http://localhost/t/acme/locations/l1", amy,
 				http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, tc.body)
 			if rec.Code >= 400 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			vals, _ := url.ParseQuery(got.Body)
 			for k := range vals {
 				if strings.EqualFold(phpName(k), "_method") {
@@ -284,11 +285,11 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 	for _, body := range []string{`{"\u005fmethod":"DELETE"}`, `{"_Method":"DELETE"}`} {
 		t.Run("json body "+body, func(t *testing.T) {
 			h := hb
-			rec := h.do(t, "POST", "http://localhost/t/acme/locations/l1", amy, http.Header{"Content-Type": {"application/json"}}, body)
+			rec := h.Do(t, "POST", "http://localhost/t/acme/locations/l1", amy, http.Header{"Content-Type": {"application/json"}}, body)
 			if rec.Code != 400 {
 				t.Fatalf("status %d", rec.Code)
 			}
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 		})
 	}
 }
@@ -297,8 +298,8 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 // body's keys only. Laravel's $request->input() and Rails' params merge the
 // query string with the body, so fields sent in the query are written too.
 func TestSweepFieldsInTheQuery(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo") // profile_listings limited to phone, hours
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo") // profile_listings limited to phone, hours
 	cases := []struct {
 		query, body, finding string
 	}{
@@ -316,22 +317,22 @@ func TestSweepFieldsInTheQuery(t *testing.T) {
 				hdr.Set("Content-Type", "application/json")
 			}
 			if tc.finding == "" {
-				rec := h.do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile?"+tc.query, leo, hdr, tc.body)
+				rec := h.Do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile?"+tc.query, leo, hdr, tc.body)
 				if rec.Code != 200 {
 					t.Fatalf("status %d", rec.Code)
 				}
-				if got := h.upstreamSaw(t); got.Query != tc.query || got.Body != tc.body {
+				if got := h.UpstreamSaw(t); got.Query != tc.query || got.Body != tc.body {
 					t.Fatalf("upstream got ?%s %q", got.Query, got.Body)
 				}
 				return
 			}
 			sweepFinding(t, tc.finding)
-			rec := h.do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile?"+tc.query, leo, hdr, tc.body)
+			rec := h.Do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile?"+tc.query, leo, hdr, tc.body)
 			if rec.Code == 200 {
-				got := h.upstreamSaw(t)
+				got := h.UpstreamSaw(t)
 				t.Fatalf("upstream received PATCH ?%s body %q for a member limited to phone,hours", got.Query, got.Body)
 			}
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 		})
 	}
 }
@@ -341,12 +342,12 @@ func TestSweepFieldsInTheQuery(t *testing.T) {
 // segments after locations/ and businesses/.
 func TestSweepScopeOutsideThePath(t *testing.T) {
 	sweepFinding(t, "OPEN: by design, scope ids outside the path are not checked: a location manager of l1 sends GET/PATCH /t/acme/locations/l1?location=l9 (or location_id, locations[]=l9) and the app, which routes many list/filter endpoints by query, receives it")
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	for _, q := range []string{"location=l9", "location_id=l9", "locations%5B%5D=l9"} {
-		rec := h.do(t, "GET", "http://localhost/t/acme/locations/l1?"+q, leo, nil, "")
+		rec := h.Do(t, "GET", "http://localhost/t/acme/locations/l1?"+q, leo, nil, "")
 		if rec.Code == 200 {
-			t.Fatalf("upstream received ?%s (%s) for a manager of l1 only", h.upstreamSaw(t).Query, q)
+			t.Fatalf("upstream received ?%s (%s) for a manager of l1 only", h.UpstreamSaw(t).Query, q)
 		}
 	}
 }
@@ -357,9 +358,9 @@ func TestSweepScopeOutsideThePath(t *testing.T) {
 // not limited by products, and the catalog_admin right is only checked for
 // members, not for partners.
 func TestSweepPartnerLimitedToProducts(t *testing.T) {
-	h, store := newRecordingAccessHarness(t)
+	h, store := gatewaytest.NewRecordingAccess(t)
 	acceptedPartner(t, store, "reviews")
-	pat := h.tokenFor(t, "pat")
+	pat := h.TokenFor(t, "pat")
 	cases := []struct {
 		method, path, body, finding string
 	}{
@@ -384,22 +385,22 @@ func TestSweepPartnerLimitedToProducts(t *testing.T) {
 			if tc.body != "" {
 				hdr = http.Header{"Content-Type": {"application/json"}}
 			}
-			rec := h.do(t, tc.method, "http://localhost"+tc.path, pat, hdr, tc.body)
+			rec := h.Do(t, tc.method, "http://localhost"+tc.path, pat, hdr, tc.body)
 			allowed := tc.method == "GET" && strings.HasPrefix(tc.path, "/t/acme/reviews")
 			if allowed {
 				if rec.Code != 200 {
 					t.Fatalf("status %d: %s", rec.Code, rec.Body)
 				}
-				if got := h.upstreamSaw(t); got.Method != tc.method || got.Path != tc.path {
+				if got := h.UpstreamSaw(t); got.Method != tc.method || got.Path != tc.path {
 					t.Fatalf("upstream got %s %s", got.Method, got.Path)
 				}
 				return
 			}
 			if rec.Code == 200 {
-				got := h.upstreamSaw(t)
+				got := h.UpstreamSaw(t)
 				t.Fatalf("limited partner (reviews): upstream received %s %s", got.Method, got.Path)
 			}
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 		})
 	}
 }
@@ -410,8 +411,8 @@ func TestSweepPartnerLimitedToProducts(t *testing.T) {
 // sees, so "read only" carries writes.
 func TestSweepMasterReadOnlyUpgrade(t *testing.T) {
 	m := newMasterHarness(t, "")
-	m.b.signIn("http://localhost/t/acme/", samClaims())
-	m.mustStart(t, "acme", "Ticket SUP-91: sweep", "read_only", "10m")
+	m.B.SignIn("http://localhost/t/acme/", samClaims())
+	m.MustStart(t, "acme", "Ticket SUP-91: sweep", "read_only", "10m")
 	// Held: unsafe methods, and their overrides, are refused.
 	for _, tc := range []struct {
 		method string
@@ -420,12 +421,12 @@ func TestSweepMasterReadOnlyUpgrade(t *testing.T) {
 		{"POST", nil}, {"DELETE", nil}, {"PATCH", nil},
 		{"GET", http.Header{"X-Http-Method-Override": {"DELETE"}}}, // stripped: forwarded as GET
 	} {
-		rec := m.b.do(tc.method, "http://localhost/t/acme/reviews/r1?_method=DELETE", nil, tc.hdr)
+		rec := m.B.Do(tc.method, "http://localhost/t/acme/reviews/r1?_method=DELETE", nil, tc.hdr)
 		if tc.method == "GET" {
 			if rec.Code != 200 {
 				t.Fatalf("GET: %d", rec.Code)
 			}
-			got := m.upstreamSaw(t)
+			got := m.UpstreamSaw(t)
 			if got.Method != "GET" || got.Header.Get("X-Http-Method-Override") != "" || strings.Contains(got.Query, "_method") {
 				t.Fatalf("upstream got %s ?%s %v", got.Method, got.Query, got.Header)
 			}
@@ -434,34 +435,34 @@ func TestSweepMasterReadOnlyUpgrade(t *testing.T) {
 		if rec.Code != 403 {
 			t.Fatalf("%s under read_only: %d", tc.method, rec.Code)
 		}
-		m.upstreamSawNothing(t)
+		m.UpstreamSawNothing(t)
 	}
 	t.Run("websocket as a read-level member", func(t *testing.T) {
-		h, _ := newRecordingAccessHarness(t)
-		avery := h.tokenFor(t, "avery") // plan_changes: read
-		if rec := h.do(t, "POST", "http://localhost/t/acme/plan/change", avery, nil, ""); rec.Code != 403 {
+		h, _ := gatewaytest.NewRecordingAccess(t)
+		avery := h.TokenFor(t, "avery") // plan_changes: read
+		if rec := h.Do(t, "POST", "http://localhost/t/acme/plan/change", avery, nil, ""); rec.Code != 403 {
 			t.Fatalf("POST plan as read-level: %d", rec.Code)
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 		sweepFinding(t, "a member with read level on a feature (plan_changes: read) opens a WebSocket on it with a GET: the handshake is decided as a read, the tunnel carries writes")
-		rec := h.do(t, "GET", "http://localhost/t/acme/plan/live", avery, http.Header{
+		rec := h.Do(t, "GET", "http://localhost/t/acme/plan/live", avery, http.Header{
 			"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="},
 		}, "")
 		if rec.Code == 200 || rec.Code == 101 {
-			t.Fatalf("read-level member: upstream received an upgrade to %q", h.upstreamSaw(t).Header.Get("Upgrade"))
+			t.Fatalf("read-level member: upstream received an upgrade to %q", h.UpstreamSaw(t).Header.Get("Upgrade"))
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 	})
 	t.Run("websocket", func(t *testing.T) {
 		sweepFinding(t, "a read_only master-access session (and any member with read level on a feature) opens a WebSocket with a GET: the policy allows the handshake as a read, and the tunnel after 101 carries writes the policy never sees")
-		rec := m.b.do("GET", "http://localhost/t/acme/reviews/live", nil, http.Header{
+		rec := m.B.Do("GET", "http://localhost/t/acme/reviews/live", nil, http.Header{
 			"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="},
 		})
 		if rec.Code == 200 || rec.Code == 101 {
-			got := m.upstreamSaw(t)
+			got := m.UpstreamSaw(t)
 			t.Fatalf("read_only master: upstream received an upgrade to %q", got.Header.Get("Upgrade"))
 		}
-		m.upstreamSawNothing(t)
+		m.UpstreamSawNothing(t)
 	})
 }
 
@@ -470,26 +471,26 @@ func TestSweepMasterReadOnlyUpgrade(t *testing.T) {
 // another tenant. Without a store (token claims) nothing else stops it.
 func TestSweepTenantInHostAndPath(t *testing.T) {
 	h := newHarness(t, nil)
-	c := h.iss.Claims("mallory", "portero")
+	c := h.Iss.Claims("mallory", "portero")
 	c["roles"] = []string{"acme:location_manager"} // member of acme only
-	tok := h.iss.Sign(t, c)
+	tok := h.Iss.Sign(t, c)
 	// Held: the path's tenant alone, for a tenant mallory is not in.
-	if rec := h.do(t, "GET", "http://localhost/t/globex/reviews", tok, nil, ""); rec.Code != 403 {
+	if rec := h.Do(t, "GET", "http://localhost/t/globex/reviews", tok, nil, ""); rec.Code != 403 {
 		t.Fatalf("globex by path: %d", rec.Code)
 	}
-	h.upstreamSawNothing(t)
-	if rec := h.do(t, "GET", "http://globex.apps.example.com/reviews", tok, nil, ""); rec.Code != 403 {
+	h.UpstreamSawNothing(t)
+	if rec := h.Do(t, "GET", "http://globex.apps.example.com/reviews", tok, nil, ""); rec.Code != 403 {
 		t.Fatalf("globex by host: %d", rec.Code)
 	}
-	h.upstreamSawNothing(t)
+	h.UpstreamSawNothing(t)
 	t.Run("host acme, path globex", func(t *testing.T) {
 		sweepFinding(t, "host and path name different tenants (Host acme.apps.example.com, path /t/globex/...): the host's tenant is decided on and the app receives /t/globex/... with X-Portero-Tenant: acme; an app that takes the tenant from its path serves globex to a member of acme")
-		rec := h.do(t, "GET", "http://acme.apps.example.com/t/globex/reviews", tok, nil, "")
+		rec := h.Do(t, "GET", "http://acme.apps.example.com/t/globex/reviews", tok, nil, "")
 		if rec.Code == 200 {
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			t.Fatalf("upstream received %s with X-Portero-Tenant %q", got.Path, got.Header.Get("X-Portero-Tenant"))
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 	})
 }
 
@@ -500,27 +501,27 @@ func TestSweepTenantInHostAndPath(t *testing.T) {
 // Content-Type; a custom policy deciding on any header (X-Requested-With,
 // Origin, If-Match) can be undone the same way.
 func TestSweepConnectionRemovesHeadersThePolicySaw(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	t.Run("held: keep-alive and close", func(t *testing.T) {
-		rec := h.do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo,
+		rec := h.Do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo,
 			http.Header{"Content-Type": {"application/json"}, "Connection": {"keep-alive"}}, `{"phone":"1"}`)
 		if rec.Code != 200 {
 			t.Fatalf("status %d", rec.Code)
 		}
-		if got := h.upstreamSaw(t); got.Header.Get("Content-Type") != "application/json" || got.Body != `{"phone":"1"}` {
+		if got := h.UpstreamSaw(t); got.Header.Get("Content-Type") != "application/json" || got.Body != `{"phone":"1"}` {
 			t.Fatalf("upstream %v %q", got.Header, got.Body)
 		}
 	})
 	t.Run("connection names content-type", func(t *testing.T) {
 		sweepFinding(t, "Connection: Content-Type (or any end-to-end header the policy saw: X-Requested-With, Origin, If-Match, Accept) makes the forwarder delete it after the decision; only reserved and override names are filtered from Connection")
-		rec := h.do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo,
+		rec := h.Do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo,
 			http.Header{"Content-Type": {"application/json"}, "X-Requested-With": {"XMLHttpRequest"}, "Connection": {"Content-Type, X-Requested-With"}}, `{"phone":"1"}`)
 		if rec.Code != 200 {
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 			return // refusing the request would hold too
 		}
-		got := h.upstreamSaw(t)
+		got := h.UpstreamSaw(t)
 		if got.Header.Get("Content-Type") != "application/json" || got.Header.Get("X-Requested-With") != "XMLHttpRequest" {
 			t.Fatalf("the policy saw content-type application/json and x-requested-with; upstream got Content-Type %q X-Requested-With %q",
 				got.Header.Get("Content-Type"), got.Header.Get("X-Requested-With"))
@@ -534,8 +535,8 @@ func TestSweepConnectionRemovesHeadersThePolicySaw(t *testing.T) {
 // waitress) put Content_Type into CONTENT_TYPE, so the app parses the body
 // under another type than the policy did.
 func TestSweepUnderscoreFramingHeaders(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	for _, name := range []string{"Content_Type", "content_type", "Content_Length", "Transfer_Encoding", "Content_Encoding"} {
 		t.Run(name, func(t *testing.T) {
 			sweepFinding(t, "underscore spellings of framing headers (Content_Type, Content_Length, Transfer_Encoding, Content_Encoding) reach the app; WSGI servers that fold '_' into '-' (Werkzeug, gunicorn<22, waitress) give the app another Content-Type than the one the body was parsed under")
@@ -548,13 +549,13 @@ func TestSweepUnderscoreFramingHeaders(t *testing.T) {
 			case "Content_Encoding":
 				val = "gzip"
 			}
-			rec := h.do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo,
+			rec := h.Do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo,
 				http.Header{"Content-Type": {"application/json"}, name: {val}}, `{"phone":"1"}`)
 			if rec.Code != 200 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			for k, v := range got.Header {
 				if strings.Contains(k, "_") {
 					t.Fatalf("upstream received %s: %q", k, v)
@@ -570,11 +571,11 @@ func TestSweepUnderscoreFramingHeaders(t *testing.T) {
 func TestSweepForwardedHostIsCanonical(t *testing.T) {
 	sweepFinding(t, "X-Forwarded-Host (and Host with preserve_host) carry the client's spelling (ACME.Apps.Example.COM., with port), not the normalised host the policy decided on; an app that takes the tenant from the host compares another string")
 	h := newHarness(t, nil)
-	rec := h.do(t, "GET", "http://ACME.Apps.Example.COM./api/x", h.member(t), nil, "")
+	rec := h.Do(t, "GET", "http://ACME.Apps.Example.COM./api/x", h.Member(t), nil, "")
 	if rec.Code != 200 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
-	got := h.upstreamSaw(t)
+	got := h.UpstreamSaw(t)
 	if xfh := got.Header.Get("X-Forwarded-Host"); xfh != "acme.apps.example.com" {
 		t.Fatalf("policy host acme.apps.example.com, upstream X-Forwarded-Host %q", xfh)
 	}
@@ -583,8 +584,8 @@ func TestSweepForwardedHostIsCanonical(t *testing.T) {
 // TestSweepPathSpellingsHold: path spellings from path-confusion research
 // that must be refused or land on the operation the policy checked.
 func TestSweepPathSpellingsHold(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo") // location manager of l1
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo") // location manager of l1
 	cases := []struct {
 		method, path string
 		status       int
@@ -638,32 +639,32 @@ func TestSweepPathSpellingsHold(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Authorization", "Bearer "+leo)
-			rec := h.serve(req)
+			rec := serve(h, req)
 			if rec != tc.status {
 				t.Fatalf("status %d, want %d", rec, tc.status)
 			}
 			if tc.status != 200 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return
 			}
-			if got := h.upstreamSaw(t); got.Path != tc.upstream || got.Method != tc.method {
+			if got := h.UpstreamSaw(t); got.Path != tc.upstream || got.Method != tc.method {
 				t.Fatalf("upstream got %s %s, want %s", got.Method, got.Path, tc.upstream)
 			}
 		})
 	}
 }
 
-func (h *harness) serve(req *http.Request) int {
+func serve(h *harness, req *http.Request) int {
 	rec := httptest.NewRecorder()
-	h.gw.ServeHTTP(rec, req)
+	h.Gateway.ServeHTTP(rec, req)
 	return rec.Code
 }
 
 // TestSweepBodiesHold: JSON and form edge cases from parser-differential
 // research, for a member limited to the fields phone and hours.
 func TestSweepBodiesHold(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	const jsonCT, formCT = "application/json", "application/x-www-form-urlencoded"
 	cases := []struct {
 		name, ct, body string
@@ -709,15 +710,15 @@ func TestSweepBodiesHold(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := h.do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo, http.Header{"Content-Type": {tc.ct}}, tc.body)
+			rec := h.Do(t, "PATCH", "http://localhost/t/acme/locations/l1/profile", leo, http.Header{"Content-Type": {tc.ct}}, tc.body)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}
 			if tc.status != 200 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return
 			}
-			if got := h.upstreamSaw(t); got.Body != tc.body || got.Header.Get("Content-Type") != tc.ct {
+			if got := h.UpstreamSaw(t); got.Body != tc.body || got.Header.Get("Content-Type") != tc.ct {
 				t.Fatalf("upstream got %q %q", got.Header.Get("Content-Type"), got.Body)
 			}
 		})
@@ -726,8 +727,8 @@ func TestSweepBodiesHold(t *testing.T) {
 
 // TestSweepMethodsHold: method spellings and classes.
 func TestSweepMethodsHold(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	avery := h.tokenFor(t, "avery") // billing edit, plan_changes read
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	avery := h.TokenFor(t, "avery") // billing edit, plan_changes read
 	cases := []struct {
 		method, path string
 		status       int
@@ -757,14 +758,14 @@ func TestSweepMethodsHold(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Authorization", "Bearer "+avery)
-			if code := h.serve(req); code != tc.status {
+			if code := serve(h, req); code != tc.status {
 				t.Fatalf("status %d, want %d", code, tc.status)
 			}
 			if tc.status != 200 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return
 			}
-			if got := h.upstreamSaw(t); got.Method != tc.method || got.Path != tc.path {
+			if got := h.UpstreamSaw(t); got.Method != tc.method || got.Path != tc.path {
 				t.Fatalf("upstream got %s %s", got.Method, got.Path)
 			}
 		})
@@ -775,9 +776,9 @@ func TestSweepMethodsHold(t *testing.T) {
 // connection: what Go's server refuses never reaches the app, and what it
 // accepts reaches the app as the policy saw it.
 func TestSweepRawProtocolHolds(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
-	addr := h.srv.Listener.Addr().String()
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
+	addr := h.Server.Listener.Addr().String()
 	auth := "Authorization: Bearer " + leo + "\r\n"
 	patch := func(extra, body string) string {
 		return "PATCH /t/acme/locations/l1/profile HTTP/1.1\r\nHost: localhost\r\n" + auth + "Content-Type: application/json\r\n" + extra + "\r\n" + body
@@ -833,10 +834,10 @@ func TestSweepRawProtocolHolds(t *testing.T) {
 				t.Fatalf("status %d, want %d", status, tc.status)
 			}
 			if tc.status != 200 || tc.path == "none" {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return
 			}
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			if got.Path != tc.path || got.Body != tc.body || strings.Contains(strings.ToLower(got.Query), "_method") {
 				t.Fatalf("upstream got %s?%s %q", got.Path, got.Query, got.Body)
 			}
@@ -876,8 +877,8 @@ func rawFinalStatus(t *testing.T, addr, raw string) int {
 // TestSweepQueryHolds: query spellings the policy refuses, and unicode
 // forwarded byte for byte.
 func TestSweepQueryHolds(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	cases := []struct {
 		query  string
 		status int
@@ -893,15 +894,15 @@ func TestSweepQueryHolds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.query, func(t *testing.T) {
-			rec := h.do(t, "GET", "http://localhost/t/acme/locations/l1?"+tc.query, leo, nil, "")
+			rec := h.Do(t, "GET", "http://localhost/t/acme/locations/l1?"+tc.query, leo, nil, "")
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d", rec.Code, tc.status)
 			}
 			if tc.status != 200 {
-				h.upstreamSawNothing(t)
+				h.UpstreamSawNothing(t)
 				return
 			}
-			if got := h.upstreamSaw(t); got.Query != tc.query {
+			if got := h.UpstreamSaw(t); got.Query != tc.query {
 				t.Fatalf("upstream query %q, want %q", got.Query, tc.query)
 			}
 		})
@@ -914,13 +915,13 @@ func TestSweepQueryHolds(t *testing.T) {
 // feature (and a PUT, which replaces the whole resource) changes every
 // field while sending none.
 func TestSweepFieldLimitsAndDestructiveMethods(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo") // profile_listings limited to phone, hours; may not delete locations
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo") // profile_listings limited to phone, hours; may not delete locations
 	// Held: deleting the location itself is the delete action, refused.
-	if rec := h.do(t, "DELETE", "http://localhost/t/acme/locations/l1", leo, nil, ""); rec.Code != 403 {
+	if rec := h.Do(t, "DELETE", "http://localhost/t/acme/locations/l1", leo, nil, ""); rec.Code != 403 {
 		t.Fatalf("DELETE location: %d", rec.Code)
 	}
-	h.upstreamSawNothing(t)
+	h.UpstreamSawNothing(t)
 	cases := []struct {
 		method, path, body string
 	}{
@@ -935,12 +936,12 @@ func TestSweepFieldLimitsAndDestructiveMethods(t *testing.T) {
 			if tc.body != "" {
 				hdr = http.Header{"Content-Type": {"application/json"}}
 			}
-			rec := h.do(t, tc.method, "http://localhost"+tc.path, leo, hdr, tc.body)
+			rec := h.Do(t, tc.method, "http://localhost"+tc.path, leo, hdr, tc.body)
 			if rec.Code == 200 {
-				got := h.upstreamSaw(t)
+				got := h.UpstreamSaw(t)
 				t.Fatalf("field-limited member: upstream received %s %s %q", got.Method, got.Path, got.Body)
 			}
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 		})
 	}
 }
@@ -949,23 +950,23 @@ func TestSweepFieldLimitsAndDestructiveMethods(t *testing.T) {
 // only" (README); entries of the mapping that carry no feature (settings,
 // catalog, businesses) are open to it by role alone.
 func TestSweepAccountantOutsideBilling(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	avery := h.tokenFor(t, "avery") // account manager, profile accounting, no businesses
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	avery := h.TokenFor(t, "avery") // account manager, profile accounting, no businesses
 	// Held.
 	for _, p := range []string{"/t/acme/reviews", "/t/acme/locations/l1", "/t/acme/businesses/b1", "/t/acme/users"} {
-		if rec := h.do(t, "GET", "http://localhost"+p, avery, nil, ""); rec.Code != 403 {
+		if rec := h.Do(t, "GET", "http://localhost"+p, avery, nil, ""); rec.Code != 403 {
 			t.Fatalf("GET %s: %d", p, rec.Code)
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 	}
 	for _, p := range []string{"/t/acme/settings", "/t/acme/catalog", "/t/acme/businesses"} {
 		t.Run(p, func(t *testing.T) {
 			sweepFinding(t, "OPEN: by design, role-level pages: the accounting profile (\"billing only\") reads settings, the catalog and the list of all businesses: mapping entries without a feature are limited by role only, not by profile, and a list path names no business to scope")
-			rec := h.do(t, "GET", "http://localhost"+p, avery, nil, "")
+			rec := h.Do(t, "GET", "http://localhost"+p, avery, nil, "")
 			if rec.Code == 200 {
-				t.Fatalf("accountant: upstream received GET %s", h.upstreamSaw(t).Path)
+				t.Fatalf("accountant: upstream received GET %s", h.UpstreamSaw(t).Path)
 			}
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 		})
 	}
 }
@@ -975,20 +976,20 @@ func TestSweepAccountantOutsideBilling(t *testing.T) {
 // do the policy and the forwarded X-Forwarded-Host.
 func TestSweepAbsoluteFormTenantHolds(t *testing.T) {
 	h := newHarness(t, nil)
-	c := h.iss.Claims("mallory", "portero")
+	c := h.Iss.Claims("mallory", "portero")
 	c["roles"] = []string{"acme:location_manager"}
-	tok := h.iss.Sign(t, c)
-	addr := h.srv.Listener.Addr().String()
+	tok := h.Iss.Sign(t, c)
+	addr := h.Server.Listener.Addr().String()
 	status := rawFinalStatus(t, addr, "GET http://globex.apps.example.com/api/x HTTP/1.1\r\nHost: acme.apps.example.com\r\nAuthorization: Bearer "+tok+"\r\n\r\n")
 	if status != 403 {
 		t.Fatalf("globex by target, acme by Host: %d", status)
 	}
-	h.upstreamSawNothing(t)
+	h.UpstreamSawNothing(t)
 	status = rawFinalStatus(t, addr, "GET http://acme.apps.example.com/api/x HTTP/1.1\r\nHost: globex.apps.example.com\r\nAuthorization: Bearer "+tok+"\r\n\r\n")
 	if status != 200 {
 		t.Fatalf("acme by target, globex by Host: %d", status)
 	}
-	got := h.upstreamSaw(t)
+	got := h.UpstreamSaw(t)
 	if got.Header.Get("X-Forwarded-Host") != "acme.apps.example.com" || got.Header.Get("X-Portero-Tenant") != "acme" || got.Path != "/api/x" {
 		t.Fatalf("upstream: %s host %q tenant %q", got.Path, got.Header.Get("X-Forwarded-Host"), got.Header.Get("X-Portero-Tenant"))
 	}
@@ -996,8 +997,8 @@ func TestSweepAbsoluteFormTenantHolds(t *testing.T) {
 
 // TestSweepScopeSpellingsHold: ids and scope segments in other spellings.
 func TestSweepScopeSpellingsHold(t *testing.T) {
-	h, _ := newRecordingAccessHarness(t)
-	leo := h.tokenFor(t, "leo")
+	h, _ := gatewaytest.NewRecordingAccess(t)
+	leo := h.TokenFor(t, "leo")
 	for _, p := range []string{
 		"/t/acme/locations/l1,l9/profile",
 		"/t/acme/locations/l1%2Cl9/profile",
@@ -1012,11 +1013,11 @@ func TestSweepScopeSpellingsHold(t *testing.T) {
 		"/t/acme/locations/%EF%BD%8C%EF%BC%91/profile",
 	} {
 		t.Run(p, func(t *testing.T) {
-			rec := h.do(t, "PATCH", "http://localhost"+p, leo, http.Header{"Content-Type": {"application/json"}}, `{"phone":"1"}`)
+			rec := h.Do(t, "PATCH", "http://localhost"+p, leo, http.Header{"Content-Type": {"application/json"}}, `{"phone":"1"}`)
 			if rec.Code != 403 && rec.Code != 400 {
 				t.Fatalf("status %d", rec.Code)
 			}
-			h.upstreamSawNothing(t)
+			h.UpstreamSawNothing(t)
 		})
 	}
 }
@@ -1028,12 +1029,12 @@ func TestSweepScopeSpellingsHold(t *testing.T) {
 // locations, may not delete them).
 func newSweepRouteHarness(t *testing.T, route string) *harness {
 	t.Helper()
-	_, store := newRecordingAccessHarness(t)
+	_, store := gatewaytest.NewRecordingAccess(t)
 	if _, err := store.PutMember(context.Background(), access.Member{Tenant: "acme", User: "amy", Role: "account_manager",
 		Businesses: []string{"b1"}, Profile: "services"}); err != nil {
 		t.Fatal(err)
 	}
-	return newHarnessWith(t, nil, harnessOpts{store: store, config: func(issuer, upstream string) string {
+	return newHarnessWith(t, nil, harnessOpts{Store: store, Config: func(issuer, upstream string) string {
 		return fmt.Sprintf(`
 tenant:
   path: /t/{tenant}/
@@ -1056,34 +1057,34 @@ routes:
 func TestSweepMethodOverrideOnOtherRoutes(t *testing.T) {
 	t.Run("streamed body", func(t *testing.T) {
 		h := newSweepRouteHarness(t, "    body: {inspect: false}\n")
-		amy := h.tokenFor(t, "amy")
-		if rec := h.do(t, "DELETE", "http://localhost/t/acme/locations/l9", amy, nil, ""); rec.Code != 403 {
+		amy := h.TokenFor(t, "amy")
+		if rec := h.Do(t, "DELETE", "http://localhost/t/acme/locations/l9", amy, nil, ""); rec.Code != 403 {
 			t.Fatalf("DELETE as account manager: %d", rec.Code)
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 		sweepFinding(t, "on a route with body.inspect: false a form body _method=DELETE is forwarded: an account manager (edit, no delete) POSTs /t/acme/locations/l9 with _method=DELETE and Laravel/Rails delete it; README says a body carrying _method is 400, without that exception")
-		rec := h.do(t, "POST", "http://localhost/t/acme/locations/l9", amy, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "_method=DELETE")
+		rec := h.Do(t, "POST", "http://localhost/t/acme/locations/l9", amy, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "_method=DELETE")
 		if rec.Code == 200 {
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			t.Fatalf("upstream received %s %s body %q", got.Method, got.Path, got.Body)
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 	})
 	t.Run("opt-in route, encoded parameter", func(t *testing.T) {
 		h := newSweepRouteHarness(t, "    method_override: true\n")
-		amy := h.tokenFor(t, "amy")
+		amy := h.TokenFor(t, "amy")
 		// Held: the plain spelling is decided on as DELETE.
-		if rec := h.do(t, "POST", "http://localhost/t/acme/locations/l9?_method=DELETE", amy, nil, ""); rec.Code != 403 {
+		if rec := h.Do(t, "POST", "http://localhost/t/acme/locations/l9?_method=DELETE", amy, nil, ""); rec.Code != 403 {
 			t.Fatalf("POST ?_method=DELETE as account manager: %d", rec.Code)
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 		sweepFinding(t, "with method_override: true, POST ?%5Fmethod=DELETE is decided on as POST (the override is not recognised) and forwarded with the parameter, which the app's own override reads as DELETE")
-		rec := h.do(t, "POST", "http://localhost/t/acme/locations/l9?%5Fmethod=DELETE", amy, nil, "")
+		rec := h.Do(t, "POST", "http://localhost/t/acme/locations/l9?%5Fmethod=DELETE", amy, nil, "")
 		if rec.Code == 200 {
-			got := h.upstreamSaw(t)
+			got := h.UpstreamSaw(t)
 			t.Fatalf("upstream received %s ?%s", got.Method, got.Query)
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 	})
 }
 
@@ -1094,21 +1095,21 @@ func TestSweepMethodOverrideOnOtherRoutes(t *testing.T) {
 // edits (and a multi-account manager deletes) locations of any business.
 func TestSweepBusinessScopeOnLocationPaths(t *testing.T) {
 	h := newSweepRouteHarness(t, "    body: {inspect: true, max_bytes: 4096}\n")
-	amy := h.tokenFor(t, "amy") // account manager of business b1
+	amy := h.TokenFor(t, "amy") // account manager of business b1
 	// Held: the business path itself is scoped.
 	for _, p := range []string{"/t/acme/businesses/b2", "/t/acme/businesses/b2/locations/l9", "/t/acme/locations/l9/businesses/b2"} {
-		if rec := h.do(t, "PATCH", "http://localhost"+p, amy, http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`); rec.Code != 403 {
+		if rec := h.Do(t, "PATCH", "http://localhost"+p, amy, http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`); rec.Code != 403 {
 			t.Fatalf("PATCH %s: %d", p, rec.Code)
 		}
-		h.upstreamSawNothing(t)
+		h.UpstreamSawNothing(t)
 	}
 	sweepFinding(t, "business-scoped managers (account and multi-account managers) are not scoped on /locations/{id} paths: amy, manager of b1 only, PATCHes /t/acme/locations/l9/profile of another business (a multi-account manager may DELETE it); the policy has no location->business fact, so the check is empty rather than refused")
-	rec := h.do(t, "PATCH", "http://localhost/t/acme/locations/l9/profile", amy, http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`)
+	rec := h.Do(t, "PATCH", "http://localhost/t/acme/locations/l9/profile", amy, http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`)
 	if rec.Code == 200 {
-		got := h.upstreamSaw(t)
+		got := h.UpstreamSaw(t)
 		t.Fatalf("manager of b1: upstream received %s %s %q", got.Method, got.Path, got.Body)
 	}
-	h.upstreamSawNothing(t)
+	h.UpstreamSawNothing(t)
 }
 
 // TestSweepMasterReasonWithNewline: the master-access reason is a textarea
@@ -1117,14 +1118,14 @@ func TestSweepBusinessScopeOnLocationPaths(t *testing.T) {
 // start is refused, so no session exists whose headers could be cut short.
 func TestSweepMasterReasonWithNewline(t *testing.T) {
 	m := newMasterHarness(t, "")
-	m.b.signIn("http://localhost/t/acme/", samClaims())
+	m.B.SignIn("http://localhost/t/acme/", samClaims())
 	for _, reason := range []string{"Ticket SUP-92:\r\ncustomer asked us to fix the hours", "Ticket SUP-92:\x00customer asked us to fix the hours", "Ticket SUP-92:\x7fcustomer asked us to fix the hours"} {
-		if rec := m.start(t, "acme", reason, "full", "10m"); rec.Code != 400 {
+		if rec := m.Start(t, "acme", reason, "full", "10m"); rec.Code != 400 {
 			t.Fatalf("start with reason %q: %d", reason, rec.Code)
 		}
 	}
-	if rec := m.b.do("GET", "http://localhost/t/acme/reviews", nil, nil); rec.Code != 403 {
+	if rec := m.B.Do("GET", "http://localhost/t/acme/reviews", nil, nil); rec.Code != 403 {
 		t.Fatalf("sam without master access: %d", rec.Code)
 	}
-	m.upstreamSawNothing(t)
+	m.UpstreamSawNothing(t)
 }

@@ -3,10 +3,11 @@ package proxy
 import (
 	"net/http"
 	"net/http/httputil"
-	"regexp"
 	"strings"
 
+	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/deny"
 )
 
 // route is a configured route with its host patterns prepared for matching.
@@ -60,13 +61,13 @@ func (rt *router) match(host, path string) *route {
 // or a refusal. A route with a refusal is returned when the refusal
 // concerns it (host and path naming two tenants), so the answer can take
 // the route's form (JSON on API routes).
-func (rt *router) routeFor(te tenantExtractor, host, path string, segments []string) (*route, *denial) {
+func (rt *router) routeFor(te tenantExtractor, host, path string, segments []string) (*route, *deny.Denial) {
 	r := rt.match(host, path)
 	switch {
 	case r == nil:
-		return nil, &denial{status: http.StatusNotFound, reason: "route.none"}
+		return nil, &deny.Denial{Status: http.StatusNotFound, Reason: "route.none"}
 	case te.conflicting(host, segments):
-		return r, &denial{status: http.StatusBadRequest, reason: "request.tenant_conflict"}
+		return r, &deny.Denial{Status: http.StatusBadRequest, Reason: "request.tenant_conflict"}
 	}
 	return r, nil
 }
@@ -104,8 +105,6 @@ type tenantExtractor struct {
 	hostLabels []string // template labels; "{tenant}" marks the id
 	pathSegs   []string // template segments
 }
-
-var tenantID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 func newTenantExtractor(t config.Tenant) tenantExtractor {
 	var te tenantExtractor
@@ -161,7 +160,7 @@ func matchTemplate(tmpl, parts []string, whole bool) string {
 			return ""
 		}
 	}
-	if !tenantID.MatchString(id) {
+	if !access.IsID(id) {
 		return ""
 	}
 	return id

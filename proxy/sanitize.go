@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/portero-gateway/portero/internal/deny"
 )
 
 // reservedHeaders decides which header names belong to Portero. Every one of
@@ -388,14 +390,14 @@ func unhex(c byte) byte {
 // canonicalTarget is the one place a request's host and path are brought
 // to the form the policy decides on and the app receives: the normalised
 // host, the decoded canonical path and its segments, or a refusal.
-func canonicalTarget(hostport, escapedPath string) (host, path string, segments []string, d *denial) {
+func canonicalTarget(hostport, escapedPath string) (host, path string, segments []string, d *deny.Denial) {
 	host, err := normalizeHost(hostport)
 	if err != nil {
-		return "", "", nil, &denial{status: http.StatusBadRequest, reason: "request.bad_host"}
+		return "", "", nil, &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_host"}
 	}
 	clean, segments, err := normalizePath(escapedPath)
 	if err != nil {
-		return "", "", nil, &denial{status: http.StatusBadRequest, reason: "request.bad_path"}
+		return "", "", nil, &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_path"}
 	}
 	return host, decodedPath(segments, strings.HasSuffix(clean, "/") && len(segments) > 0), segments, nil
 }
@@ -445,7 +447,7 @@ func isMethodParam(name string) bool {
 
 // methodDenial applies checkMethod and methodOverride to a request: nil when
 // its method is one the policy may decide on, else the refusal.
-func methodDenial(r *http.Request, override []string, allowOverride bool, extra []string) *denial {
+func methodDenial(r *http.Request, override []string, allowOverride bool, extra []string) *deny.Denial {
 	err := checkMethod(r.Method, extra)
 	if err == nil {
 		err = methodOverride(r, override, allowOverride, extra)
@@ -454,9 +456,9 @@ func methodDenial(r *http.Request, override []string, allowOverride bool, extra 
 	case err == nil:
 		return nil
 	case errors.Is(err, errMethodSpelling):
-		return &denial{status: http.StatusBadRequest, reason: "request.bad_method"}
+		return &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_method"}
 	default:
-		return &denial{status: http.StatusMethodNotAllowed, reason: "request.method_not_allowed"}
+		return &deny.Denial{Status: http.StatusMethodNotAllowed, Reason: "request.method_not_allowed"}
 	}
 }
 

@@ -44,7 +44,7 @@ go run ./cmd/portero test --coverage rego
 
 echo "== fuzz targets, a few seconds each"
 for spec in proxy:FuzzNormalizePath proxy:FuzzNormalizeHost proxy:FuzzStripReservedHeaders proxy:FuzzReadBody \
-    proxy/session:FuzzOpenSealed proxy/session:FuzzOpenCookieHeader proxy/session:FuzzSealRoundTrip config:FuzzParse; do
+    proxy/authn/session:FuzzOpenSealed proxy/authn/session:FuzzOpenCookieHeader proxy/authn/session:FuzzSealRoundTrip config:FuzzParse; do
   go test -run='^$' -fuzz="^${spec#*:}\$" -fuzztime=3s "./${spec%%:*}"
 done
 

@@ -28,8 +28,10 @@ import (
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/control"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
+	"github.com/portero-gateway/portero/proxy/authn"
 	defaultrego "github.com/portero-gateway/portero/rego"
 )
 
@@ -150,7 +152,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	opts := proxy.Options{Engine: engine, Metrics: proxy.NewMetrics(reg), Log: log}
+	auth, err := authn.New(cfg, reg, log, nil)
+	if err != nil {
+		return err
+	}
+	opts := proxy.Options{Engine: engine, Metrics: proxy.NewMetrics(reg), Log: log, Authn: auth}
+	var auditExport *audit.Log
 	if cfg.Assertion.KeyFile != "" {
 		if opts.AssertionKey, err = proxy.LoadAssertionKey(cfg.Assertion.KeyFile); err != nil {
 			return err
@@ -169,7 +176,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	defer stopStore()
 	var storeWork sync.WaitGroup
 	if cfg.Access.Store != "" {
-		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log), access.WithActors(proxy.ActorOf))
+		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log), access.WithActors(control.ActorOf))
 		if err != nil {
 			return err
 		}
@@ -194,21 +201,30 @@ func cmdServe(args []string, stderr io.Writer) error {
 		opts.Store = store
 		log.Info("access store open", "file", cfg.Access.Store)
 		if cfg.Master.Enabled() {
-			if opts.Audit, err = openAuditExport(ctx, cfg.Master.AuditLog, store, log); err != nil {
+			if auditExport, err = openAuditExport(ctx, cfg.Master.AuditLog, store, log); err != nil {
 				return err
 			}
-			defer opts.Audit.Close()
+			defer auditExport.Close()
 			if cfg.Master.AuditLog != "" {
-				go catchUpExport(storeCtx, opts.Audit, store, log, exportCatchUpEvery)
+				go catchUpExport(storeCtx, auditExport, store, log, exportCatchUpEvery)
 			}
 			log.Info("master access on", "audit_trail", cfg.Access.Store, "audit_export", cfg.Master.AuditLog)
 		}
 	}
+	// The request path, then the control plane, which decides through it
+	// and is mounted under /.portero/.
 	gw, err := proxy.New(cfg, opts)
 	if err != nil {
 		return err
 	}
-	gw.Start(ctx, &http.Client{Timeout: 10 * time.Second})
+	ctl, err := control.New(cfg, control.Options{Authn: auth, Decider: gw, Store: opts.Store, Engine: engine,
+		Audit: auditExport, Registry: reg, Log: log})
+	if err != nil {
+		return err
+	}
+	gw.SetControl(ctl)
+	auth.Start(ctx, &http.Client{Timeout: 10 * time.Second})
+	ctl.Start(ctx)
 
 	public := &http.Server{
 		Addr:              cfg.Listen.Public,

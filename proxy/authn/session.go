@@ -1,4 +1,4 @@
-package proxy
+package authn
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/policy"
-	"github.com/portero-gateway/portero/proxy/session"
+	"github.com/portero-gateway/portero/proxy/authn/session"
 )
 
 // sessionData is what the encrypted session cookie holds.
@@ -32,25 +32,37 @@ type sessionData struct {
 	Until   int64          `json:"u"` // when the session ends, refreshed or not
 }
 
-// sessionState is an opened session with its identity ready for the policy.
-type sessionState struct {
+// Session is an opened browser session with its identity ready for the
+// policy.
+type Session struct {
 	data     sessionData
-	identity *policy.Identity
+	Identity *policy.Identity
 }
 
-// sessionAuthenticator reads browser sessions from the encrypted cookie,
+// ID is the session's id (secret: it keys revocation and the CSRF token).
+func (s *Session) ID() string { return s.data.ID }
+
+// Until is when the session ends, refreshed or not.
+func (s *Session) Until() time.Time { return time.Unix(s.data.Until, 0) }
+
+// TokensExpire is when the session's tokens expire (they are refreshed
+// then, when the IdP gave a refresh token).
+func (s *Session) TokensExpire() time.Time { return time.Unix(s.data.Expiry, 0) }
+
+// Sessions reads browser sessions from the encrypted cookie,
 // refreshes expired tokens once per session however many requests arrive
 // together, and remembers opened cookies so the per-request cost is a map
 // lookup.
-type sessionAuthenticator struct {
+type Sessions struct {
 	cfg     *config.Config
 	codec   *session.Codec
-	idp     *bearerAuthenticator
+	idp     *Bearer
 	csrfKey []byte
 	log     *slog.Logger
 	now     func() time.Time
 
-	flight singleflight.Group
+	flight   singleflight.Group
+	consumed *consumedLogins
 
 	mu      sync.RWMutex
 	opened  map[string]cachedSession // sealed cookie value -> state
@@ -58,28 +70,29 @@ type sessionAuthenticator struct {
 }
 
 type cachedSession struct {
-	state   *sessionState
+	state   *Session
 	expires time.Time
 }
 
 // maxOpenedSessions bounds the cache of opened cookies.
 const maxOpenedSessions = 10000
 
-func newSessionAuthenticator(cfg *config.Config, idp *bearerAuthenticator, log *slog.Logger, now func() time.Time) (*sessionAuthenticator, error) {
+func NewSessions(cfg *config.Config, idp *Bearer, log *slog.Logger, now func() time.Time) (*Sessions, error) {
 	codec, err := session.NewCodec(cfg.Session.KeyBytes, session.Attributes{Domain: cfg.Session.Domain, Secure: cfg.Session.Secure})
 	if err != nil {
 		return nil, err
 	}
 	mac := hmac.New(sha256.New, cfg.Session.KeyBytes[0])
 	mac.Write([]byte("portero csrf v1"))
-	return &sessionAuthenticator{
+	return &Sessions{
 		cfg: cfg, codec: codec, idp: idp, csrfKey: mac.Sum(nil), log: log, now: now,
 		opened: map[string]cachedSession{}, revoked: map[string]time.Time{},
+		consumed: &consumedLogins{until: map[string]time.Time{}},
 	}, nil
 }
 
 // oauthConfig is the client configuration; nil until discovery completed.
-func (s *sessionAuthenticator) oauthConfig() *oauth2.Config {
+func (s *Sessions) oauthConfig() *oauth2.Config {
 	p := s.idp.provider.Load()
 	if p == nil {
 		return nil
@@ -93,9 +106,9 @@ func (s *sessionAuthenticator) oauthConfig() *oauth2.Config {
 	}
 }
 
-// current returns the request's session, refreshing its tokens when they
+// Current returns the request's session, refreshing its tokens when they
 // have expired (setting the new cookie on w), or nil when there is none.
-func (s *sessionAuthenticator) current(w http.ResponseWriter, r *http.Request) *sessionState {
+func (s *Sessions) Current(w http.ResponseWriter, r *http.Request) *Session {
 	raw, ok := session.Sealed(r, s.cfg.Session.CookieName)
 	if !ok {
 		return nil
@@ -118,7 +131,7 @@ func (s *sessionAuthenticator) current(w http.ResponseWriter, r *http.Request) *
 	return s.refresh(w, r, raw, st)
 }
 
-func (s *sessionAuthenticator) open(raw string, now time.Time) *sessionState {
+func (s *Sessions) open(raw string, now time.Time) *Session {
 	payload, err := s.codec.OpenSealed(s.cfg.Session.CookieName, raw, now)
 	if err != nil {
 		return nil
@@ -131,11 +144,11 @@ func (s *sessionAuthenticator) open(raw string, now time.Time) *sessionState {
 	if err != nil {
 		return nil
 	}
-	return &sessionState{data: data, identity: id}
+	return &Session{data: data, Identity: id}
 }
 
 type refreshed struct {
-	state   *sessionState
+	state   *Session
 	cookies []*http.Cookie
 }
 
@@ -143,9 +156,9 @@ type refreshed struct {
 // that arrive together share one refresh, and later requests still carrying
 // the old cookie find the new session in the cache. When refresh fails the
 // session ends.
-func (s *sessionAuthenticator) refresh(w http.ResponseWriter, r *http.Request, raw string, st *sessionState) *sessionState {
+func (s *Sessions) refresh(w http.ResponseWriter, r *http.Request, raw string, st *Session) *Session {
 	if st.data.Refresh == "" {
-		s.clear(w)
+		s.Clear(w)
 		return nil
 	}
 	// The outcome of a refresh is remembered under the refresh token it
@@ -169,9 +182,9 @@ func (s *sessionAuthenticator) refresh(w http.ResponseWriter, r *http.Request, r
 		return res, err
 	})
 	if err != nil {
-		s.log.Info("session refresh failed; the browser signs in again", "sub", st.identity.Subject, "error", err.Error())
+		s.log.Info("session refresh failed; the browser signs in again", "sub", st.Identity.Subject, "error", err.Error())
 		s.forget(raw)
-		s.clear(w)
+		s.Clear(w)
 		return nil
 	}
 	res := v.(*refreshed)
@@ -182,7 +195,7 @@ func (s *sessionAuthenticator) refresh(w http.ResponseWriter, r *http.Request, r
 	return res.state
 }
 
-func (s *sessionAuthenticator) doRefresh(ctx context.Context, r *http.Request, old sessionData) (*refreshed, error) {
+func (s *Sessions) doRefresh(ctx context.Context, r *http.Request, old sessionData) (*refreshed, error) {
 	conf := s.oauthConfig()
 	if conf == nil {
 		return nil, errors.New("identity provider discovery has not completed")
@@ -214,7 +227,7 @@ func (s *sessionAuthenticator) doRefresh(ctx context.Context, r *http.Request, o
 	return s.seal(r, data)
 }
 
-func (s *sessionAuthenticator) verifyIDToken(ctx context.Context, raw string) (*oidc.IDToken, error) {
+func (s *Sessions) verifyIDToken(ctx context.Context, raw string) (*oidc.IDToken, error) {
 	v := s.idp.idTokens.Load()
 	if v == nil {
 		return nil, errors.New("identity provider discovery has not completed")
@@ -223,7 +236,7 @@ func (s *sessionAuthenticator) verifyIDToken(ctx context.Context, raw string) (*
 }
 
 // seal makes the cookies for a session and its state.
-func (s *sessionAuthenticator) seal(r *http.Request, data sessionData) (*refreshed, error) {
+func (s *Sessions) seal(r *http.Request, data sessionData) (*refreshed, error) {
 	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session", sessionRef(data.ID))
 	if err != nil {
 		return nil, err
@@ -236,10 +249,10 @@ func (s *sessionAuthenticator) seal(r *http.Request, data sessionData) (*refresh
 	if err != nil {
 		return nil, err
 	}
-	return &refreshed{state: &sessionState{data: data, identity: id}, cookies: cookies}, nil
+	return &refreshed{state: &Session{data: data, Identity: id}, cookies: cookies}, nil
 }
 
-func (s *sessionAuthenticator) clear(w http.ResponseWriter) {
+func (s *Sessions) Clear(w http.ResponseWriter) {
 	for _, c := range s.codec.Clear(s.cfg.Session.CookieName) {
 		http.SetCookie(w, c)
 	}
@@ -252,20 +265,21 @@ func sessionRef(sid string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// csrfToken binds a form to one session.
-func (s *sessionAuthenticator) csrfToken(sid string) string {
+// CSRFToken binds a form (or a management API write) to one session.
+func (s *Sessions) CSRFToken(st *Session) string {
 	mac := hmac.New(sha256.New, s.csrfKey)
-	mac.Write([]byte(sid))
+	mac.Write([]byte(st.data.ID))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func (s *sessionAuthenticator) validCSRF(sid, token string) bool {
-	return token != "" && hmac.Equal([]byte(token), []byte(s.csrfToken(sid)))
+// ValidCSRF says whether token is st's CSRF token.
+func (s *Sessions) ValidCSRF(st *Session, token string) bool {
+	return token != "" && hmac.Equal([]byte(token), []byte(s.CSRFToken(st)))
 }
 
-// revoke ends a session on this replica even if a copy of its cookie is
+// Revoke ends a session on this replica even if a copy of its cookie is
 // replayed later.
-func (s *sessionAuthenticator) revoke(st *sessionState) {
+func (s *Sessions) Revoke(st *Session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -277,14 +291,14 @@ func (s *sessionAuthenticator) revoke(st *sessionState) {
 	s.revoked[st.data.ID] = time.Unix(st.data.Until, 0)
 }
 
-func (s *sessionAuthenticator) isRevoked(sid string) bool {
+func (s *Sessions) isRevoked(sid string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	_, ok := s.revoked[sid]
 	return ok
 }
 
-func (s *sessionAuthenticator) lookup(raw string, now time.Time) *sessionState {
+func (s *Sessions) lookup(raw string, now time.Time) *Session {
 	s.mu.RLock()
 	e, ok := s.opened[raw]
 	s.mu.RUnlock()
@@ -294,7 +308,7 @@ func (s *sessionAuthenticator) lookup(raw string, now time.Time) *sessionState {
 	return e.state
 }
 
-func (s *sessionAuthenticator) remember(raw string, st *sessionState, expires time.Time) {
+func (s *Sessions) remember(raw string, st *Session, expires time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.opened) >= maxOpenedSessions {
@@ -306,7 +320,7 @@ func (s *sessionAuthenticator) remember(raw string, st *sessionState, expires ti
 	s.opened[raw] = cachedSession{state: st, expires: expires}
 }
 
-func (s *sessionAuthenticator) forget(raw string) {
+func (s *Sessions) forget(raw string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.opened, raw)

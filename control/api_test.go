@@ -1,4 +1,4 @@
-package proxy
+package control_test
 
 import (
 	"encoding/json"
@@ -7,29 +7,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portero-gateway/portero/internal/gatewaytest"
 )
 
-func (h *harness) apiCall(t *testing.T, token, method, path, body string) (int, map[string]any) {
+func apiCall(h *harness, t *testing.T, token, method, path, body string) (int, map[string]any) {
 	t.Helper()
 	hdr := http.Header{}
 	if body != "" {
 		hdr.Set("Content-Type", "application/json")
 	}
-	rec := h.do(t, method, "http://localhost/.portero/api/v1"+path, token, hdr, body)
+	rec := h.Do(t, method, "http://localhost/.portero/api/v1"+path, token, hdr, body)
 	out := map[string]any{}
 	_ = json.Unmarshal(rec.Body.Bytes(), &out)
 	return rec.Code, out
 }
 
-func (h *harness) adminToken(t *testing.T) string {
-	c := h.iss.Claims("sam", "portero")
+func adminToken(h *harness, t *testing.T) string {
+	c := h.Iss.Claims("sam", "portero")
 	c["groups"] = []string{"system-admins"}
-	return h.iss.Sign(t, c)
+	return h.Iss.Sign(t, c)
 }
 
 func TestManagementAPITenants(t *testing.T) {
-	h, _ := newAccessHarness(t)
-	sam, eve := h.adminToken(t), h.tokenFor(t, "eve")
+	h, _ := gatewaytest.NewAccess(t)
+	sam, eve := adminToken(h, t), h.TokenFor(t, "eve")
 	cases := []struct {
 		name, token, method, path, body string
 		status                          int
@@ -44,60 +46,60 @@ func TestManagementAPITenants(t *testing.T) {
 		{"stranger may not create", eve, "POST", "/tenants", `{"id":"evil","name":"Evil"}`, 403, func(b map[string]any) bool { return b["reason"] == "admin.not_allowed" }},
 		{"list", sam, "GET", "/tenants?q=o&limit=1", "", 200, func(b map[string]any) bool { return b["total"] == float64(1) }},
 		{"suspend", sam, "PATCH", "/tenants/globex", `{"status":"suspended"}`, 200, func(b map[string]any) bool { return b["status"] == "suspended" && b["name"] == "Globex" }},
-		{"owner reads own tenant", h.tokenFor(t, "olivia"), "GET", "/tenants/acme", "", 200, nil},
-		{"owner may not suspend", h.tokenFor(t, "olivia"), "PATCH", "/tenants/acme", `{"status":"suspended"}`, 403, nil},
+		{"owner reads own tenant", h.TokenFor(t, "olivia"), "GET", "/tenants/acme", "", 200, nil},
+		{"owner may not suspend", h.TokenFor(t, "olivia"), "PATCH", "/tenants/acme", `{"status":"suspended"}`, 403, nil},
 		{"missing", sam, "GET", "/tenants/nope", "", 404, nil},
 		{"no credentials", "", "GET", "/tenants", "", 401, nil},
 	}
 	for _, tc := range cases {
-		status, body := h.apiCall(t, tc.token, tc.method, tc.path, tc.body)
+		status, body := apiCall(h, t, tc.token, tc.method, tc.path, tc.body)
 		if status != tc.status || (tc.check != nil && !tc.check(body)) {
 			t.Errorf("%s: %d %v", tc.name, status, body)
 		}
 	}
-	rec := h.do(t, "POST", "http://localhost/.portero/api/v1/tenants", sam, http.Header{"Content-Type": {"text/plain"}}, `{"id":"x2","name":"x"}`)
+	rec := h.Do(t, "POST", "http://localhost/.portero/api/v1/tenants", sam, http.Header{"Content-Type": {"text/plain"}}, `{"id":"x2","name":"x"}`)
 	if rec.Code != http.StatusUnsupportedMediaType {
 		t.Errorf("text/plain write: %d", rec.Code)
 	}
 }
 
 func TestManagementAPIMembers(t *testing.T) {
-	h, store := newAccessHarness(t)
-	olivia := h.tokenFor(t, "olivia")
-	if s, b := h.apiCall(t, olivia, "PUT", "/tenants/acme/members/ann", `{"role":"account_manager","profile":"services","rights":["user_management"],"businesses":["b1"],"locations":["l2"]}`); s != 200 || b["role"] != "account_manager" {
+	h, store := gatewaytest.NewAccess(t)
+	olivia := h.TokenFor(t, "olivia")
+	if s, b := apiCall(h, t, olivia, "PUT", "/tenants/acme/members/ann", `{"role":"account_manager","profile":"services","rights":["user_management"],"businesses":["b1"],"locations":["l2"]}`); s != 200 || b["role"] != "account_manager" {
 		t.Fatalf("owner adds ann: %d %v", s, b)
 	}
-	if s, b := h.apiCall(t, olivia, "PUT", "/tenants/acme/members/x", `{"role":"boss"}`); s != 400 || b["field"] != "role" {
+	if s, b := apiCall(h, t, olivia, "PUT", "/tenants/acme/members/x", `{"role":"boss"}`); s != 400 || b["field"] != "role" {
 		t.Fatalf("bad role: %d %v", s, b)
 	}
-	ann := h.tokenFor(t, "ann")
-	if s, _ := h.apiCall(t, ann, "PUT", "/tenants/acme/members/lou", `{"role":"location_manager","locations":["l2"]}`); s != 200 {
+	ann := h.TokenFor(t, "ann")
+	if s, _ := apiCall(h, t, ann, "PUT", "/tenants/acme/members/lou", `{"role":"location_manager","locations":["l2"]}`); s != 200 {
 		t.Fatalf("user manager adds a location manager: %d", s)
 	}
-	if s, b := h.apiCall(t, ann, "PUT", "/tenants/acme/members/boss", `{"role":"administrator"}`); s != 403 {
+	if s, b := apiCall(h, t, ann, "PUT", "/tenants/acme/members/boss", `{"role":"administrator"}`); s != 403 {
 		t.Fatalf("user manager grants administrator: %d %v", s, b)
 	}
-	if s, _ := h.apiCall(t, ann, "POST", "/tenants/acme/members/adam/deactivate", ""); s != 403 {
+	if s, _ := apiCall(h, t, ann, "POST", "/tenants/acme/members/adam/deactivate", ""); s != 403 {
 		t.Fatalf("user manager deactivates an administrator: %d", s)
 	}
-	if s, _ := h.apiCall(t, h.tokenFor(t, "leo"), "GET", "/tenants/acme/members", ""); s != 403 {
+	if s, _ := apiCall(h, t, h.TokenFor(t, "leo"), "GET", "/tenants/acme/members", ""); s != 403 {
 		t.Fatalf("location manager lists members: %d", s)
 	}
-	if s, b := h.apiCall(t, olivia, "GET", "/tenants/acme/members", ""); s != 200 || len(b["members"].([]any)) != 5 {
+	if s, b := apiCall(h, t, olivia, "GET", "/tenants/acme/members", ""); s != 200 || len(b["members"].([]any)) != 5 {
 		t.Fatalf("list: %d %v", s, b)
 	}
 	// Deactivation through the API bites on the member's very next request.
-	adam := h.tokenFor(t, "adam")
-	h.expect(t, adam, "GET", "/t/acme/settings", "", 200, "")
-	if s, b := h.apiCall(t, olivia, "POST", "/tenants/acme/members/adam/deactivate", ""); s != 200 || b["status"] != "deactivated" {
+	adam := h.TokenFor(t, "adam")
+	h.Expect(t, adam, "GET", "/t/acme/settings", "", 200, "")
+	if s, b := apiCall(h, t, olivia, "POST", "/tenants/acme/members/adam/deactivate", ""); s != 200 || b["status"] != "deactivated" {
 		t.Fatalf("deactivate: %d %v", s, b)
 	}
-	h.expect(t, adam, "GET", "/t/acme/settings", "", 403, "member.deactivated")
-	if s, _ := h.apiCall(t, olivia, "POST", "/tenants/acme/members/adam/reactivate", ""); s != 200 {
+	h.Expect(t, adam, "GET", "/t/acme/settings", "", 403, "member.deactivated")
+	if s, _ := apiCall(h, t, olivia, "POST", "/tenants/acme/members/adam/reactivate", ""); s != 200 {
 		t.Fatalf("reactivate: %d", s)
 	}
-	h.expect(t, adam, "GET", "/t/acme/settings", "", 200, "")
-	if s, _ := h.apiCall(t, olivia, "DELETE", "/tenants/acme/members/lou", ""); s != 204 {
+	h.Expect(t, adam, "GET", "/t/acme/settings", "", 200, "")
+	if s, _ := apiCall(h, t, olivia, "DELETE", "/tenants/acme/members/lou", ""); s != 204 {
 		t.Fatalf("remove: %d", s)
 	}
 	if _, err := store.Member(t.Context(), "acme", "lou"); err == nil {
@@ -106,65 +108,65 @@ func TestManagementAPIMembers(t *testing.T) {
 }
 
 func TestManagementAPIDelegations(t *testing.T) {
-	h, _ := newAccessHarness(t)
-	olivia, pat, eve := h.tokenFor(t, "olivia"), h.tokenFor(t, "pat"), h.tokenFor(t, "eve")
-	s, d := h.apiCall(t, olivia, "POST", "/tenants/acme/delegations", `{"partner":"partnerco","scope":"limited","products":["reviews"]}`)
+	h, _ := gatewaytest.NewAccess(t)
+	olivia, pat, eve := h.TokenFor(t, "olivia"), h.TokenFor(t, "pat"), h.TokenFor(t, "eve")
+	s, d := apiCall(h, t, olivia, "POST", "/tenants/acme/delegations", `{"partner":"partnerco","scope":"limited","products":["reviews"]}`)
 	if s != 201 || d["status"] != "invited" || d["invited_by"] != "olivia" {
 		t.Fatalf("invite: %d %v", s, d)
 	}
 	id := d["id"].(string)
-	if s, _ := h.apiCall(t, olivia, "POST", "/tenants/acme/delegations", `{"partner":"partnerco","scope":"full"}`); s != 409 {
+	if s, _ := apiCall(h, t, olivia, "POST", "/tenants/acme/delegations", `{"partner":"partnerco","scope":"full"}`); s != 409 {
 		t.Fatalf("invite twice: %d", s)
 	}
-	if s, b := h.apiCall(t, olivia, "POST", "/tenants/acme/delegations", `{"partner":"partnerco","scope":"limited"}`); s != 400 || b["field"] != "products" {
+	if s, b := apiCall(h, t, olivia, "POST", "/tenants/acme/delegations", `{"partner":"partnerco","scope":"limited"}`); s != 400 || b["field"] != "products" {
 		t.Fatalf("limited without products: %d %v", s, b)
 	}
-	if s, _ := h.apiCall(t, eve, "POST", "/delegations/"+id+"/accept", ""); s != 403 {
+	if s, _ := apiCall(h, t, eve, "POST", "/delegations/"+id+"/accept", ""); s != 403 {
 		t.Fatalf("a stranger accepts: %d", s)
 	}
-	if s, _ := h.apiCall(t, olivia, "POST", "/delegations/"+id+"/accept", ""); s != 403 {
+	if s, _ := apiCall(h, t, olivia, "POST", "/delegations/"+id+"/accept", ""); s != 403 {
 		t.Fatalf("the tenant accepts its own invitation: %d", s)
 	}
-	if s, b := h.apiCall(t, pat, "GET", "/partners/partnerco/delegations", ""); s != 200 || len(b["delegations"].([]any)) != 1 {
+	if s, b := apiCall(h, t, pat, "GET", "/partners/partnerco/delegations", ""); s != 200 || len(b["delegations"].([]any)) != 1 {
 		t.Fatalf("partner lists invitations: %d %v", s, b)
 	}
-	if s, _ := h.apiCall(t, eve, "GET", "/partners/partnerco/delegations", ""); s != 403 {
+	if s, _ := apiCall(h, t, eve, "GET", "/partners/partnerco/delegations", ""); s != 403 {
 		t.Fatalf("a stranger lists the partner's invitations: %d", s)
 	}
-	if s, b := h.apiCall(t, pat, "POST", "/delegations/"+id+"/accept", ""); s != 200 || b["status"] != "accepted" {
+	if s, b := apiCall(h, t, pat, "POST", "/delegations/"+id+"/accept", ""); s != 200 || b["status"] != "accepted" {
 		t.Fatalf("partner accepts: %d %v", s, b)
 	}
-	h.expect(t, pat, "GET", "/t/acme/reviews", "", 200, "")
-	if s, _ := h.apiCall(t, pat, "POST", "/delegations/"+id+"/revoke", ""); s != 403 {
+	h.Expect(t, pat, "GET", "/t/acme/reviews", "", 200, "")
+	if s, _ := apiCall(h, t, pat, "POST", "/delegations/"+id+"/revoke", ""); s != 403 {
 		t.Fatalf("the partner revokes: %d", s)
 	}
-	if s, b := h.apiCall(t, olivia, "POST", "/delegations/"+id+"/revoke", ""); s != 200 || b["status"] != "revoked" {
+	if s, b := apiCall(h, t, olivia, "POST", "/delegations/"+id+"/revoke", ""); s != 200 || b["status"] != "revoked" {
 		t.Fatalf("tenant revokes: %d %v", s, b)
 	}
-	h.expect(t, pat, "GET", "/t/acme/reviews", "", 403, "delegation.not_accepted")
-	if s, b := h.apiCall(t, pat, "POST", "/delegations/"+id+"/accept", ""); s != 409 || !strings.Contains(b["message"].(string), "revoked") {
+	h.Expect(t, pat, "GET", "/t/acme/reviews", "", 403, "delegation.not_accepted")
+	if s, b := apiCall(h, t, pat, "POST", "/delegations/"+id+"/accept", ""); s != 409 || !strings.Contains(b["message"].(string), "revoked") {
 		t.Fatalf("accepting a revoked invitation: %d %v", s, b)
 	}
-	if s, _ := h.apiCall(t, olivia, "POST", "/delegations/"+id+"/frobnicate", ""); s != 400 {
+	if s, _ := apiCall(h, t, olivia, "POST", "/delegations/"+id+"/frobnicate", ""); s != 400 {
 		t.Fatalf("unknown action: %d", s)
 	}
 }
 
 func TestManagementAPIWithoutStore(t *testing.T) {
 	h := newHarness(t, nil)
-	if s, b := h.apiCall(t, h.member(t), "GET", "/tenants", ""); s != 404 || b["reason"] != "api.no_store" {
+	if s, b := apiCall(h, t, h.Member(t), "GET", "/tenants", ""); s != 404 || b["reason"] != "api.no_store" {
 		t.Fatalf("%d %v", s, b)
 	}
 }
 
 // Browser sessions must send the session's CSRF token on management writes.
 func TestManagementAPICSRFForSessions(t *testing.T) {
-	_, store := newAccessHarness(t)
-	clk := &clock{t: time.Now().Truncate(time.Second)}
-	h := newHarnessWith(t, nil, harnessOpts{login: true, now: clk.now, store: store})
-	b := &browser{t: t, h: h, cookies: map[string]*http.Cookie{}}
-	b.signIn("http://localhost/t/acme/", map[string]any{"sub": "olivia"})
-	rec := b.do("GET", "http://localhost/.portero/userinfo", nil, nil)
+	_, store := gatewaytest.NewAccess(t)
+	clk := gatewaytest.NewClock(time.Now().Truncate(time.Second))
+	h := newHarnessWith(t, nil, harnessOpts{Login: true, Now: clk.Now, Store: store})
+	b := gatewaytest.NewBrowser(t, h)
+	b.SignIn("http://localhost/t/acme/", map[string]any{"sub": "olivia"})
+	rec := b.Do("GET", "http://localhost/.portero/userinfo", nil, nil)
 	var info struct{ CSRF string }
 	if err := json.Unmarshal(rec.Body.Bytes(), &info); err != nil || info.CSRF == "" {
 		t.Fatalf("userinfo: %s", rec.Body)
@@ -175,11 +177,11 @@ func TestManagementAPICSRFForSessions(t *testing.T) {
 		for k, v := range hdr {
 			req.Header[k] = v
 		}
-		for _, c := range b.cookies {
+		for _, c := range b.Cookies {
 			req.AddCookie(c)
 		}
 		rec := httptest.NewRecorder()
-		h.gw.ServeHTTP(rec, req)
+		h.Gateway.ServeHTTP(rec, req)
 		if rec.Code == http.StatusForbidden {
 			t.Logf("403: %s", rec.Body)
 		}

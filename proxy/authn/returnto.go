@@ -1,5 +1,5 @@
 // Package login holds the browser sign-in pieces of the request path.
-package login
+package authn
 
 import (
 	"net/url"

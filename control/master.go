@@ -1,4 +1,4 @@
-package proxy
+package control
 
 import (
 	"context"
@@ -14,7 +14,10 @@ import (
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/deny"
+	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/policy"
+	"github.com/portero-gateway/portero/proxy/authn"
 )
 
 // Master access endpoints, for a system admin signed in with a browser:
@@ -44,40 +47,40 @@ type masterAccess struct {
 	notify *notifier
 }
 
-func (g *Gateway) serveMaster(w http.ResponseWriter, r *http.Request) {
-	if g.master == nil {
-		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "master.disabled", id: decisionID(r.Context())})
+func (p *Plane) serveMaster(w http.ResponseWriter, r *http.Request) {
+	if p.master == nil {
+		deny.Write(w, r, false, deny.Denial{Status: http.StatusNotFound, Reason: "master.disabled", ID: deny.ID(r.Context())})
 		return
 	}
-	st := g.browserSession(w, r)
+	st := p.browserSession(w, r)
 	if st == nil {
 		return
 	}
 	switch {
 	case r.URL.Path == masterPath && r.Method == http.MethodGet:
-		g.masterPage(w, r, st, masterForm{Mode: "full", Duration: g.master.cfg.DefaultDuration.String(), Tenant: r.URL.Query().Get("tenant")}, http.StatusOK)
+		p.masterPage(w, r, st, masterForm{Mode: "full", Duration: p.master.cfg.DefaultDuration.String(), Tenant: r.URL.Query().Get("tenant")}, http.StatusOK)
 	case r.URL.Path == masterPath && r.Method == http.MethodPost:
 		// A cross-site or token-less attempt is refused and recorded (within
 		// the refusal budget); attempts are limited per admin before anything
 		// is decided.
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-		if reason := g.crossSiteRefusal(r, st, r.PostFormValue("csrf")); reason != "" {
-			g.recordRefusal(r, audit.Record{Admin: st.identity.Subject, Tenant: clip(r.PostFormValue("tenant"), 100), Detail: reason})
-			g.loginError(w, r, http.StatusForbidden, reason)
+		if reason := p.crossSiteRefusal(r, st, r.PostFormValue("csrf")); reason != "" {
+			p.recordRefusal(r, audit.Record{Admin: st.Identity.Subject, Tenant: clip(r.PostFormValue("tenant"), 100), Detail: reason})
+			p.loginError(w, r, http.StatusForbidden, reason)
 			return
 		}
-		if g.rateLimit(w, r, limitMasterAccess, userKey(st.identity.Subject), false) {
-			g.startMaster(w, r, st)
+		if p.rateLimit(w, r, limitMasterAccess, limit.UserKey(st.Identity.Subject), false) {
+			p.startMaster(w, r, st)
 		}
 	case r.URL.Path == masterEndPath && r.Method == http.MethodGet:
-		g.masterEndPage(w, r, st)
+		p.masterEndPage(w, r, st)
 	case r.URL.Path == masterEndPath && r.Method == http.MethodPost:
-		if g.formChecks(w, r, st) {
-			g.endMaster(w, r, st)
+		if p.formChecks(w, r, st) {
+			p.endMaster(w, r, st)
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		writeDenial(w, r, false, denial{status: http.StatusMethodNotAllowed, reason: "master.method", id: decisionID(r.Context())})
+		deny.Write(w, r, false, deny.Denial{Status: http.StatusMethodNotAllowed, Reason: "master.method", ID: deny.ID(r.Context())})
 	}
 }
 
@@ -116,22 +119,22 @@ func (f *masterForm) parse(r *http.Request, cfg config.Master) (time.Duration, b
 	return d, len(f.Errors) == 0
 }
 
-func (g *Gateway) startMaster(w http.ResponseWriter, r *http.Request, st *sessionState) {
+func (p *Plane) startMaster(w http.ResponseWriter, r *http.Request, st *authn.Session) {
 	var f masterForm
-	dur, ok := f.parse(r, g.master.cfg)
+	dur, ok := f.parse(r, p.master.cfg)
 	if !ok {
-		g.masterPage(w, r, st, f, http.StatusBadRequest)
+		p.masterPage(w, r, st, f, http.StatusBadRequest)
 		return
 	}
-	admin := st.identity.Subject
+	admin := st.Identity.Subject
 	refuse := func(status int, detail string) {
-		if err := g.recordRefusal(r, audit.Record{Admin: admin, Tenant: f.Tenant, Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, Detail: detail}); err != nil {
+		if err := p.recordRefusal(r, audit.Record{Admin: admin, Tenant: f.Tenant, Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, Detail: detail}); err != nil {
 			status, detail = http.StatusServiceUnavailable, "audit.unavailable"
 		}
-		writeDenial(w, r, false, denial{status: status, reason: detail, id: decisionID(r.Context())})
+		deny.Write(w, r, false, deny.Denial{Status: status, Reason: detail, ID: deny.ID(r.Context())})
 	}
 	// The policy decides, with the tenant's facts.
-	d, err := g.decideManagement(r, routeMaster, st.identity, policy.Management{Action: "master.start", Tenant: f.Tenant})
+	d, err := p.decider.DecideManagement(r, routeMaster, st.Identity, policy.Management{Action: "master.start", Tenant: f.Tenant})
 	if err != nil {
 		refuse(http.StatusServiceUnavailable, "access.unavailable")
 		return
@@ -140,39 +143,39 @@ func (g *Gateway) startMaster(w http.ResponseWriter, r *http.Request, st *sessio
 		refuse(http.StatusForbidden, d.Reason)
 		return
 	}
-	now := g.now()
-	ms, err := g.store.StartMaster(r.Context(), access.MasterSession{Admin: admin, Session: st.identity.Session, Tenant: f.Tenant,
+	now := p.now()
+	ms, err := p.store.StartMaster(r.Context(), access.MasterSession{Admin: admin, Session: st.Identity.Session, Tenant: f.Tenant,
 		Reason: f.Reason, Ticket: f.Ticket, Mode: f.Mode, StartedAt: now, ExpiresAt: now.Add(dur)})
 	var fe *access.FieldError
 	switch {
 	case errors.As(err, &fe):
 		f.Errors[fe.Field] = fe.Msg
-		g.masterPage(w, r, st, f, http.StatusBadRequest)
+		p.masterPage(w, r, st, f, http.StatusBadRequest)
 		return
 	case errors.Is(err, access.ErrConflict):
 		refuse(http.StatusConflict, "master.already_active")
 		return
 	case err != nil:
 		// The session and its record are one transaction: neither exists.
-		g.log.Error("master access start failed", "admin", admin, "tenant", f.Tenant, "error", err.Error())
+		p.log.Error("master access start failed", "admin", admin, "tenant", f.Tenant, "error", err.Error())
 		refuse(http.StatusServiceUnavailable, "access.unavailable")
 		return
 	}
-	g.masterEvent(audit.EventStart, ms, "")
-	g.log.Info("master access started", "id", ms.ID, "admin", admin, "tenant", ms.Tenant, "mode", ms.Mode, "expires", ms.ExpiresAt)
+	p.masterEvent(audit.EventStart, ms, "")
+	p.log.Info("master access started", "id", ms.ID, "admin", admin, "tenant", ms.Tenant, "mode", ms.Mode, "expires", ms.ExpiresAt)
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, g.tenantAppURL(ms.Tenant), http.StatusSeeOther)
+	http.Redirect(w, r, p.tenantAppURL(ms.Tenant), http.StatusSeeOther)
 }
 
 // tenantAppURL is where a tenant's app is reached through this gateway.
-func (g *Gateway) tenantAppURL(tenant string) string {
-	t := g.cfg.Tenant
+func (p *Plane) tenantAppURL(tenant string) string {
+	t := p.cfg.Tenant
 	switch {
 	case t.Path != "":
 		return strings.Replace(t.Path, "{tenant}", url.PathEscape(tenant), 1)
 	case t.Host != "":
 		scheme := "https"
-		if cb, err := url.Parse(g.cfg.OIDC.RedirectURL); err == nil && cb.Scheme == "http" {
+		if cb, err := url.Parse(p.cfg.OIDC.RedirectURL); err == nil && cb.Scheme == "http" {
 			scheme = "http"
 		}
 		return scheme + "://" + strings.Replace(t.Host, "{tenant}", tenant, 1) + "/"
@@ -184,17 +187,17 @@ func (g *Gateway) tenantAppURL(tenant string) string {
 // logs it. Refusals share one budget (limits.audited_refusals), so no one
 // can flood the trail; beyond it they are logged and counted only. An
 // error means the trail could not be written.
-func (g *Gateway) recordRefusal(r *http.Request, rec audit.Record) error {
+func (p *Plane) recordRefusal(r *http.Request, rec audit.Record) error {
 	rec.Event = audit.EventRefuse
-	g.metrics.masterEvents.WithLabelValues(audit.EventRefuse).Inc()
-	g.log.Warn("master access refused", "admin", rec.Admin, "tenant", rec.Tenant, "reason", rec.Detail, "decision_id", decisionID(r.Context()))
-	if !g.control().limits.auditedRefusals.AllowN(g.now(), 1) {
-		g.metrics.auditSuppress.Inc()
-		g.log.Warn("master access refusal not written to the audit trail: over limits.audited_refusals", "admin", rec.Admin, "tenant", rec.Tenant, "reason", rec.Detail)
+	p.metrics.masterEvents.WithLabelValues(audit.EventRefuse).Inc()
+	p.log.Warn("master access refused", "admin", rec.Admin, "tenant", rec.Tenant, "reason", rec.Detail, "decision_id", deny.ID(r.Context()))
+	if !p.limits.auditedRefusals.AllowN(p.now(), 1) {
+		p.metrics.auditSuppress.Inc()
+		p.log.Warn("master access refusal not written to the audit trail: over limits.audited_refusals", "admin", rec.Admin, "tenant", rec.Tenant, "reason", rec.Detail)
 		return nil
 	}
-	if _, err := g.store.Record(context.WithoutCancel(r.Context()), rec); err != nil {
-		g.log.Error("audit trail write failed", "event", rec.Event, "error", err.Error())
+	if _, err := p.store.Record(context.WithoutCancel(r.Context()), rec); err != nil {
+		p.log.Error("audit trail write failed", "event", rec.Event, "error", err.Error())
 		return err
 	}
 	return nil
@@ -213,74 +216,74 @@ func clip(s string, n int) string {
 // endMaster ends the master-access session of the caller's sign-in
 // session, or the one named by id when it is the caller's: never sessions
 // started from the admin's other sign-ins.
-func (g *Gateway) endMaster(w http.ResponseWriter, r *http.Request, st *sessionState) {
-	admin := st.identity.Subject
-	open, err := g.store.MasterSessions(r.Context(), true, admin, "", 0)
+func (p *Plane) endMaster(w http.ResponseWriter, r *http.Request, st *authn.Session) {
+	admin := st.Identity.Subject
+	open, err := p.store.MasterSessions(r.Context(), true, admin, "", 0)
 	if err != nil {
-		g.log.Error("master access: could not list sessions to end", "admin", admin, "error", err.Error())
-		writeDenial(w, r, false, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: decisionID(r.Context())})
+		p.log.Error("master access: could not list sessions to end", "admin", admin, "error", err.Error())
+		deny.Write(w, r, false, deny.Denial{Status: http.StatusServiceUnavailable, Reason: "access.unavailable", ID: deny.ID(r.Context())})
 		return
 	}
 	id := r.PostFormValue("id")
 	for _, ms := range open {
-		if (id != "" && ms.ID != id) || (id == "" && ms.Session != st.identity.Session) {
+		if (id != "" && ms.ID != id) || (id == "" && ms.Session != st.Identity.Session) {
 			continue
 		}
-		if err := g.finishMaster(r.Context(), ms, "ended", admin); err != nil {
-			writeDenial(w, r, false, denial{status: http.StatusServiceUnavailable, reason: "access.unavailable", id: decisionID(r.Context())})
+		if err := p.finishMaster(r.Context(), ms, "ended", admin); err != nil {
+			deny.Write(w, r, false, deny.Denial{Status: http.StatusServiceUnavailable, Reason: "access.unavailable", ID: deny.ID(r.Context())})
 			return
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, g.master.cfg.AdminURL, http.StatusSeeOther)
+	http.Redirect(w, r, p.master.cfg.AdminURL, http.StatusSeeOther)
 }
 
 // finishMaster ends a session in the store, with its audit record in the
 // same transaction: reason ended, logout, revoked or expired; by is who
 // ended it.
-func (g *Gateway) finishMaster(ctx context.Context, ms *access.MasterSession, reason, by string) error {
-	ended, err := g.store.EndMaster(ctx, ms.ID, reason, by)
+func (p *Plane) finishMaster(ctx context.Context, ms *access.MasterSession, reason, by string) error {
+	ended, err := p.store.EndMaster(ctx, ms.ID, reason, by)
 	if errors.Is(err, access.ErrConflict) {
 		return nil // ended meanwhile, and recorded by whoever ended it
 	}
 	if err != nil {
-		g.log.Error("master access: could not end a session", "id", ms.ID, "reason", reason, "error", err.Error())
+		p.log.Error("master access: could not end a session", "id", ms.ID, "reason", reason, "error", err.Error())
 		return err
 	}
-	g.masterEvent(map[string]string{"ended": audit.EventEnd, "logout": audit.EventEnd, "revoked": audit.EventRevoke, "expired": audit.EventExpire}[reason], ended, by)
-	g.log.Info("master access ended", "id", ms.ID, "admin", ms.Admin, "tenant", ms.Tenant, "reason", reason, "by", by)
+	p.masterEvent(map[string]string{"ended": audit.EventEnd, "logout": audit.EventEnd, "revoked": audit.EventRevoke, "expired": audit.EventExpire}[reason], ended, by)
+	p.log.Info("master access ended", "id", ms.ID, "admin", ms.Admin, "tenant", ms.Tenant, "reason", reason, "by", by)
 	return nil
 }
 
 // masterEvent counts a committed (and recorded) start or end and queues
 // its notification.
-func (g *Gateway) masterEvent(event string, ms *access.MasterSession, by string) {
+func (p *Plane) masterEvent(event string, ms *access.MasterSession, by string) {
 	exp := ms.ExpiresAt
 	at := ms.StartedAt
 	if ms.EndedAt != nil {
 		at = *ms.EndedAt
 	}
-	g.metrics.masterEvents.WithLabelValues(event).Inc()
-	g.master.notify.send(ms.Tenant, audit.Record{Time: at, Event: event, ID: ms.ID, Admin: ms.Admin, Tenant: ms.Tenant,
+	p.metrics.masterEvents.WithLabelValues(event).Inc()
+	p.master.notify.send(ms.Tenant, audit.Record{Time: at, Event: event, ID: ms.ID, Admin: ms.Admin, Tenant: ms.Tenant,
 		Reason: ms.Reason, Ticket: ms.Ticket, Mode: ms.Mode, Expires: &exp, By: by})
-	g.refreshMasterGauge(context.Background())
+	p.refreshMasterGauge(context.Background())
 }
 
 // endMastersOfSession ends the admin's sessions bound to a sign-in session
 // that is signing out.
-func (g *Gateway) endMastersOfSession(ctx context.Context, id *policy.Identity) {
-	if g.master == nil || id == nil {
+func (p *Plane) endMastersOfSession(ctx context.Context, id *policy.Identity) {
+	if p.master == nil || id == nil {
 		return
 	}
-	open, err := g.store.MasterSessions(ctx, true, id.Subject, "", 0)
+	open, err := p.store.MasterSessions(ctx, true, id.Subject, "", 0)
 	if err != nil {
-		g.log.Error("master access: could not list sessions at sign-out", "error", err.Error())
+		p.log.Error("master access: could not list sessions at sign-out", "error", err.Error())
 		return
 	}
 	for _, ms := range open {
 		if ms.Session == id.Session {
-			if err := g.finishMaster(ctx, ms, "logout", id.Subject); err != nil {
-				g.log.Error("master access: could not end a session at sign-out", "id", ms.ID, "error", err.Error())
+			if err := p.finishMaster(ctx, ms, "logout", id.Subject); err != nil {
+				p.log.Error("master access: could not end a session at sign-out", "id", ms.ID, "error", err.Error())
 			}
 		}
 	}
@@ -289,11 +292,11 @@ func (g *Gateway) endMastersOfSession(ctx context.Context, id *policy.Identity) 
 // sweepMasters ends (and records) sessions whose time is up. Requests are
 // refused at expiry whether or not this has run: the facts only carry
 // unexpired sessions and cached facts end at the expiry.
-func (g *Gateway) sweepMasters(ctx context.Context, every time.Duration) {
+func (p *Plane) sweepMasters(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		g.sweepExpiredMasters(ctx)
+		p.sweepExpiredMasters(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -302,35 +305,35 @@ func (g *Gateway) sweepMasters(ctx context.Context, every time.Duration) {
 	}
 }
 
-func (g *Gateway) sweepExpiredMasters(ctx context.Context) {
-	expired, err := g.store.ExpiredMasters(ctx, g.now())
+func (p *Plane) sweepExpiredMasters(ctx context.Context) {
+	expired, err := p.store.ExpiredMasters(ctx, p.now())
 	if err != nil && ctx.Err() == nil {
-		g.log.Error("master access: expiry sweep failed", "error", err.Error())
+		p.log.Error("master access: expiry sweep failed", "error", err.Error())
 	}
 	for _, ms := range expired {
-		if err := g.finishMaster(ctx, ms, "expired", ""); err != nil {
-			g.log.Error("master access: could not record an expiry", "id", ms.ID, "error", err.Error())
+		if err := p.finishMaster(ctx, ms, "expired", ""); err != nil {
+			p.log.Error("master access: could not record an expiry", "id", ms.ID, "error", err.Error())
 		}
 	}
-	g.refreshMasterGauge(ctx)
+	p.refreshMasterGauge(ctx)
 }
 
-func (g *Gateway) refreshMasterGauge(ctx context.Context) {
-	open, err := g.store.MasterSessions(ctx, true, "", "", 0)
+func (p *Plane) refreshMasterGauge(ctx context.Context) {
+	open, err := p.store.MasterSessions(ctx, true, "", "", 0)
 	if err != nil {
 		return
 	}
 	n := 0
 	for _, ms := range open {
-		if ms.Active(g.now()) {
+		if ms.Active(p.now()) {
 			n++
 		}
 	}
-	g.metrics.masterActive.Set(float64(n))
+	p.metrics.masterActive.Set(float64(n))
 }
 
-func (g *Gateway) masterPage(w http.ResponseWriter, r *http.Request, st *sessionState, f masterForm, status int) {
-	open, _ := g.store.MasterSessions(r.Context(), true, st.identity.Subject, "", 0)
+func (p *Plane) masterPage(w http.ResponseWriter, r *http.Request, st *authn.Session, f masterForm, status int) {
+	open, _ := p.store.MasterSessions(r.Context(), true, st.Identity.Subject, "", 0)
 	data := struct {
 		Form     masterForm
 		CSRF     string
@@ -341,17 +344,17 @@ func (g *Gateway) masterPage(w http.ResponseWriter, r *http.Request, st *session
 		EndPath  string
 		Now      time.Time
 		TenantOf func(string) string
-	}{f, g.sessions.csrfToken(st.data.ID), st.identity.Subject, g.master.cfg.MaxDuration.String(), g.master.cfg.ReasonMinLength,
-		open, masterEndPath, g.now(), g.tenantAppURL}
+	}{f, p.sessions.CSRFToken(st), st.Identity.Subject, p.master.cfg.MaxDuration.String(), p.master.cfg.ReasonMinLength,
+		open, masterEndPath, p.now(), p.tenantAppURL}
 	writePage(w, status, masterStartPage, data)
 }
 
-func (g *Gateway) masterEndPage(w http.ResponseWriter, r *http.Request, st *sessionState) {
-	open, _ := g.store.MasterSessions(r.Context(), true, st.identity.Subject, "", 0)
+func (p *Plane) masterEndPage(w http.ResponseWriter, r *http.Request, st *authn.Session) {
+	open, _ := p.store.MasterSessions(r.Context(), true, st.Identity.Subject, "", 0)
 	writePage(w, http.StatusOK, masterEndTemplate, struct {
 		CSRF string
 		Open []*access.MasterSession
-	}{g.sessions.csrfToken(st.data.ID), open})
+	}{p.sessions.CSRFToken(st), open})
 }
 
 func writePage(w http.ResponseWriter, status int, t *template.Template, data any) {

@@ -1,9 +1,15 @@
-package proxy
+// Package authn is the request path's authenticate stage: bearer JWTs
+// verified against the OIDC issuer (Bearer), browser sessions in encrypted
+// cookies with the authorization code flow that starts them (Sessions), and
+// the one entry point that tries both (Authenticator). The cookie codec is
+// beneath it in authn/session.
+package authn
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -14,22 +20,23 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/policy"
 )
 
-// authError is an authentication failure with a short reason for metrics.
-type authError struct {
-	reason string // "malformed", "expired", "invalid", "unavailable"
-	err    error
+// Error is an authentication failure with a short reason for metrics.
+type Error struct {
+	Reason string // "missing", "malformed", "expired", "invalid", "unavailable"
+	Err    error
 }
 
-func (e *authError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *Error) Error() string { return e.Reason + ": " + e.Err.Error() }
 
-// bearerAuthenticator verifies JWT bearer tokens against the OIDC issuer:
+// Bearer verifies JWT bearer tokens against the OIDC issuer:
 // signature (JWKS from discovery, refetched on an unknown key id), an
 // allowlist of asymmetric algorithms, issuer, audience, expiry and not-before.
-type bearerAuthenticator struct {
+type Bearer struct {
 	cfg      config.OIDC
 	verifier atomic.Pointer[oidc.IDTokenVerifier]
 	// provider and idTokens serve browser sign-in: the discovered endpoints,
@@ -40,13 +47,13 @@ type bearerAuthenticator struct {
 	now      func() time.Time
 }
 
-func newBearerAuthenticator(cfg config.OIDC, now func() time.Time) *bearerAuthenticator {
-	return &bearerAuthenticator{cfg: cfg, cache: newTokenCache(cfg.TokenCacheSize), now: now}
+func NewBearer(cfg config.OIDC, now func() time.Time) *Bearer {
+	return &Bearer{cfg: cfg, cache: newTokenCache(cfg.TokenCacheSize), now: now}
 }
 
 // discover reads the issuer's discovery document. ctx must outlive the
 // authenticator: key sets are refetched with it.
-func (b *bearerAuthenticator) discover(ctx context.Context, client *http.Client) error {
+func (b *Bearer) Discover(ctx context.Context, client *http.Client) error {
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), b.cfg.Issuer)
 	if err != nil {
 		return fmt.Errorf("oidc discovery at %s: %w", b.cfg.Issuer, err)
@@ -72,10 +79,10 @@ func (b *bearerAuthenticator) discover(ctx context.Context, client *http.Client)
 // ends. The backoff stops growing at 5 s: discovery is one small GET, and the
 // gateway is not ready until it succeeds, so a longer pause only delays
 // readiness after the IdP comes back.
-func (b *bearerAuthenticator) discoverUntilReady(ctx context.Context, client *http.Client, onErr func(error)) {
+func (b *Bearer) DiscoverUntilReady(ctx context.Context, client *http.Client, onErr func(error)) {
 	delay := 500 * time.Millisecond
 	for {
-		err := b.discover(ctx, client)
+		err := b.Discover(ctx, client)
 		if err == nil {
 			return
 		}
@@ -89,11 +96,36 @@ func (b *bearerAuthenticator) discoverUntilReady(ctx context.Context, client *ht
 	}
 }
 
-func (b *bearerAuthenticator) ready() bool { return b.verifier.Load() != nil }
+// Ready says whether discovery has completed (tokens can be verified).
+func (b *Bearer) Ready() bool { return b.verifier.Load() != nil }
+
+// Issuer is the configured OIDC issuer.
+func (b *Bearer) Issuer() string { return b.cfg.Issuer }
+
+// probe fetches the issuer's discovery document and says why it cannot be
+// reached, or nil.
+func (b *Bearer) probe(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.cfg.Issuer, "/")+"/.well-known/openid-configuration", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("the identity provider answered %s", resp.Status)
+	}
+	return nil
+}
 
 // bearerToken returns the token of an "Authorization: Bearer" header, "" when
 // there is no Authorization header, and an error for any other form.
-func bearerToken(h http.Header) (string, error) {
+func BearerToken(h http.Header) (string, error) {
 	vals := h.Values("Authorization")
 	switch len(vals) {
 	case 0:
@@ -110,36 +142,36 @@ func bearerToken(h http.Header) (string, error) {
 }
 
 // authenticate verifies a raw token and maps its claims to an identity.
-func (b *bearerAuthenticator) authenticate(ctx context.Context, raw string) (*policy.Identity, error) {
+func (b *Bearer) Authenticate(ctx context.Context, raw string) (*policy.Identity, error) {
 	now := b.now()
 	if id := b.cache.get(raw, now); id != nil {
 		return id, nil
 	}
 	v := b.verifier.Load()
 	if v == nil {
-		return nil, &authError{"unavailable", errors.New("identity provider discovery has not completed")}
+		return nil, &Error{"unavailable", errors.New("identity provider discovery has not completed")}
 	}
 	tok, err := v.Verify(ctx, raw)
 	if err != nil {
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return nil, &authError{"expired", err}
+			return nil, &Error{"expired", err}
 		}
-		return nil, &authError{"invalid", err}
+		return nil, &Error{"invalid", err}
 	}
 	if !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(b.cfg.Audiences, a) }) {
-		return nil, &authError{"invalid", fmt.Errorf("audience %q is not one of %q", tok.Audience, b.cfg.Audiences)}
+		return nil, &Error{"invalid", fmt.Errorf("audience %q is not one of %q", tok.Audience, b.cfg.Audiences)}
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return nil, &authError{"malformed", err}
+		return nil, &Error{"malformed", err}
 	}
 	if err := checkTokenTimes(claims, now, b.cfg.ClockSkew); err != nil {
-		return nil, &authError{"invalid", err}
+		return nil, &Error{"invalid", err}
 	}
 	id, err := mapClaims(b.cfg.Claims, claims, "bearer", "")
 	if err != nil {
-		return nil, &authError{"malformed", err}
+		return nil, &Error{"malformed", err}
 	}
 	b.cache.put(raw, id, tok.Expiry, now)
 	return id, nil
@@ -178,13 +210,13 @@ func mapClaims(m config.Claims, claims map[string]any, auth, session string) (*p
 	roles := claimStrings(claims, m.Roles)
 	memberships := map[string][]string{}
 	for _, t := range claimStrings(claims, m.Tenants) {
-		if tenantID.MatchString(t) && memberships[t] == nil {
+		if access.IsID(t) && memberships[t] == nil {
 			memberships[t] = []string{}
 		}
 	}
 	for _, r := range roles {
 		t, role, ok := strings.Cut(r, ":")
-		if ok && tenantID.MatchString(t) && role != "" && !strings.Contains(role, ":") {
+		if ok && access.IsID(t) && role != "" && !strings.Contains(role, ":") {
 			memberships[t] = append(memberships[t], role)
 		}
 	}

@@ -1,4 +1,4 @@
-package proxy
+package control
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/internal/deny"
+	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/policy"
 )
 
@@ -36,7 +38,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeStoreError maps store errors: field errors 400, conflicts 409,
 // missing things 404, anything else 500 (logged, not shown).
-func (g *Gateway) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Plane) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *access.FieldError
 	switch {
 	case errors.As(err, &fe):
@@ -49,15 +51,15 @@ func (g *Gateway) writeStoreError(w http.ResponseWriter, r *http.Request, err er
 	case errors.Is(err, access.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: err.Error()})
 	default:
-		g.log.Error("management API store error", "decision_id", decisionID(r.Context()), "error", err.Error())
+		p.log.Error("management API store error", "decision_id", deny.ID(r.Context()), "error", err.Error())
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: "store_error"})
 	}
 }
 
 // reply answers with v as JSON, or with the mapped store error.
-func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+func (p *Plane) reply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
 	if v == nil {
@@ -67,61 +69,59 @@ func (g *Gateway) reply(w http.ResponseWriter, r *http.Request, status int, v an
 	writeJSON(w, status, v)
 }
 
-// newAPI returns the management API's routes, with the control plane's
-// shared state (see controlPlane).
-func (g *Gateway) newAPI() *controlPlane {
+// apiRoutes are the management API's routes, served behind serveAPI.
+func (p *Plane) apiRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
-	p := strings.TrimSuffix(apiPrefix, "/")
-	mux.HandleFunc("GET "+p+"/tenants", g.apiListTenants)
-	mux.HandleFunc("POST "+p+"/tenants", g.apiCreateTenant)
-	mux.HandleFunc("GET "+p+"/tenants/{tenant}", g.apiGetTenant)
-	mux.HandleFunc("PATCH "+p+"/tenants/{tenant}", g.apiUpdateTenant)
-	mux.HandleFunc("DELETE "+p+"/tenants/{tenant}", g.apiDeleteTenant)
-	mux.HandleFunc("GET "+p+"/tenants/{tenant}/members", g.apiListMembers)
-	mux.HandleFunc("PUT "+p+"/tenants/{tenant}/members/{user}", g.apiPutMember)
-	mux.HandleFunc("POST "+p+"/tenants/{tenant}/members/{user}/deactivate", g.apiMemberStatus("deactivated"))
-	mux.HandleFunc("POST "+p+"/tenants/{tenant}/members/{user}/reactivate", g.apiMemberStatus("active"))
-	mux.HandleFunc("DELETE "+p+"/tenants/{tenant}/members/{user}", g.apiRemoveMember)
-	mux.HandleFunc("GET "+p+"/tenants/{tenant}/delegations", g.apiListTenantDelegations)
-	mux.HandleFunc("POST "+p+"/tenants/{tenant}/delegations", g.apiInvite)
-	mux.HandleFunc("POST "+p+"/tenants/{tenant}/delegations/{id}/{action}", g.apiTenantTransition)
-	mux.HandleFunc("POST "+p+"/delegations/{id}/{action}", g.apiTransition)
-	mux.HandleFunc("POST "+p+"/partners", g.apiCreatePartner)
-	mux.HandleFunc("PUT "+p+"/partners/{partner}/users/{user}", g.apiPutPartnerUser)
-	mux.HandleFunc("GET "+p+"/partners/{partner}/delegations", g.apiListPartnerDelegations)
-	mux.HandleFunc("POST "+p+"/partners/{partner}/delegations/{id}/{action}", g.apiPartnerTransition)
-	mux.HandleFunc("GET "+p+"/master-access", g.apiListMaster)
-	mux.HandleFunc("POST "+p+"/master-access/{id}/revoke", g.apiRevokeMaster)
-	mux.HandleFunc("GET "+p+"/master-access/audit", g.apiMasterAudit)
-	mux.HandleFunc("GET "+p+"/policy", g.apiPolicyStatus)
-	mux.HandleFunc("GET "+p+"/me", g.apiMe)
-	mux.HandleFunc("GET "+p+"/definitions", g.apiDefinitions)
-	return &controlPlane{mux: mux, limits: newControlLimits(g.cfg.Limits), crossOrigin: http.NewCrossOriginProtection()}
+	at := strings.TrimSuffix(apiPrefix, "/")
+	mux.HandleFunc("GET "+at+"/tenants", p.apiListTenants)
+	mux.HandleFunc("POST "+at+"/tenants", p.apiCreateTenant)
+	mux.HandleFunc("GET "+at+"/tenants/{tenant}", p.apiGetTenant)
+	mux.HandleFunc("PATCH "+at+"/tenants/{tenant}", p.apiUpdateTenant)
+	mux.HandleFunc("DELETE "+at+"/tenants/{tenant}", p.apiDeleteTenant)
+	mux.HandleFunc("GET "+at+"/tenants/{tenant}/members", p.apiListMembers)
+	mux.HandleFunc("PUT "+at+"/tenants/{tenant}/members/{user}", p.apiPutMember)
+	mux.HandleFunc("POST "+at+"/tenants/{tenant}/members/{user}/deactivate", p.apiMemberStatus("deactivated"))
+	mux.HandleFunc("POST "+at+"/tenants/{tenant}/members/{user}/reactivate", p.apiMemberStatus("active"))
+	mux.HandleFunc("DELETE "+at+"/tenants/{tenant}/members/{user}", p.apiRemoveMember)
+	mux.HandleFunc("GET "+at+"/tenants/{tenant}/delegations", p.apiListTenantDelegations)
+	mux.HandleFunc("POST "+at+"/tenants/{tenant}/delegations", p.apiInvite)
+	mux.HandleFunc("POST "+at+"/tenants/{tenant}/delegations/{id}/{action}", p.apiTenantTransition)
+	mux.HandleFunc("POST "+at+"/delegations/{id}/{action}", p.apiTransition)
+	mux.HandleFunc("POST "+at+"/partners", p.apiCreatePartner)
+	mux.HandleFunc("PUT "+at+"/partners/{partner}/users/{user}", p.apiPutPartnerUser)
+	mux.HandleFunc("GET "+at+"/partners/{partner}/delegations", p.apiListPartnerDelegations)
+	mux.HandleFunc("POST "+at+"/partners/{partner}/delegations/{id}/{action}", p.apiPartnerTransition)
+	mux.HandleFunc("GET "+at+"/master-access", p.apiListMaster)
+	mux.HandleFunc("POST "+at+"/master-access/{id}/revoke", p.apiRevokeMaster)
+	mux.HandleFunc("GET "+at+"/master-access/audit", p.apiMasterAudit)
+	mux.HandleFunc("GET "+at+"/policy", p.apiPolicyStatus)
+	mux.HandleFunc("GET "+at+"/me", p.apiMe)
+	mux.HandleFunc("GET "+at+"/definitions", p.apiDefinitions)
+	return mux
 }
 
 // serveAPI authenticates the caller, limits and CSRF-checks writes, and
 // dispatches; each handler asks the policy (authorizeAPI) before it reads
 // the store or the body.
-func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
-	if g.store == nil {
+func (p *Plane) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if p.store == nil {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Reason: "api.no_store", Message: "the management API needs access.store in gateway.yaml"})
 		return
 	}
-	identity, authErr := g.authenticate(w, r, true)
+	identity, authErr := p.authn.Authenticate(w, r, true)
 	if authErr != nil {
-		g.metrics.authFailures.WithLabelValues(authErr.reason).Inc()
-		g.writeUnauthenticated(w, r, true, authErr)
+		deny.Unauthenticated(w, r, true, authErr.Reason, deny.ID(r.Context()))
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// Cross-site requests are refused before they can spend the
 		// user's budget.
-		if !g.apiWriteAllowed(w, r, identity) || !g.rateLimit(w, r, limitManagementWrite, userKey(identity.Subject), true) {
+		if !p.apiWriteAllowed(w, r, identity) || !p.rateLimit(w, r, limitManagementWrite, limit.UserKey(identity.Subject), true) {
 			return
 		}
 	}
-	ctx := context.WithValue(r.Context(), identityKey, identity)
-	g.api.ServeHTTP(w, r.WithContext(ctx))
+	ctx := context.WithValue(r.Context(), identityKey{}, identity)
+	p.api.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // apiWriteAllowed: writes carry a JSON body (a cross-site form cannot send
@@ -129,7 +129,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 // plane's cross-site rule with the session's CSRF token in X-CSRF-Token
 // (not an X-Portero-* name: those are stripped from every inbound request).
 // Bearer tokens are not sent by browsers on their own, so need no token.
-func (g *Gateway) apiWriteAllowed(w http.ResponseWriter, r *http.Request, id *policy.Identity) bool {
+func (p *Plane) apiWriteAllowed(w http.ResponseWriter, r *http.Request, id *policy.Identity) bool {
 	if r.ContentLength != 0 {
 		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if mt != "application/json" {
@@ -138,10 +138,10 @@ func (g *Gateway) apiWriteAllowed(w http.ResponseWriter, r *http.Request, id *po
 		}
 	}
 	if id.Auth == "session" {
-		st := g.sessions.current(w, r)
+		st := p.sessions.Current(w, r)
 		reason := "csrf.invalid"
 		if st != nil {
-			reason = g.crossSiteRefusal(r, st, r.Header.Get("X-CSRF-Token"))
+			reason = p.crossSiteRefusal(r, st, r.Header.Get("X-CSRF-Token"))
 		}
 		if reason != "" {
 			writeJSON(w, http.StatusForbidden, apiError{Error: "forbidden", Reason: reason, Message: "send the csrf value of /.portero/userinfo in X-CSRF-Token, from this origin"})
@@ -151,10 +151,10 @@ func (g *Gateway) apiWriteAllowed(w http.ResponseWriter, r *http.Request, id *po
 	return true
 }
 
-const identityKey ctxKey = 1
+type identityKey struct{}
 
 func identityOf(r *http.Request) *policy.Identity {
-	id, _ := r.Context().Value(identityKey).(*policy.Identity)
+	id, _ := r.Context().Value(identityKey{}).(*policy.Identity)
 	return id
 }
 
@@ -162,8 +162,8 @@ func identityOf(r *http.Request) *policy.Identity {
 // answers itself (403 with the policy's reason, 503 when the caller's own
 // facts cannot be read) and returns false. The answer names only the
 // reason, so it is the same whether or not the records named exist.
-func (g *Gateway) authorizeAPI(w http.ResponseWriter, r *http.Request, m policy.Management) bool {
-	d, err := g.decideManagement(r, routeAPI, identityOf(r), m)
+func (p *Plane) authorizeAPI(w http.ResponseWriter, r *http.Request, m policy.Management) bool {
+	d, err := p.decider.DecideManagement(r, routeAPI, identityOf(r), m)
 	switch {
 	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Reason: "access.unavailable"})
@@ -198,82 +198,82 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 // catalogue is the names the loaded policy defines, for checking bodies.
-func (g *Gateway) catalogue(ctx context.Context) (*access.Catalogue, error) {
-	defs, err := g.engine.Current().Definitions(ctx)
+func (p *Plane) catalogue(ctx context.Context) (*access.Catalogue, error) {
+	defs, err := p.engine.Current().Definitions(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return access.CatalogueOf(defs), nil
 }
 
-func (g *Gateway) apiListTenants(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.read"}) {
+func (p *Plane) apiListTenants(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "tenants.read"}) {
 		return
 	}
 	q := r.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	offset, _ := strconv.Atoi(q.Get("offset"))
-	page, err := g.store.Tenants(r.Context(), q.Get("q"), limit, max(offset, 0))
-	g.reply(w, r, http.StatusOK, page, err)
+	page, err := p.store.Tenants(r.Context(), q.Get("q"), limit, max(offset, 0))
+	p.reply(w, r, http.StatusOK, page, err)
 }
 
-func (g *Gateway) apiCreateTenant(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.write"}) {
+func (p *Plane) apiCreateTenant(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "tenants.write"}) {
 		return
 	}
 	var t access.Tenant
 	if err := decodeBody(r, &t); err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	created, err := g.store.CreateTenant(r.Context(), t)
-	g.reply(w, r, http.StatusCreated, created, err)
+	created, err := p.store.CreateTenant(r.Context(), t)
+	p.reply(w, r, http.StatusCreated, created, err)
 }
 
-func (g *Gateway) apiGetTenant(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiGetTenant(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "tenant.read", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "tenant.read", Tenant: tenant}) {
 		return
 	}
-	t, err := g.store.Tenant(r.Context(), tenant)
-	g.reply(w, r, http.StatusOK, t, err)
+	t, err := p.store.Tenant(r.Context(), tenant)
+	p.reply(w, r, http.StatusOK, t, err)
 }
 
-func (g *Gateway) apiUpdateTenant(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiUpdateTenant(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.write", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "tenants.write", Tenant: tenant}) {
 		return
 	}
-	current, err := g.store.Tenant(r.Context(), tenant)
+	current, err := p.store.Tenant(r.Context(), tenant)
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
 	// A partial update: fields not sent keep their value.
 	if err := decodeBody(r, current); err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
 	current.ID = tenant
-	updated, err := g.store.UpdateTenant(r.Context(), *current)
-	g.reply(w, r, http.StatusOK, updated, err)
+	updated, err := p.store.UpdateTenant(r.Context(), *current)
+	p.reply(w, r, http.StatusOK, updated, err)
 }
 
-func (g *Gateway) apiDeleteTenant(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiDeleteTenant(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "tenants.write", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "tenants.write", Tenant: tenant}) {
 		return
 	}
-	g.reply(w, r, http.StatusNoContent, nil, g.store.DeleteTenant(r.Context(), tenant))
+	p.reply(w, r, http.StatusNoContent, nil, p.store.DeleteTenant(r.Context(), tenant))
 }
 
-func (g *Gateway) apiListMembers(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiListMembers(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.read", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "members.read", Tenant: tenant}) {
 		return
 	}
-	members, err := g.store.Members(r.Context(), tenant)
-	g.reply(w, r, http.StatusOK, map[string]any{"members": members}, err)
+	members, err := p.store.Members(r.Context(), tenant)
+	p.reply(w, r, http.StatusOK, map[string]any{"members": members}, err)
 }
 
 // memberBody is what a client sends to add or change a member.
@@ -298,8 +298,8 @@ func grantOf(m *access.Member) *policy.MemberGrant {
 }
 
 // currentMember reads the member a change is about; nil when there is none.
-func (g *Gateway) currentMember(ctx context.Context, tenant, user string) (*access.Member, error) {
-	m, err := g.store.Member(ctx, tenant, user)
+func (p *Plane) currentMember(ctx context.Context, tenant, user string) (*access.Member, error) {
+	m, err := p.store.Member(ctx, tenant, user)
 	if errors.Is(err, access.ErrNotFound) {
 		return nil, nil
 	}
@@ -311,55 +311,55 @@ func (g *Gateway) currentMember(ctx context.Context, tenant, user string) (*acce
 // and checked against the policy's catalogue, the member's current record
 // is read, and the policy decides on the change (current and new role, what
 // is granted); the store writes only if the member is still as read.
-func (g *Gateway) apiPutMember(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiPutMember(w http.ResponseWriter, r *http.Request) {
 	tenant, user := r.PathValue("tenant"), r.PathValue("user")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
 		return
 	}
 	var b memberBody
 	if err := decodeBody(r, &b); err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
 	m := access.Member{Tenant: tenant, User: user, Role: b.Role, Profile: b.Profile, Businesses: b.Businesses, Locations: b.Locations,
 		Features: b.Features, Fields: b.Fields, Rights: b.Rights, Status: b.Status}
 	if err := access.ValidateMember(&m); err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	cat, err := g.catalogue(r.Context())
+	cat, err := p.catalogue(r.Context())
 	if err == nil {
 		err = cat.CheckMember(&m)
 	}
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	current, err := g.currentMember(r.Context(), tenant, user)
+	current, err := p.currentMember(r.Context(), tenant, user)
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant,
+	if !p.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant,
 		Target: &policy.MemberChange{User: user, Current: grantOf(current), New: grantOf(&m)}}) {
 		return
 	}
-	saved, err := g.store.PutMemberAsSeen(r.Context(), m, current)
-	g.reply(w, r, http.StatusOK, saved, err)
+	saved, err := p.store.PutMemberAsSeen(r.Context(), m, current)
+	p.reply(w, r, http.StatusOK, saved, err)
 }
 
 // apiMemberStatus deactivates or reactivates a member. Deactivating needs
 // the right to change the member; reactivating also grants again what the
 // member holds, so the policy sees it as the new membership.
-func (g *Gateway) apiMemberStatus(status string) http.HandlerFunc {
+func (p *Plane) apiMemberStatus(status string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tenant, user := r.PathValue("tenant"), r.PathValue("user")
-		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
+		if !p.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
 			return
 		}
-		current, err := g.store.Member(r.Context(), tenant, user)
+		current, err := p.store.Member(r.Context(), tenant, user)
 		if err != nil {
-			g.writeStoreError(w, r, err)
+			p.writeStoreError(w, r, err)
 			return
 		}
 		change := &policy.MemberChange{User: user, Current: grantOf(current)}
@@ -368,37 +368,37 @@ func (g *Gateway) apiMemberStatus(status string) http.HandlerFunc {
 			next.Status = status
 			change.New = grantOf(&next)
 		}
-		if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: change}) {
+		if !p.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: change}) {
 			return
 		}
-		m, err := g.store.SetMemberStatusAsSeen(r.Context(), tenant, user, status, current)
-		g.reply(w, r, http.StatusOK, m, err)
+		m, err := p.store.SetMemberStatusAsSeen(r.Context(), tenant, user, status, current)
+		p.reply(w, r, http.StatusOK, m, err)
 	}
 }
 
-func (g *Gateway) apiRemoveMember(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiRemoveMember(w http.ResponseWriter, r *http.Request) {
 	tenant, user := r.PathValue("tenant"), r.PathValue("user")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant}) {
 		return
 	}
-	current, err := g.store.Member(r.Context(), tenant, user)
+	current, err := p.store.Member(r.Context(), tenant, user)
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: grantOf(current)}}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: grantOf(current)}}) {
 		return
 	}
-	g.reply(w, r, http.StatusNoContent, nil, g.store.RemoveMemberAsSeen(r.Context(), tenant, user, current))
+	p.reply(w, r, http.StatusNoContent, nil, p.store.RemoveMemberAsSeen(r.Context(), tenant, user, current))
 }
 
-func (g *Gateway) apiListTenantDelegations(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiListTenantDelegations(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.read", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "delegations.read", Tenant: tenant}) {
 		return
 	}
-	list, err := g.store.Delegations(r.Context(), tenant, "")
-	g.reply(w, r, http.StatusOK, map[string]any{"delegations": list}, err)
+	list, err := p.store.Delegations(r.Context(), tenant, "")
+	p.reply(w, r, http.StatusOK, map[string]any{"delegations": list}, err)
 }
 
 // inviteBody is what a tenant sends to invite a partner.
@@ -410,36 +410,36 @@ type inviteBody struct {
 	Expires  *time.Time `json:"expires"`
 }
 
-func (g *Gateway) apiInvite(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiInvite(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant}) {
 		return
 	}
 	var b inviteBody
 	if err := decodeBody(r, &b); err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
 	d := access.Delegation{Tenant: tenant, Partner: b.Partner, Scope: b.Scope,
 		Products: b.Products, Wallet: b.Wallet, Expires: b.Expires, InvitedBy: identityOf(r).Subject}
 	if err := access.ValidateDelegation(&d); err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	cat, err := g.catalogue(r.Context())
+	cat, err := p.catalogue(r.Context())
 	if err == nil {
 		err = cat.CheckDelegation(&d)
 	}
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant,
+	if !p.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant,
 		Grant: &policy.DelegationGrant{Partner: d.Partner, Scope: d.Scope, Products: d.Products, Wallet: d.Wallet}}) {
 		return
 	}
-	created, err := g.store.Invite(r.Context(), d)
-	g.reply(w, r, http.StatusCreated, created, err)
+	created, err := p.store.Invite(r.Context(), d)
+	p.reply(w, r, http.StatusCreated, created, err)
 }
 
 // Delegation lifecycle actions: the tenant side resends, withdraws and
@@ -452,22 +452,22 @@ var (
 // apiTenantTransition is a tenant-side action on one of its delegations.
 // The policy decides on the tenant first; a delegation of another tenant
 // is then as missing as one that does not exist.
-func (g *Gateway) apiTenantTransition(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiTenantTransition(w http.ResponseWriter, r *http.Request) {
 	tenant, id, action := r.PathValue("tenant"), r.PathValue("id"), r.PathValue("action")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "delegations.write", Tenant: tenant}) {
 		return
 	}
-	g.transition(w, r, id, action, tenantTransitions, func(d *access.Delegation) error { return sameScope(d, d.Tenant == tenant) })
+	p.transition(w, r, id, action, tenantTransitions, func(d *access.Delegation) error { return sameScope(d, d.Tenant == tenant) })
 }
 
 // apiPartnerTransition is a partner-side answer to an invitation addressed
 // to the partner organisation.
-func (g *Gateway) apiPartnerTransition(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiPartnerTransition(w http.ResponseWriter, r *http.Request) {
 	partner, id, action := r.PathValue("partner"), r.PathValue("id"), r.PathValue("action")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "delegations.respond", Partner: partner}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "delegations.respond", Partner: partner}) {
 		return
 	}
-	g.transition(w, r, id, action, partnerTransitions, func(d *access.Delegation) error { return sameScope(d, d.Partner == partner) })
+	p.transition(w, r, id, action, partnerTransitions, func(d *access.Delegation) error { return sameScope(d, d.Partner == partner) })
 }
 
 func sameScope(d *access.Delegation, ok bool) error {
@@ -479,21 +479,21 @@ func sameScope(d *access.Delegation, ok bool) error {
 
 // transition applies action to delegation id when inScope says it may (an
 // error wrapping ErrNotFound answers as if it did not exist).
-func (g *Gateway) transition(w http.ResponseWriter, r *http.Request, id, action string, actions map[string]bool, inScope func(*access.Delegation) error) {
+func (p *Plane) transition(w http.ResponseWriter, r *http.Request, id, action string, actions map[string]bool, inScope func(*access.Delegation) error) {
 	if !actions[action] {
-		g.writeStoreError(w, r, &access.FieldError{Field: "action", Msg: "unknown action " + action})
+		p.writeStoreError(w, r, &access.FieldError{Field: "action", Msg: "unknown action " + action})
 		return
 	}
-	d, err := g.store.Delegation(r.Context(), id)
+	d, err := p.store.Delegation(r.Context(), id)
 	if err == nil {
 		err = inScope(d)
 	}
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	updated, err := g.store.Transition(r.Context(), id, action)
-	g.reply(w, r, http.StatusOK, updated, err)
+	updated, err := p.store.Transition(r.Context(), id, action)
+	p.reply(w, r, http.StatusOK, updated, err)
 }
 
 // apiTransition is the unscoped form, POST /delegations/{id}/{action}. The
@@ -502,7 +502,7 @@ func (g *Gateway) transition(w http.ResponseWriter, r *http.Request, id, action 
 // delegations the caller manages (or a system admin). Only then is the
 // delegation read and decided on; for a caller who passed the first
 // decision, one it may not touch is answered as missing.
-func (g *Gateway) apiTransition(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiTransition(w http.ResponseWriter, r *http.Request) {
 	id, action := r.PathValue("id"), r.PathValue("action")
 	caller := identityOf(r)
 	var failure error
@@ -510,18 +510,18 @@ func (g *Gateway) apiTransition(w http.ResponseWriter, r *http.Request) {
 		if failure != nil {
 			return false
 		}
-		d, err := g.decideManagement(r, routeAPI, caller, m)
+		d, err := p.decider.DecideManagement(r, routeAPI, caller, m)
 		failure = err
 		return err == nil && d.Allow
 	}
 	allowed := false
 	if partnerTransitions[action] {
 		var partner string
-		partner, failure = g.store.PartnerOf(r.Context(), caller.Subject)
+		partner, failure = p.store.PartnerOf(r.Context(), caller.Subject)
 		allowed = may(policy.Management{Action: "delegations.respond", Partner: partner})
 	} else if allowed = may(policy.Management{Action: "delegations.write"}); !allowed && failure == nil {
 		var tenants []access.UserTenant
-		tenants, failure = g.store.TenantsOf(r.Context(), caller.Subject)
+		tenants, failure = p.store.TenantsOf(r.Context(), caller.Subject)
 		for _, t := range tenants {
 			if may(policy.Management{Action: "delegations.write", Tenant: t.ID}) {
 				allowed = true
@@ -541,7 +541,7 @@ func (g *Gateway) apiTransition(w http.ResponseWriter, r *http.Request) {
 	if partnerTransitions[action] {
 		actions = partnerTransitions
 	}
-	g.transition(w, r, id, action, actions, func(d *access.Delegation) error {
+	p.transition(w, r, id, action, actions, func(d *access.Delegation) error {
 		m := policy.Management{Action: "delegations.write", Tenant: d.Tenant}
 		if partnerTransitions[action] {
 			m = policy.Management{Action: "delegations.respond", Partner: d.Partner}
@@ -554,22 +554,22 @@ func (g *Gateway) apiTransition(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (g *Gateway) apiCreatePartner(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "partners.write"}) {
+func (p *Plane) apiCreatePartner(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "partners.write"}) {
 		return
 	}
-	var p access.Partner
-	if err := decodeBody(r, &p); err != nil {
-		g.writeStoreError(w, r, err)
+	var partner access.Partner
+	if err := decodeBody(r, &partner); err != nil {
+		p.writeStoreError(w, r, err)
 		return
 	}
-	created, err := g.store.CreatePartner(r.Context(), p)
-	g.reply(w, r, http.StatusCreated, created, err)
+	created, err := p.store.CreatePartner(r.Context(), partner)
+	p.reply(w, r, http.StatusCreated, created, err)
 }
 
-func (g *Gateway) apiPutPartnerUser(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiPutPartnerUser(w http.ResponseWriter, r *http.Request) {
 	partner, user := r.PathValue("partner"), r.PathValue("user")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "partners.write", Partner: partner}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "partners.write", Partner: partner}) {
 		return
 	}
 	var b struct {
@@ -577,72 +577,72 @@ func (g *Gateway) apiPutPartnerUser(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.ContentLength != 0 {
 		if err := decodeBody(r, &b); err != nil {
-			g.writeStoreError(w, r, err)
+			p.writeStoreError(w, r, err)
 			return
 		}
 	}
-	pu, err := g.store.PutPartnerUser(r.Context(), access.PartnerUser{Partner: partner, User: user, Status: b.Status})
-	g.reply(w, r, http.StatusOK, pu, err)
+	pu, err := p.store.PutPartnerUser(r.Context(), access.PartnerUser{Partner: partner, User: user, Status: b.Status})
+	p.reply(w, r, http.StatusOK, pu, err)
 }
 
-func (g *Gateway) apiListPartnerDelegations(w http.ResponseWriter, r *http.Request) {
+func (p *Plane) apiListPartnerDelegations(w http.ResponseWriter, r *http.Request) {
 	partner := r.PathValue("partner")
-	if !g.authorizeAPI(w, r, policy.Management{Action: "partner.read", Partner: partner}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "partner.read", Partner: partner}) {
 		return
 	}
-	list, err := g.store.Delegations(r.Context(), "", partner)
-	g.reply(w, r, http.StatusOK, map[string]any{"delegations": list}, err)
+	list, err := p.store.Delegations(r.Context(), "", partner)
+	p.reply(w, r, http.StatusOK, map[string]any{"delegations": list}, err)
 }
 
 // apiListMaster lists master-access sessions: the open ones, or with
 // ?all=1 the history; ?tenant= and ?admin= filter.
-func (g *Gateway) apiListMaster(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
+func (p *Plane) apiListMaster(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
 		return
 	}
 	q := r.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
-	list, err := g.store.MasterSessions(r.Context(), q.Get("all") == "", q.Get("admin"), q.Get("tenant"), limit)
-	g.reply(w, r, http.StatusOK, list, err)
+	list, err := p.store.MasterSessions(r.Context(), q.Get("all") == "", q.Get("admin"), q.Get("tenant"), limit)
+	p.reply(w, r, http.StatusOK, list, err)
 }
 
 // apiRevokeMaster ends another admin's session at once.
-func (g *Gateway) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "master.revoke"}) {
+func (p *Plane) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "master.revoke"}) {
 		return
 	}
-	if g.master == nil {
+	if p.master == nil {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "master access is not configured"})
 		return
 	}
-	ms, err := g.store.Master(r.Context(), r.PathValue("id"))
+	ms, err := p.store.Master(r.Context(), r.PathValue("id"))
 	if err != nil {
-		g.writeStoreError(w, r, err)
+		p.writeStoreError(w, r, err)
 		return
 	}
-	if !g.authorizeAPI(w, r, policy.Management{Action: "master.revoke", Tenant: ms.Tenant}) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "master.revoke", Tenant: ms.Tenant}) {
 		return
 	}
 	if ms.EndedAt != nil {
-		g.writeStoreError(w, r, fmt.Errorf("%w: master-access session %s has already ended", access.ErrConflict, ms.ID))
+		p.writeStoreError(w, r, fmt.Errorf("%w: master-access session %s has already ended", access.ErrConflict, ms.ID))
 		return
 	}
-	if err := g.finishMaster(r.Context(), ms, "revoked", identityOf(r).Subject); err != nil {
-		g.writeStoreError(w, r, err)
+	if err := p.finishMaster(r.Context(), ms, "revoked", identityOf(r).Subject); err != nil {
+		p.writeStoreError(w, r, err)
 		return
 	}
-	ended, err := g.store.Master(r.Context(), ms.ID)
-	g.reply(w, r, http.StatusOK, ended, err)
+	ended, err := p.store.Master(r.Context(), ms.ID)
+	p.reply(w, r, http.StatusOK, ended, err)
 }
 
 // apiMasterAudit returns master-access records from the trail in the
 // store, newest first; ?tenant= and ?admin= filter, ?all=1 adds the access
 // changes, ?limit= bounds (default 200).
-func (g *Gateway) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
+func (p *Plane) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "master.read"}) {
 		return
 	}
-	if g.master == nil {
+	if p.master == nil {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "master access is not configured"})
 		return
 	}
@@ -655,8 +655,8 @@ func (g *Gateway) apiMasterAudit(w http.ResponseWriter, r *http.Request) {
 	if q.Get("all") != "" {
 		f.Events = nil // access changes too
 	}
-	recs, err := g.store.AuditRecords(r.Context(), f)
-	g.reply(w, r, http.StatusOK, recs, err)
+	recs, err := p.store.AuditRecords(r.Context(), f)
+	p.reply(w, r, http.StatusOK, recs, err)
 }
 
 // PolicyStatus is what GET /policy reports.
@@ -669,17 +669,17 @@ type PolicyStatus struct {
 	Stages    map[string]string `json:"stages"`
 }
 
-func (g *Gateway) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "policy.read"}) {
+func (p *Plane) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "policy.read"}) {
 		return
 	}
-	writeJSON(w, http.StatusOK, g.policyStatus())
+	writeJSON(w, http.StatusOK, p.policyStatus())
 }
 
-func (g *Gateway) policyStatus() PolicyStatus {
-	cur := g.engine.Current()
-	st := PolicyStatus{Source: g.engine.SourceName(), Revision: cur.Revision, LoadedAt: cur.LoadedAt, Stages: cur.Stages()}
-	if e := g.engine.LastReloadError(); e != nil {
+func (p *Plane) policyStatus() PolicyStatus {
+	cur := p.engine.Current()
+	st := PolicyStatus{Source: p.engine.SourceName(), Revision: cur.Revision, LoadedAt: cur.LoadedAt, Stages: cur.Stages()}
+	if e := p.engine.LastReloadError(); e != nil {
 		st.LastError, st.LastErrAt = e.Err.Error(), e.At
 	}
 	return st
@@ -692,27 +692,27 @@ type Me struct {
 	Partner string              `json:"partner,omitempty"`
 }
 
-func (g *Gateway) apiMe(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "self.read"}) {
+func (p *Plane) apiMe(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "self.read"}) {
 		return
 	}
 	id := identityOf(r)
 	me := Me{Subject: id.Subject}
 	var err error
-	if me.Tenants, err = g.store.TenantsOf(r.Context(), id.Subject); err == nil {
-		me.Partner, err = g.store.PartnerOf(r.Context(), id.Subject)
+	if me.Tenants, err = p.store.TenantsOf(r.Context(), id.Subject); err == nil {
+		me.Partner, err = p.store.PartnerOf(r.Context(), id.Subject)
 	}
-	g.reply(w, r, http.StatusOK, me, err)
+	p.reply(w, r, http.StatusOK, me, err)
 }
 
 // apiDefinitions returns the policy's feature catalogue, profiles and rights.
-func (g *Gateway) apiDefinitions(w http.ResponseWriter, r *http.Request) {
-	if !g.authorizeAPI(w, r, policy.Management{Action: "definitions.read"}) {
+func (p *Plane) apiDefinitions(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "definitions.read"}) {
 		return
 	}
-	defs, err := g.engine.Current().Definitions(r.Context())
+	defs, err := p.engine.Current().Definitions(r.Context())
 	if defs == nil && err == nil {
 		defs = map[string]any{}
 	}
-	g.reply(w, r, http.StatusOK, defs, err)
+	p.reply(w, r, http.StatusOK, defs, err)
 }

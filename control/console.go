@@ -1,4 +1,4 @@
-package proxy
+package control
 
 import (
 	"bytes"
@@ -15,7 +15,10 @@ import (
 
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
+	"github.com/portero-gateway/portero/internal/deny"
+	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/policy"
+	"github.com/portero-gateway/portero/proxy/authn"
 )
 
 // The admin console under /.portero/admin/: server-rendered pages for the
@@ -63,52 +66,78 @@ type navItem struct {
 	Current     bool
 }
 
-func (g *Gateway) serveConsole(w http.ResponseWriter, r *http.Request) {
-	if g.store == nil || g.sessions == nil {
-		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "console.disabled", id: decisionID(r.Context())})
-		return
+// consoleRoutes registers the console's pages. Every page but the two
+// assets needs a signed-in browser; a POST also passes the cross-site rule
+// and the per-user write limit. Anything else under the prefix is a 404
+// (after sign-in, so the console's paths are not probed anonymously).
+func (p *Plane) consoleRoutes(mux *http.ServeMux) {
+	cp := consolePrefix
+	page := func(pattern string, fn func(c *consoleRequest)) {
+		method, path, _ := strings.Cut(pattern, " ")
+		if method != "" {
+			method += " "
+		}
+		mux.HandleFunc(method+cp+path, p.console(fn))
 	}
-	if r.URL.Path == consolePrefix+"console.js" || r.URL.Path == consolePrefix+"console.css" {
-		g.consoleAsset(w, r)
-		return
-	}
-	st := g.browserSession(w, r)
-	if st == nil {
-		return
-	}
-	if r.Method == http.MethodPost && (!g.formChecks(w, r, st) || !g.rateLimit(w, r, limitManagementWrite, userKey(st.identity.Subject), false)) {
-		return
-	}
-	c := &consoleRequest{g: g, w: w, r: r, st: st}
-	path := strings.TrimPrefix(r.URL.Path, consolePrefix)
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	switch {
-	case path == "" && r.Method == http.MethodGet:
-		c.home()
-	case parts[0] == "tenants" && len(parts) == 1 && r.Method == http.MethodGet:
-		c.tenants()
-	case parts[0] == "tenants" && len(parts) == 3 && parts[2] == "edit":
-		c.editTenant(parts[1])
-	case parts[0] == "tenants" && len(parts) == 3 && parts[2] == "status" && r.Method == http.MethodPost:
-		c.tenantStatus(parts[1])
-	case parts[0] == "master" && len(parts) == 1 && r.Method == http.MethodGet:
-		c.masterSessions()
-	case parts[0] == "master" && len(parts) == 3 && parts[2] == "revoke" && r.Method == http.MethodPost:
-		c.revokeMaster(parts[1])
-	case parts[0] == "policy" && len(parts) == 1 && r.Method == http.MethodGet:
-		c.policyStatus()
-	case parts[0] == "t" && len(parts) >= 3:
-		c.tenantPages(parts[1], parts[2:])
-	case parts[0] == "partner" && len(parts) == 1 && r.Method == http.MethodGet:
-		c.partnerSide()
-	case parts[0] == "partner" && len(parts) == 4 && parts[1] == "delegations" && (parts[3] == "accept" || parts[3] == "reject") && r.Method == http.MethodPost:
-		c.partnerAnswer(parts[2], parts[3])
-	default:
-		writeDenial(w, r, false, denial{status: http.StatusNotFound, reason: "console.unknown", id: decisionID(r.Context())})
+	mux.HandleFunc("GET "+cp+"console.js", p.consoleAsset)
+	mux.HandleFunc("GET "+cp+"console.css", p.consoleAsset)
+	page("GET {$}", (*consoleRequest).home)
+	page("GET tenants", (*consoleRequest).tenants)
+	page(" tenants/{tenant}/edit", func(c *consoleRequest) { c.editTenant(c.r.PathValue("tenant")) })
+	page("POST tenants/{tenant}/status", func(c *consoleRequest) { c.tenantStatus(c.r.PathValue("tenant")) })
+	page("GET master", (*consoleRequest).masterSessions)
+	page("POST master/{id}/revoke", func(c *consoleRequest) { c.revokeMaster(c.r.PathValue("id")) })
+	page("GET policy", (*consoleRequest).policyStatus)
+	page("GET t/{tenant}/members", func(c *consoleRequest) { c.members(c.r.PathValue("tenant")) })
+	page(" t/{tenant}/members/new", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), "") })
+	page(" t/{tenant}/members/{user}/edit", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), c.r.PathValue("user")) })
+	page("POST t/{tenant}/members/{user}/status", func(c *consoleRequest) { c.memberStatus(c.r.PathValue("tenant"), c.r.PathValue("user")) })
+	page("POST t/{tenant}/members/{user}/remove", func(c *consoleRequest) { c.removeMember(c.r.PathValue("tenant"), c.r.PathValue("user")) })
+	page("GET t/{tenant}/partners", func(c *consoleRequest) { c.partners(c.r.PathValue("tenant"), inviteForm{}, nil, http.StatusOK) })
+	page("POST t/{tenant}/partners/invite", func(c *consoleRequest) { c.invite(c.r.PathValue("tenant")) })
+	page("POST t/{tenant}/delegations/{id}/{action}", func(c *consoleRequest) {
+		tenant, action := c.r.PathValue("tenant"), c.r.PathValue("action")
+		if action != "resend" && action != "withdraw" && action != "revoke" {
+			c.notFound()
+			return
+		}
+		c.delegationAction("tenants/"+url.PathEscape(tenant), c.r.PathValue("id"), action, cp+"t/"+url.PathEscape(tenant)+"/partners")
+	})
+	page("GET partner", (*consoleRequest).partnerSide)
+	page("POST partner/delegations/{id}/{action}", func(c *consoleRequest) {
+		if action := c.r.PathValue("action"); action == "accept" || action == "reject" {
+			c.partnerAnswer(c.r.PathValue("id"), action)
+			return
+		}
+		c.notFound()
+	})
+	page(" ", (*consoleRequest).notFound)
+}
+
+// console wraps a console page: the console needs the store and browser
+// sign-in; the page gets the signed-in user's request.
+func (p *Plane) console(fn func(c *consoleRequest)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p.store == nil || p.sessions == nil {
+			deny.Write(w, r, false, deny.Denial{Status: http.StatusNotFound, Reason: "console.disabled", ID: deny.ID(r.Context())})
+			return
+		}
+		st := p.browserSession(w, r)
+		if st == nil {
+			return
+		}
+		if r.Method == http.MethodPost && (!p.formChecks(w, r, st) || !p.rateLimit(w, r, limitManagementWrite, limit.UserKey(st.Identity.Subject), false)) {
+			return
+		}
+		fn(&consoleRequest{p: p, w: w, r: r, st: st})
 	}
 }
 
-func (g *Gateway) consoleAsset(w http.ResponseWriter, r *http.Request) {
+func (c *consoleRequest) notFound() {
+	deny.Write(c.w, c.r, false, deny.Denial{Status: http.StatusNotFound, Reason: "console.unknown", ID: deny.ID(c.r.Context())})
+}
+
+func (p *Plane) consoleAsset(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, consolePrefix)
 	b, err := consoleFS.ReadFile("console/" + name)
 	if err != nil {
@@ -127,10 +156,10 @@ func (g *Gateway) consoleAsset(w http.ResponseWriter, r *http.Request) {
 
 // consoleRequest is one console request by a signed-in user.
 type consoleRequest struct {
-	g  *Gateway
+	p  *Plane
 	w  http.ResponseWriter
 	r  *http.Request
-	st *sessionState
+	st *authn.Session
 }
 
 // may asks the policy whether the user may do a management action; the
@@ -142,7 +171,7 @@ func (c *consoleRequest) may(action, tenant string) bool {
 // mayDo asks the policy about a whole management call (with a target or a
 // grant, say).
 func (c *consoleRequest) mayDo(m policy.Management) bool {
-	d, err := c.g.decideManagement(c.r, routeConsole, c.st.identity, m)
+	d, err := c.p.decider.DecideManagement(c.r, routeConsole, c.st.Identity, m)
 	return err == nil && d.Allow
 }
 
@@ -154,10 +183,10 @@ func (c *consoleRequest) api(method, path string, body any, out any) (int, apiEr
 		b, _ := json.Marshal(body)
 		rb = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequestWithContext(context.WithValue(c.r.Context(), identityKey, c.st.identity), method, apiPrefix+strings.TrimPrefix(path, "/"), rb)
+	req, _ := http.NewRequestWithContext(context.WithValue(c.r.Context(), identityKey{}, c.st.Identity), method, apiPrefix+strings.TrimPrefix(path, "/"), rb)
 	req.Header.Set("Content-Type", "application/json")
 	rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
-	c.g.api.ServeHTTP(rec, req)
+	c.p.api.ServeHTTP(rec, req)
 	var ae apiError
 	if rec.status >= 300 {
 		_ = json.Unmarshal(rec.body.Bytes(), &ae)
@@ -202,8 +231,8 @@ func (c *consoleRequest) nav(current string) []navItem {
 }
 
 func (c *consoleRequest) render(name, current string, status int, p consolePage) {
-	p.User = c.st.identity.Subject
-	p.CSRF = c.g.sessions.csrfToken(c.st.data.ID)
+	p.User = c.st.Identity.Subject
+	p.CSRF = c.p.sessions.CSRFToken(c.st)
 	p.Nav = c.nav(current)
 	h := c.w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -212,7 +241,7 @@ func (c *consoleRequest) render(name, current string, status int, p consolePage)
 	h.Set("X-Frame-Options", "DENY")
 	c.w.WriteHeader(status)
 	if err := consoleTemplates.ExecuteTemplate(c.w, name, p); err != nil {
-		c.g.log.Error("console template", "page", name, "error", err.Error())
+		c.p.log.Error("console template", "page", name, "error", err.Error())
 	}
 }
 
@@ -227,32 +256,6 @@ func (c *consoleRequest) failed(status int, ae apiError) {
 	}
 	c.render("error.html", "", status, consolePage{Title: "Not allowed", Data: struct{ Status, Reason, Message string }{
 		strconv.Itoa(status), ae.Reason, msg}})
-}
-
-// tenantPages routes /.portero/admin/t/{tenant}/...
-func (c *consoleRequest) tenantPages(tenant string, rest []string) {
-	get, post := c.r.Method == http.MethodGet, c.r.Method == http.MethodPost
-	back := consolePrefix + "t/" + url.PathEscape(tenant) + "/partners"
-	switch {
-	case rest[0] == "members" && len(rest) == 1 && get:
-		c.members(tenant)
-	case rest[0] == "members" && len(rest) == 2 && rest[1] == "new":
-		c.memberForm(tenant, "")
-	case rest[0] == "members" && len(rest) == 3 && rest[2] == "edit":
-		c.memberForm(tenant, rest[1])
-	case rest[0] == "members" && len(rest) == 3 && rest[2] == "status" && post:
-		c.memberStatus(tenant, rest[1])
-	case rest[0] == "members" && len(rest) == 3 && rest[2] == "remove" && post:
-		c.removeMember(tenant, rest[1])
-	case rest[0] == "partners" && len(rest) == 1 && get:
-		c.partners(tenant, inviteForm{}, nil, http.StatusOK)
-	case rest[0] == "partners" && len(rest) == 2 && rest[1] == "invite" && post:
-		c.invite(tenant)
-	case rest[0] == "delegations" && len(rest) == 3 && post && (rest[2] == "resend" || rest[2] == "withdraw" || rest[2] == "revoke"):
-		c.delegationAction("tenants/"+url.PathEscape(tenant), rest[1], rest[2], back)
-	default:
-		writeDenial(c.w, c.r, false, denial{status: http.StatusNotFound, reason: "console.unknown", id: decisionID(c.r.Context())})
-	}
 }
 
 // home: someone with tenants or a partner organisation sees them; a
@@ -299,15 +302,15 @@ func (c *consoleRequest) tenants() {
 			MinLen       int
 		}
 	}{Query: q, List: list, Page: page, Pages: pages, From: (page-1)*tenantsPerPage + 1, To: (page-1)*tenantsPerPage + len(list.Tenants),
-		CanWrite: c.may("tenants.write", ""), CanMaster: c.g.master != nil && c.may("master.read", "")}
+		CanWrite: c.may("tenants.write", ""), CanMaster: c.p.master != nil && c.may("master.read", "")}
 	if page > 1 {
 		data.Prev = link(page - 1)
 	}
 	if page < pages {
 		data.Next = link(page + 1)
 	}
-	if c.g.master != nil {
-		data.Master.Default, data.Master.Max, data.Master.MinLen = c.g.master.cfg.DefaultDuration.String(), c.g.master.cfg.MaxDuration.String(), c.g.master.cfg.ReasonMinLength
+	if c.p.master != nil {
+		data.Master.Default, data.Master.Max, data.Master.MinLen = c.p.master.cfg.DefaultDuration.String(), c.p.master.cfg.MaxDuration.String(), c.p.master.cfg.ReasonMinLength
 	}
 	c.render("tenants.html", "tenants", http.StatusOK, consolePage{Title: "Tenants", Data: data})
 }
@@ -401,7 +404,7 @@ func (c *consoleRequest) masterSessions() {
 		return
 	}
 	var records []audit.Record
-	if c.g.master != nil {
+	if c.p.master != nil {
 		if status, ae := c.api("GET", "master-access/audit?"+filter.Encode(), nil, &records); status != http.StatusOK {
 			c.failed(status, ae)
 			return
@@ -412,7 +415,7 @@ func (c *consoleRequest) masterSessions() {
 		Open          []*access.MasterSession
 		Records       []audit.Record
 		Now           time.Time
-	}{q.Get("tenant"), q.Get("admin"), open, records, c.g.now()}})
+	}{q.Get("tenant"), q.Get("admin"), open, records, c.p.now()}})
 }
 
 func (c *consoleRequest) revokeMaster(id string) {

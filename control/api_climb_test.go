@@ -1,4 +1,4 @@
-package proxy
+package control_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/internal/gatewaytest"
 )
 
 // climbFixture adds to the access harness's acme the managers and targets
@@ -23,7 +24,7 @@ import (
 //	dora  like rich, deactivated
 func climbFixture(t *testing.T) (*harness, *access.Store) {
 	t.Helper()
-	h, store := newAccessHarness(t)
+	h, store := gatewaytest.NewAccess(t)
 	ctx := context.Background()
 	for _, m := range []access.Member{
 		{User: "ada", Role: "administrator"},
@@ -76,7 +77,7 @@ func runRefusals(t *testing.T, h *harness, store *access.Store, cases []apiCase)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := snapshot(t, store)
-			status, body := h.apiCall(t, h.tokenFor(t, tc.caller), tc.method, tc.path, tc.body)
+			status, body := apiCall(h, t, h.TokenFor(t, tc.caller), tc.method, tc.path, tc.body)
 			if status != tc.status || (tc.reason != "" && body["reason"] != tc.reason) || (tc.field != "" && body["field"] != tc.field) {
 				t.Errorf("%s %s as %s: %d %v, want %d %s%s", tc.method, tc.path, tc.caller, status, body, tc.status, tc.reason, tc.field)
 			}
@@ -175,7 +176,7 @@ func TestManagementAPIManagersWithinTheirRights(t *testing.T) {
 	}
 	for _, tc := range cases {
 		before := snapshot(t, store)
-		if status, body := h.apiCall(t, h.tokenFor(t, tc.caller), tc.method, tc.path, tc.body); status != tc.status {
+		if status, body := apiCall(h, t, h.TokenFor(t, tc.caller), tc.method, tc.path, tc.body); status != tc.status {
 			t.Errorf("%s %s as %s: %d %v", tc.method, tc.path, tc.caller, status, body)
 		}
 		if snapshot(t, store) == before {
@@ -198,7 +199,7 @@ func TestManagementAPISameAnswerForExistingAndMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms, err := store.StartMaster(ctx, access.MasterSession{Admin: "sam", Session: "s1", Tenant: "acme", Reason: "Ticket 1: look at it", Mode: "full",
-		StartedAt: h.gw.now(), ExpiresAt: h.gw.now().Add(1 << 40)})
+		StartedAt: h.Now(), ExpiresAt: h.Now().Add(1 << 40)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,9 +226,9 @@ func TestManagementAPISameAnswerForExistingAndMissing(t *testing.T) {
 	}
 	for _, p := range pairs {
 		before := snapshot(t, store)
-		token := h.tokenFor(t, p.caller)
-		s1, b1 := h.apiCall(t, token, p.method, p.existing, p.body)
-		s2, b2 := h.apiCall(t, token, p.method, p.missing, p.body)
+		token := h.TokenFor(t, p.caller)
+		s1, b1 := apiCall(h, t, token, p.method, p.existing, p.body)
+		s2, b2 := apiCall(h, t, token, p.method, p.missing, p.body)
 		j1, _ := json.Marshal(b1)
 		j2, _ := json.Marshal(b2)
 		if s1 != http.StatusForbidden || s1 != s2 || string(j1) != string(j2) {
@@ -242,20 +243,20 @@ func TestManagementAPISameAnswerForExistingAndMissing(t *testing.T) {
 	if _, err := store.CreateTenant(ctx, access.Tenant{ID: "globex", Name: "Globex", Owner: "gina"}); err != nil {
 		t.Fatal(err)
 	}
-	if s, b := h.apiCall(t, h.tokenFor(t, "gina"), "POST", "/tenants/globex/delegations/"+d.ID+"/revoke", ""); s != http.StatusNotFound {
+	if s, b := apiCall(h, t, h.TokenFor(t, "gina"), "POST", "/tenants/globex/delegations/"+d.ID+"/revoke", ""); s != http.StatusNotFound {
 		t.Errorf("another tenant's owner revokes acme's delegation: %d %v", s, b)
 	}
-	if s, b := h.apiCall(t, h.tokenFor(t, "gina"), "POST", "/delegations/"+d.ID+"/revoke", ""); s != http.StatusNotFound {
+	if s, b := apiCall(h, t, h.TokenFor(t, "gina"), "POST", "/delegations/"+d.ID+"/revoke", ""); s != http.StatusNotFound {
 		t.Errorf("another tenant's owner revokes acme's delegation (unscoped): %d %v", s, b)
 	}
 	if got, _ := store.Delegation(ctx, d.ID); got.Status != "invited" {
 		t.Errorf("delegation is %s", got.Status)
 	}
 	// The scoped partner route works for the partner's user.
-	if s, b := h.apiCall(t, h.tokenFor(t, "pat"), "POST", "/partners/partnerco/delegations/"+d.ID+"/accept", ""); s != http.StatusOK || b["status"] != "accepted" {
+	if s, b := apiCall(h, t, h.TokenFor(t, "pat"), "POST", "/partners/partnerco/delegations/"+d.ID+"/accept", ""); s != http.StatusOK || b["status"] != "accepted" {
 		t.Errorf("partner accepts through the scoped route: %d %v", s, b)
 	}
-	if s, b := h.apiCall(t, h.tokenFor(t, "olivia"), "POST", "/tenants/acme/delegations/"+d.ID+"/revoke", ""); s != http.StatusOK || b["status"] != "revoked" {
+	if s, b := apiCall(h, t, h.TokenFor(t, "olivia"), "POST", "/tenants/acme/delegations/"+d.ID+"/revoke", ""); s != http.StatusOK || b["status"] != "revoked" {
 		t.Errorf("owner revokes through the scoped route: %d %v", s, b)
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package control
 
 import (
 	"net/http"
@@ -414,5 +414,5 @@ func (c *consoleRequest) partnerSide() {
 		Partner                string
 		Invited, Managed, Past []*access.Delegation
 		AppURL                 func(string) string
-	}{me.Partner, invited, managed, past, c.g.tenantAppURL}})
+	}{me.Partner, invited, managed, past, c.p.tenantAppURL}})
 }

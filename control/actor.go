@@ -1,4 +1,4 @@
-package proxy
+package control
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 // its user), "" otherwise. The access store puts it in the write's audit
 // record (access.WithActors).
 func ActorOf(ctx context.Context) string {
-	if id, _ := ctx.Value(identityKey).(*policy.Identity); id != nil {
+	if id, _ := ctx.Value(identityKey{}).(*policy.Identity); id != nil {
 		return id.Subject
 	}
 	return ""

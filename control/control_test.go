@@ -1,4 +1,4 @@
-package proxy
+package control_test
 
 import (
 	"context"
@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/portero-gateway/portero/access"
-	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/gatewaytest"
 )
 
 // One cross-site rule for every state-changing control endpoint a browser
@@ -23,11 +21,11 @@ import (
 func TestCrossSiteRuleEverywhere(t *testing.T) {
 	m := newMasterHarness(t, "")
 	ctx := context.Background()
-	m.b.signIn("http://localhost/.portero/admin/", samClaims())
-	token := m.csrf(t)
-	other := &browser{t: t, h: m.harness, cookies: map[string]*http.Cookie{}}
-	other.signIn("http://localhost/.portero/admin/", map[string]any{"sub": "ada", "groups": []string{"system-admins"}})
-	otherToken := csrfField.FindStringSubmatch(other.do("GET", "http://localhost/.portero/master-access", nil, nil).Body.String())[1]
+	m.B.SignIn("http://localhost/.portero/admin/", samClaims())
+	token := csrf(m, t)
+	other := gatewaytest.NewBrowser(t, m.Harness)
+	other.SignIn("http://localhost/.portero/admin/", map[string]any{"sub": "ada", "groups": []string{"system-admins"}})
+	otherToken := csrfField.FindStringSubmatch(other.Do("GET", "http://localhost/.portero/master-access", nil, nil).Body.String())[1]
 
 	type endpoint struct {
 		name    string
@@ -36,20 +34,20 @@ func TestCrossSiteRuleEverywhere(t *testing.T) {
 	}
 	endpoints := []endpoint{
 		{"sign-out", func(tok string, hdr http.Header) *httptest.ResponseRecorder {
-			return m.b.do("POST", "http://localhost/.portero/logout", url.Values{"csrf": {tok}}, hdr)
+			return m.B.Do("POST", "http://localhost/.portero/logout", url.Values{"csrf": {tok}}, hdr)
 		}, func() bool {
-			return m.b.do("GET", "http://localhost/.portero/userinfo", nil, nil).Code != http.StatusOK
+			return m.B.Do("GET", "http://localhost/.portero/userinfo", nil, nil).Code != http.StatusOK
 		}},
 		{"master access", func(tok string, hdr http.Header) *httptest.ResponseRecorder {
-			return m.b.do("POST", "http://localhost/.portero/master-access", url.Values{"csrf": {tok}, "tenant": {"acme"},
+			return m.B.Do("POST", "http://localhost/.portero/master-access", url.Values{"csrf": {tok}, "tenant": {"acme"},
 				"reason": {"Ticket SUP-1: cross-site test"}, "mode": {"full"}, "duration": {"10m"}}, hdr)
-		}, func() bool { open, _ := m.store.MasterSessions(ctx, true, "sam", "", 0); return len(open) > 0 }},
+		}, func() bool { open, _ := m.Store.MasterSessions(ctx, true, "sam", "", 0); return len(open) > 0 }},
 		{"master access end", func(tok string, hdr http.Header) *httptest.ResponseRecorder {
-			return m.b.do("POST", "http://localhost/.portero/master-access/end", url.Values{"csrf": {tok}}, hdr)
+			return m.B.Do("POST", "http://localhost/.portero/master-access/end", url.Values{"csrf": {tok}}, hdr)
 		}, func() bool { return false }},
 		{"console form", func(tok string, hdr http.Header) *httptest.ResponseRecorder {
-			return m.b.do("POST", "http://localhost/.portero/admin/tenants/acme/status", url.Values{"csrf": {tok}, "status": {"suspended"}, "confirmed": {"1"}}, hdr)
-		}, func() bool { tn, _ := m.store.Tenant(ctx, "acme"); return tn.Status != "active" }},
+			return m.B.Do("POST", "http://localhost/.portero/admin/tenants/acme/status", url.Values{"csrf": {tok}, "status": {"suspended"}, "confirmed": {"1"}}, hdr)
+		}, func() bool { tn, _ := m.Store.Tenant(ctx, "acme"); return tn.Status != "active" }},
 		{"management API", func(tok string, hdr http.Header) *httptest.ResponseRecorder {
 			h := http.Header{"Content-Type": {"application/json"}, "X-Csrf-Token": {tok}}
 			for k, v := range hdr {
@@ -57,13 +55,13 @@ func TestCrossSiteRuleEverywhere(t *testing.T) {
 			}
 			req := httptest.NewRequest("PATCH", "http://localhost/.portero/api/v1/tenants/acme", strings.NewReader(`{"status":"suspended"}`))
 			req.Header = h
-			for _, c := range m.b.cookies {
+			for _, c := range m.B.Cookies {
 				req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
 			}
 			rec := httptest.NewRecorder()
-			m.gw.ServeHTTP(rec, req)
+			m.Gateway.ServeHTTP(rec, req)
 			return rec
-		}, func() bool { tn, _ := m.store.Tenant(ctx, "acme"); return tn.Status != "active" }},
+		}, func() bool { tn, _ := m.Store.Tenant(ctx, "acme"); return tn.Status != "active" }},
 	}
 	hostile := []struct {
 		name  string
@@ -102,7 +100,7 @@ func TestCrossSiteRuleEverywhere(t *testing.T) {
 }
 
 // rateHarness: tight limits, a fixed clock the test moves.
-func rateHarness(t *testing.T) *masterHarness {
+func rateHarness(t *testing.T) *gatewaytest.Master {
 	return newMasterHarness(t, `limits:
   sign_in: {per_minute: 60, burst: 2}
   callback: {per_minute: 60, burst: 2}
@@ -118,7 +116,7 @@ func TestRateLimitedSignInPerClient(t *testing.T) {
 		req := httptest.NewRequest("GET", "http://localhost/.portero/login?rd=/t/acme/", nil)
 		req.RemoteAddr = remote
 		rec := httptest.NewRecorder()
-		m.gw.ServeHTTP(rec, req)
+		m.Gateway.ServeHTTP(rec, req)
 		return rec
 	}
 	for i := range 2 {
@@ -145,19 +143,19 @@ func TestRateLimitedSignInPerClient(t *testing.T) {
 	if rec := login("[2001:db8:1:3::1]:1000"); rec.Code != http.StatusFound {
 		t.Fatalf("another /64: %d", rec.Code)
 	}
-	m.clk.advance(time.Second)
+	m.Clock.Advance(time.Second)
 	if rec := login("192.0.2.1:1000"); rec.Code != http.StatusFound {
 		t.Fatalf("after a second: %d", rec.Code)
 	}
 	// The callback has its own limit.
 	for range 2 {
-		m.b.do("GET", "http://localhost/.portero/callback?code=x&state=y", nil, nil)
+		m.B.Do("GET", "http://localhost/.portero/callback?code=x&state=y", nil, nil)
 	}
-	if rec := m.b.do("GET", "http://localhost/.portero/callback?code=x&state=y", nil, nil); rec.Code != http.StatusTooManyRequests {
+	if rec := m.B.Do("GET", "http://localhost/.portero/callback?code=x&state=y", nil, nil); rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("third callback: %d", rec.Code)
 	}
-	for endpoint, n := range map[string]float64{limitSignIn: 2, limitCallback: 1} {
-		if v := testutil.ToFloat64(m.gw.metrics.rateLimited.WithLabelValues(endpoint)); v != n {
+	for endpoint, n := range map[string]float64{"sign_in": 2, "callback": 1} {
+		if v := m.Metric(t, "portero_rate_limited_total", "endpoint", endpoint); v != n {
 			t.Errorf("portero_rate_limited_total{endpoint=%q} = %v, want %v", endpoint, v, n)
 		}
 	}
@@ -165,38 +163,38 @@ func TestRateLimitedSignInPerClient(t *testing.T) {
 
 func TestRateLimitedManagementWritesPerUser(t *testing.T) {
 	m := rateHarness(t)
-	sam := m.iss.Sign(t, func() map[string]any {
-		c := m.iss.Claims("sam", "portero")
+	sam := m.Iss.Sign(t, func() map[string]any {
+		c := m.Iss.Claims("sam", "portero")
 		c["groups"] = []string{"system-admins"}
 		return c
 	}())
 	for i := range 2 {
-		if s, b := m.apiCall(t, sam, "PATCH", "/tenants/acme", `{"name":"Acme `+string(rune('A'+i))+`"}`); s != 200 {
+		if s, b := apiCall(m.Harness, t, sam, "PATCH", "/tenants/acme", `{"name":"Acme `+string(rune('A'+i))+`"}`); s != 200 {
 			t.Fatalf("write %d: %d %v", i, s, b)
 		}
 	}
-	rec := m.do(t, "PATCH", "http://localhost/.portero/api/v1/tenants/acme", sam, http.Header{"Content-Type": {"application/json"}}, `{"status":"suspended"}`)
+	rec := m.Do(t, "PATCH", "http://localhost/.portero/api/v1/tenants/acme", sam, http.Header{"Content-Type": {"application/json"}}, `{"status":"suspended"}`)
 	var body map[string]string
 	_ = json.Unmarshal(rec.Body.Bytes(), &body)
 	if rec.Code != http.StatusTooManyRequests || body["reason"] != "rate.limited" || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("third write: %d %v", rec.Code, body)
 	}
-	if tn, _ := m.store.Tenant(context.Background(), "acme"); tn.Status != "active" {
+	if tn, _ := m.Store.Tenant(context.Background(), "acme"); tn.Status != "active" {
 		t.Fatal("a rate-limited write took effect")
 	}
 	// Reads are not limited; another user has their own budget.
-	if s, _ := m.apiCall(t, sam, "GET", "/tenants/acme", ""); s != 200 {
+	if s, _ := apiCall(m.Harness, t, sam, "GET", "/tenants/acme", ""); s != 200 {
 		t.Fatalf("read: %d", s)
 	}
-	if s, _ := m.apiCall(t, m.iss.Sign(t, m.iss.Claims("olivia", "portero")), "PUT", "/tenants/acme/members/lou", `{"role":"location_manager"}`); s != 200 {
+	if s, _ := apiCall(m.Harness, t, m.Iss.Sign(t, m.Iss.Claims("olivia", "portero")), "PUT", "/tenants/acme/members/lou", `{"role":"location_manager"}`); s != 200 {
 		t.Fatalf("another user: %d", s)
 	}
 	// The console's forms share the user's budget.
-	m.b.signIn("http://localhost/.portero/admin/", samClaims())
-	if code, _ := m.console(t, "POST", "tenants/acme/status", url.Values{"status": {"suspended"}, "confirmed": {"1"}}); code != http.StatusTooManyRequests {
+	m.B.SignIn("http://localhost/.portero/admin/", samClaims())
+	if code, _ := console(m, t, "POST", "tenants/acme/status", url.Values{"status": {"suspended"}, "confirmed": {"1"}}); code != http.StatusTooManyRequests {
 		t.Fatalf("console write over the limit: %d", code)
 	}
-	if v := testutil.ToFloat64(m.gw.metrics.rateLimited.WithLabelValues(limitManagementWrite)); v != 2 {
+	if v := m.Metric(t, "portero_rate_limited_total", "endpoint", "management_write"); v != 2 {
 		t.Errorf("portero_rate_limited_total{endpoint=management_write} = %v", v)
 	}
 }
@@ -206,9 +204,9 @@ func TestRateLimitedManagementWritesPerUser(t *testing.T) {
 // share one budget for the log; the rest are counted.
 func TestMasterAccessAttemptsCannotFloodTheAuditLog(t *testing.T) {
 	m := rateHarness(t)
-	m.b.signIn("http://localhost/.portero/admin/", map[string]any{"sub": "mallory"})
+	m.B.SignIn("http://localhost/.portero/admin/", map[string]any{"sub": "mallory"})
 	attempt := func() int {
-		return m.start(t, "acme", "Ticket SUP-9: let me in please", "full", "10m").Code
+		return m.Start(t, "acme", "Ticket SUP-9: let me in please", "full", "10m").Code
 	}
 	if code := attempt(); code != http.StatusForbidden {
 		t.Fatalf("first attempt: %d", code)
@@ -219,58 +217,27 @@ func TestMasterAccessAttemptsCannotFloodTheAuditLog(t *testing.T) {
 	if code := attempt(); code != http.StatusTooManyRequests {
 		t.Fatalf("third attempt: %d", code)
 	}
-	raw, _ := os.ReadFile(m.auditPath)
+	raw, _ := os.ReadFile(m.AuditPath)
 	if n := strings.Count(string(raw), "\n"); n != 1 {
 		t.Fatalf("%d audit records, want 1: %s", n, raw)
 	}
-	if v := testutil.ToFloat64(m.gw.metrics.auditSuppress); v != 1 {
+	if v := m.Metric(t, "portero_master_access_refusals_suppressed_total"); v != 1 {
 		t.Errorf("suppressed refusals = %v, want 1", v)
 	}
-	if v := testutil.ToFloat64(m.gw.metrics.masterEvents.WithLabelValues("refused")); v != 2 {
+	if v := m.Metric(t, "portero_master_access_total", "event", "refused"); v != 2 {
 		t.Errorf("refused events = %v, want 2", v)
 	}
-	if v := testutil.ToFloat64(m.gw.metrics.rateLimited.WithLabelValues(limitMasterAccess)); v != 1 {
+	if v := m.Metric(t, "portero_rate_limited_total", "endpoint", "master_access"); v != 1 {
 		t.Errorf("rate-limited master attempts = %v, want 1", v)
 	}
 	// A minute later the budget is back: the refusal is written again.
-	m.clk.advance(time.Minute)
+	m.Clock.Advance(time.Minute)
 	if code := attempt(); code != http.StatusForbidden {
 		t.Fatalf("attempt after a minute: %d", code)
 	}
-	raw, _ = os.ReadFile(m.auditPath)
+	raw, _ = os.ReadFile(m.AuditPath)
 	if n := strings.Count(string(raw), "\n"); n != 2 {
 		t.Fatalf("%d audit records, want 2", n)
-	}
-}
-
-// The limiter's memory is bounded: full buckets are dropped when room is
-// needed, and while every bucket is in use new keys share one.
-func TestRateLimiterMemoryIsBounded(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	l := newRateLimiter(config.Rate{PerMinute: 60, Burst: 1}, 2)
-	for _, k := range []string{"a", "b"} {
-		if ok, _ := l.allow(k, now); !ok {
-			t.Fatalf("%s refused", k)
-		}
-	}
-	if ok, _ := l.allow("c", now); !ok || l.len() != 2 {
-		t.Fatalf("c: %v, %d buckets", ok, l.len())
-	}
-	if ok, wait := l.allow("d", now); ok || wait <= 0 || wait > time.Second {
-		t.Fatalf("d shares the overflow bucket c emptied: %v %v", ok, wait)
-	}
-	if ok, _ := l.allow("a", now); ok {
-		t.Fatal("a's bucket was reset")
-	}
-	now = now.Add(2 * time.Second) // a and b are full again
-	if ok, _ := l.allow("e", now); !ok || l.len() != 1 {
-		t.Fatalf("e after the sweep: %v, %d buckets", ok, l.len())
-	}
-	for i := range 10000 {
-		l.allow(string(rune(i)), now)
-	}
-	if l.len() > 2 {
-		t.Fatalf("%d buckets", l.len())
 	}
 }
 
@@ -288,15 +255,15 @@ func TestConsoleForUserManagers(t *testing.T) {
 		{User: "avery", Role: "account_manager"},
 	} {
 		mem.Tenant = "acme"
-		if _, err := m.store.PutMember(ctx, mem); err != nil {
+		if _, err := m.Store.PutMember(ctx, mem); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m.b.signIn("http://localhost/.portero/admin/", map[string]any{"sub": "ann"})
-	if _, body := m.console(t, "GET", "", nil); !strings.Contains(body, `id="members-acme"`) {
+	m.B.SignIn("http://localhost/.portero/admin/", map[string]any{"sub": "ann"})
+	if _, body := console(m, t, "GET", "", nil); !strings.Contains(body, `id="members-acme"`) {
 		t.Fatalf("home: %.600s", body)
 	}
-	code, body := m.console(t, "GET", "t/acme/members", nil)
+	code, body := console(m, t, "GET", "t/acme/members", nil)
 	if code != 200 || !strings.Contains(body, `id="add-member"`) || !strings.Contains(body, `id="edit-lou"`) || !strings.Contains(body, `id="remove-lou"`) {
 		t.Fatalf("members page: %d %.2000s", code, body)
 	}
@@ -305,26 +272,26 @@ func TestConsoleForUserManagers(t *testing.T) {
 			t.Errorf("controls for %s, who is not below ann", above)
 		}
 	}
-	_, body = m.console(t, "GET", "t/acme/members/new", nil)
+	_, body = console(m, t, "GET", "t/acme/members/new", nil)
 	if !strings.Contains(body, `<option value="location_manager"`) || strings.Contains(body, `<option value="account_manager"`) || strings.Contains(body, `<option value="administrator"`) {
 		t.Fatalf("role options: %.3000s", body)
 	}
-	if code, _ := m.console(t, "GET", "t/acme/members/adam/edit", nil); code != http.StatusForbidden {
+	if code, _ := console(m, t, "GET", "t/acme/members/adam/edit", nil); code != http.StatusForbidden {
 		t.Fatalf("edit form of an administrator: %d", code)
 	}
-	before := snapshotOf(t, m.store)
-	code, body = m.console(t, "POST", "t/acme/members/lou/edit", url.Values{"role": {"location_manager"}, "locations": {"l1, l9"}})
+	before := snapshotOf(t, m.Store)
+	code, body = console(m, t, "POST", "t/acme/members/lou/edit", url.Values{"role": {"location_manager"}, "locations": {"l1, l9"}})
 	if code != http.StatusForbidden || !strings.Contains(body, "only locations you are assigned") {
 		t.Fatalf("climbing through the form: %d %.2000s", code, body)
 	}
-	code, _ = m.console(t, "POST", "t/acme/members/adam/remove", url.Values{"confirmed": {"1"}})
+	code, _ = console(m, t, "POST", "t/acme/members/adam/remove", url.Values{"confirmed": {"1"}})
 	if code != http.StatusForbidden {
 		t.Fatalf("removing an administrator: %d", code)
 	}
-	if snapshotOf(t, m.store) != before {
+	if snapshotOf(t, m.Store) != before {
 		t.Fatal("the store changed")
 	}
-	if code, _ = m.console(t, "POST", "t/acme/members/new", url.Values{"user": {"newbie"}, "role": {"location_manager"}, "locations": {"l1"}, "feature.reviews": {"edit"}}); code != http.StatusSeeOther {
+	if code, _ = console(m, t, "POST", "t/acme/members/new", url.Values{"user": {"newbie"}, "role": {"location_manager"}, "locations": {"l1"}, "feature.reviews": {"edit"}}); code != http.StatusSeeOther {
 		t.Fatalf("adding a location manager: %d", code)
 	}
 }

@@ -1,0 +1,206 @@
+package control
+
+import (
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/portero-gateway/portero/internal/deny"
+	"github.com/portero-gateway/portero/internal/limit"
+	"github.com/portero-gateway/portero/proxy/authn"
+)
+
+// Sign-in endpoints besides authn.LoginPath and authn.CallbackPath.
+const (
+	logoutPath   = "/.portero/logout"
+	userinfoPath = "/.portero/userinfo"
+)
+
+// serveLogin starts a sign-in (rate limited per client address).
+func (p *Plane) serveLogin(w http.ResponseWriter, r *http.Request) {
+	if p.rateLimit(w, r, limitSignIn, limit.ClientKey(r), false) {
+		p.startLogin(w, r, r.URL.Query().Get("rd"))
+	}
+}
+
+// serveCallback finishes one (rate limited per client address).
+func (p *Plane) serveCallback(w http.ResponseWriter, r *http.Request) {
+	if p.rateLimit(w, r, limitCallback, limit.ClientKey(r), false) {
+		p.finishLogin(w, r)
+	}
+}
+
+func (p *Plane) loginError(w http.ResponseWriter, r *http.Request, status int, reason string) {
+	p.authn.Failed("login")
+	p.log.Info("sign-in refused", "decision_id", deny.ID(r.Context()), "reason", reason)
+	deny.Write(w, r, false, deny.Denial{Status: status, Reason: reason, ID: deny.ID(r.Context())})
+}
+
+// startLogin sends the browser to the identity provider (authorization
+// code flow with PKCE, state and nonce), after checking where it will come
+// back to.
+func (p *Plane) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
+	returnTo, ok := authn.SafeReturnTarget(rd, p.returnHosts)
+	if !ok {
+		p.loginError(w, r, http.StatusBadRequest, "login.bad_return_target")
+		return
+	}
+	// Send the browser to the identity provider only while it answers:
+	// otherwise it would land on a dead address, with nothing to say why.
+	if !p.sessions.IdPReady() || p.sessions.IdPUnreachable(r.Context(), idpProbeTimeout) != nil {
+		p.idpDownPage(w, r, returnTo)
+		return
+	}
+	target, err := p.sessions.BeginLogin(w, returnTo)
+	if err != nil {
+		p.loginError(w, r, http.StatusInternalServerError, "login.error")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// idpProbeTimeout bounds the look at the identity provider before a
+// sign-in is sent there.
+const idpProbeTimeout = 2 * time.Second
+
+// idpDownPage tells the browser that sign-in cannot start because the
+// identity provider cannot be reached, with a link to try again.
+func (p *Plane) idpDownPage(w http.ResponseWriter, r *http.Request, returnTo string) {
+	p.authn.Failed("login")
+	p.log.Warn("sign-in not started: the identity provider cannot be reached", "issuer", p.cfg.OIDC.Issuer, "decision_id", deny.ID(r.Context()))
+	w.Header().Set("Retry-After", "5")
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		deny.Write(w, r, false, deny.Denial{Status: http.StatusServiceUnavailable, Reason: "auth.idp_unreachable", ID: deny.ID(r.Context())})
+		return
+	}
+	retry := authn.LoginPath + "?" + url.Values{"rd": {returnTo}}.Encode()
+	writePage(w, http.StatusServiceUnavailable, idpDownTemplate, struct{ Retry, ID string }{retry, deny.ID(r.Context())})
+}
+
+var idpDownTemplate = template.Must(template.New("idp-down").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in unavailable — Portero</title>` + pageStyle + `</head><body>
+<h1>Sign-in is unavailable</h1>
+<p id="idp-down">The identity provider cannot be reached right now, so you cannot sign in. Nothing is wrong with your account.</p>
+<p><a href="{{.Retry}}" id="retry">Try again</a></p>
+<p class="hint">Reason: auth.idp_unreachable{{if .ID}} · decision {{.ID}}{{end}}</p>
+</body></html>`))
+
+// finishLogin is the redirect back from the identity provider: authn
+// checks the transaction and starts the session; the browser goes back to
+// where it was going.
+func (p *Plane) finishLogin(w http.ResponseWriter, r *http.Request) {
+	st, returnTo, le := p.sessions.FinishLogin(w, r)
+	if le != nil {
+		if le.Err != nil {
+			p.log.Info("sign-in callback refused", "reason", le.Reason, "error", le.Err.Error())
+		}
+		p.loginError(w, r, le.Status, le.Reason)
+		return
+	}
+	p.log.Info("signed in", "sub", st.Identity.Subject, "decision_id", deny.ID(r.Context()))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, returnTo, http.StatusFound)
+}
+
+var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign out</title>
+<style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;padding:.5rem 1.2rem}</style>
+</head><body><h1>Sign out?</h1>
+{{if .Subject}}<p>You are signed in as <strong>{{.Subject}}</strong>.</p>{{end}}
+<form method="post" action="/.portero/logout">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" id="portero-signout" autofocus>Sign out</button>
+</form></body></html>
+`))
+
+// logout shows a confirmation page on GET; a POST that passes the
+// cross-site rule (formChecks) ends the session here and, where the IdP
+// supports it, at the IdP.
+func (p *Plane) logout(w http.ResponseWriter, r *http.Request) {
+	st := p.sessions.Current(w, r)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'") // no form-action: the POST redirects to the IdP
+		w.Header().Set("X-Frame-Options", "DENY")
+		data := struct{ Subject, CSRF string }{}
+		if st != nil {
+			data.Subject = st.Identity.Email
+			if data.Subject == "" {
+				data.Subject = st.Identity.Subject
+			}
+			data.CSRF = p.sessions.CSRFToken(st)
+		}
+		_ = logoutPage.Execute(w, data)
+		return
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		deny.Write(w, r, false, deny.Denial{Status: http.StatusMethodNotAllowed, Reason: "logout.method", ID: deny.ID(r.Context())})
+		return
+	}
+	if !p.formChecks(w, r, st) {
+		return
+	}
+	if st != nil {
+		p.sessions.Revoke(st)
+		p.endMastersOfSession(r.Context(), st.Identity)
+		p.log.Info("signed out", "sub", st.Identity.Subject)
+	}
+	p.sessions.Clear(w)
+	w.Header().Set("Cache-Control", "no-store")
+	target := p.sessions.LogoutTarget()
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// browserSession returns the signed-in browser session for a control page
+// (master access, the console). Without one it answers itself and returns
+// nil: a GET goes to sign-in and comes back, anything else is a 401.
+func (p *Plane) browserSession(w http.ResponseWriter, r *http.Request) *authn.Session {
+	st := p.sessions.Current(w, r)
+	if st == nil {
+		if r.Method == http.MethodGet {
+			p.sessions.RedirectToLogin(w, r, r.Host)
+		} else {
+			deny.Write(w, r, false, deny.Denial{Status: http.StatusUnauthorized, Reason: "deny.unauthenticated", ID: deny.ID(r.Context())})
+		}
+	}
+	return st
+}
+
+// formChecks applies the control plane's cross-site rule
+// (crossSiteRefusal) to a browser form Portero serves (sign-out, master
+// access, the console): from this origin, with the session's token in the
+// "csrf" field when there is a session. It answers a refusal itself.
+func (p *Plane) formChecks(w http.ResponseWriter, r *http.Request, st *authn.Session) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if reason := p.crossSiteRefusal(r, st, r.PostFormValue("csrf")); reason != "" {
+		p.loginError(w, r, http.StatusForbidden, reason)
+		return false
+	}
+	return true
+}
+
+// userinfo tells the browser's own scripts who is signed in.
+func (p *Plane) userinfo(w http.ResponseWriter, r *http.Request) {
+	st := p.sessions.Current(w, r)
+	if st == nil {
+		deny.Write(w, r, true, deny.Denial{Status: http.StatusUnauthorized, Reason: "auth.required", ID: deny.ID(r.Context())})
+		return
+	}
+	id := st.Identity
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"sub": id.Subject, "email": id.Email, "org": id.Org, "groups": id.Groups, "roles": id.Roles,
+		"memberships": id.Memberships, "session_expires": st.Until().UTC(),
+		"csrf":          p.sessions.CSRFToken(st), // for X-CSRF-Token on management API writes
+		"tokens_expire": st.TokensExpire().UTC(),
+	})
+}
