@@ -52,9 +52,9 @@ type Options struct {
 	// Engine is the policy engine, for the policy status page.
 	Engine *policy.Engine
 	// Audit is the optional JSONL export of the audit trail.
-	Audit *audit.Log
+	Audit    *audit.Log
 	Registry prometheus.Registerer
-	Log         *slog.Logger
+	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -97,4 +97,3 @@ func TestClaimMapping(t *testing.T) {
 		t.Error("identity without a subject")
 	}
 }
-
