@@ -120,10 +120,14 @@ func (p *Plane) routes() *http.ServeMux {
 	}
 	mux.HandleFunc(authn.LoginPath, p.serveLogin)
 	mux.HandleFunc(authn.CallbackPath, p.serveCallback)
-	mux.HandleFunc(logoutPath, p.logout)
+	mux.HandleFunc("GET "+logoutPath, p.confirmLogout)
+	mux.HandleFunc("POST "+logoutPath, p.logout)
+	mux.HandleFunc(logoutPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, POST")
+		deny.Write(w, r, false, deny.Denial{Status: http.StatusMethodNotAllowed, Reason: "logout.method", ID: deny.ID(r.Context())})
+	})
 	mux.HandleFunc(userinfoPath, p.userinfo)
-	mux.HandleFunc(masterPath, p.serveMaster)
-	mux.HandleFunc(masterEndPath, p.serveMaster)
+	p.masterRoutes(mux)
 	mux.Handle(strings.TrimSuffix(consolePrefix, "/"), http.RedirectHandler(consolePrefix, http.StatusMovedPermanently))
 	p.consoleRoutes(mux)
 	mux.HandleFunc(Prefix, p.notFound("control.unknown"))

@@ -118,33 +118,29 @@ var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
 </form></body></html>
 `))
 
-// logout shows a confirmation page on GET; a POST that passes the
-// cross-site rule (formChecks) ends the session here and, where the IdP
-// supports it, at the IdP.
+// confirmLogout shows the sign-out confirmation page (GET); the form posts
+// to logout.
+func (p *Plane) confirmLogout(w http.ResponseWriter, r *http.Request) {
+	st := p.sessions.Current(w, r)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'") // no form-action: the POST redirects to the IdP
+	w.Header().Set("X-Frame-Options", "DENY")
+	data := struct{ Subject, CSRF string }{}
+	if st != nil {
+		data.Subject = st.Identity.Email
+		if data.Subject == "" {
+			data.Subject = st.Identity.Subject
+		}
+		data.CSRF = p.sessions.CSRFToken(st)
+	}
+	_ = logoutPage.Execute(w, data)
+}
+
+// logout ends the session here and, where the IdP supports it, at the IdP,
+// once the POST passes the cross-site rule (formChecks).
 func (p *Plane) logout(w http.ResponseWriter, r *http.Request) {
 	st := p.sessions.Current(w, r)
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'") // no form-action: the POST redirects to the IdP
-		w.Header().Set("X-Frame-Options", "DENY")
-		data := struct{ Subject, CSRF string }{}
-		if st != nil {
-			data.Subject = st.Identity.Email
-			if data.Subject == "" {
-				data.Subject = st.Identity.Subject
-			}
-			data.CSRF = p.sessions.CSRFToken(st)
-		}
-		_ = logoutPage.Execute(w, data)
-		return
-	case http.MethodPost:
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		deny.Write(w, r, false, deny.Denial{Status: http.StatusMethodNotAllowed, Reason: "logout.method", ID: deny.ID(r.Context())})
-		return
-	}
 	if !p.formChecks(w, r, st) {
 		return
 	}

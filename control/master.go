@@ -47,19 +47,13 @@ type masterAccess struct {
 	notify *notifier
 }
 
-func (p *Plane) serveMaster(w http.ResponseWriter, r *http.Request) {
-	if p.master == nil {
-		deny.Write(w, r, false, deny.Denial{Status: http.StatusNotFound, Reason: "master.disabled", ID: deny.ID(r.Context())})
-		return
-	}
-	st := p.browserSession(w, r)
-	if st == nil {
-		return
-	}
-	switch {
-	case r.URL.Path == masterPath && r.Method == http.MethodGet:
+// masterRoutes registers the master-access endpoints. Each needs master
+// access configured and a signed-in browser.
+func (p *Plane) masterRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+masterPath, p.masterSession(func(w http.ResponseWriter, r *http.Request, st *authn.Session) {
 		p.masterPage(w, r, st, masterForm{Mode: "full", Duration: p.master.cfg.DefaultDuration.String(), Tenant: r.URL.Query().Get("tenant")}, http.StatusOK)
-	case r.URL.Path == masterPath && r.Method == http.MethodPost:
+	}))
+	mux.HandleFunc("POST "+masterPath, p.masterSession(func(w http.ResponseWriter, r *http.Request, st *authn.Session) {
 		// A cross-site or token-less attempt is refused and recorded (within
 		// the refusal budget); attempts are limited per admin before anything
 		// is decided.
@@ -72,15 +66,32 @@ func (p *Plane) serveMaster(w http.ResponseWriter, r *http.Request) {
 		if p.rateLimit(w, r, limitMasterAccess, limit.UserKey(st.Identity.Subject), false) {
 			p.startMaster(w, r, st)
 		}
-	case r.URL.Path == masterEndPath && r.Method == http.MethodGet:
-		p.masterEndPage(w, r, st)
-	case r.URL.Path == masterEndPath && r.Method == http.MethodPost:
+	}))
+	mux.HandleFunc("GET "+masterEndPath, p.masterSession(p.masterEndPage))
+	mux.HandleFunc("POST "+masterEndPath, p.masterSession(func(w http.ResponseWriter, r *http.Request, st *authn.Session) {
 		if p.formChecks(w, r, st) {
 			p.endMaster(w, r, st)
 		}
-	default:
+	}))
+	wrongMethod := p.masterSession(func(w http.ResponseWriter, r *http.Request, _ *authn.Session) {
 		w.Header().Set("Allow", "GET, POST")
 		deny.Write(w, r, false, deny.Denial{Status: http.StatusMethodNotAllowed, Reason: "master.method", ID: deny.ID(r.Context())})
+	})
+	mux.HandleFunc(masterPath, wrongMethod)
+	mux.HandleFunc(masterEndPath, wrongMethod)
+}
+
+// masterSession wraps a master-access endpoint: 404 unless master access is
+// configured, and a signed-in browser (browserSession answers otherwise).
+func (p *Plane) masterSession(fn func(http.ResponseWriter, *http.Request, *authn.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p.master == nil {
+			deny.Write(w, r, false, deny.Denial{Status: http.StatusNotFound, Reason: "master.disabled", ID: deny.ID(r.Context())})
+			return
+		}
+		if st := p.browserSession(w, r); st != nil {
+			fn(w, r, st)
+		}
 	}
 }
 
