@@ -140,6 +140,35 @@ func TestNothingImportsCmd(t *testing.T) {
 	}
 }
 
+// Test helpers stay out of the binary: nothing under cmd/ links
+// testing/fstest or net/http/httptest, nor a package of ours that imports
+// testing (internal/testissuer, internal/gatewaytest). OPA's tester, which
+// `portero test` runs, imports testing itself; that is OPA's, not ours.
+func TestBinaryLinksNoTestHelpers(t *testing.T) {
+	root, module, _ := load(t)
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports", "./cmd/...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(goErr("go list -deps ./cmd/...", err))
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case p.ImportPath == "testing/fstest" || p.ImportPath == "net/http/httptest":
+			t.Errorf("a command links %s: test code in production (find the importer with go list -deps -f '{{.ImportPath}} {{.Imports}}' ./cmd/...)", p.ImportPath)
+		case (p.ImportPath == module || strings.HasPrefix(p.ImportPath, module+"/")) && slices.Contains(p.Imports, "testing"):
+			t.Errorf("a command links %s, which imports testing: test helpers belong in _test.go files or test-only packages", p.rel(module))
+		}
+	}
+}
+
 // The policy engine knows no HTTP: it decides on its input, the request
 // path turns that into responses.
 func TestPolicyImportsNoHTTP(t *testing.T) {
