@@ -4,15 +4,17 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/portero-gateway/portero/internal/cache"
 )
 
 // decisionCache memoises a policy's answers when they can only depend on
-// parts of the input that repeat across requests: the identity (one
-// *Identity per verified token or session), the tenant and the route. It is
-// used only when the policy reads nothing else from the input and calls no
+// parts of the input that repeat across requests: the identity, the access
+// facts, the tenant and the route, each keyed by value. It is used only
+// when the policy reads nothing else from the input and calls no
 // non-deterministic builtin (time.now_ns, http.send, rand.intn, …), so a
 // cached answer is exactly what evaluating again would give. Each loaded
 // policy has its own cache, so a reload starts empty.
@@ -21,13 +23,12 @@ type decisionCache struct {
 	// values are part of the key.
 	requestFields []string
 
-	mu      sync.RWMutex
-	entries map[decisionKey]Decision
+	entries *cache.Bounded[decisionKey, Decision]
 }
 
 type decisionKey struct {
-	identity       *Identity
-	access         *Access // a new *Access whenever the facts may have changed
+	identity       ValueKey // Identity.Key: every identity field
+	access         ValueKey // Access.Key: the whole of input.access
 	tenant, status string
 	route          string
 	api            bool
@@ -40,7 +41,8 @@ type decisionKey struct {
 // cached (a request with one is evaluated).
 var cacheableRequestFields = []string{"method", "host", "path", "segments", "app_segments", "body", "query_keys", "upgrade"}
 
-// maxCachedDecisions bounds the cache; when full it is emptied.
+// maxCachedDecisions bounds the cache (see cache.Bounded for which entry
+// makes room).
 const maxCachedDecisions = 50000
 
 func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCache {
@@ -74,13 +76,22 @@ func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCac
 	if !deterministic(slices.Collect(maps.Values(modules))) {
 		return nil
 	}
-	return &decisionCache{requestFields: fields, entries: map[decisionKey]Decision{}}
+	return &decisionCache{requestFields: fields, entries: cache.New[decisionKey, Decision](maxCachedDecisions)}
 }
 
 // keyFor returns the cache key for the input, or false when this request
-// must be evaluated (it has a body the policy reads).
+// must be evaluated (it has a body the policy reads, or an identity or
+// access not built by NewIdentity or NewAccess).
 func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
-	k := decisionKey{identity: in.Identity, access: in.Access, route: in.Route.Name, api: in.Route.API, management: in.Management.key()}
+	id, ok := in.Identity.cacheKey()
+	if !ok {
+		return decisionKey{}, false
+	}
+	acc, ok := in.Access.cacheKey()
+	if !ok {
+		return decisionKey{}, false
+	}
+	k := decisionKey{identity: id, access: acc, route: in.Route.Name, api: in.Route.API, management: in.Management.key()}
 	if in.Tenant != nil {
 		k.tenant, k.status = in.Tenant.ID, in.Tenant.Status
 	}
@@ -120,18 +131,8 @@ func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 	return k, true
 }
 
-func (c *decisionCache) get(k decisionKey) (Decision, bool) {
-	c.mu.RLock()
-	d, ok := c.entries[k]
-	c.mu.RUnlock()
-	return d, ok
-}
+// get and put: a decision does not expire (the key holds everything it
+// depends on), so no time is needed.
+func (c *decisionCache) get(k decisionKey) (Decision, bool) { return c.entries.Get(k, time.Time{}) }
 
-func (c *decisionCache) put(k decisionKey, d Decision) {
-	c.mu.Lock()
-	if len(c.entries) >= maxCachedDecisions {
-		clear(c.entries)
-	}
-	c.entries[k] = d
-	c.mu.Unlock()
-}
+func (c *decisionCache) put(k decisionKey, d Decision) { c.entries.Put(k, d) }

@@ -22,9 +22,48 @@ func TestDecisionCache(t *testing.T) {
 	if ev := e.Decide(ctx, other); ev.Cached || ev.Decision.Allow {
 		t.Fatalf("other tenant: %+v", ev)
 	}
-	other = memberInput() // a new *Identity: a new token or session
-	if ev := e.Decide(ctx, other); ev.Cached {
-		t.Fatal("another identity answered from the cache")
+	// Keys are values: the same identity built again (another token with
+	// the same claims) is the same key; any field the policy can read
+	// changed is another.
+	if ev := e.Decide(ctx, memberInput()); !ev.Cached {
+		t.Fatal("an equal identity built again was not answered from the cache")
+	}
+	for name, change := range map[string]func(*Identity){
+		"subject":     func(id *Identity) { id.Subject = "u2" },
+		"email":       func(id *Identity) { id.Email = "other@example.com" },
+		"org":         func(id *Identity) { id.Org = "o" },
+		"groups":      func(id *Identity) { id.Groups = []string{"g"} },
+		"roles":       func(id *Identity) { id.Roles = id.Roles[:1] },
+		"memberships": func(id *Identity) { id.Memberships = map[string][]string{"acme": {"account_manager"}} },
+		"claims":      func(id *Identity) { id.Claims = map[string]any{"sub": "u1", "scope": "openid profile"} },
+		"auth":        func(id *Identity) { id.Auth = "session" },
+		"session":     func(id *Identity) { id.Session = "another-sign-in" },
+	} {
+		other := memberInput()
+		fields := *other.Identity
+		change(&fields)
+		other.Identity = NewIdentity(fields)
+		if ev := e.Decide(ctx, other); ev.Cached {
+			t.Fatalf("an identity with another %s answered from the cache", name)
+		}
+	}
+	// An Identity or Access not built by NewIdentity or NewAccess has no
+	// key: never cached, nor memoised.
+	bare := memberInput()
+	bare.Identity = &Identity{Subject: "u1"}
+	if _, ok := e.Current().cache.keyFor(bare); ok {
+		t.Fatal("an identity without a key has a decision key")
+	}
+	if _, ok := subjectSpec.key(bare); ok {
+		t.Fatal("an identity without a key has a subject key")
+	}
+	bare = memberInput()
+	bare.Access = &Access{}
+	if _, ok := e.Current().cache.keyFor(bare); ok {
+		t.Fatal("access without a key has a decision key")
+	}
+	if _, ok := subjectSpec.key(bare); ok {
+		t.Fatal("access without a key has a subject key")
 	}
 	other = memberInput()
 	other.Identity = in.Identity

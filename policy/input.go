@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"time"
 
@@ -139,18 +140,52 @@ func (m *Management) key() string {
 }
 
 // Access is input.access, built once per store lookup and reused while the
-// lookup is cached.
+// lookup is cached. Build it with NewAccess.
 type Access struct {
 	value ast.Value
+	key   ValueKey
 }
 
-// NewAccess prepares a JSON-like document as input.access.
+// NewAccess prepares a JSON-like document as input.access, with its key.
 func NewAccess(doc map[string]any) (*Access, error) {
 	v, err := ast.InterfaceToValue(doc)
 	if err != nil {
 		return nil, err
 	}
-	return &Access{value: v}, nil
+	return &Access{value: v, key: valueKey("access", v)}, nil
+}
+
+// Key names the document by its content (see ValueKey).
+func (a *Access) Key() ValueKey { return a.key }
+
+// ValueKey names a part of the input by value: the first 16 bytes of the
+// SHA-256 of its canonical text (OPA's, with object keys and sets sorted
+// and strings quoted), so two parts share a key only when the policy sees
+// the same document in both, whoever built them and however often. The
+// policy's caches (decisions, memoised stages) are keyed on it, never on an
+// address. The zero key belongs to an Identity or Access not built by
+// NewIdentity or NewAccess; such an input is never cached.
+type ValueKey [16]byte
+
+// valueKey is v's key; kind keeps the keys of different parts apart.
+func valueKey(kind string, v ast.Value) ValueKey {
+	buf := append(make([]byte, 0, 256), "portero "...)
+	buf = append(append(buf, kind...), " v1\x00"...)
+	buf, err := ast.NewTerm(v).AppendText(buf)
+	if err != nil {
+		return ValueKey{} // not cacheable; cannot happen for values built from Go data
+	}
+	sum := sha256.Sum256(buf)
+	return ValueKey(sum[:16])
+}
+
+// cacheKey returns the access's key and whether the input may be cached
+// on it: absent access (nil) is a key of its own, the zero key.
+func (a *Access) cacheKey() (ValueKey, bool) {
+	if a == nil {
+		return ValueKey{}, true
+	}
+	return a.key, a.key != ValueKey{}
 }
 
 // Request describes the (already sanitized and normalised) HTTP request.
@@ -192,8 +227,9 @@ type Tenant struct {
 }
 
 // Identity is who the verified credentials say the caller is. Build it with
-// NewIdentity: its AST form is made once and reused for every request that
-// presents the same credentials.
+// NewIdentity: its AST form and its key are made once and reused for every
+// request that presents the same credentials. Do not change a built
+// Identity's fields: the policy sees the form made from them.
 type Identity struct {
 	Subject string
 	Email   string
@@ -210,6 +246,7 @@ type Identity struct {
 	Session string
 
 	value ast.Value
+	key   ValueKey
 }
 
 // Interned object keys save an allocation per key per request.
@@ -237,7 +274,23 @@ func NewIdentity(id Identity) *Identity {
 		item("auth", ast.InternedTerm(id.Auth)),
 		item("session", ast.StringTerm(id.Session)),
 	)
+	id.key = valueKey("identity", id.value)
 	return &id
+}
+
+// Key names the identity by value: every field the policy can read
+// (subject, email, org, groups, roles, memberships, claims, auth, session)
+// is in it, so two identities share a key only when the policy cannot tell
+// them apart (see ValueKey).
+func (id *Identity) Key() ValueKey { return id.key }
+
+// cacheKey returns the identity's key and whether the input may be cached
+// on it: no identity (nil) is a key of its own, the zero key.
+func (id *Identity) cacheKey() (ValueKey, bool) {
+	if id == nil {
+		return ValueKey{}, true
+	}
+	return id.key, id.key != ValueKey{}
 }
 
 // Value returns the whole input as an AST value for rego.EvalParsedInput,

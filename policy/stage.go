@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/portero-gateway/portero/internal/cache"
 )
 
 // The policy may define two stages the engine evaluates before the
@@ -22,10 +24,10 @@ import (
 // SubjectQuery is everything about the caller in the request's tenant that
 // does not depend on the request (role, feature levels, scope, identity
 // headers, refusals that hold for every request or per operation), passed
-// as input.subject. Its key is the *Identity and *Access pointers and the
-// tenant: both pointers change whenever the token, session or stored facts
-// do (a store write makes a new *Access), so a memoised result is exactly
-// what evaluating again would give.
+// as input.subject. Its key is the identity's and the access facts' value
+// keys (Identity.Key, Access.Key: hashes of everything the policy can read
+// in them) and the tenant, so a memoised result is exactly what evaluating
+// again would give, whoever built the identity and the facts.
 const SubjectQuery = "data.portero.subject.facts"
 
 // OperationQuery is the route mapping entry of the request (feature,
@@ -34,7 +36,8 @@ const SubjectQuery = "data.portero.subject.facts"
 // path segments.
 const OperationQuery = "data.portero.requests.entry"
 
-// maxMemoised bounds each memo; when full it is emptied.
+// maxMemoised bounds each memo (see cache.Bounded for which entry makes
+// room).
 const maxMemoised = 20000
 
 // stageSpec says what a stage is and what it may read to be memoised.
@@ -43,16 +46,17 @@ type stageSpec struct {
 	field string // the input key its result is passed in
 	// reads says why the stage's input use does not fit its key, or "".
 	reads func(u inputUse) string
-	key   func(in *Input) stageKey
+	// key is the memo's key for the input, or false when the input cannot
+	// be keyed (it is then evaluated).
+	key func(in *Input) (stageKey, bool)
 	// undefined is passed when the stage is undefined for an input, so the
 	// policy does not work it out again; nil passes nothing.
 	undefined *ast.Term
 }
 
 type stageKey struct {
-	identity *Identity
-	access   *Access
-	a, b     string
+	identity, access ValueKey
+	a, b             string
 }
 
 var subjectSpec = stageSpec{
@@ -66,12 +70,20 @@ var subjectSpec = stageSpec{
 		}
 		return ""
 	},
-	key: func(in *Input) stageKey {
-		k := stageKey{identity: in.Identity, access: in.Access}
+	key: func(in *Input) (stageKey, bool) {
+		id, ok := in.Identity.cacheKey()
+		if !ok {
+			return stageKey{}, false
+		}
+		acc, ok := in.Access.cacheKey()
+		if !ok {
+			return stageKey{}, false
+		}
+		k := stageKey{identity: id, access: acc}
 		if in.Tenant != nil {
 			k.a, k.b = in.Tenant.ID, in.Tenant.Status
 		}
-		return k
+		return k, true
 	},
 }
 
@@ -94,12 +106,12 @@ var operationSpec = stageSpec{
 		}
 		return ""
 	},
-	key: func(in *Input) stageKey {
+	key: func(in *Input) (stageKey, bool) {
 		method := in.Request.Method
 		if in.Request.Upgrade {
 			method += "\x00upgrade"
 		}
-		return stageKey{a: method, b: strings.Join(in.Request.AppSegments, "\x00")}
+		return stageKey{a: method, b: strings.Join(in.Request.AppSegments, "\x00")}, true
 	},
 	undefined: ast.NewTerm(ast.NewObject()),
 }
@@ -114,8 +126,7 @@ type stage struct {
 	// why says why the stage is not memoised, for the load log.
 	why string
 
-	mu   sync.RWMutex
-	memo map[stageKey]*ast.Term
+	memo *cache.Bounded[stageKey, *ast.Term]
 }
 
 // newStage prepares a stage, or returns nil when the policy does not
@@ -134,7 +145,7 @@ func newStage(ctx context.Context, compiler *ast.Compiler, spec *stageSpec, opts
 		return nil, fmt.Errorf("prepare %s: %w", spec.query, err)
 	}
 	reached := reachableRules(compiler, rules)
-	s := &stage{spec: spec, query: pq, use: analyseRuleInputUse(reached), memo: map[stageKey]*ast.Term{}}
+	s := &stage{spec: spec, query: pq, use: analyseRuleInputUse(reached), memo: cache.New[stageKey, *ast.Term](maxMemoised)}
 	switch {
 	case s.use.all:
 		s.why = "it reads input through a computed key"
@@ -154,12 +165,13 @@ func newStage(ctx context.Context, compiler *ast.Compiler, spec *stageSpec, opts
 // the memo.
 func (s *stage) result(ctx context.Context, in *Input) (*ast.Term, bool, error) {
 	var key stageKey
+	memoise := false
 	if s.pure {
-		key = s.spec.key(in)
-		s.mu.RLock()
-		t, ok := s.memo[key]
-		s.mu.RUnlock()
-		if ok {
+		key, memoise = s.spec.key(in)
+	}
+	if memoise {
+		// A stage's result does not expire: the key holds all it reads.
+		if t, ok := s.memo.Get(key, time.Time{}); ok {
 			return t, true, nil
 		}
 	}
@@ -167,13 +179,8 @@ func (s *stage) result(ctx context.Context, in *Input) (*ast.Term, bool, error) 
 	if err != nil {
 		return nil, false, err
 	}
-	if s.pure {
-		s.mu.Lock()
-		if len(s.memo) >= maxMemoised {
-			clear(s.memo)
-		}
-		s.memo[key] = t
-		s.mu.Unlock()
+	if memoise {
+		s.memo.Put(key, t)
 	}
 	return t, false, nil
 }

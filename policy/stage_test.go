@@ -106,9 +106,11 @@ func (p *Loaded) decideFor(t *testing.T, in *Input) Decision {
 	return d
 }
 
-// A store write makes a new *Access: the memoised subject is not reused.
+// The subject memo is keyed on the facts' value: changed facts are not
+// answered from it, the same facts built again are.
 func TestSubjectMemoFollowsTheFacts(t *testing.T) {
-	e, _ := newTestEngine(t, embedded())
+	e, m := newTestEngine(t, embedded())
+	hits := func() float64 { return testutil.ToFloat64(m.stages["subject"][1]) }
 	in := storeInput("adam", "GET", []string{"reviews"}, acmeAccess(member("administrator", nil)), "")
 	if ev := e.Decide(context.Background(), in); !ev.Decision.Allow {
 		t.Fatalf("active administrator refused: %+v", ev)
@@ -116,6 +118,12 @@ func TestSubjectMemoFollowsTheFacts(t *testing.T) {
 	in.Access, _ = NewAccess(acmeAccess(member("administrator", map[string]any{"status": "deactivated"})))
 	if ev := e.Decide(context.Background(), in); ev.Decision.Allow || ev.Decision.Reason != "member.deactivated" {
 		t.Fatalf("deactivated administrator: %+v", ev)
+	}
+	before := hits()
+	in.Access, _ = NewAccess(acmeAccess(member("administrator", nil)))
+	in.Request.Method = "HEAD" // not the decision cache's answer: the subject memo's
+	if ev := e.Decide(context.Background(), in); !ev.Decision.Allow || hits() != before+1 {
+		t.Fatalf("the same facts built again: %+v, memo hits %v → %v", ev, before, hits())
 	}
 }
 
