@@ -64,7 +64,7 @@ func BenchmarkResolve(b *testing.B) {
 	s := seedLarge(b)
 	ctx := context.Background()
 	b.Run("hit", func(b *testing.B) {
-		r := NewResolver(s, 100000, nil, nil)
+		r := NewResolver[any](s, 100000, nil, nil)
 		if _, _, err := r.Resolve(ctx, "u00042-3", "t00042"); err != nil {
 			b.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func BenchmarkResolve(b *testing.B) {
 		}
 	})
 	b.Run("miss", func(b *testing.B) {
-		r := NewResolver(s, 100000, nil, nil)
+		r := NewResolver[any](s, 100000, nil, nil)
 		rnd := rand.New(rand.NewPCG(1, 2))
 		b.ReportAllocs()
 		for b.Loop() {
@@ -93,7 +93,7 @@ func BenchmarkResolve(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		r := NewResolver(s, 100000, nil, nil)
+		r := NewResolver[any](s, 100000, nil, nil)
 		for t := range 2000 {
 			for m := range benchMembersPerTenant {
 				_, _, _ = r.Resolve(ctx, fmt.Sprintf("u%05d-%d", t, m), fmt.Sprintf("t%05d", t))

@@ -4,58 +4,74 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/portero-gateway/portero/internal/cache"
 )
 
-// Resolver looks up a (user, tenant)'s facts through a bounded cache. Any
-// store write makes every cached entry stale at once (the generation
-// moves), entries for a delegation end when the delegation expires, and a
-// store error is returned, never hidden: the caller fails closed.
+// Resolver looks up a (user, tenant)'s facts through a bounded cache and
+// keeps beside them the caller's prepared form P of them (for the gateway:
+// the facts as policy input, built once). Any store write makes every
+// cached entry stale at once (the generation moves), entries for a
+// delegation or a master-access session end when it expires, and a store
+// error is returned, never hidden: the caller fails closed.
 //
-// A stale entry is looked up again; when the facts turn out unchanged (the
-// write was about someone else) the same *Resolved is kept, so what callers
-// keyed on its address (the policy's memoised subject, cached decisions)
-// stays valid. Only changed facts make a new *Resolved.
-type Resolver struct {
+// Each result carries a Version, a value: when a stale entry is looked up
+// again and the facts turn out unchanged (the write was about someone
+// else), the entry keeps its Resolved and its Version; only changed facts
+// are prepared again, under a new Version. What is cached downstream can
+// therefore be keyed on (user, tenant, Version) instead of on an address.
+type Resolver[P any] struct {
 	store   *Store
-	max     int
-	prepare func(*Facts, time.Time) any
+	prepare func(*Facts, time.Time) P
 	now     func() time.Time
 
-	mu      sync.RWMutex
-	entries map[factsKey]*Resolved
+	entries  *cache.Bounded[factsKey, resolverEntry[P]]
+	versions atomic.Uint64 // the last Version given out
 }
 
 type factsKey struct{ user, tenant string }
 
-// Resolved is a lookup's result with the caller's prepared form of it (for
-// the gateway: the facts as policy input, built once; prepare is given the
-// time, and the entry ends when a delegation expires, so facts such as
-// "expired" stay exact). A new *Resolved is
-// made whenever the facts may have changed, so its address identifies them.
-type Resolved struct {
-	Facts    *Facts
-	Prepared any
-	// Guarded by the resolver's mu: the store generation the facts were
-	// last read at, and when the entry ends.
-	gen   uint64
-	until time.Time
+// resolverEntry is a cached lookup. It ends by the resolver's rules (gen,
+// until), not the cache's expiry: a stale entry is still read, to keep its
+// Version when the facts are unchanged.
+type resolverEntry[P any] struct {
+	res   *Resolved[P]
+	gen   uint64    // the store generation the facts were last read at
+	until time.Time // when the entry ends
 }
 
-// NewResolver caches up to max entries; prepare turns facts into the form
-// the caller wants cached beside them; now is the caller's clock (nil:
-// time.Now), by which cached lookups and master sessions expire.
-func NewResolver(store *Store, max int, prepare func(*Facts, time.Time) any, now func() time.Time) *Resolver {
+// Resolved is a lookup's result: the facts and their prepared form.
+// prepare is given the time, and the entry ends when a delegation or a
+// master-access session expires, so facts such as "expired" stay exact.
+// A Resolved is never modified once returned.
+type Resolved[P any] struct {
+	Facts    *Facts
+	Prepared P
+	// Version names these facts and this Prepared among the resolver's
+	// results for the same (user, tenant): a lookup that finds the facts
+	// unchanged keeps it, anything else gives a new one (a number not
+	// given out before by this resolver). The same Version never names
+	// other facts; unchanged facts may get a new one after their entry was
+	// evicted.
+	Version uint64
+}
+
+// NewResolver caches up to max entries; prepare (nil: none) turns facts
+// into the form the caller wants cached beside them; now is the caller's
+// clock (nil: time.Now), by which cached lookups and master sessions
+// expire.
+func NewResolver[P any](store *Store, max int, prepare func(*Facts, time.Time) P, now func() time.Time) *Resolver[P] {
 	if now == nil {
 		now = time.Now
 	}
-	return &Resolver{store: store, max: max, prepare: prepare, now: now, entries: map[factsKey]*Resolved{}}
+	return &Resolver[P]{store: store, prepare: prepare, now: now, entries: cache.New[factsKey, resolverEntry[P]](max)}
 }
 
 // Resolve returns the facts for user in tenant (nil Facts when the tenant
 // does not exist) and whether they came from the cache.
-func (r *Resolver) Resolve(ctx context.Context, user, tenant string) (*Resolved, bool, error) {
+func (r *Resolver[P]) Resolve(ctx context.Context, user, tenant string) (*Resolved[P], bool, error) {
 	if err := r.store.Health(); err != nil {
 		// Fail closed, cached facts included: they may be from a file
 		// that is no longer the store.
@@ -64,12 +80,9 @@ func (r *Resolver) Resolve(ctx context.Context, user, tenant string) (*Resolved,
 	k := factsKey{user, tenant}
 	gen := r.store.Generation()
 	now := r.now()
-	r.mu.RLock()
-	old, ok := r.entries[k]
-	fresh := ok && old.gen == gen && now.Before(old.until)
-	r.mu.RUnlock()
-	if fresh {
-		return old, true, nil
+	old, ok := r.entries.Get(k, time.Time{}) // entries have no cache expiry: until is checked here
+	if ok && old.gen == gen && now.Before(old.until) {
+		return old.res, true, nil
 	}
 	facts, err := r.store.Facts(ctx, user, tenant, now)
 	if err != nil {
@@ -82,28 +95,18 @@ func (r *Resolver) Resolve(ctx context.Context, user, tenant string) (*Resolved,
 	if facts != nil && facts.Master != nil && facts.Master.ExpiresAt.Before(until) {
 		until = facts.Master.ExpiresAt // master access ends at its expiry, exactly
 	}
-	if ok && reflect.DeepEqual(old.Facts, facts) && !delegationExpired(facts, now) {
-		// Unchanged (old.Facts is never modified), and prepared while the
-		// delegation, if any, had not expired yet: still exact.
-		r.mu.Lock()
-		old.gen, old.until = gen, until
-		r.mu.Unlock()
-		return old, false, nil
+	if ok && reflect.DeepEqual(old.res.Facts, facts) && !delegationExpired(facts, now) {
+		// Unchanged (a Resolved's Facts are never modified), and prepared
+		// while the delegation, if any, had not expired yet: still exact.
+		r.entries.Put(k, resolverEntry[P]{res: old.res, gen: gen, until: until})
+		return old.res, false, nil
 	}
-	e := &Resolved{Facts: facts, gen: gen, until: until}
+	res := &Resolved[P]{Facts: facts, Version: r.versions.Add(1)}
 	if r.prepare != nil {
-		e.Prepared = r.prepare(facts, now)
+		res.Prepared = r.prepare(facts, now)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, present := r.entries[k]; !present && len(r.entries) >= r.max {
-		for k := range r.entries { // drop an arbitrary entry to stay bounded
-			delete(r.entries, k)
-			break
-		}
-	}
-	r.entries[k] = e
-	return e, false, nil
+	r.entries.Put(k, resolverEntry[P]{res: res, gen: gen, until: until})
+	return res, false, nil
 }
 
 // delegationExpired says whether the facts carry a delegation that has
@@ -117,8 +120,4 @@ func delegationExpired(f *Facts, now time.Time) bool {
 const maxFactsAge = time.Minute
 
 // Len is the number of cached entries.
-func (r *Resolver) Len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.entries)
-}
+func (r *Resolver[P]) Len() int { return r.entries.Len() }

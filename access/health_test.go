@@ -32,7 +32,7 @@ func removeStoreFiles(t *testing.T, path string) {
 	}
 }
 
-func memberStatus(t *testing.T, r *Resolver, user string) (string, error) {
+func memberStatus(t *testing.T, r *Resolver[any], user string) (string, error) {
 	t.Helper()
 	res, _, err := r.Resolve(context.Background(), user, "acme")
 	if err != nil {
@@ -51,7 +51,7 @@ func TestReplacedFileIsReopened(t *testing.T) {
 	s, path := openStore(t)
 	ctx := context.Background()
 	seed(t, s)
-	r := NewResolver(s, 10, nil, nil)
+	r := NewResolver[any](s, 10, nil, nil)
 	if st, err := memberStatus(t, r, "leo"); st != "active" || err != nil {
 		t.Fatalf("before: %s %v", st, err)
 	}
@@ -95,7 +95,7 @@ func TestDeletedFileFailsClosedUntilPutBack(t *testing.T) {
 	s, path := openStore(t)
 	ctx := context.Background()
 	seed(t, s)
-	r := NewResolver(s, 10, nil, nil)
+	r := NewResolver[any](s, 10, nil, nil)
 	if _, err := memberStatus(t, r, "leo"); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestCorruptedFileRecoversWhenRestored(t *testing.T) {
 	s, path := openStore(t)
 	ctx := context.Background()
 	seed(t, s)
-	r := NewResolver(s, 10, nil, nil)
+	r := NewResolver[any](s, 10, nil, nil)
 	if _, err := memberStatus(t, r, "leo"); err != nil {
 		t.Fatal(err)
 	}

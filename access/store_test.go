@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,14 +200,14 @@ func TestFactsAndResolverInvalidation(t *testing.T) {
 	seed(t, s)
 	ctx := context.Background()
 	var prepared atomic.Int32
-	r := NewResolver(s, 100, func(f *Facts, _ time.Time) any { prepared.Add(1); return f }, nil)
+	r := NewResolver(s, 100, func(f *Facts, _ time.Time) *Facts { prepared.Add(1); return f }, nil)
 
 	first, _, err := r.Resolve(ctx, "leo", "acme")
 	if err != nil || first.Facts.Member == nil || first.Facts.Member.Role != "location_manager" || first.Facts.Tenant.Owner != "olivia" {
 		t.Fatalf("facts: %+v %v", first, err)
 	}
 	again, hit, _ := r.Resolve(ctx, "leo", "acme")
-	if again != first || !hit || prepared.Load() != 1 {
+	if again != first || !hit || prepared.Load() != 1 || again.Version != first.Version || again.Prepared != first.Facts {
 		t.Fatal("second lookup missed the cache")
 	}
 	// A write invalidates at once.
@@ -216,17 +218,18 @@ func TestFactsAndResolverInvalidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _, _ := r.Resolve(ctx, "leo", "acme")
-	if after == first || after.Facts.Member.Status != "deactivated" {
-		t.Fatalf("after deactivation: %+v", after.Facts.Member)
+	if after == first || after.Facts.Member.Status != "deactivated" || after.Version == first.Version {
+		t.Fatalf("after deactivation: %+v (version %d, was %d)", after.Facts.Member, after.Version, first.Version)
 	}
 	// A write about someone else is seen (the facts are read again) but
-	// keeps the same *Resolved: what callers keyed on it stays valid.
+	// keeps the same Resolved and Version: what callers keyed on the
+	// version stays valid.
 	preparedBefore := prepared.Load()
 	if _, err := s.PutMember(ctx, Member{Tenant: "acme", User: "ann", Role: "account_manager"}); err != nil {
 		t.Fatal(err)
 	}
 	same, hit, _ := r.Resolve(ctx, "leo", "acme")
-	if same != after || hit || prepared.Load() != preparedBefore {
+	if same != after || hit || prepared.Load() != preparedBefore || same.Version != after.Version {
 		t.Fatalf("an unrelated write replaced leo's entry (same=%v hit=%v prepared %d→%d)", same == after, hit, preparedBefore, prepared.Load())
 	}
 	if again, hit, _ := r.Resolve(ctx, "leo", "acme"); again != after || !hit {
@@ -239,20 +242,73 @@ func TestFactsAndResolverInvalidation(t *testing.T) {
 		t.Fatalf("partner facts: %+v", pf.Facts)
 	}
 	_, _ = s.Transition(ctx, d.ID, "accept")
-	if pf, _, _ = r.Resolve(ctx, "pat", "acme"); pf.Facts.Delegation.Status != "accepted" {
-		t.Fatalf("after accept: %+v", pf.Facts.Delegation)
+	invited := pf.Version
+	if pf, _, _ = r.Resolve(ctx, "pat", "acme"); pf.Facts.Delegation.Status != "accepted" || pf.Version == invited {
+		t.Fatalf("after accept: %+v (version %d, was %d)", pf.Facts.Delegation, pf.Version, invited)
 	}
 	if none, _, err := r.Resolve(ctx, "leo", "no-such-tenant"); err != nil || none.Facts != nil {
 		t.Fatalf("unknown tenant: %+v %v", none, err)
 	}
-	// Bounded.
-	small := NewResolver(s, 2, nil, nil)
-	for _, u := range []string{"a", "b", "c", "d"} {
-		_, _, _ = small.Resolve(ctx, u, "acme")
+	// Bounded; a version is never given out twice, eviction or not.
+	small := NewResolver[any](s, 2, nil, nil)
+	seen := map[uint64]bool{}
+	for range 3 {
+		for _, u := range []string{"a", "b", "c", "d"} {
+			res, hit, _ := small.Resolve(ctx, u, "acme")
+			if !hit && seen[res.Version] {
+				t.Fatalf("version %d given out twice", res.Version)
+			}
+			seen[res.Version] = true
+		}
 	}
 	if small.Len() > 2 {
 		t.Fatalf("cache holds %d entries, bound 2", small.Len())
 	}
+}
+
+// Lookups and writes together, for the race detector: every result is
+// whole, and a version names one set of facts.
+func TestResolverConcurrentUse(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	r := NewResolver(s, 4, func(f *Facts, _ time.Time) string {
+		if f == nil || f.Member == nil {
+			return ""
+		}
+		return f.Member.Status
+	}, nil)
+	var mu sync.Mutex
+	byVersion := map[uint64]string{}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				if g == 0 && i%10 == 0 {
+					status := []string{"active", "deactivated"}[i/10%2]
+					if _, err := s.SetMemberStatus(ctx, "acme", "leo", status); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				user := []string{"leo", "ann", "pat", "olivia", "zoe"}[(g+i)%5]
+				res, _, err := r.Resolve(ctx, user, "acme")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if prev, ok := byVersion[res.Version]; ok && prev != user+"/"+res.Prepared {
+					t.Errorf("version %d names %s and %s", res.Version, prev, user+"/"+res.Prepared)
+				}
+				byVersion[res.Version] = user + "/" + res.Prepared
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // A write from another process (portero admin on the same file) is noticed.
@@ -284,7 +340,7 @@ func TestWritesFromAnotherProcessInvalidate(t *testing.T) {
 func TestStoreErrorIsReturned(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
-	r := NewResolver(s, 10, nil, nil)
+	r := NewResolver[any](s, 10, nil, nil)
 	s.Close()
 	if _, _, err := r.Resolve(context.Background(), "leo", "acme"); err == nil {
 		t.Fatal("a closed store resolved facts")
@@ -324,21 +380,27 @@ func TestCachedFactsEndWhenTheDelegationExpires(t *testing.T) {
 	}
 	var preparedAt []time.Time
 	now := time.Now()
-	r := NewResolver(s, 10, func(_ *Facts, now time.Time) any { preparedAt = append(preparedAt, now); return nil },
+	r := NewResolver(s, 10, func(_ *Facts, now time.Time) time.Time { preparedAt = append(preparedAt, now); return now },
 		func() time.Time { return now })
-	if _, hit, _ := r.Resolve(ctx, "pat", "acme"); hit {
+	first, hit, _ := r.Resolve(ctx, "pat", "acme")
+	if hit {
 		t.Fatal("first lookup hit")
 	}
 	now = expires.Add(-time.Second)
-	if _, hit, _ := r.Resolve(ctx, "pat", "acme"); !hit {
+	if res, hit, _ := r.Resolve(ctx, "pat", "acme"); !hit || res.Version != first.Version {
 		t.Fatal("lookup before expiry missed")
 	}
 	now = expires.Add(time.Second)
-	if _, hit, _ := r.Resolve(ctx, "pat", "acme"); hit {
+	after, hit, _ := r.Resolve(ctx, "pat", "acme")
+	if hit {
 		t.Fatal("lookup after the delegation expired came from the cache")
 	}
-	if len(preparedAt) != 2 || !preparedAt[1].After(expires) {
+	if len(preparedAt) != 2 || !preparedAt[1].After(expires) || !after.Prepared.After(expires) {
 		t.Fatalf("prepared at %v", preparedAt)
+	}
+	// The same facts prepared at another time are another version.
+	if after.Version == first.Version || !reflect.DeepEqual(after.Facts, first.Facts) {
+		t.Fatalf("after expiry: version %d (was %d), facts equal %v", after.Version, first.Version, reflect.DeepEqual(after.Facts, first.Facts))
 	}
 }
 

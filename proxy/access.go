@@ -8,9 +8,10 @@ import (
 )
 
 // PrepareAccess turns a store lookup into input.access, once per lookup (the
-// resolver caches the result beside the facts). Unknown tenants give an
-// empty document; the policy denies them.
-func PrepareAccess(f *access.Facts, now time.Time) any {
+// resolver caches the result beside the facts; the policy's caches key on
+// its content, policy.Access.Key). Unknown tenants give an empty document;
+// the policy denies them.
+func PrepareAccess(f *access.Facts, now time.Time) *policy.Access {
 	doc := map[string]any{}
 	if f != nil && f.Tenant != nil {
 		t := f.Tenant

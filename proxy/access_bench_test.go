@@ -65,7 +65,7 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 			Request: policy.Request{Method: method, Path: "/t/t0000/locations/l1/profile", Segments: []string{"t", "t0000", "locations", "l1", "profile"},
 				AppSegments: []string{"locations", "l1", "profile"}, Body: body},
 			Route: policy.Route{Name: "app", API: true}, Tenant: &policy.Tenant{ID: "t0000", Status: "active"},
-			Identity: id, Access: res.Prepared.(*policy.Access), Now: time.Now(),
+			Identity: id, Access: res.Prepared, Now: time.Now(),
 		}
 	}
 	doc, err := policy.NewBody(map[string]any{"phone": "+1 555 0100", "hours": "9-17"})
@@ -92,7 +92,7 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			in := *edit
-			in.Access = PrepareAccess(res.Facts, time.Now()).(*policy.Access)
+			in.Access = PrepareAccess(res.Facts, time.Now())
 			if ev := engine.Decide(ctx, &in); !ev.Decision.Allow {
 				b.Fatal(ev)
 			}

@@ -35,9 +35,9 @@ type Gateway struct {
 	router   *router
 	tenants  tenantExtractor
 	authn    *authn.Authenticator
-	control  http.Handler     // everything under /.portero/; nil: 404
-	resolver *access.Resolver // nil without an access store
-	store    *access.Store    // nil without an access store
+	control  http.Handler                     // everything under /.portero/; nil: 404
+	resolver *access.Resolver[*policy.Access] // nil without an access store
+	store    *access.Store                    // nil without an access store
 	engine   *policy.Engine
 	signer   *assertionSigner
 	inputGW  *policy.Gateway // input.gateway, the same for every request
@@ -65,7 +65,7 @@ type Options struct {
 	// Access resolves store facts per request and Store is read for a
 	// management caller's partner and for readiness; both nil without an
 	// access store.
-	Access *access.Resolver
+	Access *access.Resolver[*policy.Access]
 	Store  *access.Store
 }
 
@@ -383,7 +383,7 @@ func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) (*access.
 	default:
 		g.metrics.accessLookups.WithLabelValues("miss").Inc()
 	}
-	in.Access, _ = res.Prepared.(*policy.Access)
+	in.Access = res.Prepared
 	if in.Access == nil {
 		return nil, errors.New("access facts were not prepared")
 	}
