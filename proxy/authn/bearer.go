@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/cache"
 	"github.com/portero-gateway/portero/policy"
 )
 
@@ -43,12 +43,19 @@ type Bearer struct {
 	// and a verifier for ID tokens issued to our client id.
 	provider atomic.Pointer[oidc.Provider]
 	idTokens atomic.Pointer[oidc.IDTokenVerifier]
-	cache    *tokenCache
-	now      func() time.Time
+	// tokens remembers verified tokens (the raw token -> its identity)
+	// until they expire, at most maxCacheAge, so each token's signature is
+	// checked once rather than on every request.
+	tokens *cache.Bounded[string, *policy.Identity]
+	now    func() time.Time
 }
 
+// maxCacheAge bounds how long a token is trusted without re-verification, so
+// a key the IdP withdraws stops working within it.
+const maxCacheAge = 5 * time.Minute
+
 func NewBearer(cfg config.OIDC, now func() time.Time) *Bearer {
-	return &Bearer{cfg: cfg, cache: newTokenCache(cfg.TokenCacheSize), now: now}
+	return &Bearer{cfg: cfg, tokens: cache.New[string, *policy.Identity](cfg.TokenCacheSize), now: now}
 }
 
 // discover reads the issuer's discovery document. ctx must outlive the
@@ -144,7 +151,7 @@ func BearerToken(h http.Header) (string, error) {
 // authenticate verifies a raw token and maps its claims to an identity.
 func (b *Bearer) Authenticate(ctx context.Context, raw string) (*policy.Identity, error) {
 	now := b.now()
-	if id := b.cache.get(raw, now); id != nil {
+	if id, ok := b.tokens.Get(raw, now); ok {
 		return id, nil
 	}
 	v := b.verifier.Load()
@@ -173,7 +180,13 @@ func (b *Bearer) Authenticate(ctx context.Context, raw string) (*policy.Identity
 	if err != nil {
 		return nil, &Error{"malformed", err}
 	}
-	b.cache.put(raw, id, tok.Expiry, now)
+	expires := now.Add(maxCacheAge)
+	if tok.Expiry.Before(expires) {
+		expires = tok.Expiry
+	}
+	if expires.After(now) { // (a zero time would mean "no expiry" to the cache)
+		b.tokens.PutUntil(raw, id, expires, now)
+	}
 	return id, nil
 }
 
@@ -275,60 +288,4 @@ func claimStrings(claims map[string]any, path string) []string {
 		return out
 	}
 	return nil
-}
-
-// tokenCache remembers verified tokens until they expire (at most
-// maxCacheAge), so each token's signature is checked once rather than on
-// every request. It is bounded: when full, an arbitrary entry makes room.
-type tokenCache struct {
-	mu      sync.RWMutex
-	max     int
-	entries map[string]cachedToken
-}
-
-type cachedToken struct {
-	id      *policy.Identity
-	expires time.Time
-}
-
-// maxCacheAge bounds how long a token is trusted without re-verification, so
-// a key the IdP withdraws stops working within it.
-const maxCacheAge = 5 * time.Minute
-
-func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, entries: make(map[string]cachedToken)}
-}
-
-func (c *tokenCache) get(raw string, now time.Time) *policy.Identity {
-	c.mu.RLock()
-	e, ok := c.entries[raw]
-	c.mu.RUnlock()
-	if !ok {
-		return nil
-	}
-	if !now.Before(e.expires) {
-		c.mu.Lock()
-		delete(c.entries, raw)
-		c.mu.Unlock()
-		return nil
-	}
-	return e.id
-}
-
-func (c *tokenCache) put(raw string, id *policy.Identity, exp, now time.Time) {
-	if c.max <= 0 {
-		return
-	}
-	if limit := now.Add(maxCacheAge); exp.After(limit) {
-		exp = limit
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		for k := range c.entries {
-			delete(c.entries, k)
-			break
-		}
-	}
-	c.entries[raw] = cachedToken{id: id, expires: exp}
 }

@@ -10,11 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/portero-gateway/portero/internal/cache"
 )
 
 // Paths of the browser sign-in endpoints. The control plane serves them;
@@ -40,25 +41,25 @@ type loginTxn struct {
 }
 
 // consumedLogins makes each login transaction single-use on this replica,
-// even if its cookie is replayed.
+// even if its cookie is replayed: a used state is remembered for loginTTL,
+// by when its cookie has expired (it was sealed for loginTTL from the
+// start of the sign-in).
 type consumedLogins struct {
-	mu    sync.Mutex
-	until map[string]time.Time
+	states *cache.Bounded[string, struct{}]
 }
 
+// maxConsumedLogins bounds the used states remembered. Before one that
+// has not expired may make room, every expired one is swept.
+const maxConsumedLogins = 100000
+
+// consume marks state used and reports whether it was unused: the check
+// and the mark are one step (cache.Bounded.Add), so of two callbacks
+// racing with one state exactly one wins.
 func (c *consumedLogins) consume(state string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for s, t := range c.until {
-		if now.After(t) {
-			delete(c.until, s)
-		}
+	if c.states.Len() >= maxConsumedLogins {
+		c.states.DeleteExpired(now)
 	}
-	if _, used := c.until[state]; used {
-		return false
-	}
-	c.until[state] = now.Add(loginTTL)
-	return true
+	return c.states.Add(state, struct{}{}, now.Add(loginTTL), now)
 }
 
 // RandomToken is 32 random bytes, URL-safe.

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/cache"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy/authn/session"
 )
@@ -64,18 +64,22 @@ type Sessions struct {
 	flight   singleflight.Group
 	consumed *consumedLogins
 
-	mu      sync.RWMutex
-	opened  map[string]cachedSession // sealed cookie value -> state
-	revoked map[string]time.Time     // session id -> when the session would have ended
-}
-
-type cachedSession struct {
-	state   *Session
-	expires time.Time
+	// opened maps a sealed cookie value (or "refreshed\x00" and a spent
+	// refresh token) to its opened state, until the session ends.
+	opened *cache.Bounded[string, *Session]
+	// revoked holds the ids of sessions revoked on this replica until they
+	// would have ended.
+	revoked *cache.Bounded[string, struct{}]
 }
 
 // maxOpenedSessions bounds the cache of opened cookies.
 const maxOpenedSessions = 10000
+
+// maxRevokedSessions bounds the revocations this replica remembers (about
+// a hundred bytes each). Each is a sign-out; before a revocation that has
+// not ended yet may make room, every ended one is swept, and the drop is
+// logged.
+const maxRevokedSessions = 100000
 
 func NewSessions(cfg *config.Config, idp *Bearer, log *slog.Logger, now func() time.Time) (*Sessions, error) {
 	codec, err := session.NewCodec(cfg.Session.KeyBytes, session.Attributes{Domain: cfg.Session.Domain, Secure: cfg.Session.Secure})
@@ -86,8 +90,9 @@ func NewSessions(cfg *config.Config, idp *Bearer, log *slog.Logger, now func() t
 	mac.Write([]byte("portero csrf v1"))
 	return &Sessions{
 		cfg: cfg, codec: codec, idp: idp, csrfKey: mac.Sum(nil), log: log, now: now,
-		opened: map[string]cachedSession{}, revoked: map[string]time.Time{},
-		consumed: &consumedLogins{until: map[string]time.Time{}},
+		opened:   cache.New[string, *Session](maxOpenedSessions),
+		revoked:  cache.New[string, struct{}](maxRevokedSessions),
+		consumed: &consumedLogins{states: cache.New[string, struct{}](maxConsumedLogins)},
 	}, nil
 }
 
@@ -122,7 +127,7 @@ func (s *Sessions) Current(w http.ResponseWriter, r *http.Request) *Session {
 		}
 		s.remember(raw, st, time.Unix(st.data.Until, 0))
 	}
-	if s.isRevoked(st.data.ID) || now.Unix() >= st.data.Until {
+	if s.isRevoked(st.data.ID, now) || now.Unix() >= st.data.Until {
 		return nil
 	}
 	if now.Unix() < st.data.Expiry {
@@ -280,48 +285,28 @@ func (s *Sessions) ValidCSRF(st *Session, token string) bool {
 // Revoke ends a session on this replica even if a copy of its cookie is
 // replayed later.
 func (s *Sessions) Revoke(st *Session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
-	for sid, until := range s.revoked {
-		if now.After(until) {
-			delete(s.revoked, sid)
-		}
+	if s.revoked.Len() >= maxRevokedSessions && s.revoked.DeleteExpired(now) == 0 {
+		s.log.Warn("revoked sessions at their bound; one that has not ended yet is forgotten on this replica",
+			"bound", maxRevokedSessions)
 	}
-	s.revoked[st.data.ID] = time.Unix(st.data.Until, 0)
+	// Remembered until the session would have ended: after that it is
+	// refused anyway.
+	s.revoked.PutUntil(st.data.ID, struct{}{}, time.Unix(st.data.Until, 0), now)
 }
 
-func (s *Sessions) isRevoked(sid string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.revoked[sid]
+func (s *Sessions) isRevoked(sid string, now time.Time) bool {
+	_, ok := s.revoked.Get(sid, now)
 	return ok
 }
 
 func (s *Sessions) lookup(raw string, now time.Time) *Session {
-	s.mu.RLock()
-	e, ok := s.opened[raw]
-	s.mu.RUnlock()
-	if !ok || !now.Before(e.expires) {
-		return nil
-	}
-	return e.state
+	st, _ := s.opened.Get(raw, now)
+	return st
 }
 
 func (s *Sessions) remember(raw string, st *Session, expires time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.opened) >= maxOpenedSessions {
-		for k := range s.opened {
-			delete(s.opened, k)
-			break
-		}
-	}
-	s.opened[raw] = cachedSession{state: st, expires: expires}
+	s.opened.PutUntil(raw, st, expires, s.now())
 }
 
-func (s *Sessions) forget(raw string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.opened, raw)
-}
+func (s *Sessions) forget(raw string) { s.opened.Delete(raw) }
