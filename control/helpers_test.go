@@ -6,7 +6,6 @@ import "github.com/portero-gateway/portero/internal/gatewaytest"
 type (
 	harness     = gatewaytest.Harness
 	harnessOpts = gatewaytest.Options
-	received    = gatewaytest.Received
 )
 
 var (
@@ -14,8 +13,6 @@ var (
 	newHarnessWith       = gatewaytest.NewWith
 	newLoginHarness      = gatewaytest.NewLogin
 	newMasterHarness     = gatewaytest.NewMaster
-	reasonOf             = gatewaytest.ReasonOf
-	must                 = gatewaytest.Must
 	seedSQL              = gatewaytest.SeedSQL
 	aliceClaims          = gatewaytest.AliceClaims
 	samClaims            = gatewaytest.SamClaims

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"net/http"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -99,9 +98,9 @@ func decisionFromTerm(t *ast.Term) (Decision, error) {
 	}
 	switch {
 	case d.Allow:
-		d.Status = http.StatusOK
+		d.Status = 200 // OK
 	case d.Status < 400:
-		d.Status = http.StatusForbidden
+		d.Status = 403 // Forbidden
 	}
 	return d, nil
 }

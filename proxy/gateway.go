@@ -1,6 +1,8 @@
 // Package proxy is Portero's request path: sanitize, route, authenticate,
-// evaluate the policy, forward. Each stage is a small function; ServeHTTP
-// reads top to bottom as the request path of DESIGN.md.
+// resolve access, evaluate the policy, forward. Each stage is a small
+// function; ServeHTTP reads top to bottom as the request path of
+// docs/architecture.md. The control plane (package control) is mounted
+// under ControlPrefix and decides through DecideManagement.
 package proxy
 
 import (
@@ -402,7 +404,11 @@ func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) (*access.
 func (g *Gateway) planUpstream(st *requestState, in *policy.Input, d policy.Decision, now time.Time) error {
 	out := make(http.Header, len(d.Headers)+1)
 	for name, vals := range d.Headers {
-		if !g.reserved.contains(name) || !validHeaderValues(vals) || strings.EqualFold(name, g.cfg.Assertion.Header) {
+		// Only plain names within Portero's reserved ones, and never a
+		// spelling of the assertion's name (apps that read headers as
+		// variables merge X_Portero_Assertion with X-Portero-Assertion).
+		if !plainHeaderName(name) || !g.reserved.contains(name) || !validHeaderValues(vals) ||
+			normalizeHeaderName(name) == normalizeHeaderName(g.cfg.Assertion.Header) {
 			g.metrics.droppedHeaders.Inc()
 			g.log.Warn("policy header refused", "header", name, "decision_id", st.id)
 			continue

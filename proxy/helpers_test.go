@@ -10,18 +10,12 @@ type (
 )
 
 var (
-	newHarness           = gatewaytest.New
-	newHarnessWith       = gatewaytest.NewWith
-	newLoginHarness      = gatewaytest.NewLogin
-	newMasterHarness     = gatewaytest.NewMaster
-	reasonOf             = gatewaytest.ReasonOf
-	must                 = gatewaytest.Must
-	seedSQL              = gatewaytest.SeedSQL
-	aliceClaims          = gatewaytest.AliceClaims
-	samClaims            = gatewaytest.SamClaims
-	csrfField            = gatewaytest.CSRFField
-	impersonationHeaders = gatewaytest.ImpersonationHeaders
-	hostile              = gatewaytest.Hostile()
+	newHarness       = gatewaytest.New
+	newHarnessWith   = gatewaytest.NewWith
+	newMasterHarness = gatewaytest.NewMaster
+	reasonOf         = gatewaytest.ReasonOf
+	must             = gatewaytest.Must
+	samClaims        = gatewaytest.SamClaims
 )
 
 const (

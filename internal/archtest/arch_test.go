@@ -177,11 +177,10 @@ func TestPolicyImportsNoHTTP(t *testing.T) {
 		if p.ImportPath != module+"/policy" {
 			continue
 		}
-		if slices.Contains(p.Imports, "net/http") {
-			// Today policy/decision.go uses net/http for http.StatusOK and
-			// http.StatusForbidden alone. Once it does not, this test holds
-			// policy to it.
-			t.Skip("policy imports net/http (policy/decision.go, status constants); not enforced until that goes")
+		for _, imp := range p.Imports {
+			if imp == "net/http" || strings.HasPrefix(imp, "net/http/") {
+				t.Errorf("policy imports %s: the policy decides on its input; HTTP belongs to the request path", imp)
+			}
 		}
 		return
 	}

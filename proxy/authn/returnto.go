@@ -1,4 +1,3 @@
-// Package login holds the browser sign-in pieces of the request path.
 package authn
 
 import (
