@@ -27,15 +27,15 @@ type Resolver[P any] struct {
 	prepare func(*Facts, time.Time) P
 	now     func() time.Time
 
-	entries  *cache.Bounded[factsKey, resolverEntry[P]]
+	entries  *cache.Bounded[factsKey, *resolverEntry[P]]
 	versions atomic.Uint64 // the last Version given out
 }
 
 type factsKey struct{ user, tenant string }
 
-// resolverEntry is a cached lookup. It ends by the resolver's rules (gen,
-// until), not the cache's expiry: a stale entry is still read, to keep its
-// Version when the facts are unchanged.
+// resolverEntry is a cached lookup, never modified once cached. It ends by
+// the resolver's rules (gen, until), not the cache's expiry: a stale entry
+// is still read, to keep its Version when the facts are unchanged.
 type resolverEntry[P any] struct {
 	res   *Resolved[P]
 	gen   uint64    // the store generation the facts were last read at
@@ -66,7 +66,7 @@ func NewResolver[P any](store *Store, max int, prepare func(*Facts, time.Time) P
 	if now == nil {
 		now = time.Now
 	}
-	return &Resolver[P]{store: store, prepare: prepare, now: now, entries: cache.New[factsKey, resolverEntry[P]](max)}
+	return &Resolver[P]{store: store, prepare: prepare, now: now, entries: cache.New[factsKey, *resolverEntry[P]](max)}
 }
 
 // Resolve returns the facts for user in tenant (nil Facts when the tenant
@@ -80,7 +80,7 @@ func (r *Resolver[P]) Resolve(ctx context.Context, user, tenant string) (*Resolv
 	k := factsKey{user, tenant}
 	gen := r.store.Generation()
 	now := r.now()
-	old, ok := r.entries.Get(k, time.Time{}) // entries have no cache expiry: until is checked here
+	old, ok := r.entries.Get(k) // entries have no cache expiry: until is checked here
 	if ok && old.gen == gen && now.Before(old.until) {
 		return old.res, true, nil
 	}
@@ -98,14 +98,14 @@ func (r *Resolver[P]) Resolve(ctx context.Context, user, tenant string) (*Resolv
 	if ok && reflect.DeepEqual(old.res.Facts, facts) && !delegationExpired(facts, now) {
 		// Unchanged (a Resolved's Facts are never modified), and prepared
 		// while the delegation, if any, had not expired yet: still exact.
-		r.entries.Put(k, resolverEntry[P]{res: old.res, gen: gen, until: until})
+		r.entries.Put(k, &resolverEntry[P]{res: old.res, gen: gen, until: until})
 		return old.res, false, nil
 	}
 	res := &Resolved[P]{Facts: facts, Version: r.versions.Add(1)}
 	if r.prepare != nil {
 		res.Prepared = r.prepare(facts, now)
 	}
-	r.entries.Put(k, resolverEntry[P]{res: res, gen: gen, until: until})
+	r.entries.Put(k, &resolverEntry[P]{res: res, gen: gen, until: until})
 	return res, false, nil
 }
 

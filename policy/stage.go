@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -171,7 +170,7 @@ func (s *stage) result(ctx context.Context, in *Input) (*ast.Term, bool, error) 
 	}
 	if memoise {
 		// A stage's result does not expire: the key holds all it reads.
-		if t, ok := s.memo.Get(key, time.Time{}); ok {
+		if t, ok := s.memo.Get(key); ok {
 			return t, true, nil
 		}
 	}

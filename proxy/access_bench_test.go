@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -85,10 +86,29 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 			}
 		}
 	})
-	// A caller's first request after a store write or reload: the policy's
-	// subject stage (role, levels, headers, refusals per operation) is
-	// worked out before it is memoised. Each round gets a new store lookup.
+	// A caller's first request after their facts changed (or a reload): the
+	// policy's subject stage (role, levels, headers, refusals per
+	// operation) is worked out before it is memoised. Each round gets a new
+	// store lookup with other facts (one more location).
 	b.Run("edit-new-lookup", func(b *testing.B) {
+		b.ReportAllocs()
+		round := 0
+		for b.Loop() {
+			f, m := *res.Facts, *res.Facts.Member
+			m.Locations = append(slices.Clip(m.Locations), fmt.Sprint("x", round))
+			f.Member = &m
+			round++
+			in := *edit
+			in.Access = PrepareAccess(&f, time.Now())
+			if ev := engine.Decide(ctx, &in); !ev.Decision.Allow {
+				b.Fatal(ev)
+			}
+		}
+	})
+	// The same facts looked up and prepared again (after a cache eviction,
+	// or by another gateway sharing the engine): the memoised subject is
+	// found by value.
+	b.Run("edit-same-facts-again", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			in := *edit

@@ -14,7 +14,7 @@ import (
 // Bounded maps keys to values, holding at most max entries. It is safe for
 // concurrent use.
 //
-// Expiry: an entry put with an expiry is absent, to Get and Add, at and
+// Expiry: an entry put with an expiry is absent, to GetAt and Add, at and
 // after that instant. An entry put without one (Put) stays until it is
 // replaced, deleted or evicted. Callers give the time (their clock, so
 // tests control it); a zero now counts every entry that has an expiry as
@@ -51,9 +51,24 @@ func New[K comparable, V any](max int) *Bounded[K, V] {
 	return &Bounded[K, V]{max: max, entries: make(map[K]entry[V])}
 }
 
-// Get returns the value stored under key and true, or false when there is
-// none or it has expired at now.
-func (c *Bounded[K, V]) Get(key K, now time.Time) (V, bool) {
+// Get returns the value stored under key by Put and true, or false when
+// there is none. An entry put with an expiry is absent to Get (it is
+// GetAt with a zero now); Get is for caches whose entries do not expire,
+// and small enough to be inlined on the request path.
+func (c *Bounded[K, V]) Get(key K) (V, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[key]
+	c.mu.RUnlock()
+	if !ok || !e.expires.IsZero() {
+		var zero V
+		return zero, false
+	}
+	return e.value, true
+}
+
+// GetAt returns the value stored under key and true, or false when there
+// is none or it has expired at now.
+func (c *Bounded[K, V]) GetAt(key K, now time.Time) (V, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[key]
 	c.mu.RUnlock()

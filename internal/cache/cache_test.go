@@ -34,11 +34,21 @@ func TestGet(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := c.Get(tc.key, tc.now)
+			got, ok := c.GetAt(tc.key, tc.now)
 			if got != tc.want || ok != tc.ok {
-				t.Fatalf("Get(%q) = %d, %v; want %d, %v", tc.key, got, ok, tc.want, tc.ok)
+				t.Fatalf("GetAt(%q) = %d, %v; want %d, %v", tc.key, got, ok, tc.want, tc.ok)
 			}
 		})
+	}
+	// Get is GetAt with a zero now: entries with an expiry are absent.
+	if v, ok := c.Get("forever"); !ok || v != 1 {
+		t.Fatalf("Get of an entry without expiry: %d, %v", v, ok)
+	}
+	if _, ok := c.Get("minute"); ok {
+		t.Fatal("Get returned an entry that has an expiry")
+	}
+	if _, ok := c.Get("other"); ok {
+		t.Fatal("Get of a missing key")
 	}
 }
 
@@ -47,7 +57,7 @@ func TestPutReplacesAndDelete(t *testing.T) {
 	c := New[string, int](2)
 	c.PutUntil("a", 1, t0.Add(time.Second), t0)
 	c.Put("a", 2) // replaced: no expiry now
-	if v, ok := c.Get("a", t0.Add(time.Hour)); !ok || v != 2 {
+	if v, ok := c.GetAt("a", t0.Add(time.Hour)); !ok || v != 2 {
 		t.Fatalf("replaced entry: %d, %v", v, ok)
 	}
 	c.Put("b", 3)
@@ -55,12 +65,12 @@ func TestPutReplacesAndDelete(t *testing.T) {
 	if c.Len() != 2 {
 		t.Fatalf("Len = %d after replacing in a full cache", c.Len())
 	}
-	if _, ok := c.Get("b", t0); !ok {
+	if _, ok := c.GetAt("b", t0); !ok {
 		t.Fatal("replacing a key evicted another")
 	}
 	c.Delete("a")
 	c.Delete("missing")
-	if _, ok := c.Get("a", t0); ok || c.Len() != 1 {
+	if _, ok := c.GetAt("a", t0); ok || c.Len() != 1 {
 		t.Fatalf("after Delete: present %v, Len %d", ok, c.Len())
 	}
 }
@@ -85,7 +95,7 @@ func TestAdd(t *testing.T) {
 			t.Fatalf("%s: Add = %v, want %v", s.name, got, s.want)
 		}
 	}
-	if _, ok := c.Get("state", exp.Add(10*time.Minute-time.Nanosecond)); !ok {
+	if _, ok := c.GetAt("state", exp.Add(10*time.Minute-time.Nanosecond)); !ok {
 		t.Fatal("a refused Add changed the entry's expiry")
 	}
 	none := New[string, struct{}](0)
@@ -150,12 +160,12 @@ func TestEviction(t *testing.T) {
 			if c.Len() != tc.wantLen {
 				t.Fatalf("Len = %d, want %d", c.Len(), tc.wantLen)
 			}
-			if _, ok := c.Get("new", now); !ok {
+			if _, ok := c.GetAt("new", now); !ok {
 				t.Fatal("the new entry is missing")
 			}
 			if tc.keepsLive {
 				for i := range tc.live {
-					if _, ok := c.Get(fmt.Sprint("live", i), now); !ok {
+					if _, ok := c.GetAt(fmt.Sprint("live", i), now); !ok {
 						t.Fatalf("live entry %d dropped while expired ones were there", i)
 					}
 				}
@@ -185,7 +195,7 @@ func TestBounded(t *testing.T) {
 	}
 	none := New[int, int](0)
 	none.Put(1, 1)
-	if _, ok := none.Get(1, t0); ok || none.Len() != 0 {
+	if _, ok := none.GetAt(1, t0); ok || none.Len() != 0 {
 		t.Fatal("a cache of size 0 stored an entry")
 	}
 }
@@ -227,7 +237,7 @@ func TestConcurrentUse(t *testing.T) {
 				case 3:
 					c.DeleteExpired(now)
 				default:
-					c.Get(k, now)
+					c.GetAt(k, now)
 				}
 				if c.Len() > 64 {
 					t.Error("over max")
@@ -259,7 +269,34 @@ func BenchmarkGetParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, ok := c.Get(keys[i%n], now); !ok {
+			if _, ok := c.GetAt(keys[i%n], now); !ok {
+				b.Fatal("miss")
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkGetNoExpiryParallel is the same for a cache whose entries do not
+// expire (decisions, stages, access facts), read with Get.
+func BenchmarkGetNoExpiryParallel(b *testing.B) {
+	type key struct {
+		id     [16]byte
+		tenant string
+	}
+	const n = 1024
+	c := New[key, int](n)
+	keys := make([]key, n)
+	for i := range keys {
+		keys[i] = key{tenant: fmt.Sprintf("t%04d", i)}
+		keys[i].id[0], keys[i].id[1] = byte(i), byte(i>>8)
+		c.Put(keys[i], i)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, ok := c.Get(keys[i%n]); !ok {
 				b.Fatal("miss")
 			}
 			i++

@@ -151,7 +151,7 @@ func BearerToken(h http.Header) (string, error) {
 // authenticate verifies a raw token and maps its claims to an identity.
 func (b *Bearer) Authenticate(ctx context.Context, raw string) (*policy.Identity, error) {
 	now := b.now()
-	if id, ok := b.tokens.Get(raw, now); ok {
+	if id, ok := b.tokens.GetAt(raw, now); ok {
 		return id, nil
 	}
 	v := b.verifier.Load()

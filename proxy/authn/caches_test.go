@@ -49,10 +49,10 @@ func TestTokenCacheLifetime(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if id, ok := b.tokens.Get(tc.token, tc.until.Add(-time.Nanosecond)); !ok || id != first {
+		if id, ok := b.tokens.GetAt(tc.token, tc.until.Add(-time.Nanosecond)); !ok || id != first {
 			t.Fatalf("%s: not cached just before %v", tc.name, tc.until)
 		}
-		if _, ok := b.tokens.Get(tc.token, tc.until); ok {
+		if _, ok := b.tokens.GetAt(tc.token, tc.until); ok {
 			t.Fatalf("%s: still cached at %v", tc.name, tc.until)
 		}
 	}

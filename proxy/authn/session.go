@@ -296,12 +296,12 @@ func (s *Sessions) Revoke(st *Session) {
 }
 
 func (s *Sessions) isRevoked(sid string, now time.Time) bool {
-	_, ok := s.revoked.Get(sid, now)
+	_, ok := s.revoked.GetAt(sid, now)
 	return ok
 }
 
 func (s *Sessions) lookup(raw string, now time.Time) *Session {
-	st, _ := s.opened.Get(raw, now)
+	st, _ := s.opened.GetAt(raw, now)
 	return st
 }
 
