@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"time"
 
@@ -159,24 +160,68 @@ func NewAccess(doc map[string]any) (*Access, error) {
 func (a *Access) Key() ValueKey { return a.key }
 
 // ValueKey names a part of the input by value: the first 16 bytes of the
-// SHA-256 of its canonical text (OPA's, with object keys and sets sorted
-// and strings quoted), so two parts share a key only when the policy sees
+// SHA-256 of an encoding of its document in which every string, number
+// and container is tagged and length-prefixed (object keys and sets in
+// OPA's sorted order), so two parts share a key only when the policy sees
 // the same document in both, whoever built them and however often. The
-// policy's caches (decisions, memoised stages) are keyed on it, never on an
-// address. The zero key belongs to an Identity or Access not built by
+// policy's caches (decisions, memoised stages) are keyed on it, never on
+// an address. The zero key belongs to an Identity or Access not built by
 // NewIdentity or NewAccess; such an input is never cached.
 type ValueKey [16]byte
 
 // valueKey is v's key; kind keeps the keys of different parts apart.
 func valueKey(kind string, v ast.Value) ValueKey {
-	buf := append(make([]byte, 0, 256), "portero "...)
-	buf = append(append(buf, kind...), " v1\x00"...)
-	buf, err := ast.NewTerm(v).AppendText(buf)
-	if err != nil {
-		return ValueKey{} // not cacheable; cannot happen for values built from Go data
-	}
-	sum := sha256.Sum256(buf)
+	e := &keyEncoder{buf: make([]byte, 0, 512)}
+	e.term = func(t *ast.Term) { e.value(t.Value) }
+	e.pair = func(k, t *ast.Term) { e.value(k.Value); e.value(t.Value) }
+	e.buf = append(append(append(e.buf, "portero "...), kind...), " v1\x00"...)
+	e.value(v)
+	sum := sha256.Sum256(e.buf)
 	return ValueKey(sum[:16])
+}
+
+// keyEncoder encodes a document for valueKey. The encoding is prefix-free
+// (a tag, then a length or count, then the contents), so different
+// documents never encode alike, whatever order an object's entries come
+// in; OPA's sorted order makes equal documents encode alike.
+type keyEncoder struct {
+	buf  []byte
+	term func(*ast.Term)      // e.value of an element
+	pair func(k, v *ast.Term) // e.value of an entry's key and value
+}
+
+func (e *keyEncoder) value(v ast.Value) {
+	switch x := v.(type) {
+	case ast.String:
+		e.bytes('s', string(x))
+	case ast.Number:
+		e.bytes('n', string(x))
+	case ast.Boolean:
+		if x {
+			e.buf = append(e.buf, 't')
+		} else {
+			e.buf = append(e.buf, 'f')
+		}
+	case ast.Null:
+		e.buf = append(e.buf, 'z')
+	case *ast.Array:
+		e.buf = binary.AppendUvarint(append(e.buf, 'a'), uint64(x.Len()))
+		for i := range x.Len() {
+			e.value(x.Elem(i).Value)
+		}
+	case ast.Object:
+		e.buf = binary.AppendUvarint(append(e.buf, 'o'), uint64(x.Len()))
+		x.Foreach(e.pair)
+	case ast.Set:
+		e.buf = binary.AppendUvarint(append(e.buf, 'S'), uint64(x.Len()))
+		x.Foreach(e.term)
+	default: // not made from Go data; its text names it
+		e.bytes('x', v.String())
+	}
+}
+
+func (e *keyEncoder) bytes(tag byte, s string) {
+	e.buf = append(binary.AppendUvarint(append(e.buf, tag), uint64(len(s))), s...)
 }
 
 // cacheKey returns the access's key and whether the input may be cached

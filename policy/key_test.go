@@ -72,4 +72,35 @@ func TestValueKeys(t *testing.T) {
 	if empty.Key() == a1.Key() || empty.Key() == (ValueKey{}) {
 		t.Fatal("empty access document's key")
 	}
+	// Documents that would print or concatenate alike in a careless
+	// encoding are apart.
+	alike := []map[string]any{
+		{"a": "bc"}, {"ab": "c"}, {"a": []any{"b", "c"}}, {"a": []any{"bc"}}, {"a": []any{"b"}, "c": []any{}},
+		{"x": "1"}, {"x": 1}, {"x": true}, {"x": "true"}, {"x": nil}, {"x": "null"},
+		{"x": map[string]any{}}, {"x": []any{}}, {"x": ""}, {"x": map[string]any{"": ""}},
+		{"x": "a\x00b"}, {"x": "a", "\x00b": ""},
+	}
+	keys := map[ValueKey]int{}
+	for i, doc := range alike {
+		a, err := NewAccess(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j, dup := keys[a.Key()]; dup {
+			t.Errorf("%v and %v share a key", alike[j], doc)
+		}
+		keys[a.Key()] = i
+	}
+}
+
+// BenchmarkNewIdentity is the cost of an identity's policy form and key,
+// paid once per verified token or opened session.
+func BenchmarkNewIdentity(b *testing.B) {
+	claims := map[string]any{"sub": "alice", "email": "alice@example.com", "iss": "https://idp.example.com", "aud": "portero",
+		"exp": 1.7e9, "iat": 1.7e9, "roles": []any{"acme:administrator"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		NewIdentity(Identity{Subject: "alice", Email: "alice@example.com", Roles: []string{"acme:administrator"},
+			Memberships: map[string][]string{"acme": {"administrator"}}, Claims: claims, Auth: "session", Session: "0123456789abcdef0123456789abcdef"})
+	}
 }
