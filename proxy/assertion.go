@@ -7,15 +7,16 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/portero-gateway/portero/internal/cache"
 )
 
 // assertionSigner signs the JWT that tells the upstream, verifiably, who the
@@ -31,13 +32,7 @@ type assertionSigner struct {
 	// An ECDSA signature costs more than the policy evaluation, so a signed
 	// assertion is reused for the same claims during the first half of its
 	// lifetime. Its jti then names the assertion, not each request.
-	mu     sync.Mutex
-	recent map[string]signedAssertion
-}
-
-type signedAssertion struct {
-	token    string
-	reuseTil time.Time
+	recent *cache.Bounded[string, string]
 }
 
 // maxRecentAssertions bounds the reuse cache.
@@ -81,36 +76,41 @@ func newAssertionSigner(key *ecdsa.PrivateKey, issuer, audience string, ttl time
 		return nil, err
 	}
 	return &assertionSigner{signer: signer, issuer: issuer, audience: audience, ttl: ttl, jwks: jwks,
-		recent: make(map[string]signedAssertion)}, nil
+		recent: cache.New[string, string](maxRecentAssertions)}, nil
 }
 
 // sign returns an assertion for the claims, reusing a recent one with the
 // same claims (apart from jti and times) while it is in its first half-life.
 func (s *assertionSigner) sign(c assertionClaims, now time.Time) (string, error) {
-	key := c.Subject + "\x00" + c.Tenant + "\x00" + c.Email + "\x00" + strings.Join(c.Roles, ",")
-	if c.Act != nil {
-		key += "\x00act\x00" + c.Act.Subject
-	}
-	s.mu.Lock()
-	cached, ok := s.recent[key]
-	s.mu.Unlock()
-	if ok && now.Before(cached.reuseTil) {
-		return cached.token, nil
+	key := reuseKey(c)
+	if token, ok := s.recent.GetAt(key, now); ok {
+		return token, nil
 	}
 	token, err := s.signNew(c, now)
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	if len(s.recent) >= maxRecentAssertions {
-		for k := range s.recent {
-			delete(s.recent, k)
-			break
-		}
-	}
-	s.recent[key] = signedAssertion{token: token, reuseTil: now.Add(s.ttl / 2)}
-	s.mu.Unlock()
+	s.recent.PutUntil(key, token, now.Add(s.ttl/2), now)
 	return token, nil
+}
+
+// reuseKey is every claim but jti and the times, each length-prefixed so
+// that no two claim sets share a key (roles ["a,b"] and ["a", "b"] differ).
+func reuseKey(c assertionClaims) string {
+	fields := append([]string{c.Subject, c.Tenant, c.Email, ""}, c.Roles...)
+	if c.Act != nil {
+		fields[3] = "act:" + c.Act.Subject
+	}
+	n := 0
+	for _, f := range fields {
+		n += len(f) + 4
+	}
+	b := make([]byte, 0, n)
+	for _, f := range fields {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return string(b)
 }
 
 func (s *assertionSigner) signNew(c assertionClaims, now time.Time) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,6 +28,23 @@ func TestAssertionReuseIsBoundedByHalfItsLifetime(t *testing.T) {
 	a3, _ := s.sign(alice, now.Add(30*time.Second))
 	if a3 == a1 {
 		t.Error("assertion reused past half its lifetime")
+	}
+	// Claim sets that a careless key would confuse with alice's or with
+	// each other: each gets an assertion of its own.
+	seen := map[string]string{a3: "alice"}
+	for _, c := range []assertionClaims{
+		{Subject: "alice", Tenant: "acme", Roles: []string{"administrator", "auditor"}},
+		{Subject: "alice", Tenant: "acme", Roles: []string{"administrator,auditor"}},
+		{Subject: "alice", Tenant: "acme\x00administrator"},
+		{Subject: "alice\x00acme", Roles: []string{"administrator"}},
+		{Subject: "alice", Tenant: "acme", Roles: []string{"administrator"}, Act: &actClaim{Subject: "sam"}},
+		{Subject: "alice", Tenant: "acme", Roles: []string{"administrator"}, Act: &actClaim{}},
+	} {
+		b, _ := s.sign(c, now.Add(30*time.Second))
+		if prev, dup := seen[b]; dup {
+			t.Errorf("assertion for %+v reused %s's", c, prev)
+		}
+		seen[b] = fmt.Sprintf("%+v", c)
 	}
 	for _, other := range []assertionClaims{
 		{Subject: "alice", Tenant: "globex", Roles: []string{"administrator"}},
