@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -97,20 +98,30 @@ func (s *assertionSigner) sign(c assertionClaims, now time.Time) (string, error)
 // reuseKey is every claim but jti and the times, each length-prefixed so
 // that no two claim sets share a key (roles ["a,b"] and ["a", "b"] differ).
 func reuseKey(c assertionClaims) string {
-	fields := append([]string{c.Subject, c.Tenant, c.Email, ""}, c.Roles...)
+	act := ""
 	if c.Act != nil {
-		fields[3] = "act:" + c.Act.Subject
+		act = "act:" + c.Act.Subject
 	}
-	n := 0
-	for _, f := range fields {
-		n += len(f) + 4
+	n := 16 + len(c.Subject) + len(c.Tenant) + len(c.Email) + len(act)
+	for _, r := range c.Roles {
+		n += 4 + len(r)
 	}
-	b := make([]byte, 0, n)
-	for _, f := range fields {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
-		b = append(b, f...)
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range [4]string{c.Subject, c.Tenant, c.Email, act} {
+		writeField(&b, f)
 	}
-	return string(b)
+	for _, r := range c.Roles {
+		writeField(&b, r)
+	}
+	return b.String()
+}
+
+func writeField(b *strings.Builder, f string) {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+	b.Write(n[:])
+	b.WriteString(f)
 }
 
 func (s *assertionSigner) signNew(c assertionClaims, now time.Time) (string, error) {

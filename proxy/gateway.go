@@ -42,10 +42,13 @@ type Gateway struct {
 	store    *access.Store                    // nil without an access store
 	engine   *policy.Engine
 	signer   *assertionSigner
-	inputGW  *policy.Gateway // input.gateway, the same for every request
-	metrics  *Metrics
-	log      *slog.Logger
-	now      func() time.Time
+	// assertionName is the assertion header's normalised name: a policy
+	// may not set it in any spelling.
+	assertionName string
+	inputGW       *policy.Gateway // input.gateway, the same for every request
+	metrics       *Metrics
+	log           *slog.Logger
+	now           func() time.Time
 	// ownCookies are Portero's cookie names, removed from what the app
 	// receives; nil without browser sign-in.
 	ownCookies []string
@@ -93,19 +96,20 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		cfg:      cfg,
-		reserved: newReservedHeaders(cfg.Assertion.Header).withStrip(cfg.Headers.Strip),
-		router:   newRouter(cfg.Routes),
-		tenants:  newTenantExtractor(cfg.Tenant),
-		authn:    opts.Authn,
-		engine:   opts.Engine,
-		resolver: opts.Access,
-		store:    opts.Store,
-		signer:   signer,
-		inputGW:  policy.NewGateway(cfg.Headers.Profile),
-		metrics:  opts.Metrics,
-		log:      opts.Log,
-		now:      opts.Now,
+		cfg:           cfg,
+		reserved:      newReservedHeaders(cfg.Assertion.Header).withStrip(cfg.Headers.Strip),
+		router:        newRouter(cfg.Routes),
+		tenants:       newTenantExtractor(cfg.Tenant),
+		authn:         opts.Authn,
+		engine:        opts.Engine,
+		resolver:      opts.Access,
+		store:         opts.Store,
+		signer:        signer,
+		assertionName: normalizeHeaderName(cfg.Assertion.Header),
+		inputGW:       policy.NewGateway(cfg.Headers.Profile),
+		metrics:       opts.Metrics,
+		log:           opts.Log,
+		now:           opts.Now,
 	}
 	for _, r := range g.router.routes {
 		r.forward = newForwarder(r.cfg, g.metrics, g.log)
@@ -407,10 +411,12 @@ func (g *Gateway) planUpstream(st *requestState, in *policy.Input, d policy.Deci
 		// Only plain names within Portero's reserved ones, and never a
 		// spelling of the assertion's name (apps that read headers as
 		// variables merge X_Portero_Assertion with X-Portero-Assertion).
-		if !plainHeaderName(name) || !g.reserved.contains(name) || !validHeaderValues(vals) ||
-			normalizeHeaderName(name) == normalizeHeaderName(g.cfg.Assertion.Header) {
-			g.metrics.droppedHeaders.Inc()
-			g.log.Warn("policy header refused", "header", name, "decision_id", st.id)
+		if !plainHeaderName(name) || !validHeaderValues(vals) {
+			g.refuseHeader(name, st.id)
+			continue
+		}
+		if n := normalizeHeaderName(name); !g.reserved.containsNormalized(n) || n == g.assertionName {
+			g.refuseHeader(name, st.id)
 			continue
 		}
 		out[http.CanonicalHeaderKey(name)] = append([]string(nil), vals...) // decisions may be cached: never share their slices
@@ -441,6 +447,12 @@ func (g *Gateway) planUpstream(st *requestState, in *policy.Input, d policy.Deci
 	st.upstream = out
 	st.dropCookies = g.ownCookies
 	return nil
+}
+
+// refuseHeader counts and logs a decision header Portero will not set.
+func (g *Gateway) refuseHeader(name, id string) {
+	g.metrics.droppedHeaders.Inc()
+	g.log.Warn("policy header refused", "header", name, "decision_id", id)
 }
 
 // stripCookies removes Portero's own cookies (every chunk) from the Cookie
