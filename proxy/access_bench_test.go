@@ -90,9 +90,9 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 	// policy's subject stage (role, levels, headers, refusals per
 	// operation) is worked out before it is memoised. Each round gets a new
 	// store lookup with other facts (one more location).
+	round := 0 // across b.Run's calls (it is called again with a larger b.N): facts never repeat
 	b.Run("edit-new-lookup", func(b *testing.B) {
 		b.ReportAllocs()
-		round := 0
 		for b.Loop() {
 			f, m := *res.Facts, *res.Facts.Member
 			m.Locations = append(slices.Clip(m.Locations), fmt.Sprint("x", round))

@@ -125,6 +125,12 @@ func run(o options) error {
 		return err
 	}
 	log.Printf("wrote %s and %s", mdPath, pngPath)
+	if !o.smoke {
+		if err := writeReadmeSummary("README.md", report, rows); err != nil {
+			return err
+		}
+		log.Printf("wrote README.md's bench summary")
+	}
 	if o.smoke {
 		fmt.Println(report)
 		for _, r := range rows {

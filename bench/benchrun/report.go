@@ -123,6 +123,34 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 	return b.String()
 }
 
+// writeReadmeSummary puts this run's targets and the access-store rows into
+// README.md's bench-summary block: the README quotes the latest run and
+// nothing else.
+func writeReadmeSummary(path, report string, rows []result) error {
+	i, j := strings.Index(report, "### Targets\n\n"), strings.Index(report, "\n### Portero apart from the load")
+	if i < 0 || j < i {
+		return fmt.Errorf("the report has no targets section")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "From the latest `bench/run` (%s; the table, the chart and how rows are made comparable are in\n`docs/performance.md`):\n\n", time.Now().UTC().Format("2006-01-02"))
+	b.WriteString(report[i+len("### Targets\n\n") : j+1])
+	for _, name := range []string{"Portero, cookie sessions, access store, full default policy", "Portero, access store, edits with a JSON body"} {
+		if r := find(rows, name); r != nil && r.skipped == "" {
+			fmt.Fprintf(&b, "- %s: %.0f requests/s, p99 %s.\n", r.name, r.rps, ms(r.p99))
+		}
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	begin, end := "<!-- bench-summary:begin -->\n", "<!-- bench-summary:end -->"
+	k, l := strings.Index(string(old), begin), strings.Index(string(old), end)
+	if k < 0 || l < k {
+		return fmt.Errorf("%s has no %s … %s markers", path, strings.TrimSpace(begin), end)
+	}
+	return os.WriteFile(path, []byte(string(old)[:k+len(begin)]+b.String()+string(old)[l:]), 0o644)
+}
+
 // writeReport replaces the generated part of path, keeping what people wrote
 // around the markers.
 func writeReport(path, generated string) error {
