@@ -297,6 +297,38 @@ type Assertion struct {
 // Log configures structured logging.
 type Log struct {
 	Level string `yaml:"level"`
+	// DecisionInputs records the policy input in decision log lines, for
+	// portero policy replay. Off by default.
+	DecisionInputs DecisionInputs `yaml:"decision_inputs"`
+}
+
+// DecisionInputs says which decisions' policy inputs the decision log
+// records ("input"), and what in them is masked. Credentials are always
+// masked (see proxy/decisioninput.go); Mask names more.
+type DecisionInputs struct {
+	Enabled bool `yaml:"enabled"`
+	// Sample is the fraction of decisions recorded, 0 to 1 (absent: 1).
+	Sample *float64 `yaml:"sample"`
+	// Mask lists input paths whose values are replaced by pseudonyms:
+	// dotted, from the input's root, "*" for any key or element
+	// ("identity.claims.phone", "request.headers.x-api-key",
+	// "request.body.*.iban").
+	Mask []string `yaml:"mask"`
+
+	// MaskPaths are Mask split at the dots (header names lower case).
+	MaskPaths [][]string `yaml:"-"`
+}
+
+// Fraction is the share of decisions whose input is recorded: 0 when
+// recording is off, else Sample (1 when absent).
+func (d DecisionInputs) Fraction() float64 {
+	switch {
+	case !d.Enabled:
+		return 0
+	case d.Sample == nil:
+		return 1
+	}
+	return *d.Sample
 }
 
 // Header profiles.

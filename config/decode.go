@@ -152,6 +152,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 			return
 		}
 		v.SetInt(i)
+	case v.Kind() == reflect.Float64:
+		s, ok := d.scalar(n, key, "a number")
+		if !ok {
+			return
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			d.fail(n, key, "expected a number such as 0.25, got %q", s)
+			return
+		}
+		v.SetFloat(f)
 	default:
 		panic(fmt.Sprintf("config: no decoder for %s", v.Type()))
 	}

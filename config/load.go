@@ -141,6 +141,29 @@ func (v validator) validate(c *Config) {
 	default:
 		v.at("log.level", "unknown level %q; expected debug, info, warn or error", c.Log.Level)
 	}
+	v.decisionInputs(&c.Log.DecisionInputs)
+}
+
+// inputRoots are the top-level keys of the policy input, where a mask path
+// starts.
+var inputRoots = []string{"request", "route", "tenant", "identity", "access", "management", "gateway", "now"}
+
+func (v validator) decisionInputs(d *DecisionInputs) {
+	if s := d.Sample; s != nil && !(*s >= 0 && *s <= 1) {
+		v.at("log.decision_inputs.sample", "must be between 0 and 1 (the fraction of decisions whose input is recorded), got %v", *s)
+	}
+	d.MaskPaths = nil
+	for i, m := range d.Mask {
+		path := strings.Split(m, ".")
+		if slices.Contains(path, "") || !slices.Contains(inputRoots, path[0]) {
+			v.at(fmt.Sprintf("log.decision_inputs.mask[%d]", i), "%q is not a path into the policy input; give dotted keys from one of %s, such as identity.claims.phone or request.headers.x-api-key", m, strings.Join(inputRoots, ", "))
+			continue
+		}
+		if len(path) > 2 && path[0] == "request" && path[1] == "headers" {
+			path[2] = strings.ToLower(path[2]) // the input's header names are lower case
+		}
+		d.MaskPaths = append(d.MaskPaths, path)
+	}
 }
 
 func (v validator) listen(l *Listen) {
