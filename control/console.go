@@ -184,6 +184,7 @@ func (c *consoleRequest) api(method, path string, body any, out any) (int, apiEr
 		rb = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequestWithContext(context.WithValue(c.r.Context(), identityKey{}, c.st.Identity), method, apiPrefix+strings.TrimPrefix(path, "/"), rb)
+	req.Host = c.r.Host // the decision log names the host the console was reached on
 	req.Header.Set("Content-Type", "application/json")
 	rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
 	c.p.api.ServeHTTP(rec, req)

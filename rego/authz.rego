@@ -2,8 +2,9 @@
 # title: Portero authorization entry point
 # description: |
 #   The gateway evaluates data.portero.authz.decision for every request and
-#   acts on the returned object: {allow, status, reason, headers}. Anything
-#   other than a well-formed object denies.
+#   acts on the returned object: {allow, status, reason, headers, assertion}
+#   (assertion: who the signed assertion names, under master access).
+#   Anything other than a well-formed object denies.
 package portero.authz
 
 import data.portero.admin
