@@ -552,6 +552,9 @@ func (g *Gateway) logDecision(id string, in *policy.Input, ev policy.Evaluation,
 	if ev.Err != nil {
 		attrs = append(attrs, slog.String("error", ev.Err.Error()))
 	}
+	if g.sampled() { // log.decision_inputs: the masked input, for portero policy replay
+		attrs = append(attrs, g.decisionInputAttrs(in, ev.Decision)...)
+	}
 	g.log.LogAttrs(context.Background(), level, "decision", attrs...)
 }
 
