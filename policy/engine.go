@@ -39,8 +39,15 @@ type Engine struct {
 	metrics *Metrics
 
 	reloadMu sync.Mutex // one reload at a time; evaluation never waits on it
+	gate     TestGate   // under reloadMu; TestsWhenPresent until the first load decides
 	current  atomic.Pointer[Loaded]
 	lastErr  atomic.Pointer[ReloadError]
+
+	// shadow is the candidate policy evaluated beside this one (see
+	// DecideShadow); nil without policy.shadow_dir.
+	shadow *shadow
+	// role names the engine in logs: "policy" or "shadow policy".
+	role string
 }
 
 // Loaded is one compiled, prepared policy.
@@ -56,12 +63,18 @@ type Loaded struct {
 	definitions rego.PreparedEvalQuery
 	compiler    *ast.Compiler
 	store       storage.Store
+	// Tests is how many of the policy's own tests passed before it was
+	// served, and how long they took; zero when loads are not test-gated.
+	Tests         int
+	TestsDuration time.Duration
 }
 
 // ReloadError records why the last reload was refused.
 type ReloadError struct {
 	At  time.Time
 	Err error
+	// Tests are the failing tests when the test gate refused the load.
+	Tests []TestFailure
 }
 
 // Evaluation is the outcome of one evaluation, with what the decision log needs.
@@ -75,12 +88,47 @@ type Evaluation struct {
 	Cached bool
 }
 
-// NewEngine loads and compiles the source. It fails when the first load fails:
-// there is no last good policy to fall back on yet.
+// NewEngine loads and compiles the source, without a test gate or a shadow
+// policy (tools and tests; the gateway uses NewEngineWith). It fails when
+// the first load fails: there is no last good policy to fall back on yet.
 func NewEngine(ctx context.Context, src Source, metrics *Metrics, log *slog.Logger) (*Engine, error) {
-	e := &Engine{source: src, log: log, metrics: metrics}
+	return NewEngineWith(ctx, EngineOptions{Source: src, Metrics: metrics, Log: log, Tests: TestsNotRequired})
+}
+
+// EngineOptions configure NewEngineWith.
+type EngineOptions struct {
+	Source  Source
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Tests says whether every load (the first and each reload) must pass
+	// the policy's own tests; the zero value gates when the source has
+	// tests (policy.require_tests).
+	Tests TestGate
+	// Shadow, when set, is a candidate policy evaluated beside the active
+	// one on the same inputs, never enforced (policy.shadow_dir; see
+	// DecideShadow). It is loaded and test-gated like the active policy.
+	Shadow *Source
+}
+
+// NewEngineWith loads the source (compiled and, with the test gate, tested)
+// and, when there is one, the shadow policy. It fails when the active
+// policy's first load fails. A shadow policy that does not load is logged
+// and recorded (Shadow().LastReloadError()) and the gateway serves without
+// it until a reload of the shadow succeeds: a candidate never stops the
+// active policy from serving.
+func NewEngineWith(ctx context.Context, o EngineOptions) (*Engine, error) {
+	e := &Engine{source: o.Source, log: o.Log, metrics: o.Metrics, gate: o.Tests, role: "policy"}
 	if err := e.Reload(ctx); err != nil {
 		return nil, err
+	}
+	if o.Shadow != nil {
+		sm := o.Metrics.forShadow()
+		se := &Engine{source: *o.Shadow, log: o.Log, metrics: sm.engine, gate: o.Tests, role: "shadow policy"}
+		e.shadow = newShadow(se, sm, o.Log)
+		if err := se.Reload(ctx); err != nil {
+			o.Log.Error("shadow policy not loaded; serving without it until it loads", "source", o.Shadow.Name,
+				"error", err.Error())
+		}
 	}
 	return e, nil
 }
@@ -95,49 +143,144 @@ func (e *Engine) Current() *Loaded { return e.current.Load() }
 // reload succeeded.
 func (e *Engine) LastReloadError() *ReloadError { return e.lastErr.Load() }
 
-// Reload reads and compiles the source completely, then swaps it in. On any
-// error the policy being served stays as it was.
+// TestsRequired reports whether every load of this engine must pass the
+// policy's own tests.
+func (e *Engine) TestsRequired() bool {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	return e.gate == TestsRequired
+}
+
+// Shadow returns the shadow policy's engine (to watch, reload or report
+// on it), or nil when there is none.
+func (e *Engine) Shadow() *Engine {
+	if e.shadow == nil {
+		return nil
+	}
+	return e.shadow.engine
+}
+
+// Reload reads the source once, compiles it completely and, with the test
+// gate on, runs the policy's tests on the same files; then it swaps it in.
+// On any error, failing tests included, the policy being served stays as
+// it was.
 func (e *Engine) Reload(ctx context.Context) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	loaded, err := Compile(ctx, e.source)
+	loaded, err := e.load(ctx)
 	if err != nil {
-		e.lastErr.Store(&ReloadError{At: time.Now(), Err: err})
-		e.metrics.reloaded(false, "")
+		failed := FailedTests(err)
+		result := reloadFailure
+		if _, gated := errors.AsType[*TestsFailedError](err); gated {
+			result = reloadTestFailure
+		}
+		e.lastErr.Store(&ReloadError{At: time.Now(), Err: err, Tests: failed})
+		e.metrics.reloaded(result, "")
+		attrs := []any{"source", e.source.Name, "result", result, "error", err.Error()}
+		if len(failed) > 0 {
+			names := make([]string, len(failed))
+			for i, f := range failed {
+				names[i] = f.String()
+			}
+			attrs = append(attrs, "failing_tests", names)
+		}
 		if cur := e.current.Load(); cur != nil {
-			e.log.Error("policy reload refused; still serving the last good policy",
-				"source", e.source.Name, "revision", cur.Revision, "error", err.Error())
+			attrs = append(attrs, "revision", cur.Revision)
+			e.log.Error(e.role+" reload refused; still serving the last good "+e.role, attrs...)
+		} else if e.role != "policy" {
+			e.log.Error(e.role+" load refused", attrs...)
 		}
 		return err
 	}
 	prev := e.current.Swap(loaded)
 	e.lastErr.Store(nil)
-	e.metrics.reloaded(true, loaded.Revision)
+	e.metrics.reloaded(reloadSuccess, loaded.Revision)
 	prevRev := ""
 	if prev != nil {
 		prevRev = prev.Revision
 	}
-	e.log.Info("policy loaded", "source", e.source.Name, "revision", loaded.Revision, "previous", prevRev,
-		"stages", loaded.Stages())
+	attrs := []any{"source", e.source.Name, "revision", loaded.Revision, "previous", prevRev, "stages", loaded.Stages()}
+	if e.gate == TestsRequired {
+		attrs = append(attrs, "tests_passed", loaded.Tests, "tests_ms", loaded.TestsDuration.Milliseconds())
+	}
+	e.log.Info(e.role+" loaded", attrs...)
 	return nil
 }
 
-// Compile reads the source and prepares the entry point query.
+// load reads the source once (tests included) and loads it under the
+// engine's test gate, which the first load decides when it is
+// TestsWhenPresent. The caller holds reloadMu.
+func (e *Engine) load(ctx context.Context) (*Loaded, error) {
+	all, err := readSnapshot(e.source.FS, true)
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: read: %w", e.source.Name, err)
+	}
+	if e.gate == TestsWhenPresent {
+		e.gate = TestsNotRequired
+		if all.hasTests() {
+			e.gate = TestsRequired
+		}
+	}
+	return loadSnapshot(ctx, e.source.Name, all, e.gate == TestsRequired)
+}
+
+// Load reads the source once and compiles it and, when gate asks for it,
+// runs the policy's tests on the same files, as every load of an engine
+// does: `portero check` reports what the gateway would. A policy whose
+// tests fail is a *TestsFailedError.
+func Load(ctx context.Context, src Source, gate TestGate) (*Loaded, error) {
+	all, err := readSnapshot(src.FS, true)
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: read: %w", src.Name, err)
+	}
+	return loadSnapshot(ctx, src.Name, all, gate == TestsRequired || gate == TestsWhenPresent && all.hasTests())
+}
+
+// loadSnapshot compiles the serving files of a snapshot read with its
+// tests and, with withTests, runs the tests: both on the same bytes.
+func loadSnapshot(ctx context.Context, name string, all *snapshot, withTests bool) (*Loaded, error) {
+	// The serving files and their revision, as Compile reads them, from the
+	// copy in memory.
+	serving, err := readSnapshot(all.files, false)
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: read: %w", name, err)
+	}
+	loaded, err := compileSnapshot(ctx, name, serving)
+	if err != nil || !withTests {
+		return loaded, err
+	}
+	start := time.Now()
+	passed, err := gateTests(ctx, name, serving.revision, all)
+	if err != nil {
+		return nil, err
+	}
+	loaded.Tests, loaded.TestsDuration = passed, time.Since(start)
+	return loaded, nil
+}
+
+// Compile reads the source and prepares the entry point query. It runs no
+// tests (see Load).
 func Compile(ctx context.Context, src Source) (*Loaded, error) {
 	snap, err := readSnapshot(src.FS, false)
 	if err != nil {
 		return nil, fmt.Errorf("load policy %s: read: %w", src.Name, err)
 	}
+	return compileSnapshot(ctx, src.Name, snap)
+}
+
+// compileSnapshot parses and compiles a snapshot's serving files and
+// prepares the entry point query.
+func compileSnapshot(ctx context.Context, name string, snap *snapshot) (*Loaded, error) {
 	modules, store, err := snap.load()
 	if err != nil {
-		return nil, fmt.Errorf("load policy %s: %w", src.Name, err)
+		return nil, fmt.Errorf("load policy %s: %w", name, err)
 	}
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
 	if compiler.Compile(modules); compiler.Failed() {
-		return nil, fmt.Errorf("load policy %s: compile: %w", src.Name, compiler.Errors)
+		return nil, fmt.Errorf("load policy %s: compile: %w", name, compiler.Errors)
 	}
 	if len(compiler.GetRulesForVirtualDocument(queryRef)) == 0 {
-		return nil, fmt.Errorf("load policy %s: no rule defines %s; the policy needs a package portero.authz with a decision rule", src.Name, Query)
+		return nil, fmt.Errorf("load policy %s: no rule defines %s; the policy needs a package portero.authz with a decision rule", name, Query)
 	}
 	pq, err := rego.New(
 		rego.Query(Query),
@@ -148,13 +291,13 @@ func Compile(ctx context.Context, src Source) (*Loaded, error) {
 		}),
 	).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load policy %s: prepare: %w", src.Name, err)
+		return nil, fmt.Errorf("load policy %s: prepare: %w", name, err)
 	}
 	var stages []*stage
 	for _, spec := range []*stageSpec{&subjectSpec, &operationSpec} {
 		st, err := newStage(ctx, compiler, spec, rego.Store(store))
 		if err != nil {
-			return nil, fmt.Errorf("load policy %s: %w", src.Name, err)
+			return nil, fmt.Errorf("load policy %s: %w", name, err)
 		}
 		if st != nil {
 			stages = append(stages, st)
@@ -162,7 +305,7 @@ func Compile(ctx context.Context, src Source) (*Loaded, error) {
 	}
 	defs, err := rego.New(rego.Query(DefinitionsQuery), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load policy %s: prepare %s: %w", src.Name, DefinitionsQuery, err)
+		return nil, fmt.Errorf("load policy %s: prepare %s: %w", name, DefinitionsQuery, err)
 	}
 	use := analyseInputUse(compiler.Modules)
 	return &Loaded{Revision: snap.revision, LoadedAt: time.Now(), query: pq, use: use,

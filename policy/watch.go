@@ -23,8 +23,10 @@ func DirSource(dir string) Source {
 const reloadSettle = 100 * time.Millisecond
 
 // Watch starts watching dir and returns once every watch is in place; from
-// then until ctx ends, any change under dir reloads the policy. Failed reloads
-// keep the last good policy (see Reload). done is closed when watching stops.
+// then until ctx ends, any change under dir reloads the policy, tests
+// included when the engine's loads are test-gated. Failed reloads keep the
+// last good policy (see Reload). done is closed when watching stops. A
+// shadow policy is watched through its own engine (Shadow().Watch).
 func (e *Engine) Watch(ctx context.Context, dir string) (done <-chan struct{}, err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -67,9 +69,9 @@ func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher, dir string)
 			if !ok {
 				return
 			}
-			e.log.Warn("policy watcher error", "source", dir, "error", err.Error())
+			e.log.Warn(e.role+" watcher error", "source", dir, "error", err.Error())
 		case <-timer.C:
-			_ = e.Reload(ctx) // Reload logs and counts its own failure
+			_ = e.Reload(ctx) // Reload logs and counts its own failure, failing tests included
 		}
 	}
 }
