@@ -270,8 +270,19 @@ type Policy struct {
 	// Dir is a directory of .rego and data files; empty means the bundle
 	// embedded in the binary.
 	Dir string `yaml:"dir"`
-	// Watch reloads Dir when its files change. Defaults to true when Dir is set.
+	// Watch reloads Dir (and ShadowDir) when its files change. Defaults to
+	// true when Dir (or ShadowDir) is set.
 	Watch *bool `yaml:"watch"`
+	// RequireTests makes every load, at start and on each reload, run the
+	// policy's own tests (test_* rules in *_test.rego files) and refuse a
+	// policy whose tests fail, as it refuses one that does not compile.
+	// Absent: on when the policy has tests (the embedded one has).
+	RequireTests *bool `yaml:"require_tests"`
+	// ShadowDir is a candidate policy evaluated beside the active one on
+	// every request and never enforced: its disagreements with the active
+	// decisions are counted and logged (a dry run). Loaded, watched and
+	// test-gated like Dir.
+	ShadowDir string `yaml:"shadow_dir"`
 }
 
 // Headers selects the header profile for identity and impersonation headers.
@@ -340,6 +351,15 @@ const (
 // WatchPolicy reports whether the policy directory is watched for changes.
 func (p Policy) WatchPolicy() bool {
 	if p.Dir == "" {
+		return false
+	}
+	return p.Watch == nil || *p.Watch
+}
+
+// WatchShadow reports whether the shadow policy directory is watched for
+// changes.
+func (p Policy) WatchShadow() bool {
+	if p.ShadowDir == "" {
 		return false
 	}
 	return p.Watch == nil || *p.Watch

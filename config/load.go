@@ -111,12 +111,7 @@ func (v validator) validate(c *Config) {
 	}
 	v.tenant(c.Tenant)
 	v.oidc(&c.OIDC)
-	if c.Policy.Dir != "" {
-		c.Policy.Dir = v.path(c.Policy.Dir)
-		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
-			v.at("policy.dir", "%q is not a directory; give a directory of .rego files, or remove the key to use the embedded policy", c.Policy.Dir)
-		}
-	}
+	v.policy(&c.Policy)
 	switch c.Headers.Profile {
 	case "":
 		c.Headers.Profile = ProfilePortero
@@ -252,6 +247,56 @@ func (v validator) route(r *Route, key string, names map[string]bool) {
 			v.at(key+".body.max_bytes", "must be between 1 and %d bytes, got %d", maxCap, r.Body.MaxBytes)
 		}
 	}
+}
+
+func (v validator) policy(p *Policy) {
+	dirOK := false
+	if p.Dir != "" {
+		p.Dir = v.path(p.Dir)
+		if st, err := os.Stat(p.Dir); err != nil || !st.IsDir() {
+			v.at("policy.dir", "%q is not a directory; give a directory of .rego files, or remove the key to use the embedded policy", p.Dir)
+		} else {
+			dirOK = true
+		}
+	}
+	shadowOK := false
+	if p.ShadowDir != "" {
+		p.ShadowDir = v.path(p.ShadowDir)
+		if st, err := os.Stat(p.ShadowDir); err != nil || !st.IsDir() {
+			v.at("policy.shadow_dir", "%q is not a directory; give a directory of .rego files holding the candidate policy, or remove the key", p.ShadowDir)
+		} else if p.Dir != "" && filepath.Clean(p.ShadowDir) == filepath.Clean(p.Dir) {
+			v.at("policy.shadow_dir", "%q is policy.dir itself; a shadow policy is a candidate in another directory (a copy of policy.dir with your change)", p.ShadowDir)
+		} else {
+			shadowOK = true
+		}
+	}
+	if p.RequireTests != nil && *p.RequireTests {
+		// The embedded policy has tests; a directory must too.
+		switch {
+		case dirOK && !hasRegoTests(p.Dir):
+			v.at("policy.require_tests", "%q has no *_test.rego files, so every load would be refused; add the policy's tests, or set require_tests: false", p.Dir)
+		case shadowOK && !hasRegoTests(p.ShadowDir):
+			v.at("policy.require_tests", "%q (policy.shadow_dir) has no *_test.rego files, so the shadow policy would never load; add its tests, or set require_tests: false", p.ShadowDir)
+		}
+	}
+}
+
+// hasRegoTests reports whether a policy directory holds a *_test.rego file
+// (hidden directories aside, as the policy loader skips them).
+func hasRegoTests(dir string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil || found:
+			return filepath.SkipAll
+		case d.IsDir() && p != dir && strings.HasPrefix(d.Name(), "."):
+			return filepath.SkipDir
+		case !d.IsDir() && strings.HasSuffix(d.Name(), "_test.rego") && !strings.HasPrefix(d.Name(), "."):
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 func (v validator) tenant(t Tenant) {
