@@ -52,6 +52,9 @@ Usage:
                                              check the audit trail (hash chain, signed checkpoints) or an export
   portero audit export [-c gateway.yaml | --store FILE] OUT
                                              write the audit trail as JSON lines
+  portero policy replay --log decisions.jsonl [--json] CANDIDATE_DIR
+                                             replay the decision log's recorded inputs against a candidate
+                                             policy; print what would change (exit 3: an allow or deny flips)
   portero keygen                             print a new ES256 assertion signing key (PEM)
   portero version                            print the version
 `
@@ -83,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAdmin(args, stdout)
 	case "audit":
 		err = cmdAudit(args, stdout)
+	case "policy":
+		return cmdPolicy(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "portero", version())
 	case "help", "-h", "--help":
