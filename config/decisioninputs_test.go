@@ -45,15 +45,16 @@ func TestDecisionInputsSampleAndMasks(t *testing.T) {
 
 func TestDecisionInputsErrorsNameTheKey(t *testing.T) {
 	bad := map[string]string{
-		"log:\n  decision_inputs: {enabled: true, sample: 1.5}\n":  "gateway.yaml:9:44: log.decision_inputs.sample: must be between 0 and 1",
-		"log:\n  decision_inputs: {sample: -0.1}\n":                "log.decision_inputs.sample: must be between 0 and 1",
-		"log:\n  decision_inputs: {sample: NaN}\n":                 "log.decision_inputs.sample: must be between 0 and 1",
-		"log:\n  decision_inputs: {sample: half}\n":                `gateway.yaml:9:29: log.decision_inputs.sample: expected a number such as 0.25, got "half"`,
-		"log:\n  decision_inputs:\n    mask: [phone]\n":            `gateway.yaml:10:12: log.decision_inputs.mask[0]: "phone" is not a path into the policy input`,
-		"log:\n  decision_inputs:\n    mask: [identity..phone]\n":  `log.decision_inputs.mask[0]: "identity..phone" is not a path`,
-		"log:\n  decision_inputs:\n    mask: [ok.x, identity.x]\n": "log.decision_inputs.mask[0]",
-		"log:\n  decision_inputs: {enabled: maybe}\n":              `log.decision_inputs.enabled: expected true or false`,
-		"log:\n  decision_inputs: {sampel: 1}\n":                   `log.decision_inputs.sampel: unknown key "sampel"; expected one of: enabled, mask, sample`,
+		"log:\n  decision_inputs: {enabled: true, sample: 1.5}\n":   "gateway.yaml:9:44: log.decision_inputs.sample: must be between 0 and 1",
+		"log:\n  decision_inputs: {sample: -0.1}\n":                 "log.decision_inputs.sample: must be between 0 and 1",
+		"log:\n  decision_inputs: {sample: NaN}\n":                  "log.decision_inputs.sample: must be between 0 and 1",
+		"log:\n  decision_inputs: {sample: half}\n":                 `gateway.yaml:9:29: log.decision_inputs.sample: expected a number such as 0.25, got "half"`,
+		"log:\n  decision_inputs:\n    mask: [phone]\n":             `gateway.yaml:10:12: log.decision_inputs.mask[0]: "phone" is not a path into the policy input`,
+		"log:\n  decision_inputs:\n    mask: [identity..phone]\n":   `log.decision_inputs.mask[0]: "identity..phone" is not a path`,
+		"log:\n  decision_inputs:\n    mask: [ok.x, identity.x]\n":  "log.decision_inputs.mask[0]",
+		"log:\n  decision_inputs: {enabled: maybe}\n":               `log.decision_inputs.enabled: expected true or false`,
+		"log:\n  level: warn\n  decision_inputs: {enabled: true}\n": "gateway.yaml:10:30: log.decision_inputs.enabled: decision lines are logged at info, so log.level warn records no input",
+		"log:\n  decision_inputs: {sampel: 1}\n":                    `log.decision_inputs.sampel: unknown key "sampel"; expected one of: enabled, mask, sample`,
 	}
 	for extra, want := range bad {
 		_, err := Parse("gateway.yaml", []byte(minimal+extra))

@@ -137,6 +137,9 @@ func (v validator) validate(c *Config) {
 		v.at("log.level", "unknown level %q; expected debug, info, warn or error", c.Log.Level)
 	}
 	v.decisionInputs(&c.Log.DecisionInputs)
+	if c.Log.DecisionInputs.Enabled && (c.Log.Level == "warn" || c.Log.Level == "error") {
+		v.at("log.decision_inputs.enabled", "decision lines are logged at info, so log.level %s records no input; set log.level: info, or turn recording off", c.Log.Level)
+	}
 }
 
 // inputRoots are the top-level keys of the policy input, where a mask path
