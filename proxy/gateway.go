@@ -371,6 +371,11 @@ func (g *Gateway) authorize(ctx context.Context, in *policy.Input) (policy.Evalu
 		}
 	}
 	ev := g.engine.Decide(ctx, in)
+	if g.engine.ShadowOn() {
+		// Dry run (policy.shadow_dir): the candidate decides the same
+		// input; its disagreements are counted and logged, ev is enforced.
+		g.engine.DecideShadow(ctx, decisionID(ctx), in, ev)
+	}
 	g.logDecision(decisionID(ctx), in, ev, masterID)
 	return ev, nil
 }
