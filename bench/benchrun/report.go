@@ -133,7 +133,7 @@ func writeReadmeSummary(path, report string, rows []result) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "From the latest `bench/run` (%s; the table, the chart and how rows are made comparable are in\n`docs/performance.md`):\n\n", time.Now().UTC().Format("2006-01-02"))
-	b.WriteString(report[i+len("### Targets\n\n") : j+1])
+	b.WriteString(report[i+len("### Targets\n\n") : j])
 	for _, name := range []string{"Portero, cookie sessions, access store, full default policy", "Portero, access store, edits with a JSON body"} {
 		if r := find(rows, name); r != nil && r.skipped == "" {
 			fmt.Fprintf(&b, "- %s: %.0f requests/s, p99 %s.\n", r.name, r.rps, ms(r.p99))
