@@ -42,6 +42,7 @@ Usage:
   portero check   [-c gateway.yaml]          validate the config and compile the policy
   portero test    [--coverage] [-v] [--run REGEX] [DIR]
                                              run the Rego tests in DIR (default: the embedded policy)
+  portero fmt     [-l] [-w] FILE_OR_DIR...   format Rego as OPA's formatter does (-l: list what differs, exit 1)
   portero eval    [-c gateway.yaml] --input req.json [--explain]
                                              print the decision for an input document
   portero explain [-c gateway.yaml] METHOD URL
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdEval(args, stdout)
 	case "explain":
 		err = cmdExplain(args, stdout)
+	case "fmt":
+		err = cmdFmt(args, stdout)
 	case "keygen":
 		err = cmdKeygen(stdout)
 	case "admin":
@@ -130,6 +133,26 @@ func policySource(cfg *config.Config) policy.Source {
 	return policy.Source{Name: "embedded", FS: defaultrego.Bundle}
 }
 
+// shadowSource is policy.shadow_dir, or nil.
+func shadowSource(cfg *config.Config) *policy.Source {
+	if cfg.Policy.ShadowDir == "" {
+		return nil
+	}
+	src := policy.DirSource(cfg.Policy.ShadowDir)
+	return &src
+}
+
+// testGate is policy.require_tests: absent, gate when the policy has tests.
+func testGate(cfg *config.Config) policy.TestGate {
+	switch {
+	case cfg.Policy.RequireTests == nil:
+		return policy.TestsWhenPresent
+	case *cfg.Policy.RequireTests:
+		return policy.TestsRequired
+	}
+	return policy.TestsNotRequired
+}
+
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
@@ -148,12 +171,21 @@ func cmdServe(args []string, stderr io.Writer) error {
 	defer stop()
 
 	reg := prometheus.NewRegistry()
-	engine, err := policy.NewEngine(ctx, policySource(cfg), policy.NewMetrics(reg), log)
+	// The policy is compiled and, with policy.require_tests, its tests
+	// pass before it serves; failing tests stop the start like a compile
+	// error does.
+	engine, err := policy.NewEngineWith(ctx, policy.EngineOptions{Source: policySource(cfg), Metrics: policy.NewMetrics(reg),
+		Log: log, Tests: testGate(cfg), Shadow: shadowSource(cfg)})
 	if err != nil {
 		return err
 	}
 	if cfg.Policy.WatchPolicy() {
 		if _, err := engine.Watch(ctx, cfg.Policy.Dir); err != nil {
+			return err
+		}
+	}
+	if cfg.Policy.WatchShadow() {
+		if _, err := engine.Shadow().Watch(ctx, cfg.Policy.ShadowDir); err != nil {
 			return err
 		}
 	}
@@ -324,17 +356,37 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	loaded, err := policy.Compile(context.Background(), policySource(cfg))
+	// As serve loads it: compiled and, with policy.require_tests, tested.
+	loaded, err := policy.Load(context.Background(), policySource(cfg), testGate(cfg))
 	if err != nil {
 		return err
+	}
+	var shadow *policy.Loaded
+	if src := shadowSource(cfg); src != nil {
+		if shadow, err = policy.Load(context.Background(), *src, testGate(cfg)); err != nil {
+			return fmt.Errorf("policy.shadow_dir: %w", err)
+		}
 	}
 	if cfg.Assertion.KeyFile != "" {
 		if _, err := proxy.LoadAssertionKey(cfg.Assertion.KeyFile); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d routes, policy %s revision %s)\n", cfg.File, len(cfg.Routes), policySource(cfg).Name, loaded.Revision)
+	fmt.Fprintf(stdout, "%s: ok (%d routes, policy %s revision %s%s", cfg.File, len(cfg.Routes), policySource(cfg).Name, loaded.Revision, testsPassed(loaded))
+	if shadow != nil {
+		fmt.Fprintf(stdout, ", shadow policy %s revision %s%s", cfg.Policy.ShadowDir, shadow.Revision, testsPassed(shadow))
+	}
+	fmt.Fprintln(stdout, ")")
 	return nil
+}
+
+// testsPassed says how many of a loaded policy's tests passed its test
+// gate, or nothing when it was not gated.
+func testsPassed(l *policy.Loaded) string {
+	if l.Tests == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d tests passed", l.Tests)
 }
 
 func cmdTest(args []string, stdout io.Writer) error {
