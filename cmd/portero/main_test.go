@@ -457,3 +457,29 @@ func TestAuditVerifyStore(t *testing.T) {
 		t.Fatalf("edited: %d %s", code, out)
 	}
 }
+
+func TestFmt(t *testing.T) {
+	dir := t.TempDir()
+	messy := filepath.Join(dir, "p.rego")
+	if err := os.WriteFile(messy, []byte("package p\nallow if {   input.a == 1 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"fmt", "-l", dir}, &out, &errb); code != 1 || !strings.Contains(out.String(), "p.rego") {
+		t.Fatalf("fmt -l: %d %q %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"fmt", "-w", dir}, &out, &errb); code != 0 {
+		t.Fatalf("fmt -w: %d %q", code, errb.String())
+	}
+	if code := run([]string{"fmt", "-l", dir}, &out, &errb); code != 0 {
+		t.Fatalf("fmt -l after -w: %d", code)
+	}
+	if err := os.WriteFile(messy, []byte("package p\nallow if {"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := run([]string{"fmt", "-l", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "p.rego") {
+		t.Fatalf("unparsable file: %d %q", code, errb.String())
+	}
+}
