@@ -47,10 +47,11 @@ func (g *Gateway) sampled() bool {
 	return f >= 1 || f > 0 && rand.Float64() < f // math/rand/v2's runtime source: no lock, no allocation
 }
 
-// decisionInputAttrs are the recorded input ("input") and, when the
-// decision has headers, those headers ("decision_headers"), so a replay
-// can tell whether a candidate would send other ones. A masked value
-// found in a header is replaced by its pseudonym there too.
+// decisionInputAttrs are the recorded input ("input") and what the
+// decision gives the app: its headers ("decision_headers") and whom the
+// assertion names ("decision_assertion"), so a replay can tell whether a
+// candidate would send other ones. A masked value found in them is
+// replaced by its pseudonym there too.
 func (g *Gateway) decisionInputAttrs(in *policy.Input, d policy.Decision) []slog.Attr {
 	doc, err := in.Document()
 	if err != nil {
@@ -61,6 +62,10 @@ func (g *Gateway) decisionInputAttrs(in *policy.Input, d policy.Decision) []slog
 	attrs := []slog.Attr{slog.Any("input", json.RawMessage(appendJSON(make([]byte, 0, 2048), doc)))}
 	if len(d.Headers) > 0 {
 		attrs = append(attrs, slog.Any("decision_headers", m.maskHeaders(d.Headers)))
+	}
+	if a := d.Assertion; a != nil {
+		attrs = append(attrs, slog.Any("decision_assertion", map[string]any{
+			"sub": m.maskString(a.Subject), "act": m.maskString(a.Actor), "roles": m.maskStrings(a.Roles)}))
 	}
 	return attrs
 }
@@ -231,27 +236,35 @@ func (m *inputMasker) pseudonym(kind, v string) string {
 }
 
 // maskHeaders copies the decision's headers (cached decisions share them)
-// with every masked value replaced by its pseudonym: as a whole value, and
-// inside values for secrets long enough not to match by chance.
+// with every masked value replaced by its pseudonym (maskString).
 func (m *inputMasker) maskHeaders(h map[string][]string) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for name, vals := range h {
-		cp := make([]string, len(vals))
-		for i, v := range vals {
-			if p, ok := m.secrets[v]; ok {
-				v = p
-			} else {
-				for secret, p := range m.secrets {
-					if len(secret) >= 8 {
-						v = strings.ReplaceAll(v, secret, p)
-					}
-				}
-			}
-			cp[i] = v
-		}
-		out[name] = cp
+		out[name] = m.maskStrings(vals)
 	}
 	return out
+}
+
+func (m *inputMasker) maskStrings(vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = m.maskString(v)
+	}
+	return out
+}
+
+// maskString replaces a masked value by its pseudonym: as a whole value,
+// and inside v for secrets long enough not to match by chance.
+func (m *inputMasker) maskString(v string) string {
+	if p, ok := m.secrets[v]; ok {
+		return p
+	}
+	for secret, p := range m.secrets {
+		if len(secret) >= 8 {
+			v = strings.ReplaceAll(v, secret, p)
+		}
+	}
+	return v
 }
 
 // lookup follows path (exact keys) from doc.

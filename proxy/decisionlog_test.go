@@ -136,7 +136,8 @@ func TestRecordedInputMasksSecrets(t *testing.T) {
 		Now:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
 	d := policy.Decision{Allow: true, Status: 200, Reason: "member",
-		Headers: map[string][]string{"X-Portero-User": {"leo"}, "X-Portero-Phone": {"+1 555 0100"}, "X-Portero-Note": {"session sess-hash-0123456789 here"}}}
+		Headers:   map[string][]string{"X-Portero-User": {"leo"}, "X-Portero-Phone": {"+1 555 0100"}, "X-Portero-Note": {"session sess-hash-0123456789 here"}},
+		Assertion: &policy.AssertionSubject{Subject: "+1 555 0100", Actor: "sam", Roles: []string{"administrator"}}}
 	raw, line := recordedLine(t, in, d, "identity.claims.phone", "request.headers.X-Custom", "request.body.phone")
 	for _, secret := range []string{"eyJ-the-bearer-token", "the-cookie-value", "cHJveHk=", "header-key-0001", "csrf-0001", "custom-secret-1",
 		"query-token-0001", "hunter2-body", "body-key-0001", "sess-hash-0123456789", "idp-session-0001", "nonce-0001", "+1 555 0100", "+1 555 0199", "at-hash-0001"} {
@@ -165,6 +166,9 @@ func TestRecordedInputMasksSecrets(t *testing.T) {
 	if got["X-Portero-User"].([]any)[0] != "leo" || got["X-Portero-Phone"].([]any)[0] != at(t, input, "identity", "claims", "phone") ||
 		got["X-Portero-Note"].([]any)[0] != "session "+session+" here" {
 		t.Errorf("decision headers %v", got)
+	}
+	if a := line["decision_assertion"].(map[string]any); a["sub"] != at(t, input, "identity", "claims", "phone") || a["act"] != "sam" || a["roles"].([]any)[0] != "administrator" {
+		t.Errorf("decision assertion %v", a)
 	}
 	if d.Headers["X-Portero-Phone"][0] != "+1 555 0100" {
 		t.Error("masking changed the decision's own headers (cached decisions share them)")

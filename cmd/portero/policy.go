@@ -139,7 +139,27 @@ type loggedDecision struct {
 	Reason     string              `json:"reason"`
 	Revision   string              `json:"policy_revision"`
 	Headers    map[string][]string `json:"decision_headers"`
+	Assertion  *loggedAssertion    `json:"decision_assertion"`
 	Input      json.RawMessage     `json:"input"`
+}
+
+// loggedAssertion is whom the decision's assertion names.
+type loggedAssertion struct {
+	Subject string   `json:"sub"`
+	Actor   string   `json:"act"`
+	Roles   []string `json:"roles"`
+}
+
+// assertionHeader names a change of the assertion's subject among the
+// changed headers: the app receives it as the signed assertion.
+const assertionHeader = "(assertion)"
+
+// assertionValues is the assertion as header values, for diffHeaders.
+func assertionValues(a *loggedAssertion) []string {
+	if a == nil {
+		return nil
+	}
+	return []string{"sub=" + a.Subject, "act=" + a.Actor, "roles=" + strings.Join(a.Roles, ",")}
 }
 
 // Report is what a replay found; --json prints it as it is.
@@ -174,7 +194,8 @@ type ChangeGroup struct {
 	Route string  `json:"route"`
 	From  Outcome `json:"from"`
 	To    Outcome `json:"to"`
-	// Headers names the headers that change (headers_changed only).
+	// Headers names the headers that change (headers_changed only);
+	// "(assertion)" when whom the signed assertion names changes.
 	Headers  []string  `json:"headers,omitempty"`
 	Count    int       `json:"count"`
 	Examples []Example `json:"examples"`
@@ -345,8 +366,15 @@ func (rep *Report) add(res *lineResult, groups map[string]*ChangeGroup, examples
 	case was.Reason != now.Reason || was.Status != now.Status:
 		g.Kind = reasonChanged
 	case was.Allow:
-		// Headers reach the app on an allow only.
-		if headerChanges = diffHeaders(was.Headers, now.Headers); len(headerChanges) == 0 {
+		// Headers and the assertion reach the app on an allow only.
+		wasHeaders, nowHeaders := maps.Clone(was.Headers), maps.Clone(now.Headers)
+		if a := now.Assertion; a != nil {
+			nowHeaders = addHeader(nowHeaders, assertionHeader, assertionValues(&loggedAssertion{a.Subject, a.Actor, a.Roles}))
+		}
+		if was.Assertion != nil {
+			wasHeaders = addHeader(wasHeaders, assertionHeader, assertionValues(was.Assertion))
+		}
+		if headerChanges = diffHeaders(wasHeaders, nowHeaders); len(headerChanges) == 0 {
 			return
 		}
 		g.Kind = headersChanged
@@ -370,6 +398,14 @@ func (rep *Report) add(res *lineResult, groups map[string]*ChangeGroup, examples
 func (g *ChangeGroup) key() string {
 	return fmt.Sprintf("%s\x00%s\x00%v\x00%d\x00%s\x00%v\x00%d\x00%s\x00%s", g.Kind, g.Route, g.From.Allow, g.From.Status, g.From.Reason,
 		g.To.Allow, g.To.Status, g.To.Reason, strings.Join(g.Headers, "\x00"))
+}
+
+func addHeader(h map[string][]string, name string, vals []string) map[string][]string {
+	if h == nil {
+		h = map[string][]string{}
+	}
+	h[name] = vals
+	return h
 }
 
 // diffHeaders returns the headers whose values differ: name -> [was, now].

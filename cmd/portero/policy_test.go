@@ -390,3 +390,76 @@ func BenchmarkReplay(b *testing.B) {
 		})
 	}
 }
+
+// A hand-written log against a small candidate: every kind of change, the
+// assertion among the headers, and the lines that are not replayed.
+func TestPolicyReplayKinds(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "authz.rego"), []byte(`package portero.authz
+
+decision := {"allow": true, "status": 200, "reason": "open", "headers": {"X-Portero-User": input.identity.sub},
+	"assertion": {"sub": "owner", "act": "sam", "roles": ["administrator"]}} if input.request.path == "/open"
+
+decision := {"allow": false, "status": 403, "reason": "closed"} if input.request.path == "/closed"
+
+decision := {"allow": false, "status": 404, "reason": "gone"} if input.request.path == "/gone"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := func(id, path string, allow bool, status int, reason, extra string) string {
+		return fmt.Sprintf(`{"msg":"decision","decision_id":%q,"route":"app","method":"GET","path":%q,"allow":%v,"status":%d,"reason":%q,"input":{"request":{"method":"GET","path":%q},"identity":{"sub":"u1"}}%s}`+"\n",
+			id, path, allow, status, reason, path, extra)
+	}
+	log := filepath.Join(t.TempDir(), "d.jsonl")
+	content := `{"msg":"policy loaded","revision":"x"}` + "\n" +
+		line("same", "/open", true, 200, "open", `,"decision_headers":{"X-Portero-User":["u1"]},"decision_assertion":{"sub":"owner","act":"sam","roles":["administrator"]}`) +
+		line("headers", "/open", true, 200, "open", `,"decision_headers":{"X-Portero-User":["u2"]},"decision_assertion":{"sub":"owner","act":"sam","roles":["administrator"]}`) +
+		line("assertion", "/open", true, 200, "open", `,"decision_headers":{"X-Portero-User":["u1"]},"decision_assertion":{"sub":"owner","act":"ann","roles":["administrator"]}`) +
+		line("to-deny", "/closed", true, 200, "open", "") +
+		line("to-allow", "/open", false, 403, "closed", "") +
+		line("reason", "/gone", false, 403, "closed", "") +
+		line("denied-same", "/closed", false, 403, "closed", "") +
+		`{"msg":"decision","decision_id":"no-input","allow":true}` + "\n" +
+		`{"msg":"decision","decision_id":"bad-input","allow":true,"input":[1]}` + "\n" +
+		"not json\n\n"
+	if err := os.WriteFile(log, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCLI(t, "policy", "replay", "--json", "--log", log, dir)
+	if code != exitDecisionsChange {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var rep Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Replayed != 7 || rep.NoInput != 1 || rep.Unreadable != 2 {
+		t.Errorf("replayed %d, no input %d, unreadable %d", rep.Replayed, rep.NoInput, rep.Unreadable)
+	}
+	got := map[string]string{}
+	for _, g := range rep.Groups {
+		for _, e := range g.Examples {
+			got[e.DecisionID] = g.Kind + " " + strings.Join(g.Headers, ",")
+		}
+	}
+	want := map[string]string{
+		"headers": "headers_changed X-Portero-User", "assertion": "headers_changed (assertion)",
+		"to-deny": "allow_to_deny ", "to-allow": "deny_to_allow ", "reason": "reason_changed ",
+	}
+	if len(got) != len(want) {
+		t.Errorf("changes %v, want %v", got, want)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %q, want %q", id, got[id], w)
+		}
+	}
+	// Without a flip, only reasons or headers: exit 0.
+	calm := filepath.Join(t.TempDir(), "calm.jsonl")
+	if err := os.WriteFile(calm, []byte(line("reason", "/gone", false, 403, "closed", "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, "policy", "replay", "--log", calm, dir); code != 0 || !strings.Contains(out, "1 reason changed") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
