@@ -667,6 +667,26 @@ type PolicyStatus struct {
 	LastError string            `json:"last_reload_error,omitempty"`
 	LastErrAt time.Time         `json:"last_reload_error_at,omitzero"`
 	Stages    map[string]string `json:"stages"`
+	// RequireTests says whether loads must pass the policy's tests
+	// (policy.require_tests); TestsPassed is how many the policy served
+	// passed.
+	RequireTests bool `json:"require_tests"`
+	TestsPassed  int  `json:"tests_passed,omitempty"`
+	// FailingTests are the tests that made the last refused reload fail.
+	FailingTests []policy.TestFailure `json:"failing_tests,omitempty"`
+	// Shadow is the shadow policy (policy.shadow_dir), when there is one.
+	Shadow *ShadowStatus `json:"shadow,omitempty"`
+}
+
+// ShadowStatus is the shadow policy's part of GET /policy: what is loaded
+// (nothing yet when its first load was refused) and its last refused load.
+type ShadowStatus struct {
+	Source       string               `json:"source"`
+	Revision     string               `json:"revision,omitempty"`
+	LoadedAt     time.Time            `json:"loaded_at,omitzero"`
+	LastError    string               `json:"last_reload_error,omitempty"`
+	LastErrAt    time.Time            `json:"last_reload_error_at,omitzero"`
+	FailingTests []policy.TestFailure `json:"failing_tests,omitempty"`
 }
 
 func (p *Plane) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
@@ -678,9 +698,19 @@ func (p *Plane) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
 
 func (p *Plane) policyStatus() PolicyStatus {
 	cur := p.engine.Current()
-	st := PolicyStatus{Source: p.engine.SourceName(), Revision: cur.Revision, LoadedAt: cur.LoadedAt, Stages: cur.Stages()}
+	st := PolicyStatus{Source: p.engine.SourceName(), Revision: cur.Revision, LoadedAt: cur.LoadedAt, Stages: cur.Stages(),
+		RequireTests: p.engine.TestsRequired(), TestsPassed: cur.Tests}
 	if e := p.engine.LastReloadError(); e != nil {
-		st.LastError, st.LastErrAt = e.Err.Error(), e.At
+		st.LastError, st.LastErrAt, st.FailingTests = e.Err.Error(), e.At, e.Tests
+	}
+	if sh := p.engine.Shadow(); sh != nil {
+		st.Shadow = &ShadowStatus{Source: sh.SourceName()}
+		if c := sh.Current(); c != nil {
+			st.Shadow.Revision, st.Shadow.LoadedAt = c.Revision, c.LoadedAt
+		}
+		if e := sh.LastReloadError(); e != nil {
+			st.Shadow.LastError, st.Shadow.LastErrAt, st.Shadow.FailingTests = e.Err.Error(), e.At, e.Tests
+		}
 	}
 	return st
 }
