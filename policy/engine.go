@@ -38,8 +38,9 @@ type Engine struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	reloadMu sync.Mutex // one reload at a time; evaluation never waits on it
-	gate     TestGate   // under reloadMu; TestsWhenPresent until the first load decides
+	reloadMu sync.Mutex  // one reload at a time; evaluation never waits on it
+	gate     TestGate    // under reloadMu; TestsWhenPresent until the first load decides
+	gated    atomic.Bool // gate == TestsRequired, for readers that must not wait on a reload
 	current  atomic.Pointer[Loaded]
 	lastErr  atomic.Pointer[ReloadError]
 
@@ -125,10 +126,7 @@ func NewEngineWith(ctx context.Context, o EngineOptions) (*Engine, error) {
 		sm := o.Metrics.forShadow()
 		se := &Engine{source: *o.Shadow, log: o.Log, metrics: sm.engine, gate: o.Tests, role: "shadow policy"}
 		e.shadow = newShadow(se, sm, o.Log)
-		if err := se.Reload(ctx); err != nil {
-			o.Log.Error("shadow policy not loaded; serving without it until it loads", "source", o.Shadow.Name,
-				"error", err.Error())
-		}
+		_ = se.Reload(ctx) // logged and recorded; the gateway runs without it until it loads
 	}
 	return e, nil
 }
@@ -145,11 +143,7 @@ func (e *Engine) LastReloadError() *ReloadError { return e.lastErr.Load() }
 
 // TestsRequired reports whether every load of this engine must pass the
 // policy's own tests.
-func (e *Engine) TestsRequired() bool {
-	e.reloadMu.Lock()
-	defer e.reloadMu.Unlock()
-	return e.gate == TestsRequired
-}
+func (e *Engine) TestsRequired() bool { return e.gated.Load() }
 
 // Shadow returns the shadow policy's engine (to watch, reload or report
 // on it), or nil when there is none.
@@ -188,7 +182,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 			attrs = append(attrs, "revision", cur.Revision)
 			e.log.Error(e.role+" reload refused; still serving the last good "+e.role, attrs...)
 		} else if e.role != "policy" {
-			e.log.Error(e.role+" load refused", attrs...)
+			e.log.Error(e.role+" load refused; running without it until a load succeeds", attrs...)
 		}
 		return err
 	}
@@ -221,6 +215,7 @@ func (e *Engine) load(ctx context.Context) (*Loaded, error) {
 			e.gate = TestsRequired
 		}
 	}
+	e.gated.Store(e.gate == TestsRequired)
 	return loadSnapshot(ctx, e.source.Name, all, e.gate == TestsRequired)
 }
 

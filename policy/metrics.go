@@ -73,7 +73,10 @@ func (m *Metrics) observeEval(d time.Duration) {
 }
 
 func (m *Metrics) stageLookup(stage string, hit bool) {
-	c := m.stages[stage]
+	c, ok := m.stages[stage]
+	if !ok {
+		return // the shadow policy's stages are not counted
+	}
 	if hit {
 		c[1].Inc()
 	} else {
@@ -118,19 +121,12 @@ func (m *Metrics) forShadow() *shadowMetrics {
 				Name: "portero_policy_shadow_info",
 				Help: "The revision (content hash) of the shadow policy evaluated beside the active one; always 1.",
 			}, []string{"revision"}),
-			stages: map[string][2]prometheus.Counter{},
-		}
+		} // no stage metrics: the active policy's are the ones to watch
 		cache := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portero_policy_shadow_decision_cache_total",
 			Help: "Shadow policy decisions answered from its own decision cache (hit) or evaluated (miss).",
 		}, []string{"result"})
 		e.cacheHits, e.cacheMisses = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
-		for _, spec := range []*stageSpec{&subjectSpec, &operationSpec} {
-			// Counted but not exported: the active policy's stage metrics
-			// are the ones to watch.
-			e.stages[spec.field] = [2]prometheus.Counter{prometheus.NewCounter(prometheus.CounterOpts{Name: "unexported"}),
-				prometheus.NewCounter(prometheus.CounterOpts{Name: "unexported"})}
-		}
 		for _, r := range []string{reloadSuccess, reloadFailure, reloadTestFailure} {
 			e.reloads.WithLabelValues(r)
 		}
