@@ -7,34 +7,172 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // Impact replay: the decision log can record each decision's input as a
-// JSON document (Document), and DecideRecorded evaluates such a document
+// JSON document (AppendJSON), and DecideRecorded evaluates such a document
 // again, against another policy, through the gateway's own Decide, so a
 // candidate policy is judged on real traffic exactly as it would decide it.
 
-// Document is the whole input as JSON-like data (objects are
-// map[string]any, numbers json.Number): the document Value builds, without
-// the stages' results, which a replay works out with the policy it
-// evaluates. The result is the caller's to change (the decision log masks
-// credentials in it).
-func (in *Input) Document() (map[string]any, error) {
-	x, err := ast.JSON(in.Value())
-	if err != nil {
-		return nil, fmt.Errorf("input as JSON: %w", err)
-	}
-	doc, ok := x.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("input as JSON: %T, not an object", x)
-	}
-	return doc, nil
+// InputMask chooses what a recorded input hides (see AppendJSON).
+type InputMask interface {
+	// Masked says whether the value at path (object keys from the
+	// input's root, list elements by index) is hidden, with everything
+	// in it. path is only valid during the call.
+	Masked(path []string) bool
+	// Pseudonym is written in place of a hidden string, number or
+	// boolean: kind 's', 'n' or 'b', and its text.
+	Pseudonym(kind byte, text string) string
 }
 
-// DecideRecorded evaluates a recorded input document (Document, as JSON)
+// AppendJSON appends the whole input as JSON to buf: the document Value
+// builds (what the policy reads, whatever parts it reads), without the
+// stages' results, which a replay works out with the policy it evaluates;
+// object keys sorted. Values mask hides (nil: none) are written as its
+// pseudonyms, keeping the shape of objects and lists.
+func (in *Input) AppendJSON(buf []byte, mask InputMask) []byte {
+	w := jsonWriter{buf: buf, mask: mask, path: make([]string, 0, 8)}
+	w.value(in.Value(), false)
+	return w.buf
+}
+
+type jsonWriter struct {
+	buf  []byte
+	mask InputMask
+	path []string
+}
+
+// listIndex names list elements in paths without allocating.
+var listIndex = func() (s [64]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func (w *jsonWriter) value(v ast.Value, masked bool) {
+	switch x := v.(type) {
+	case ast.Object:
+		w.buf = append(w.buf, '{')
+		i := 0
+		x.Foreach(func(k, e *ast.Term) { // keys in sorted order
+			if i > 0 {
+				w.buf = append(w.buf, ',')
+			}
+			i++
+			key, ok := k.Value.(ast.String)
+			if !ok { // not made from JSON: its text names it
+				key = ast.String(k.Value.String())
+			}
+			w.buf = append(appendJSONString(w.buf, string(key)), ':')
+			w.child(string(key), e.Value, masked)
+		})
+		w.buf = append(w.buf, '}')
+	case *ast.Array:
+		w.buf = append(w.buf, '[')
+		for i := range x.Len() {
+			if i > 0 {
+				w.buf = append(w.buf, ',')
+			}
+			name := ""
+			if i < len(listIndex) {
+				name = listIndex[i]
+			} else {
+				name = strconv.Itoa(i)
+			}
+			w.child(name, x.Elem(i).Value, masked)
+		}
+		w.buf = append(w.buf, ']')
+	case ast.String:
+		if masked {
+			w.buf = appendJSONString(w.buf, w.mask.Pseudonym('s', string(x)))
+		} else {
+			w.buf = appendJSONString(w.buf, string(x))
+		}
+	case ast.Number:
+		if masked {
+			w.buf = appendJSONString(w.buf, w.mask.Pseudonym('n', string(x)))
+		} else {
+			w.buf = append(w.buf, x...)
+		}
+	case ast.Boolean:
+		if masked {
+			w.buf = appendJSONString(w.buf, w.mask.Pseudonym('b', strconv.FormatBool(bool(x))))
+		} else {
+			w.buf = strconv.AppendBool(w.buf, bool(x))
+		}
+	case ast.Null:
+		w.buf = append(w.buf, "null"...)
+	default: // not made from Go data (a set): its text, hidden when masked
+		if masked {
+			w.buf = appendJSONString(w.buf, w.mask.Pseudonym('s', v.String()))
+		} else {
+			w.buf = appendJSONString(w.buf, v.String())
+		}
+	}
+}
+
+func (w *jsonWriter) child(name string, v ast.Value, masked bool) {
+	w.path = append(w.path, name)
+	if !masked && w.mask != nil {
+		masked = w.mask.Masked(w.path)
+	}
+	w.value(v, masked)
+	w.path = w.path[:len(w.path)-1]
+}
+
+// appendJSONString quotes s as encoding/json does without HTML escaping:
+// control characters escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029
+// escaped.
+func appendJSONString(buf []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			buf = append(append(buf, s[start:i]...), "\\ufffd"...)
+		case r == '\u2028' || r == '\u2029':
+			buf = append(append(buf, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(append(buf, s[start:]...), '"')
+}
+
+// DecideRecorded evaluates a recorded input document (AppendJSON)
 // against the policy being served. The document becomes an Input again
 // and goes through Decide, with the stages' memos and the decision cache,
 // as in the gateway; a document that does not come back exactly as

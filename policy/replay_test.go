@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -50,15 +51,72 @@ func richInput(t testing.TB) *Input {
 
 func recorded(t testing.TB, in *Input) json.RawMessage {
 	t.Helper()
-	doc, err := in.Document()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
+	raw := in.AppendJSON(nil, nil)
+	if !json.Valid(raw) {
+		t.Fatalf("not JSON: %s", raw)
 	}
 	return raw
+}
+
+// AppendJSON writes what encoding/json writes for the input as OPA gives
+// it to Go (without HTML escaping), whatever the strings hold.
+func TestAppendJSONIsTheInputAsJSON(t *testing.T) {
+	in := richInput(t)
+	body, err := NewBody(map[string]any{
+		"plain": "abc", "quote": `a"b\c`, "ctl": "a\x00b\x1f\n\r\t", "html": "<a href='x'>&</a>", "utf8": "ünïcødé 日本 😀",
+		"bad": "a\xffb\xc3", "sep": "a\u2028b\u2029c", "num": json.Number("-1.5e3"), "t": true, "f": false, "null": nil,
+		"list": []any{"x", json.Number("2"), []any{}, map[string]any{}}, "obj": map[string]any{"z": "1", "a": "2", "é": "3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Request.Body = body
+	x, err := ast.JSON(in.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	enc := json.NewEncoder(&want)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(in.AppendJSON(nil, nil)) + "\n"; got != want.String() {
+		t.Fatalf("AppendJSON:\n%s\nencoding/json:\n%s", got, want.String())
+	}
+}
+
+// pathMask hides the paths it lists.
+type pathMask map[string]bool
+
+func (m pathMask) Masked(path []string) bool { return m[strings.Join(path, ".")] }
+func (m pathMask) Pseudonym(kind byte, text string) string {
+	return "hidden:" + string(kind) + ":" + strings.ToUpper(text)
+}
+
+// A masked value is written as its pseudonym, everything in it too; the
+// shape of objects and lists stays.
+func TestAppendJSONMasks(t *testing.T) {
+	raw := richInput(t).AppendJSON(nil, pathMask{"identity.session": true, "request.body.hours": true, "request.segments.1": true})
+	var doc struct {
+		Identity struct{ Session, Sub string }
+		Request  struct {
+			Body     map[string]any
+			Segments []string
+		}
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Identity.Session != "hidden:s:S-HASH" || doc.Identity.Sub != "leo" {
+		t.Errorf("identity %+v", doc.Identity)
+	}
+	if got := doc.Request.Body["hours"]; !reflect.DeepEqual(got, map[string]any{"mon": []any{"hidden:n:9", "hidden:n:17.5"}}) || doc.Request.Body["phone"] != "+1 555 0100" {
+		t.Errorf("body %v", doc.Request.Body)
+	}
+	if !slices.Equal(doc.Request.Segments, []string{"t", "hidden:s:ACME", "locations", "l1", "profile"}) {
+		t.Errorf("segments %q", doc.Request.Segments)
+	}
 }
 
 // The document the decision log records comes back as the same input, so

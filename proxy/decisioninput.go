@@ -10,9 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/portero-gateway/portero/policy"
 )
@@ -53,13 +51,8 @@ func (g *Gateway) sampled() bool {
 // candidate would send other ones. A masked value found in them is
 // replaced by its pseudonym there too.
 func (g *Gateway) decisionInputAttrs(in *policy.Input, d policy.Decision) []slog.Attr {
-	doc, err := in.Document()
-	if err != nil {
-		return []slog.Attr{slog.String("input_error", err.Error())}
-	}
-	m := newInputMasker()
-	m.maskInput(doc, g.cfg.Log.DecisionInputs.MaskPaths)
-	attrs := []slog.Attr{slog.Any("input", json.RawMessage(appendJSON(make([]byte, 0, 2048), doc)))}
+	m := newInputMasker(g.cfg.Log.DecisionInputs.MaskPaths)
+	attrs := []slog.Attr{slog.Any("input", json.RawMessage(in.AppendJSON(make([]byte, 0, 2048), m)))}
 	if len(d.Headers) > 0 {
 		attrs = append(attrs, slog.Any("decision_headers", m.maskHeaders(d.Headers)))
 	}
@@ -111,122 +104,63 @@ func secretName(name string) bool {
 	return false
 }
 
-// inputMasker replaces values by pseudonyms and remembers which strings it
-// replaced, for the decision's headers.
+// inputMasker is the decision log's policy.InputMask: it says which
+// values are hidden, gives their pseudonyms, and remembers which strings
+// it hid, for the decision's headers.
 type inputMasker struct {
-	mac     hash.Hash
-	secrets map[string]string // masked string or number text -> pseudonym
+	configured [][]string
+	mac        hash.Hash
+	secrets    map[string]string // hidden string or number text -> pseudonym
 }
 
-func newInputMasker() *inputMasker {
-	return &inputMasker{mac: hmac.New(sha256.New, pseudonymKey)}
+func newInputMasker(configured [][]string) *inputMasker {
+	return &inputMasker{configured: configured, mac: hmac.New(sha256.New, pseudonymKey)}
 }
 
-func (m *inputMasker) maskInput(doc map[string]any, configured [][]string) {
-	for _, path := range alwaysMasked {
-		m.maskPath(doc, path)
-	}
-	for _, path := range secretsByName {
-		if sub, ok := lookup(doc, path); ok {
-			m.maskSecretNames(sub)
+// Masked: the paths always masked, credential-like names below the parts
+// where names tell (at any depth), and the configured paths.
+func (m *inputMasker) Masked(path []string) bool {
+	for _, p := range alwaysMasked {
+		if slices.Equal(p, path) {
+			return true
 		}
 	}
-	for _, path := range configured {
-		m.maskPath(doc, path)
+	for _, p := range secretsByName {
+		if len(path) > len(p) && slices.Equal(path[:len(p)], p) && secretName(path[len(path)-1]) {
+			return true
+		}
 	}
+	for _, p := range m.configured {
+		if matchPath(p, path) {
+			return true
+		}
+	}
+	return false
 }
 
-// maskPath masks the values at path below x ("*": every key or element; a
-// number: that element of a list).
-func (m *inputMasker) maskPath(x any, path []string) {
-	if len(path) == 0 {
-		return
+// matchPath says whether path is pattern, "*" matching any one key or
+// list index.
+func matchPath(pattern, path []string) bool {
+	if len(pattern) != len(path) {
+		return false
 	}
-	key, rest := path[0], path[1:]
-	switch c := x.(type) {
-	case map[string]any:
-		if key != "*" {
-			if v, ok := c[key]; ok {
-				m.maskAt(v, rest, func(nv any) { c[key] = nv })
-			}
-			return
-		}
-		for k, v := range c {
-			m.maskAt(v, rest, func(nv any) { c[k] = nv })
-		}
-	case []any:
-		for i, v := range c {
-			if key == "*" || key == strconv.Itoa(i) {
-				m.maskAt(v, rest, func(nv any) { c[i] = nv })
-			}
+	for i, k := range pattern {
+		if k != "*" && k != path[i] {
+			return false
 		}
 	}
+	return true
 }
 
-func (m *inputMasker) maskAt(v any, rest []string, set func(any)) {
-	if len(rest) == 0 {
-		set(m.mask(v))
-		return
-	}
-	m.maskPath(v, rest)
-}
-
-// maskSecretNames masks, below x, the value of every key secretName picks.
-func (m *inputMasker) maskSecretNames(x any) {
-	switch c := x.(type) {
-	case map[string]any:
-		for k, v := range c {
-			if secretName(k) {
-				c[k] = m.mask(v)
-			} else {
-				m.maskSecretNames(v)
-			}
-		}
-	case []any:
-		for _, v := range c {
-			m.maskSecretNames(v)
-		}
-	}
-}
-
-// mask replaces every value in x by a pseudonym, keeping the shape of
-// objects (their keys) and lists (their length): a policy that checks
-// which fields an edit changes decides the same on replay.
-func (m *inputMasker) mask(x any) any {
-	switch v := x.(type) {
-	case nil:
-		return nil
-	case map[string]any:
-		for k, e := range v {
-			v[k] = m.mask(e)
-		}
-		return v
-	case []any:
-		for i, e := range v {
-			v[i] = m.mask(e)
-		}
-		return v
-	case string:
-		return m.pseudonym("s", v)
-	case json.Number:
-		return m.pseudonym("n", string(v))
-	case bool:
-		return m.pseudonym("b", strconv.FormatBool(v))
-	default: // not made by Document; mask its text
-		b, _ := json.Marshal(v)
-		return m.pseudonym("x", string(b))
-	}
-}
-
-// pseudonym is "masked:" and 16 hex digits of an HMAC of the value and
+// Pseudonym is "masked:" and 16 hex digits of an HMAC of the value and
 // its kind (the string "1" and the number 1 stay apart).
-func (m *inputMasker) pseudonym(kind, v string) string {
+func (m *inputMasker) Pseudonym(kind byte, v string) string {
 	m.mac.Reset()
-	_, _ = m.mac.Write([]byte(kind))
+	_, _ = m.mac.Write([]byte{kind})
 	_, _ = m.mac.Write([]byte(v))
 	var sum [sha256.Size]byte
 	p := "masked:" + hex.EncodeToString(m.mac.Sum(sum[:0])[:8])
-	if kind == "s" || kind == "n" {
+	if kind == 's' || kind == 'n' {
 		if m.secrets == nil {
 			m.secrets = map[string]string{}
 		}
@@ -265,112 +199,4 @@ func (m *inputMasker) maskString(v string) string {
 		}
 	}
 	return v
-}
-
-// lookup follows path (exact keys) from doc.
-func lookup(doc map[string]any, path []string) (any, bool) {
-	var x any = doc
-	for _, k := range path {
-		m, ok := x.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if x, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return x, true
-}
-
-// appendJSON writes a document made of map[string]any, []any, string,
-// json.Number, bool and nil as JSON, object keys sorted: encoding/json
-// does the same through reflection at several times the cost, and the
-// decision log line is on the request path.
-func appendJSON(buf []byte, x any) []byte {
-	switch v := x.(type) {
-	case nil:
-		return append(buf, "null"...)
-	case bool:
-		return strconv.AppendBool(buf, v)
-	case string:
-		return appendJSONString(buf, v)
-	case json.Number:
-		return append(buf, v...)
-	case []any:
-		buf = append(buf, '[')
-		for i, e := range v {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendJSON(buf, e)
-		}
-		return append(buf, ']')
-	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		buf = append(buf, '{')
-		for i, k := range keys {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(appendJSONString(buf, k), ':')
-			buf = appendJSON(buf, v[k])
-		}
-		return append(buf, '}')
-	default: // not made by Document
-		b, err := json.Marshal(v)
-		if err != nil {
-			return append(buf, "null"...)
-		}
-		return append(buf, b...)
-	}
-}
-
-// appendJSONString quotes s as encoding/json does without HTML escaping:
-// control characters escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029
-// escaped.
-func appendJSONString(buf []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	buf = append(buf, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			buf = append(append(buf, s[start:i]...), "\\ufffd"...)
-		case r == '\u2028' || r == '\u2029':
-			buf = append(append(buf, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	return append(append(buf, s[start:]...), '"')
 }

@@ -216,21 +216,3 @@ func benchmarkDecisionLog(b *testing.B, l config.Log) {
 		g.logDecision("id", in, ev, "")
 	}
 }
-
-// appendJSON writes what encoding/json writes (without HTML escaping).
-func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
-	doc := map[string]any{
-		"plain": "abc", "quote": `a"b\c`, "ctl": "a\x00b\x1f\n\r\t", "html": "<a href='x'>&</a>", "utf8": "ünïcødé 日本 😀",
-		"bad": "a\xffb\xc3", "sep": "a\u2028b\u2029c", "num": json.Number("-1.5e3"), "t": true, "f": false, "null": nil,
-		"list": []any{"x", json.Number("2"), []any{}, map[string]any{}}, "obj": map[string]any{"z": "1", "a": "2", "é": "3"},
-	}
-	var want bytes.Buffer
-	enc := json.NewEncoder(&want)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		t.Fatal(err)
-	}
-	if got := string(appendJSON(nil, doc)) + "\n"; got != want.String() {
-		t.Fatalf("appendJSON:\n%s\nencoding/json:\n%s", got, want.String())
-	}
-}
