@@ -213,9 +213,10 @@ func (e *Engine) DecideRecorded(ctx context.Context, raw json.RawMessage) (Evalu
 	return ev, nil
 }
 
-// inputFromDocument rebuilds the Input whose Document doc is. It is
-// lenient: a field of an unexpected type is left out, and the caller
-// compares the rebuilt input with the document before trusting it.
+// inputFromDocument rebuilds the Input whose recorded document
+// (AppendJSON, decoded) doc is. It is lenient: a field of an unexpected
+// type is left out, and the caller compares the rebuilt input with the
+// document before trusting it.
 func inputFromDocument(doc map[string]any) (*Input, bool) {
 	in := &Input{}
 	if r, ok := doc["request"].(map[string]any); ok {

@@ -17,7 +17,7 @@ import (
 
 // Recording the policy input in the decision log (log.decision_inputs), so
 // `portero policy replay` can evaluate real traffic against a candidate
-// policy. The recorded input is policy.Input.Document with every secret
+// policy. The recorded input is policy.Input.AppendJSON with every secret
 // replaced by a pseudonym: equal values get equal pseudonyms, so a policy
 // that compares two masked values (the master-access session with the
 // caller's) decides on replay as it did live, and nobody reading the log
