@@ -21,8 +21,9 @@ _delegation(scope, products, wallet, status, expired) := {
 	"wallet": wallet, "status": status, "expired": expired,
 }
 
-_access(user) := {"tenant": _tenant, "membership": _members[user]} if _members[user]
-else := {"tenant": _tenant}
+_access(user) := {"tenant": _tenant, "membership": _members[user]} if {
+	_members[user]
+} else := {"tenant": _tenant}
 
 _input(user, method, segments, body) := {
 	"request": {"method": method, "app_segments": segments, "body": body},

@@ -118,9 +118,11 @@ allow if {
 	input.management.partner == input.management.user_partner
 }
 
-reason := "admin.allowed" if allow
-else := master.refusal if input.management.action == "master.start"
-else := r if {
+reason := "admin.allowed" if {
+	allow
+} else := master.refusal if {
+	input.management.action == "master.start"
+} else := r if {
 	input.management.action == "members.write"
 	_member_manager
 	r := member_refusal

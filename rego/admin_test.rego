@@ -37,7 +37,7 @@ _manager(role, rights) if {
 }
 
 # Whether a change involving these target roles should be allowed.
-_expected(caller, rights, roles) := true if {
+_expected(caller, rights, roles) if {
 	_manager(caller, rights)
 	every r in roles {
 		defs.roles[r] < defs.roles[caller]

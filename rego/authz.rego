@@ -54,11 +54,17 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 # the operation the request maps to (delegation, rights, role,
 # feature level; worked out once per caller by portero.subject), then the
 # business or location the path names, then the fields the body changes.
-_denial := subject.current.denial if subject.current.denial != ""
-else := "operation.unmapped" if not requests.current.id
-else := d if d := subject.current.ops[requests.current.id]
-else := d if d := roles.scope_denial
-else := d if d := features.field_denial
+_denial := subject.current.denial if {
+	subject.current.denial != ""
+} else := "operation.unmapped" if {
+	not requests.current.id
+} else := d if {
+	d := subject.current.ops[requests.current.id]
+} else := d if {
+	d := roles.scope_denial
+} else := d if {
+	d := features.field_denial
+}
 
 # Without a store: members are those the token's claims name. The headers
 # are written inline: a separate rule cost ~5 µs a request.

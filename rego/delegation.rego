@@ -13,8 +13,9 @@ import data.portero.members
 d := input.access.delegation
 
 # Full access acts as an administrator would, limited as an account manager.
-role := "administrator" if d.scope == "full"
-else := "account_manager"
+role := "administrator" if {
+	d.scope == "full"
+} else := "account_manager"
 
 grants(_) if d.scope == "full"
 

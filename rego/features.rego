@@ -30,13 +30,16 @@ levels_of(m) := object.union_n([
 	object.get(m, "features", {}),
 ])
 
-_role_default(role) := _all_edit if role == "administrator"
-else := {}
+_role_default(role) := _all_edit if {
+	role == "administrator"
+} else := {}
 
 # The caller's level per feature, computed once per request.
-levels := _all_edit if members.kind in {"owner", "partner"}
-else := levels_of(_m) if members.kind == "member"
-else := {}
+levels := _all_edit if {
+	members.kind in {"owner", "partner"}
+} else := levels_of(_m) if {
+	members.kind == "member"
+} else := {}
 
 # The levels that take effect: a feature whose minimum role the caller's
 # role does not reach, or (for partners) one the delegation does not grant
@@ -77,10 +80,13 @@ field_denial := d if {
 	d := _field_denial(allowed)
 }
 
-_field_denial(allowed) := "field.method_not_allowed" if input.request.method in {"PUT", "DELETE"}
-else := "field.body_unchecked" if not input.request.body
-else := "field.not_allowed" if not is_object(input.request.body)
-else := "field.not_allowed" if {
+_field_denial(allowed) := "field.method_not_allowed" if {
+	input.request.method in {"PUT", "DELETE"}
+} else := "field.body_unchecked" if {
+	not input.request.body
+} else := "field.not_allowed" if {
+	not is_object(input.request.body)
+} else := "field.not_allowed" if {
 	some key, _ in input.request.body
 	not key in allowed
 } else := "field.not_allowed" if {

@@ -21,10 +21,15 @@ m := input.access.master
 # Why the admin may not enter the tenant in input.access; undefined when
 # they may. Checked when a session starts and on every request under it,
 # so removing the admin from the group or the tenant's consent ends it.
-refusal := "master.not_system_admin" if not admin.is_system_admin
-else := "master.unknown_tenant" if not input.access.tenant
-else := "master.forbidden_by_tenant" if not input.access.tenant.master_access
-else := "master.tenant_not_active" if input.access.tenant.status != "active"
+refusal := "master.not_system_admin" if {
+	not admin.is_system_admin
+} else := "master.unknown_tenant" if {
+	not input.access.tenant
+} else := "master.forbidden_by_tenant" if {
+	not input.access.tenant.master_access
+} else := "master.tenant_not_active" if {
+	input.access.tenant.status != "active"
+}
 
 may_start if not refusal
 
@@ -46,9 +51,11 @@ _safe if {
 	not input.request.upgrade
 }
 
-decision := {"allow": false, "status": 403, "reason": "master.expired"} if m.expired
-else := {"allow": false, "status": 403, "reason": r} if r := refusal
-else := {"allow": false, "status": 403, "reason": "operation.unmapped"} if {
+decision := {"allow": false, "status": 403, "reason": "master.expired"} if {
+	m.expired
+} else := {"allow": false, "status": 403, "reason": r} if {
+	r := refusal
+} else := {"allow": false, "status": 403, "reason": "operation.unmapped"} if {
 	not requests.current.id
 } else := {"allow": false, "status": 403, "reason": "master.read_only"} if {
 	m.mode == "read_only"
@@ -61,12 +68,14 @@ else := {"allow": false, "status": 403, "reason": "operation.unmapped"} if {
 	"assertion": {"sub": _owner, "act": m.admin, "roles": ["administrator"]},
 }
 
-_owner := input.access.tenant.owner if input.access.tenant.owner != ""
-else := concat(":", ["tenant-owner", input.tenant.id])
+_owner := input.access.tenant.owner if {
+	input.access.tenant.owner != ""
+} else := concat(":", ["tenant-owner", input.tenant.id])
 
 # Impersonation headers, in the configured profile.
-headers := _kubernetes_headers if input.gateway.header_profile == "kubernetes"
-else := _portero_headers
+headers := _kubernetes_headers if {
+	input.gateway.header_profile == "kubernetes"
+} else := _portero_headers
 
 _portero_headers := {
 	"X-Portero-User": _owner,

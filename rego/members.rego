@@ -18,18 +18,26 @@ is_owner if {
 	input.identity.sub == tenant.owner
 }
 
-kind := "owner" if is_owner
-else := "member" if membership
-else := "partner" if input.access.delegation
-else := "none"
+kind := "owner" if {
+	is_owner
+} else := "member" if {
+	membership
+} else := "partner" if {
+	input.access.delegation
+} else := "none"
 
-role := "administrator" if kind == "owner"
-else := membership.role if kind == "member"
-else := delegation.role if kind == "partner"
+role := "administrator" if {
+	kind == "owner"
+} else := membership.role if {
+	kind == "member"
+} else := delegation.role if {
+	kind == "partner"
+}
 
 # A refusal that holds for every request of this caller in this tenant.
-denial := "member.none" if kind == "none"
-else := "member.deactivated" if {
+denial := "member.none" if {
+	kind == "none"
+} else := "member.deactivated" if {
 	kind == "member"
 	membership.status != "active"
 }

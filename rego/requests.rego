@@ -27,19 +27,23 @@ import data.portero.definitions as defs
 # The operation of this request as the gateway worked it out (see
 # portero.subject's ops; the gateway memoises entry per method and path), or
 # worked out here. {} when the mapping names none.
-current := input.operation if input.operation
-else := entry
+current := input.operation if {
+	input.operation
+} else := entry
 
 # The method class: read or edit. A WebSocket handshake is an edit: after
 # it the connection carries whatever the app's protocol allows.
-class := "edit" if input.request.upgrade
-else := "read" if input.request.method in {"GET", "HEAD", "OPTIONS"}
-else := "edit"
+class := "edit" if {
+	input.request.upgrade
+} else := "read" if {
+	input.request.method in {"GET", "HEAD", "OPTIONS"}
+} else := "edit"
 
 _segs := [lower(s) | some s in input.request.app_segments]
 
-_first := _segs[0] if count(_segs) > 0
-else := ""
+_first := _segs[0] if {
+	count(_segs) > 0
+} else := ""
 
 # The mapping entry for this request with its id ("<bucket> <path>", the
 # key of portero.subject's ops) and its scope: the path indexes of each

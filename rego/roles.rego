@@ -43,8 +43,12 @@ scope_denial := "scope.business" if {
 }
 
 # The scope for the X-Portero-Scope header.
-scope := "organisation" if members.kind in {"owner", "partner"}
-else := "organisation" if members.role == "administrator"
-else := sprintf("businesses:%s", [concat(",", members.membership.businesses)]) if members.role in {"multi_account_manager", "account_manager"}
-else := sprintf("locations:%s", [concat(",", members.membership.locations)]) if members.role == "location_manager"
-else := "none"
+scope := "organisation" if {
+	members.kind in {"owner", "partner"}
+} else := "organisation" if {
+	members.role == "administrator"
+} else := sprintf("businesses:%s", [concat(",", members.membership.businesses)]) if {
+	members.role in {"multi_account_manager", "account_manager"}
+} else := sprintf("locations:%s", [concat(",", members.membership.locations)]) if {
+	members.role == "location_manager"
+} else := "none"

@@ -25,8 +25,9 @@ import data.portero.roles
 
 # The caller's facts for this request: as the gateway computed them, or
 # computed here (in tests, `portero eval`, or any evaluation without them).
-current := input.subject if input.subject
-else := facts
+current := input.subject if {
+	input.subject
+} else := facts
 
 facts := {
 	"kind": members.kind,
@@ -51,17 +52,24 @@ _ops := {id: d |
 	id := concat(" ", [method, e.path])
 }
 
-_op_denial(e) := d if d := delegation.op_denial(e)
-else := d if d := roles.op_denial(e)
-else := d if d := features.op_denial(e)
+_op_denial(e) := d if {
+	d := delegation.op_denial(e)
+} else := d if {
+	d := roles.op_denial(e)
+} else := d if {
+	d := features.op_denial(e)
+}
 
-_role := r if r := members.role
-else := ""
+_role := r if {
+	r := members.role
+} else := ""
 
 # "" when nothing refuses every request.
-_denial := d if d := members.denial
-else := d if d := delegation.standing_denial
-else := ""
+_denial := d if {
+	d := members.denial
+} else := d if {
+	d := delegation.standing_denial
+} else := ""
 
 _headers := object.union(
 	{
@@ -75,5 +83,6 @@ _headers := object.union(
 	_partner_header,
 )
 
-_partner_header := {"X-Portero-Partner": input.access.partner} if members.kind == "partner"
-else := {}
+_partner_header := {"X-Portero-Partner": input.access.partner} if {
+	members.kind == "partner"
+} else := {}
