@@ -49,6 +49,8 @@ type Engine struct {
 	shadow *shadow
 	// role names the engine in logs: "policy" or "shadow policy".
 	role string
+	// history is the last revisions loaded (see History).
+	history history
 }
 
 // Loaded is one compiled, prepared policy.
@@ -68,6 +70,9 @@ type Loaded struct {
 	// served, and how long they took; zero when loads are not test-gated.
 	Tests         int
 	TestsDuration time.Duration
+	// TestsCoverage is the percentage of the serving policy's lines those
+	// tests covered.
+	TestsCoverage float64
 }
 
 // ReloadError records why the last reload was refused.
@@ -161,7 +166,7 @@ func (e *Engine) Shadow() *Engine {
 func (e *Engine) Reload(ctx context.Context) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	loaded, err := e.load(ctx)
+	loaded, files, err := e.load(ctx)
 	if err != nil {
 		failed := FailedTests(err)
 		result := reloadFailure
@@ -188,6 +193,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	prev := e.current.Swap(loaded)
 	e.lastErr.Store(nil)
+	e.history.record(e.source.Name, loaded, files)
 	e.metrics.reloaded(reloadSuccess, loaded.Revision)
 	prevRev := ""
 	if prev != nil {
@@ -203,11 +209,12 @@ func (e *Engine) Reload(ctx context.Context) error {
 
 // load reads the source once (tests included) and loads it under the
 // engine's test gate, which the first load decides when it is
-// TestsWhenPresent. The caller holds reloadMu.
-func (e *Engine) load(ctx context.Context) (*Loaded, error) {
+// TestsWhenPresent. It returns the files read too (tests included), for
+// the history. The caller holds reloadMu.
+func (e *Engine) load(ctx context.Context) (*Loaded, memFS, error) {
 	all, err := readSnapshot(e.source.FS, true)
 	if err != nil {
-		return nil, fmt.Errorf("load policy %s: read: %w", e.source.Name, err)
+		return nil, nil, fmt.Errorf("load policy %s: read: %w", e.source.Name, err)
 	}
 	if e.gate == TestsWhenPresent {
 		e.gate = TestsNotRequired
@@ -216,7 +223,8 @@ func (e *Engine) load(ctx context.Context) (*Loaded, error) {
 		}
 	}
 	e.gated.Store(e.gate == TestsRequired)
-	return loadSnapshot(ctx, e.source.Name, all, e.gate == TestsRequired)
+	loaded, err := loadSnapshot(ctx, e.source.Name, all, e.gate == TestsRequired)
+	return loaded, all.files, err
 }
 
 // Load reads the source once and compiles it and, when gate asks for it,
@@ -245,11 +253,11 @@ func loadSnapshot(ctx context.Context, name string, all *snapshot, withTests boo
 		return loaded, err
 	}
 	start := time.Now()
-	passed, err := gateTests(ctx, name, serving.revision, all)
+	passed, coverage, err := gateTests(ctx, name, serving.revision, all)
 	if err != nil {
 		return nil, err
 	}
-	loaded.Tests, loaded.TestsDuration = passed, time.Since(start)
+	loaded.Tests, loaded.TestsDuration, loaded.TestsCoverage = passed, time.Since(start), coverage
 	return loaded, nil
 }
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/time/rate"
 )
 
@@ -192,4 +194,43 @@ func (s *shadow) disagreed(ctx context.Context, id string, in *Input, kind strin
 		attrs = append(attrs, slog.Int("suppressed_before", suppressed))
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "shadow policy disagrees", attrs...)
+}
+
+// ShadowDisagreement is how often the shadow policy disagreed with the
+// active one for one route, pair of reasons and kind since start.
+type ShadowDisagreement struct {
+	Route        string `json:"route"`
+	ActiveReason string `json:"active_reason"`
+	ShadowReason string `json:"shadow_reason"`
+	Kind         string `json:"kind"`
+	Count        uint64 `json:"count"`
+}
+
+// ShadowDisagreements reads the shadow policy's disagreement counters
+// (portero_policy_shadow_disagreements_total), most frequent first; nil
+// without a shadow policy.
+func (e *Engine) ShadowDisagreements() []ShadowDisagreement {
+	s := e.shadow
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	out := make([]ShadowDisagreement, 0, len(s.series))
+	for k, c := range s.series {
+		var m dto.Metric
+		if c.Write(&m) != nil {
+			continue
+		}
+		out = append(out, ShadowDisagreement{Route: k.route, ActiveReason: k.active, ShadowReason: k.shadow, Kind: k.kind,
+			Count: uint64(m.GetCounter().GetValue())})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b ShadowDisagreement) int {
+		if a.Count != b.Count {
+			return cmp.Compare(b.Count, a.Count)
+		}
+		return cmp.Or(cmp.Compare(a.Route, b.Route), cmp.Compare(a.Kind, b.Kind),
+			cmp.Compare(a.ActiveReason, b.ActiveReason), cmp.Compare(a.ShadowReason, b.ShadowReason))
+	})
+	return out
 }

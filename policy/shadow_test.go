@@ -106,6 +106,10 @@ func TestShadowCountsDisagreements(t *testing.T) {
 	if n := testutil.CollectAndCount(e.shadow.metrics.disagreements); n != 1 {
 		t.Fatalf("%d disagreement series, want billing's only", n)
 	}
+	if got := e.ShadowDisagreements(); len(got) != 1 || got[0] != (ShadowDisagreement{Route: "billing", ActiveReason: "open",
+		ShadowReason: "closed", Kind: ShadowAllowToDeny, Count: 3}) {
+		t.Fatalf("ShadowDisagreements: %+v", got)
+	}
 	if l := logs.String(); strings.Count(l, `"msg":"shadow policy disagrees"`) != 3 || !strings.Contains(l, `"decision_id":"id-billing-2"`) ||
 		!strings.Contains(l, `"active_reason":"open","active_revision"`) || strings.Contains(l, `"route":"app"`) {
 		t.Fatalf("log: %s", l)
@@ -124,7 +128,7 @@ func TestShadowCountsDisagreements(t *testing.T) {
 func TestNoShadow(t *testing.T) {
 	e, reg, _ := newShadowEngine(t, routePolicy("none"), nil)
 	in := routeInput("billing", "u1")
-	if e.ShadowOn() || e.Shadow() != nil || e.DecideShadow(context.Background(), "id", in, e.Decide(context.Background(), in)) != "" {
+	if e.ShadowOn() || e.Shadow() != nil || e.ShadowDisagreements() != nil || e.DecideShadow(context.Background(), "id", in, e.Decide(context.Background(), in)) != "" {
 		t.Fatal("a shadow without shadow_dir")
 	}
 	if n, _ := testutil.GatherAndCount(reg, "portero_policy_shadow_disagreements_total", "portero_policy_shadow_reloads_total"); n != 0 {

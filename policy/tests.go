@@ -246,17 +246,37 @@ func (s *snapshot) hasTests() bool {
 
 // gateTests runs the snapshot's tests for a load on one CPU, so that a
 // reload leaves the other cores to the requests being served. It returns
-// how many passed, or a *TestsFailedError.
-func gateTests(ctx context.Context, name, revision string, snap *snapshot) (int, error) {
-	run, err := runSnapshotTests(ctx, name, snap, TestOptions{}, 1)
+// how many passed and the percentage of the serving files' lines they
+// covered, or a *TestsFailedError.
+func gateTests(ctx context.Context, name, revision string, snap *snapshot) (int, float64, error) {
+	run, err := runSnapshotTests(ctx, name, snap, TestOptions{Coverage: true}, 1)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	sum := run.summary()
 	if failed := run.failures(); len(failed) > 0 || sum.Passed == 0 {
-		return sum.Passed, &TestsFailedError{Source: name, Revision: revision, Passed: sum.Passed, Failures: failed}
+		return sum.Passed, 0, &TestsFailedError{Source: name, Revision: revision, Passed: sum.Passed, Failures: failed}
 	}
-	return sum.Passed, nil
+	return sum.Passed, run.servingCoverage(), nil
+}
+
+// servingCoverage is the percentage of the serving files' lines (test
+// files left out) that a run with coverage covered.
+func (run *testRun) servingCoverage() float64 {
+	if run.cov == nil {
+		return 0
+	}
+	var covered, notCovered int
+	for file, fr := range run.cov.Report(run.modules).Files {
+		if !isTestFile(file) {
+			covered += fr.CoveredLines
+			notCovered += fr.NotCoveredLines
+		}
+	}
+	if covered+notCovered == 0 {
+		return 0
+	}
+	return 100 * float64(covered) / float64(covered+notCovered)
 }
 
 func isTestFile(name string) bool {
