@@ -283,6 +283,20 @@ type Policy struct {
 	// decisions are counted and logged (a dry run). Loaded, watched and
 	// test-gated like Dir.
 	ShadowDir string `yaml:"shadow_dir"`
+	// ShadowSample is the fraction of decisions the shadow policy also
+	// makes, 0 to 1 (absent: 1, every one). A decision that cannot come
+	// from the cache (a body, say) costs a second evaluation with a
+	// shadow: sampling bounds that cost on busy gateways.
+	ShadowSample *float64 `yaml:"shadow_sample"`
+}
+
+// ShadowFraction is the share of decisions a shadow policy, when there is
+// one, also makes: ShadowSample, 1 when absent.
+func (p Policy) ShadowFraction() float64 {
+	if p.ShadowSample == nil {
+		return 1
+	}
+	return *p.ShadowSample
 }
 
 // Headers selects the header profile for identity and impersonation headers.

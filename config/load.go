@@ -263,6 +263,9 @@ func (v validator) policy(p *Policy) {
 		}
 	}
 	shadowOK := false
+	if s := p.ShadowSample; s != nil && !(*s > 0 && *s <= 1) {
+		v.at("policy.shadow_sample", "must be above 0 and at most 1 (the fraction of decisions the shadow policy also makes), got %v; remove shadow_dir to turn the shadow off", *s)
+	}
 	if p.ShadowDir != "" {
 		p.ShadowDir = v.path(p.ShadowDir)
 		if st, err := os.Stat(p.ShadowDir); err != nil || !st.IsDir() {

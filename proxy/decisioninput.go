@@ -41,7 +41,11 @@ func (g *Gateway) sampled() bool {
 	if !di.Enabled {
 		return false
 	}
-	f := di.Fraction()
+	return inSample(di.Fraction())
+}
+
+// inSample says yes to a fraction f of the calls (f ≥ 1: every one).
+func inSample(f float64) bool {
 	return f >= 1 || f > 0 && rand.Float64() < f // math/rand/v2's runtime source: no lock, no allocation
 }
 

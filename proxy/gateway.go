@@ -45,10 +45,13 @@ type Gateway struct {
 	// assertionName is the assertion header's normalised name: a policy
 	// may not set it in any spelling.
 	assertionName string
-	inputGW       *policy.Gateway // input.gateway, the same for every request
-	metrics       *Metrics
-	log           *slog.Logger
-	now           func() time.Time
+	// shadowFraction is policy.shadow_sample: the share of decisions the
+	// shadow policy also makes.
+	shadowFraction float64
+	inputGW        *policy.Gateway // input.gateway, the same for every request
+	metrics        *Metrics
+	log            *slog.Logger
+	now            func() time.Time
 	// ownCookies are Portero's cookie names, removed from what the app
 	// receives; nil without browser sign-in.
 	ownCookies []string
@@ -96,20 +99,21 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		cfg:           cfg,
-		reserved:      newReservedHeaders(cfg.Assertion.Header).withStrip(cfg.Headers.Strip),
-		router:        newRouter(cfg.Routes),
-		tenants:       newTenantExtractor(cfg.Tenant),
-		authn:         opts.Authn,
-		engine:        opts.Engine,
-		resolver:      opts.Access,
-		store:         opts.Store,
-		signer:        signer,
-		assertionName: normalizeHeaderName(cfg.Assertion.Header),
-		inputGW:       policy.NewGateway(cfg.Headers.Profile),
-		metrics:       opts.Metrics,
-		log:           opts.Log,
-		now:           opts.Now,
+		cfg:            cfg,
+		reserved:       newReservedHeaders(cfg.Assertion.Header).withStrip(cfg.Headers.Strip),
+		router:         newRouter(cfg.Routes),
+		tenants:        newTenantExtractor(cfg.Tenant),
+		authn:          opts.Authn,
+		engine:         opts.Engine,
+		resolver:       opts.Access,
+		store:          opts.Store,
+		signer:         signer,
+		assertionName:  normalizeHeaderName(cfg.Assertion.Header),
+		shadowFraction: cfg.Policy.ShadowFraction(),
+		inputGW:        policy.NewGateway(cfg.Headers.Profile),
+		metrics:        opts.Metrics,
+		log:            opts.Log,
+		now:            opts.Now,
 	}
 	for _, r := range g.router.routes {
 		r.forward = newForwarder(r.cfg, g.metrics, g.log)
@@ -371,9 +375,10 @@ func (g *Gateway) authorize(ctx context.Context, in *policy.Input) (policy.Evalu
 		}
 	}
 	ev := g.engine.Decide(ctx, in)
-	if g.engine.ShadowOn() {
+	if g.engine.ShadowOn() && inSample(g.shadowFraction) {
 		// Dry run (policy.shadow_dir): the candidate decides the same
-		// input; its disagreements are counted and logged, ev is enforced.
+		// input (policy.shadow_sample of decisions); its disagreements
+		// are counted and logged, ev is enforced.
 		g.engine.DecideShadow(ctx, decisionID(ctx), in, ev)
 	}
 	g.logDecision(decisionID(ctx), in, ev, masterID)

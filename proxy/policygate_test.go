@@ -269,3 +269,47 @@ func BenchmarkRequestPathShadow(b *testing.B) {
 		})
 	}
 }
+
+// policy.shadow_sample: the shadow decides only that share of requests.
+func TestShadowSampleBoundsTheShadow(t *testing.T) {
+	shadowDir := copyDefaultPolicy(t, func(name, text string) string {
+		if name != "authz.rego" {
+			return text
+		}
+		return strings.Replace(text, "decision := {\"allow\": false, \"status\": 401, \"reason\": \"deny.unauthenticated\"} if {",
+			"decision := {\"allow\": false, \"status\": 403, \"reason\": \"route.closed\"} if {\n\tinput.route.name == \"app\"\n} else := {\"allow\": false, \"status\": 401, \"reason\": \"deny.unauthenticated\"} if {", 1)
+	})
+	for _, c := range []struct {
+		sample string
+		min    float64
+		max    float64
+	}{
+		{"policy:\n  shadow_sample: 0.000001\n", 0, 0},
+		{"policy:\n  shadow_sample: 0.5\n", 10, 70}, // of 80: far outside these bounds once in ~10^9 runs
+	} {
+		reg := prometheus.NewRegistry()
+		shadow := policy.DirSource(shadowDir)
+		engine, err := policy.NewEngineWith(context.Background(), policy.EngineOptions{
+			Source: policy.Source{Name: "embedded", FS: defaultrego.Bundle}, Shadow: &shadow,
+			Metrics: policy.NewMetrics(reg), Log: slog.New(slog.DiscardHandler)})
+		must(t, err)
+		h := newHarnessWith(t, nil, harnessOpts{Engine: engine, Extra: c.sample})
+		tok := h.Member(t)
+		go func() {
+			for range h.Got {
+			}
+		}()
+		for range 80 {
+			if rec := h.Do(t, "GET", "http://acme.apps.example.com/reviews", tok, nil, ""); rec.Code != 200 {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		}
+		var n float64
+		for _, s := range gather(t, reg, "portero_policy_shadow_disagreements_total") {
+			n += s.value
+		}
+		if n < c.min || n > c.max {
+			t.Errorf("%q: %v disagreements of 80 requests, want %v to %v", c.sample, n, c.min, c.max)
+		}
+	}
+}
