@@ -672,8 +672,19 @@ type PolicyStatus struct {
 	// passed.
 	RequireTests bool `json:"require_tests"`
 	TestsPassed  int  `json:"tests_passed,omitempty"`
-	// FailingTests are the tests that made the last refused reload fail.
+	// TestsFailed is how many of the served policy's tests failed: none,
+	// or the test gate would have refused it; TestsCoverage is the
+	// percentage of its lines they covered. Both are the test gate's,
+	// from when the policy was loaded.
+	TestsFailed   int     `json:"tests_failed"`
+	TestsCoverage float64 `json:"tests_coverage,omitempty"`
+	// FailingTests are the tests that made the last refused reload fail;
+	// Errors its parse or compile errors, each at file:line:column.
 	FailingTests []policy.TestFailure `json:"failing_tests,omitempty"`
+	Errors       []policy.PolicyError `json:"errors,omitempty"`
+	// History is the last revisions loaded, newest (the one served) first,
+	// each with the diff of the files that changed.
+	History []policy.Revision `json:"history"`
 	// Shadow is the shadow policy (policy.shadow_dir), when there is one.
 	Shadow *ShadowStatus `json:"shadow,omitempty"`
 }
@@ -687,6 +698,12 @@ type ShadowStatus struct {
 	LastError    string               `json:"last_reload_error,omitempty"`
 	LastErrAt    time.Time            `json:"last_reload_error_at,omitzero"`
 	FailingTests []policy.TestFailure `json:"failing_tests,omitempty"`
+	Errors       []policy.PolicyError `json:"errors,omitempty"`
+	History      []policy.Revision    `json:"history"`
+	// Disagreements count the requests on which the shadow policy decided
+	// otherwise than the active one since start, by route, reasons and
+	// kind, most frequent first.
+	Disagreements []policy.ShadowDisagreement `json:"disagreements"`
 }
 
 func (p *Plane) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
@@ -699,17 +716,17 @@ func (p *Plane) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
 func (p *Plane) policyStatus() PolicyStatus {
 	cur := p.engine.Current()
 	st := PolicyStatus{Source: p.engine.SourceName(), Revision: cur.Revision, LoadedAt: cur.LoadedAt, Stages: cur.Stages(),
-		RequireTests: p.engine.TestsRequired(), TestsPassed: cur.Tests}
+		RequireTests: p.engine.TestsRequired(), TestsPassed: cur.Tests, TestsCoverage: cur.TestsCoverage, History: p.engine.History()}
 	if e := p.engine.LastReloadError(); e != nil {
-		st.LastError, st.LastErrAt, st.FailingTests = e.Err.Error(), e.At, e.Tests
+		st.LastError, st.LastErrAt, st.FailingTests, st.Errors = e.Err.Error(), e.At, e.Tests, e.Errors
 	}
 	if sh := p.engine.Shadow(); sh != nil {
-		st.Shadow = &ShadowStatus{Source: sh.SourceName()}
+		st.Shadow = &ShadowStatus{Source: sh.SourceName(), History: sh.History(), Disagreements: p.engine.ShadowDisagreements()}
 		if c := sh.Current(); c != nil {
 			st.Shadow.Revision, st.Shadow.LoadedAt = c.Revision, c.LoadedAt
 		}
 		if e := sh.LastReloadError(); e != nil {
-			st.Shadow.LastError, st.Shadow.LastErrAt, st.Shadow.FailingTests = e.Err.Error(), e.At, e.Tests
+			st.Shadow.LastError, st.Shadow.LastErrAt, st.Shadow.FailingTests, st.Shadow.Errors = e.Err.Error(), e.At, e.Tests, e.Errors
 		}
 	}
 	return st

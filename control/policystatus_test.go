@@ -83,7 +83,44 @@ func TestPolicyStatusShowsFailingTests(t *testing.T) {
 	rec := b.Do("GET", "http://localhost/.portero/admin/policy", nil, nil)
 	page := rec.Body.String()
 	for _, want := range []string{`id="policy-error"`, "<code>data.portero.authz_test.test_broken</code> at authz_test.rego:",
-		`id="shadow-error"`, "<code>data.portero.authz_test.test_allows</code> at authz_test.rego:5", "passed before it was served"} {
+		`id="shadow-error"`, "<code>data.portero.authz_test.test_allows</code> at authz_test.rego:5", "0 failed before it was served",
+		`id="policy-coverage"`, `id="revision-` + st.Revision + `"`} {
+		if rec.Code != http.StatusOK || !strings.Contains(page, want) {
+			t.Fatalf("policy page (%d) lacks %q: %s", rec.Code, want, page)
+		}
+	}
+	if st.TestsCoverage < 50 || st.TestsCoverage > 100 || len(st.History) != 1 || st.History[0].ID != st.Revision {
+		t.Fatalf("coverage %.1f, history %+v", st.TestsCoverage, st.History)
+	}
+
+	// An edit that loads is in the history with its diff; then a file that
+	// does not parse is refused with its error at file:line:column.
+	tests, err := defaultrego.Bundle.ReadFile("authz_test.rego")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "authz_test.rego"), tests, 0o644))
+	authz, err := os.ReadFile(filepath.Join(dir, "authz.rego"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "authz.rego"), append(authz, "\n# edited for the history\n"...), 0o644))
+	must(t, engine.Reload(ctx))
+	must(t, os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package portero.broken\n\np := {"), 0o644))
+	if err := engine.Reload(ctx); err == nil {
+		t.Fatal("a policy that does not parse loaded")
+	}
+	status, body = apiCall(h, t, adminToken(h, t), "GET", "/policy", "")
+	raw, _ = json.Marshal(body)
+	st = control.PolicyStatus{}
+	must(t, json.Unmarshal(raw, &st))
+	if status != 200 || len(st.History) != 2 || st.History[0].ID != st.Revision || len(st.History[0].Changed) != 1 ||
+		st.History[0].Changed[0] != "authz.rego" || len(st.History[0].Diffs) != 1 || !strings.Contains(st.History[0].Diffs[0].Diff, "+# edited for the history") {
+		t.Fatalf("history after an edit: %s", raw)
+	}
+	if len(st.Errors) == 0 || st.Errors[0].File != "broken.rego" || st.Errors[0].Line != 3 || st.Errors[0].Column == 0 {
+		t.Fatalf("refused reload's errors: %+v", st.Errors)
+	}
+	rec = b.Do("GET", "http://localhost/.portero/admin/policy", nil, nil)
+	page = rec.Body.String()
+	for _, want := range []string{`<details class="diff"><summary>Diff of <code>authz.rego</code>`, "&#43;# edited for the history",
+		"<code>broken.rego:3:", "rego_parse_error", "<strong>(served)</strong>"} {
 		if rec.Code != http.StatusOK || !strings.Contains(page, want) {
 			t.Fatalf("policy page (%d) lacks %q: %s", rec.Code, want, page)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -81,6 +82,51 @@ type ReloadError struct {
 	Err error
 	// Tests are the failing tests when the test gate refused the load.
 	Tests []TestFailure
+	// Errors are the parse and compile errors, each where it is, when the
+	// policy did not load or compile.
+	Errors []PolicyError
+}
+
+// PolicyError is one parse or compile error of a policy, at its file,
+// line and column (File relative to the source).
+type PolicyError struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+}
+
+// policyErrors lists the located parse and compile errors in err.
+func policyErrors(err error) []PolicyError {
+	var out []PolicyError
+	add := func(e *ast.Error) {
+		pe := PolicyError{Code: e.Code, Message: e.Message}
+		if e.Location != nil {
+			pe.File, pe.Line, pe.Column = e.Location.File, e.Location.Row, e.Location.Col
+		}
+		out = append(out, pe)
+	}
+	var walk func(error)
+	walk = func(err error) {
+		if le, ok := errors.AsType[loader.Errors](err); ok {
+			for _, e := range le {
+				walk(e)
+			}
+			return
+		}
+		if ae, ok := errors.AsType[ast.Errors](err); ok {
+			for _, e := range ae {
+				add(e)
+			}
+			return
+		}
+		if e, ok := errors.AsType[*ast.Error](err); ok {
+			add(e)
+		}
+	}
+	walk(err)
+	return out
 }
 
 // Evaluation is the outcome of one evaluation, with what the decision log needs.
@@ -173,7 +219,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 		if _, gated := errors.AsType[*TestsFailedError](err); gated {
 			result = reloadTestFailure
 		}
-		e.lastErr.Store(&ReloadError{At: time.Now(), Err: err, Tests: failed})
+		e.lastErr.Store(&ReloadError{At: time.Now(), Err: err, Tests: failed, Errors: policyErrors(err)})
 		e.metrics.reloaded(result, "")
 		attrs := []any{"source", e.source.Name, "result", result, "error", err.Error()}
 		if len(failed) > 0 {

@@ -40,6 +40,17 @@ func TestEngineHistory(t *testing.T) {
 	if h := e.History(); len(h) != 1 {
 		t.Fatalf("history after a no-op and a refused reload: %+v", h)
 	}
+	if re := e.LastReloadError(); re == nil || len(re.Errors) == 0 || re.Errors[0].File != "authz.rego" || re.Errors[0].Line != 3 ||
+		re.Errors[0].Column != 13 || re.Errors[0].Code != "rego_parse_error" {
+		t.Fatalf("refused reload's errors: %+v", re)
+	}
+	writeFile(t, dir, "authz.rego", "package portero.authz\n\ndecision := {\"allow\": undefined_thing}\n")
+	if err := e.Reload(ctx); err == nil {
+		t.Fatal("policy with an unsafe var loaded")
+	}
+	if re := e.LastReloadError(); len(re.Errors) != 1 || re.Errors[0].File != "authz.rego" || re.Errors[0].Line != 3 || re.Errors[0].Column == 0 {
+		t.Fatalf("compile errors: %+v", re.Errors)
+	}
 
 	v2 := strings.Replace(gatedPolicy, "v1", "v2", 1)
 	writeFile(t, dir, "authz.rego", v2)
