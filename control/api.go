@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,7 @@ func (p *Plane) apiRoutes() *http.ServeMux {
 	mux.HandleFunc("POST "+at+"/master-access/{id}/revoke", p.apiRevokeMaster)
 	mux.HandleFunc("GET "+at+"/master-access/audit", p.apiMasterAudit)
 	mux.HandleFunc("GET "+at+"/policy", p.apiPolicyStatus)
+	mux.HandleFunc("POST "+at+"/policy/try", p.apiTryRequest)
 	mux.HandleFunc("GET "+at+"/me", p.apiMe)
 	mux.HandleFunc("GET "+at+"/definitions", p.apiDefinitions)
 	return mux
@@ -730,6 +732,59 @@ func (p *Plane) policyStatus() PolicyStatus {
 		}
 	}
 	return st
+}
+
+// TryRequest is the body of POST /policy/try: a request to decide as the
+// gateway would, sending nothing.
+type TryRequest struct {
+	Method string `json:"method"`
+	// Target is a path ("/app/x") or an absolute URL (for a host's routes).
+	Target string `json:"target"`
+	// User is the caller's subject; empty for an anonymous request.
+	User string `json:"user,omitempty"`
+	// Tenant, when set, names the tenant in place of the one the host or
+	// path gives.
+	Tenant string `json:"tenant,omitempty"`
+}
+
+// check refuses what no request could carry, naming the field.
+func (t TryRequest) check() error {
+	const maxField = 512
+	switch {
+	case t.Method == "" || len(t.Method) > 32:
+		return &access.FieldError{Field: "method", Msg: "give a method such as GET"}
+	case t.Target == "" || len(t.Target) > 4096:
+		return &access.FieldError{Field: "target", Msg: "give a path such as /app/reviews, or an absolute URL"}
+	case len(t.User) > maxField:
+		return &access.FieldError{Field: "user", Msg: "too long"}
+	case len(t.Tenant) > maxField:
+		return &access.FieldError{Field: "tenant", Msg: "too long"}
+	}
+	u, err := url.Parse(t.Target)
+	if err != nil || (u.Host == "" && !strings.HasPrefix(t.Target, "/")) || (u.Host != "" && u.Scheme != "http" && u.Scheme != "https") {
+		return &access.FieldError{Field: "target", Msg: "give a path such as /app/reviews, or an absolute http(s) URL"}
+	}
+	return nil
+}
+
+// apiTryRequest answers what the policy being served would decide on a
+// request, with the explain trace (policy.Trial). The trace shows how the
+// policy decides for any user, so the policy allows it to few (policy.try).
+func (p *Plane) apiTryRequest(w http.ResponseWriter, r *http.Request) {
+	if !p.authorizeAPI(w, r, policy.Management{Action: "policy.try"}) {
+		return
+	}
+	var req TryRequest
+	if err := decodeBody(r, &req); err != nil {
+		p.writeStoreError(w, r, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		p.writeStoreError(w, r, err)
+		return
+	}
+	trial, err := p.decider.TryRequest(r.Context(), req.Method, req.Target, req.User, req.Tenant)
+	p.reply(w, r, http.StatusOK, trial, err)
 }
 
 // Me is what GET /me answers: who the caller is here.

@@ -87,7 +87,8 @@ func (p *Plane) consoleRoutes(mux *http.ServeMux) {
 	page("POST tenants/{tenant}/status", func(c *consoleRequest) { c.tenantStatus(c.r.PathValue("tenant")) })
 	page("GET master", (*consoleRequest).masterSessions)
 	page("POST master/{id}/revoke", func(c *consoleRequest) { c.revokeMaster(c.r.PathValue("id")) })
-	page("GET policy", (*consoleRequest).policyStatus)
+	page("GET policy", func(c *consoleRequest) { c.policyStatus(nil, nil, "") })
+	page("POST policy/try", (*consoleRequest).tryRequest)
 	page("GET t/{tenant}/members", func(c *consoleRequest) { c.members(c.r.PathValue("tenant")) })
 	page(" t/{tenant}/members/new", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), "") })
 	page(" t/{tenant}/members/{user}/edit", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), c.r.PathValue("user")) })
@@ -431,11 +432,42 @@ func (c *consoleRequest) revokeMaster(id string) {
 	http.Redirect(c.w, c.r, consolePrefix+"master", http.StatusSeeOther)
 }
 
-func (c *consoleRequest) policyStatus() {
-	var st PolicyStatus
-	if status, ae := c.api("GET", "policy", nil, &st); status != http.StatusOK {
+// policyPage is the policy page: the status, and for those the policy
+// lets try requests, the form with the last request tried and its answer.
+type policyPage struct {
+	PolicyStatus
+	MayTry   bool
+	Try      TryRequest
+	Trial    *policy.Trial
+	TryError string
+}
+
+func (c *consoleRequest) policyStatus(try *TryRequest, trial *policy.Trial, tryErr string) {
+	page := policyPage{MayTry: c.may("policy.try", ""), Trial: trial, TryError: tryErr, Try: TryRequest{Method: "GET"}}
+	if status, ae := c.api("GET", "policy", nil, &page.PolicyStatus); status != http.StatusOK {
 		c.failed(status, ae)
 		return
 	}
-	c.render("policy.html", "policy", http.StatusOK, consolePage{Title: "Policy", Data: st})
+	if try != nil {
+		page.Try = *try
+	}
+	c.render("policy.html", "policy", http.StatusOK, consolePage{Title: "Policy", Data: page})
+}
+
+// tryRequest: the "try a request" form posts here; the page shows the
+// answer under the form (the API decides whether the user may).
+func (c *consoleRequest) tryRequest() {
+	f := c.r.PostForm
+	try := TryRequest{Method: strings.ToUpper(strings.TrimSpace(f.Get("method"))), Target: strings.TrimSpace(f.Get("target")),
+		User: strings.TrimSpace(f.Get("user")), Tenant: strings.TrimSpace(f.Get("tenant"))}
+	var trial policy.Trial
+	status, ae := c.api("POST", "policy/try", try, &trial)
+	switch {
+	case status == http.StatusOK:
+		c.policyStatus(&try, &trial, "")
+	case status == http.StatusBadRequest:
+		c.policyStatus(&try, nil, ae.Field+": "+ae.Message)
+	default:
+		c.failed(status, ae)
+	}
 }

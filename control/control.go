@@ -33,6 +33,10 @@ const Prefix = "/.portero/"
 // error means the caller's facts could not be read: the caller denies.
 type Decider interface {
 	DecideManagement(r *http.Request, route policy.Route, id *policy.Identity, m policy.Management) (policy.Decision, error)
+	// TryRequest works out what the gateway would decide on a request by
+	// subject (in tenant, when set), with the explain trace, sending
+	// nothing (POST /policy/try).
+	TryRequest(ctx context.Context, method, target, subject, tenant string) (*policy.Trial, error)
 }
 
 // Routes of management decisions in the policy input and the decision log.

@@ -16,6 +16,9 @@
 #   System admins (a group in data.portero.definitions.system_admin_groups)
 #   may do everything but start master access (portero.master decides that),
 #   and the tenant's owner everything in its tenant: they are unrestricted.
+#   Only system admins read the policy's status (policy.read) and try a
+#   request against it (policy.try: the decision and explain trace for any
+#   user), as no rule below names these actions.
 #   Active administrators, and active members with the user_management right
 #   from account manager up, manage members, but only members whose current
 #   and new role rank strictly below their own (never the owner), and grant

@@ -191,6 +191,18 @@ test_system_admin_may_do_everything if {
 	}
 }
 
+# Trying a request shows any user's decision with its trace: system admins
+# only, not the tenant's owner or administrators, whatever tenant is named.
+test_only_system_admins_try_requests if {
+	_call("sam", ["system-admins"], {}, {"action": "policy.try"}).allow
+	not _call("olivia", [], {"tenant": _tenant}, {"action": "policy.try", "tenant": "acme"}).allow
+	not _call("olivia", [], {}, {"action": "policy.try"}).allow
+	not _call("ada", [], _as("administrator", ["user_management"]), {"action": "policy.try", "tenant": "acme"}).allow
+	d := _call("leo", [], {}, {"action": "policy.try"})
+	not d.allow
+	d.reason == "admin.not_allowed"
+}
+
 test_other_groups_are_not_system_admins if {
 	d := _call("eve", ["admins", "system-admins-x"], {}, {"action": "tenants.write"})
 	not d.allow
