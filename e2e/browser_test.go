@@ -555,3 +555,43 @@ func TestBrowserConsoleOwnerAndPartner(t *testing.T) {
 	}
 	screenshot(t, pctx, "console-partner")
 }
+
+// The system admin's policy page: the revision served and its history,
+// the test gate's results, and "try a request", allowed and refused. The
+// demo serves the embedded policy, so a refused reload cannot be shown
+// here (control's TestPolicyStatusShowsFailingTests shows it on the page).
+func TestBrowserPolicyPage(t *testing.T) {
+	chromium := prerequisites(t)
+	s := startStack(t)
+	ctx := newBrowser(t, chromium)
+
+	signIn(t, ctx, s.gateway+"/.portero/admin/policy", "admin", "#policy-revision")
+	rev, _ := text(ctx, "#policy-revision")
+	if rev == "" {
+		t.Fatal("no revision shown")
+	}
+	step(t, ctx, "history", chromedp.WaitVisible(`li[id="revision-`+rev+`"]`, chromedp.ByQuery))
+	if tests, _ := text(ctx, "#policy-tests"); !strings.Contains(tests, "passed") || !strings.Contains(tests, "coverage") {
+		t.Errorf("tests: %q", tests)
+	}
+	screenshot(t, ctx, "console-policy")
+
+	step(t, ctx, "try an allowed request",
+		chromedp.SetValue("#try-target", "/t/acme/reviews", chromedp.ByID),
+		chromedp.SetValue("#try-user", "owner", chromedp.ByID),
+		chromedp.Click("#try-submit", chromedp.ByID),
+		chromedp.WaitVisible("#try-decision", chromedp.ByID))
+	if d, _ := text(ctx, "#try-decision"); !strings.HasPrefix(d, "allow") || !strings.Contains(d, rev) {
+		t.Errorf("owner on acme's reviews: %q", d)
+	}
+	step(t, ctx, "the trace", chromedp.WaitVisible("#try-trace summary", chromedp.ByQuery))
+	screenshot(t, ctx, "console-policy-try")
+
+	step(t, ctx, "try a refused request",
+		chromedp.SetValue("#try-target", "/t/globex/", chromedp.ByID),
+		chromedp.Click("#try-submit", chromedp.ByID),
+		chromedp.WaitVisible("#try-decision", chromedp.ByID))
+	if d, _ := text(ctx, "#try-decision"); !strings.Contains(d, "deny 403") || !strings.Contains(d, "member.none") {
+		t.Errorf("owner on globex: %q", d)
+	}
+}
