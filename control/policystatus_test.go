@@ -126,3 +126,42 @@ func TestPolicyStatusShowsFailingTests(t *testing.T) {
 		}
 	}
 }
+
+// The shadow policy's disagreements, read from its counters, are in GET
+// /policy and on the page: here a shadow that refuses everything disagrees
+// with the management calls the active policy allows.
+func TestPolicyStatusShowsShadowDisagreements(t *testing.T) {
+	must := gatewaytest.Must
+	shadowDir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(shadowDir, "authz.rego"), []byte("package portero.authz\n\ndecision := {\"allow\": false, \"status\": 403, \"reason\": \"shadow.closed\"}\n"), 0o644))
+	shadow := policy.DirSource(shadowDir)
+	engine, err := policy.NewEngineWith(context.Background(), policy.EngineOptions{Source: policy.Source{Name: "embedded", FS: defaultrego.Bundle}, Shadow: &shadow,
+		Metrics: policy.NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.DiscardHandler)})
+	must(t, err)
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "access.db")
+	store, err := access.Open(ctx, db, access.WithActors(control.ActorOf))
+	must(t, err)
+	t.Cleanup(func() { store.Close() })
+	h := newHarnessWith(t, nil, harnessOpts{Login: true, Store: store, Engine: engine, Extra: "access:\n  store: " + db + "\n"})
+
+	token := adminToken(h, t)
+	apiCall(h, t, token, "GET", "/policy", "")
+	status, body := apiCall(h, t, token, "GET", "/policy", "")
+	raw, _ := json.Marshal(body)
+	var st control.PolicyStatus
+	must(t, json.Unmarshal(raw, &st))
+	if status != 200 || st.Shadow == nil || st.Shadow.Revision == "" || len(st.Shadow.History) != 1 || len(st.Shadow.Disagreements) != 1 {
+		t.Fatalf("GET /policy: %d %s", status, raw)
+	}
+	// The first GET and this one's own decision (before it read the counters).
+	if d := st.Shadow.Disagreements[0]; d.Route != "portero-api" || d.Kind != policy.ShadowAllowToDeny || d.ShadowReason != "shadow.closed" || d.Count != 2 {
+		t.Fatalf("disagreement: %+v", d)
+	}
+	b := gatewaytest.NewBrowser(t, h)
+	b.SignIn("http://localhost/.portero/admin/", samClaims())
+	rec := b.Do("GET", "http://localhost/.portero/admin/policy", nil, nil)
+	if page := rec.Body.String(); rec.Code != 200 || !strings.Contains(page, `id="shadow-disagreements"`) || !strings.Contains(page, "<td><code>portero-console</code></td><td>allow_to_deny</td>") {
+		t.Fatalf("policy page (%d): %s", rec.Code, page)
+	}
+}
