@@ -55,7 +55,7 @@ func inSample(f float64) bool {
 // candidate would send other ones. A masked value found in them is
 // replaced by its pseudonym there too.
 func (g *Gateway) decisionInputAttrs(in *policy.Input, d policy.Decision) []slog.Attr {
-	m := newInputMasker(g.cfg.Log.DecisionInputs.MaskPaths)
+	m := newInputMasker(g.cfg.Log.DecisionInputs.MaskPaths, g.pseudonymKey)
 	attrs := []slog.Attr{slog.Any("input", json.RawMessage(in.AppendJSON(make([]byte, 0, 2048), m)))}
 	if len(d.Headers) > 0 {
 		attrs = append(attrs, slog.Any("decision_headers", m.maskHeaders(d.Headers)))
@@ -67,14 +67,14 @@ func (g *Gateway) decisionInputAttrs(in *policy.Input, d policy.Decision) []slog
 	return attrs
 }
 
-// pseudonymKey keys the pseudonyms: random for each process, never
+// newPseudonymKey keys the pseudonyms: random for each gateway, never
 // written anywhere, so a pseudonym cannot be reversed by trying values.
-// Pseudonyms of one process compare; those of two processes do not.
-var pseudonymKey = func() []byte {
+// Pseudonyms of one gateway compare; those of two do not.
+func newPseudonymKey() []byte {
 	k := make([]byte, 32)
 	_, _ = crand.Read(k)
 	return k
-}()
+}
 
 // alwaysMasked are the paths masked whatever the configuration says.
 var alwaysMasked = [][]string{
@@ -117,8 +117,8 @@ type inputMasker struct {
 	secrets    map[string]string // hidden string or number text -> pseudonym
 }
 
-func newInputMasker(configured [][]string) *inputMasker {
-	return &inputMasker{configured: configured, mac: hmac.New(sha256.New, pseudonymKey)}
+func newInputMasker(configured [][]string, key []byte) *inputMasker {
+	return &inputMasker{configured: configured, mac: hmac.New(sha256.New, key)}
 }
 
 // Masked: the paths always masked, credential-like names below the parts

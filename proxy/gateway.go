@@ -48,10 +48,13 @@ type Gateway struct {
 	// shadowFraction is policy.shadow_sample: the share of decisions the
 	// shadow policy also makes.
 	shadowFraction float64
-	inputGW        *policy.Gateway // input.gateway, the same for every request
-	metrics        *Metrics
-	log            *slog.Logger
-	now            func() time.Time
+	// pseudonymKey keys the decision log's pseudonyms of masked input
+	// values (log.decision_inputs).
+	pseudonymKey []byte
+	inputGW      *policy.Gateway // input.gateway, the same for every request
+	metrics      *Metrics
+	log          *slog.Logger
+	now          func() time.Time
 	// ownCookies are Portero's cookie names, removed from what the app
 	// receives; nil without browser sign-in.
 	ownCookies []string
@@ -110,6 +113,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		signer:         signer,
 		assertionName:  normalizeHeaderName(cfg.Assertion.Header),
 		shadowFraction: cfg.Policy.ShadowFraction(),
+		pseudonymKey:   newPseudonymKey(),
 		inputGW:        policy.NewGateway(cfg.Headers.Profile),
 		metrics:        opts.Metrics,
 		log:            opts.Log,
