@@ -676,10 +676,10 @@ type PolicyStatus struct {
 	TestsPassed  int  `json:"tests_passed,omitempty"`
 	// TestsFailed is how many of the served policy's tests failed: none,
 	// or the test gate would have refused it; TestsCoverage is the
-	// percentage of its lines they covered. Both are the test gate's,
-	// from when the policy was loaded.
-	TestsFailed   int     `json:"tests_failed"`
-	TestsCoverage float64 `json:"tests_coverage,omitempty"`
+	// percentage of its lines they cover, measured once after the load
+	// (absent until then). Neither is recomputed per request.
+	TestsFailed   int      `json:"tests_failed"`
+	TestsCoverage *float64 `json:"tests_coverage,omitempty"`
 	// FailingTests are the tests that made the last refused reload fail;
 	// Errors its parse or compile errors, each at file:line:column.
 	FailingTests []policy.TestFailure `json:"failing_tests,omitempty"`
@@ -718,7 +718,10 @@ func (p *Plane) apiPolicyStatus(w http.ResponseWriter, r *http.Request) {
 func (p *Plane) policyStatus() PolicyStatus {
 	cur := p.engine.Current()
 	st := PolicyStatus{Source: p.engine.SourceName(), Revision: cur.Revision, LoadedAt: cur.LoadedAt, Stages: cur.Stages(),
-		RequireTests: p.engine.TestsRequired(), TestsPassed: cur.Tests, TestsCoverage: cur.TestsCoverage, History: p.engine.History()}
+		RequireTests: p.engine.TestsRequired(), TestsPassed: cur.Tests, History: p.engine.History()}
+	if cov, ok := cur.TestsCoverage(); ok {
+		st.TestsCoverage = &cov
+	}
 	if e := p.engine.LastReloadError(); e != nil {
 		st.LastError, st.LastErrAt, st.FailingTests, st.Errors = e.Err.Error(), e.At, e.Tests, e.Errors
 	}

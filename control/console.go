@@ -436,6 +436,8 @@ func (c *consoleRequest) revokeMaster(id string) {
 // lets try requests, the form with the last request tried and its answer.
 type policyPage struct {
 	PolicyStatus
+	// Coverage is TestsCoverage as shown ("" until measured).
+	Coverage string
 	MayTry   bool
 	Try      TryRequest
 	Trial    *policy.Trial
@@ -450,6 +452,9 @@ func (c *consoleRequest) policyStatus(try *TryRequest, trial *policy.Trial, tryE
 	}
 	if try != nil {
 		page.Try = *try
+	}
+	if cov := page.TestsCoverage; cov != nil {
+		page.Coverage = strconv.FormatFloat(*cov, 'f', 1, 64) + " %"
 	}
 	c.render("policy.html", "policy", http.StatusOK, consolePage{Title: "Policy", Data: page})
 }

@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -63,6 +64,7 @@ func TestPolicyStatusShowsFailingTests(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	h := newHarnessWith(t, nil, harnessOpts{Login: true, Store: store, Engine: engine, Extra: "access:\n  store: " + db + "\n"})
 
+	<-engine.Current().CoverageMeasured()
 	status, body := apiCall(h, t, adminToken(h, t), "GET", "/policy", "")
 	raw, _ := json.Marshal(body)
 	var st control.PolicyStatus
@@ -89,8 +91,11 @@ func TestPolicyStatusShowsFailingTests(t *testing.T) {
 			t.Fatalf("policy page (%d) lacks %q: %s", rec.Code, want, page)
 		}
 	}
-	if st.TestsCoverage < 50 || st.TestsCoverage > 100 || len(st.History) != 1 || st.History[0].ID != st.Revision {
-		t.Fatalf("coverage %.1f, history %+v", st.TestsCoverage, st.History)
+	if st.TestsCoverage == nil || *st.TestsCoverage < 50 || *st.TestsCoverage > 100 || len(st.History) != 1 || st.History[0].ID != st.Revision {
+		t.Fatalf("coverage %v, history %+v", st.TestsCoverage, st.History)
+	}
+	if want := fmt.Sprintf(`id="policy-coverage" class="measured">%.1f %%</span>`, *st.TestsCoverage); !strings.Contains(page, want) {
+		t.Fatalf("policy page lacks %q: %s", want, page)
 	}
 
 	// An edit that loads is in the history with its diff; then a file that

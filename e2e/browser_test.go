@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -571,8 +572,20 @@ func TestBrowserPolicyPage(t *testing.T) {
 		t.Fatal("no revision shown")
 	}
 	step(t, ctx, "history", chromedp.WaitVisible(`li[id="revision-`+rev+`"]`, chromedp.ByQuery))
+	// The coverage is measured after the load, in the background: reload
+	// the page until it is shown.
+	for measured, begin := false, time.Now(); !measured; {
+		if time.Since(begin) > 30*time.Second {
+			t.Fatal("the test coverage was not shown within 30s")
+		}
+		step(t, ctx, "coverage", chromedp.Reload(), chromedp.WaitVisible("#policy-coverage", chromedp.ByID),
+			chromedp.Evaluate(`document.querySelector("#policy-coverage.measured") !== null`, &measured))
+	}
 	if tests, _ := text(ctx, "#policy-tests"); !strings.Contains(tests, "passed") || !strings.Contains(tests, "coverage") {
 		t.Errorf("tests: %q", tests)
+	}
+	if cov, _ := text(ctx, "#policy-coverage"); !regexp.MustCompile(`^\d+\.\d %$`).MatchString(cov) {
+		t.Errorf("coverage: %q", cov)
 	}
 	screenshot(t, ctx, "console-policy")
 

@@ -52,6 +52,8 @@ type Engine struct {
 	role string
 	// history is the last revisions loaded (see History).
 	history history
+	// coverMu runs one coverage measurement at a time (measureCoverage).
+	coverMu sync.Mutex
 }
 
 // Loaded is one compiled, prepared policy.
@@ -71,9 +73,38 @@ type Loaded struct {
 	// served, and how long they took; zero when loads are not test-gated.
 	Tests         int
 	TestsDuration time.Duration
-	// TestsCoverage is the percentage of the serving policy's lines those
-	// tests covered.
-	TestsCoverage float64
+	// coverage is what those tests cover, measured after the load
+	// (Engine.measureCoverage); nil without the test gate.
+	coverage *testCoverage
+}
+
+// testCoverage is the percentage of a policy's serving lines its tests
+// cover: pct is nil until measured; done is closed when it is known or
+// known to be unavailable.
+type testCoverage struct {
+	pct  atomic.Pointer[float64]
+	done chan struct{}
+}
+
+// TestsCoverage returns the percentage of the policy's serving lines its
+// tests cover, once measured (false before, and without the test gate).
+func (p *Loaded) TestsCoverage() (float64, bool) {
+	if p.coverage == nil {
+		return 0, false
+	}
+	if c := p.coverage.pct.Load(); c != nil {
+		return *c, true
+	}
+	return 0, false
+}
+
+// CoverageMeasured is closed once TestsCoverage is known or known to be
+// unavailable; nil (never ready) when loads are not test-gated.
+func (p *Loaded) CoverageMeasured() <-chan struct{} {
+	if p.coverage == nil {
+		return nil
+	}
+	return p.coverage.done
 }
 
 // ReloadError records why the last reload was refused.
@@ -237,9 +268,15 @@ func (e *Engine) Reload(ctx context.Context) error {
 		}
 		return err
 	}
+	if e.gate == TestsRequired {
+		loaded.coverage = &testCoverage{done: make(chan struct{})}
+	}
 	prev := e.current.Swap(loaded)
 	e.lastErr.Store(nil)
 	e.history.record(e.source.Name, loaded, files)
+	if loaded.coverage != nil {
+		go e.measureCoverage(loaded, files)
+	}
 	e.metrics.reloaded(reloadSuccess, loaded.Revision)
 	prevRev := ""
 	if prev != nil {
@@ -251,6 +288,26 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	e.log.Info(e.role+" loaded", attrs...)
 	return nil
+}
+
+// measureCoverage runs the tests of a policy being served again, with
+// coverage, for the console (Loaded.TestsCoverage): after the swap, so
+// that the test gate stays as fast as it was, on one CPU, one policy at a
+// time, and not at all when a newer policy replaced it meanwhile.
+func (e *Engine) measureCoverage(p *Loaded, files memFS) {
+	defer close(p.coverage.done)
+	e.coverMu.Lock()
+	defer e.coverMu.Unlock()
+	if e.current.Load() != p {
+		return
+	}
+	run, err := runSnapshotTests(context.Background(), e.source.Name, &snapshot{files: files}, TestOptions{Coverage: true}, 1)
+	if err != nil {
+		e.log.Warn(e.role+" test coverage not measured", "source", e.source.Name, "revision", p.Revision, "error", err.Error())
+		return
+	}
+	pct := run.servingCoverage()
+	p.coverage.pct.Store(&pct)
 }
 
 // load reads the source once (tests included) and loads it under the
@@ -299,11 +356,11 @@ func loadSnapshot(ctx context.Context, name string, all *snapshot, withTests boo
 		return loaded, err
 	}
 	start := time.Now()
-	passed, coverage, err := gateTests(ctx, name, serving.revision, all)
+	passed, err := gateTests(ctx, name, serving.revision, all)
 	if err != nil {
 		return nil, err
 	}
-	loaded.Tests, loaded.TestsDuration, loaded.TestsCoverage = passed, time.Since(start), coverage
+	loaded.Tests, loaded.TestsDuration = passed, time.Since(start)
 	return loaded, nil
 }
 

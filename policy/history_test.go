@@ -21,8 +21,10 @@ func TestEngineHistory(t *testing.T) {
 	writeFile(t, dir, "authz_test.rego", gatedTests)
 	e, _, _ := newGatedEngine(t, EngineOptions{Source: DirSource(dir)})
 	ctx := context.Background()
-	if c := e.Current(); c.Tests != 2 || c.TestsCoverage <= 0 || c.TestsCoverage > 100 {
-		t.Fatalf("tests %d, coverage %.1f%%", c.Tests, c.TestsCoverage)
+	c := e.Current()
+	<-c.CoverageMeasured()
+	if cov, ok := c.TestsCoverage(); c.Tests != 2 || !ok || cov <= 0 || cov > 100 {
+		t.Fatalf("tests %d, coverage %.1f%% (%v)", c.Tests, cov, ok)
 	}
 	first := e.Current().Revision
 	if h := e.History(); len(h) != 1 || h[0].ID != first || h[0].Source != dir || len(h[0].Diffs) != 0 {
