@@ -496,8 +496,8 @@ func TestBrowserAdminConsole(t *testing.T) {
 	if !strings.Contains(trail, "revoke") || !strings.Contains(trail, "start") || !strings.Contains(trail, "SUP-77") {
 		t.Errorf("audit trail: %q", trail)
 	}
+	// The policy page's screenshot is TestBrowserPolicyPage's.
 	step(t, ctx, "policy page", chromedp.Navigate(s.gateway+"/.portero/admin/policy"), chromedp.WaitVisible("#policy-revision", chromedp.ByID))
-	screenshot(t, ctx, "console-policy")
 }
 
 // A tenant owner adds a member with a profile, deactivates them with the
