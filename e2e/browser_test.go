@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -61,14 +62,29 @@ func prerequisites(t *testing.T) string {
 	return chromium
 }
 
-func freePort(t *testing.T) int {
+// freePorts returns n distinct free loopback ports for the processes a test
+// starts. They come from below Linux's ephemeral range (32768–60999), so no
+// outgoing connection takes one before its process listens, and all n
+// listeners stay open until every port is chosen, so none is handed out
+// twice (ports from ":0", closed one by one, once gave the demo app and the
+// gateway the same port). The main module's internal/testport does the same;
+// this module does not import the main one.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatal("no free port in 20000–32000")
+		}
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		defer l.Close()
+		ports = append(ports, port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // proc is a process started for a test: its combined output so far and a
@@ -159,7 +175,8 @@ func startStack(t *testing.T) stack {
 	if b, err := exec.Command("../demo/seed", filepath.Join(bin, "portero"), store).CombinedOutput(); err != nil {
 		t.Fatalf("demo/seed: %v\n%s", err, b)
 	}
-	gw, ops, idp, app := freePort(t), freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 4)
+	gw, ops, idp, app := ports[0], ports[1], ports[2], ports[3]
 	s := stack{
 		gateway: fmt.Sprintf("http://localhost:%d", gw),
 		ops:     fmt.Sprintf("http://127.0.0.1:%d", ops),

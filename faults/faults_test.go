@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/internal/testissuer"
+	"github.com/portero-gateway/portero/internal/testport"
 )
 
 var (
@@ -74,16 +75,6 @@ func pick[T any](short, full T) T {
 		return full
 	}
 	return short
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // gateway is a running portero binary.
@@ -145,7 +136,8 @@ func startGateway(t *testing.T, iss *testissuer.Issuer, upstream, extra string, 
 	if err := os.WriteFile(cfg, []byte(baseConfig+extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, public: freeAddr(t), ops: freeAddr(t), logs: &lockedBuffer{}, exited: make(chan struct{}),
+	addrs := testport.Addrs(t, 2)
+	g := &gateway{t: t, public: addrs[0], ops: addrs[1], logs: &lockedBuffer{}, exited: make(chan struct{}),
 		configPath: cfg, issuer: iss, upstreamAddr: upstream}
 	g.start(env...)
 	t.Cleanup(func() {
@@ -254,7 +246,7 @@ type upstream struct {
 func startUpstream(t *testing.T, addr string) *upstream {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = testport.Addr(t)
 	}
 	u := &upstream{addr: addr}
 	u.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/internal/testissuer"
+	"github.com/portero-gateway/portero/internal/testport"
 )
 
 // masterConfig is a gateway with browser sign-in, the access store (which
@@ -77,7 +78,8 @@ func startMasterGateway(t *testing.T, iss *testissuer.Issuer, upstream, dir, db 
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, masterConfig, sessionKey, db, key, filepath.Join(dir, "audit.jsonl")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, public: freeAddr(t), ops: freeAddr(t), logs: &lockedBuffer{}, exited: make(chan struct{}),
+	addrs := testport.Addrs(t, 2)
+	g := &gateway{t: t, public: addrs[0], ops: addrs[1], logs: &lockedBuffer{}, exited: make(chan struct{}),
 		configPath: cfg, issuer: iss, upstreamAddr: upstream}
 	g.start()
 	t.Cleanup(func() {

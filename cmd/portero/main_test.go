@@ -20,6 +20,7 @@ import (
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/internal/testissuer"
+	"github.com/portero-gateway/portero/internal/testport"
 	"github.com/portero-gateway/portero/proxy"
 )
 
@@ -132,16 +133,6 @@ func TestKeygenAndVersion(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // serveBinary builds the real binary and starts it as an operator would,
 // with the example gateway.yaml, in front of upstream; it returns the
 // public address and the issuer whose tokens it accepts.
@@ -161,7 +152,8 @@ func serveBinary(t *testing.T, upstream http.Handler) (string, *testissuer.Issue
 	key := filepath.Join(dir, "assertion.pem")
 	pem, _ := runCLI(t, "keygen")
 	_ = os.WriteFile(key, []byte(pem), 0o600)
-	public, ops := freePort(t), freePort(t)
+	addrs := testport.Addrs(t, 2)
+	public, ops := addrs[0], addrs[1]
 	cmd := exec.Command(bin, "serve", "-c", "../../gateway.yaml")
 	cmd.Env = append(os.Environ(),
 		"PORTERO_PUBLIC_ADDR="+public, "PORTERO_OPS_ADDR="+ops,
