@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -209,13 +210,30 @@ func (p *proc) tail() string {
 	return string(b)
 }
 
+// handedOut holds every port freePort has returned in this run.
+var handedOut = map[int]bool{}
+
+// freePort returns a free loopback port for a process the harness starts,
+// never one it returned before in this run. It comes from below Linux's
+// ephemeral range (32768–60999), which the load generators' own outgoing
+// connections draw from, so none of them can take it before the process
+// listens.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if handedOut[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", hostport(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		handedOut[port] = true
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	log.Fatal("no free port in 20000–32000")
+	return 0
 }
 
 func hostport(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
