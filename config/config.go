@@ -4,6 +4,7 @@
 package config
 
 import (
+	"net/netip"
 	"net/url"
 	"time"
 )
@@ -26,6 +27,45 @@ type Config struct {
 	Master    Master    `yaml:"master_access"`
 	Limits    Limits    `yaml:"limits"`
 	Log       Log       `yaml:"log"`
+	// ForwardAuth answers another proxy's "may this request pass?" (nginx
+	// auth_request, Traefik forwardAuth, Caddy forward_auth, Envoy
+	// ext_authz) with the same decision the proxy path makes.
+	ForwardAuth ForwardAuth `yaml:"forward_auth"`
+}
+
+// ForwardAuth is the decision endpoint for a front proxy that forwards the
+// request itself. It is off unless at least one of Listen, Path and Envoy is
+// set, and then TrustedProxies is required.
+type ForwardAuth struct {
+	// Listen is a listener of its own (host:port) where every path answers
+	// forward-auth checks.
+	Listen string `yaml:"listen"`
+	// Path is a path on the public listener that answers them (under
+	// /.portero/, e.g. /.portero/auth).
+	Path string `yaml:"path"`
+	// Envoy is a listener (host:port) for Envoy's ext_authz gRPC service
+	// (envoy.service.auth.v3.Authorization).
+	Envoy string `yaml:"envoy"`
+	// TrustedProxies are the CIDRs a check may come from. The X-Forwarded-*
+	// and X-Original-* headers that describe the original request are
+	// believed only from these; a check from anywhere else is refused.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Trusted is TrustedProxies parsed.
+	Trusted []netip.Prefix `yaml:"-"`
+}
+
+// On says whether any forward-auth endpoint is configured.
+func (f ForwardAuth) On() bool { return f.Listen != "" || f.Path != "" || f.Envoy != "" }
+
+// Trusts says whether a check from addr may be believed.
+func (f ForwardAuth) Trusts(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range f.Trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // Limits bounds how often one client may try the control endpoints, with a

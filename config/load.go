@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -129,6 +130,7 @@ func (v validator) validate(c *Config) {
 	v.access(&c.Access)
 	v.master(c)
 	v.limits(&c.Limits)
+	v.forwardAuth(&c.ForwardAuth, c.Listen)
 	switch c.Log.Level {
 	case "":
 		c.Log.Level = "info"
@@ -161,6 +163,52 @@ func (v validator) decisionInputs(d *DecisionInputs) {
 			path[2] = strings.ToLower(path[2]) // the input's header names are lower case
 		}
 		d.MaskPaths = append(d.MaskPaths, path)
+	}
+}
+
+func (v validator) forwardAuth(f *ForwardAuth, l Listen) {
+	if !f.On() {
+		if len(f.TrustedProxies) > 0 {
+			v.at("forward_auth", "trusted_proxies is set but no endpoint is: add listen (host:port), path (e.g. /.portero/auth) or envoy (host:port)")
+		}
+		return
+	}
+	for key, addr := range map[string]string{"forward_auth.listen": f.Listen, "forward_auth.envoy": f.Envoy} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			v.at(key, "expected host:port such as 127.0.0.1:9091, got %q", addr)
+		} else if addr == l.Public || addr == l.Ops {
+			v.at(key, "%q is already listen.public or listen.ops; give forward-auth an address of its own, or use forward_auth.path on the public listener", addr)
+		}
+	}
+	if f.Listen != "" && f.Listen == f.Envoy {
+		v.at("forward_auth.envoy", "%q is also forward_auth.listen; the HTTP and gRPC endpoints need an address each", f.Envoy)
+	}
+	if f.Path != "" && (!strings.HasPrefix(f.Path, "/.portero/") || strings.ContainsAny(f.Path, "?#%") || strings.Contains(f.Path, "//") || strings.HasSuffix(f.Path, "/")) {
+		v.at("forward_auth.path", "%q must be a plain path under /.portero/, such as /.portero/auth (no route can claim it there)", f.Path)
+	}
+	if len(f.TrustedProxies) == 0 {
+		v.at("forward_auth.trusted_proxies", "required: the addresses of the front proxies (CIDRs, e.g. [127.0.0.1/32, 10.0.0.0/8]); the headers that describe the original request are believed only from them")
+	}
+	f.Trusted = nil
+	for i, c := range f.TrustedProxies {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(c); aerr == nil {
+				p, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			v.at(fmt.Sprintf("forward_auth.trusted_proxies[%d]", i), "%q is not a CIDR such as 10.0.0.0/8 or an address such as 127.0.0.1", c)
+			continue
+		}
+		if p.Bits() == 0 {
+			v.at(fmt.Sprintf("forward_auth.trusted_proxies[%d]", i), "%q trusts every address: anyone could describe any request as theirs; list the front proxies' addresses", c)
+			continue
+		}
+		f.Trusted = append(f.Trusted, p.Masked())
 	}
 }
 

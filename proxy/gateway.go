@@ -60,6 +60,9 @@ type Gateway struct {
 	ownCookies []string
 	// served counts requests, for ReleaseIdleMemory's "quiet".
 	served atomic.Int64
+	// checkPath is forward_auth.path: "" when the public listener answers
+	// no forward-auth checks.
+	checkPath string
 }
 
 // Options are a gateway's collaborators.
@@ -118,6 +121,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		metrics:        opts.Metrics,
 		log:            opts.Log,
 		now:            opts.Now,
+		checkPath:      cfg.ForwardAuth.Path,
 	}
 	for _, r := range g.router.routes {
 		r.forward = newForwarder(r.cfg, g.metrics, g.log)
@@ -192,6 +196,19 @@ func newDecisionID() string {
 
 // ServeHTTP is the request path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.checkPath != "" && r.URL.Path == g.checkPath && r.URL.RawPath == "" {
+		g.serveForwardAuth(w, r) // forward_auth.path: a front proxy asks
+		return
+	}
+	g.serve(w, r, nil)
+}
+
+// serve runs the stages on r. With chk nil Portero forwards an allowed
+// request itself; otherwise another proxy forwards it (forward-auth, Envoy's
+// ext_authz) and the allowed request's headers for the app go into chk
+// instead. Check has already refused what Portero could not make so on the
+// other proxy's request (see Check).
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	start := g.now()
 	g.served.Add(1)
 	id := newDecisionID()
@@ -210,6 +227,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// policy decides on and the app receives.
 	override := g.reserved.strip(r.Header)
 	r.Trailer = nil
+	if chk != nil {
+		// The front proxy forwards the request's own method: an override
+		// is not honoured (Check refused or removed it).
+		override = nil
+		if r.URL.Path == JWKSPath || strings.HasPrefix(r.URL.Path, ControlPrefix) {
+			// Portero's own paths are not the app's: the front proxy must
+			// send them to Portero, not ask about them.
+			deny.Write(rec, r, false, deny.Denial{Status: http.StatusForbidden, Reason: "forward_auth.portero_path", ID: id})
+			return
+		}
+	}
 	if r.URL.Path == JWKSPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		routeName, outcome = "jwks", "control"
 		g.serveJWKS(rec, r)
@@ -281,6 +309,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// access and evaluate.
 	var body *policy.Body
 	if rt.cfg.Body.Inspected() {
+		if chk != nil && !chk.withBody && emptyBodyFor(r.Method) != nil {
+			// An edit whose body the policy reads, checked without it
+			// (nginx and Caddy do not send it): deciding on no body
+			// would pass fields nobody saw.
+			deny.Write(rec, r, api, deny.Denial{Status: http.StatusForbidden, Reason: "forward_auth.body_required", ID: id})
+			return
+		}
 		var refusal *bodyRefusal
 		if body, refusal = readBody(r, rt.cfg.Body.MaxBytes); refusal != nil {
 			deny.Write(rec, r, api, deny.Denial{Status: refusal.status, Reason: refusal.reason, ID: id})
@@ -316,6 +351,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := g.planUpstream(st, in, d, start); err != nil {
 		g.log.Error("sign assertion", "decision_id", id, "error", err.Error())
 		deny.Write(rec, r, api, deny.Denial{Status: http.StatusInternalServerError, Reason: "assertion.error", ID: id})
+		return
+	}
+	if chk != nil {
+		chk.allow(st, r.Header)
 		return
 	}
 	rt.forward.ServeHTTP(rec, r)

@@ -276,9 +276,24 @@ func cmdServe(args []string, stderr io.Writer) error {
 		Handler:           proxy.OpsHandler(gw, reg),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	servers := []*http.Server{public, ops}
+	names := map[*http.Server]string{public: "public", ops: "ops"}
+	if cfg.ForwardAuth.Listen != "" {
+		// forward_auth.listen: front proxies ask here (every path).
+		fa := &http.Server{
+			Addr:              cfg.ForwardAuth.Listen,
+			Handler:           gw.ForwardAuth(),
+			ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout,
+			IdleTimeout:       cfg.Listen.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		servers = append(servers, fa)
+		names[fa] = "forward_auth"
+	}
 	go gw.ReleaseIdleMemory(ctx, idleMemoryEvery, idleMemoryQuiet)
-	errc := make(chan error, 2)
-	for _, srv := range []*http.Server{public, ops} {
+	errc := make(chan error, len(servers)+1)
+	for _, srv := range servers {
 		ln, err := net.Listen("tcp", srv.Addr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", srv.Addr, err)
@@ -286,7 +301,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		if srv == public {
 			ln = proxy.LimitListener(ln, cfg.Listen, reg)
 		}
-		log.Info("listening", "addr", ln.Addr().String(), "listener", map[*http.Server]string{public: "public", ops: "ops"}[srv])
+		log.Info("listening", "addr", ln.Addr().String(), "listener", names[srv])
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	select {
@@ -297,7 +312,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	log.Info("shutting down", "grace", cfg.Listen.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Listen.ShutdownTimeout)
 	defer cancel()
-	return errors.Join(public.Shutdown(sctx), ops.Shutdown(sctx))
+	var errs []error
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(sctx))
+	}
+	return errors.Join(errs...)
 }
 
 // exportCatchUpEvery is how often the audit export copies records written
