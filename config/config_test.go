@@ -65,7 +65,7 @@ func TestErrorsNameFileLineColumnAndFix(t *testing.T) {
 	cases := []struct {
 		name, src, want string
 	}{
-		{"unknown top-level key", minimal + "listn:\n  public: :80\n", `gateway.yaml:8:1: listn: unknown key "listn"; expected one of: access, assertion, headers, limits, listen`},
+		{"unknown top-level key", minimal + "listn:\n  public: :80\n", `gateway.yaml:8:1: listn: unknown key "listn"; expected one of: access, assertion, forward_auth, headers, limits, listen`},
 		{"unknown nested key", minimal + "    upstreams: http://x\n", `gateway.yaml:8:5: routes[0].upstreams: unknown key "upstreams"`},
 		{"wrong type bool", minimal + "    api: yes\n", `gateway.yaml:8:10: routes[0].api: expected true or false, got "yes"`},
 		{"wrong type int", minimal + "    body: {json: true, max_bytes: lots}\n", `gateway.yaml:8:35: routes[0].body.max_bytes: expected a whole number, got "lots"`},
@@ -90,6 +90,12 @@ func TestErrorsNameFileLineColumnAndFix(t *testing.T) {
 		{"bad client connection rate", minimal + "listen:\n  client_connections: {per_minute: -5}\n", `listen.client_connections.per_minute: must be 1 or more`},
 		{"bad extra method", minimal + "    extra_methods: [propfind]\n", `gateway.yaml:8:21: routes[0].extra_methods[0]: "propfind" is not an upper-case method name`},
 		{"bad clock skew", strings.Replace(minimal, "  audiences: [portero]\n", "  audiences: [portero]\n  clock_skew: 1h\n", 1), `oidc.clock_skew: must be between 1s and 10m`},
+		{"forward-auth without trusted proxies", minimal + "forward_auth:\n  listen: 127.0.0.1:9091\n", `gateway.yaml:9:3: forward_auth.trusted_proxies: required: the addresses of the front proxies`},
+		{"forward-auth trusting everyone", minimal + "forward_auth:\n  path: /.portero/auth\n  trusted_proxies: [0.0.0.0/0]\n", `gateway.yaml:10:21: forward_auth.trusted_proxies[0]: "0.0.0.0/0" trusts every address`},
+		{"forward-auth bad cidr", minimal + "forward_auth:\n  path: /.portero/auth\n  trusted_proxies: [10.0.0.0/33]\n", `forward_auth.trusted_proxies[0]: "10.0.0.0/33" is not a CIDR`},
+		{"forward-auth path outside /.portero/", minimal + "forward_auth:\n  path: /auth\n  trusted_proxies: [10.0.0.0/8]\n", `gateway.yaml:9:9: forward_auth.path: "/auth" must be a plain path under /.portero/`},
+		{"forward-auth on the public address", minimal + "listen:\n  public: :8080\nforward_auth:\n  listen: :8080\n  trusted_proxies: [10.0.0.0/8]\n", `forward_auth.listen: ":8080" is already listen.public or listen.ops`},
+		{"forward-auth trusted proxies without endpoint", minimal + "forward_auth:\n  trusted_proxies: [10.0.0.0/8]\n", `forward_auth: trusted_proxies is set but no endpoint is`},
 		{"not yaml", "routes: [\n", `gateway.yaml:1:1: not valid YAML`},
 		{"empty", "", `gateway.yaml: the file is empty`},
 	}

@@ -308,14 +308,18 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	// Read the body the policy decides on (or refuse it), then resolve
 	// access and evaluate.
 	var body *policy.Body
-	if rt.cfg.Body.Inspected() {
-		if chk != nil && !chk.withBody && emptyBodyFor(r.Method) != nil {
-			// An edit whose body the policy reads, checked without it
-			// (nginx and Caddy do not send it): deciding on no body
-			// would pass fields nobody saw.
+	switch {
+	case !rt.cfg.Body.Inspected():
+	case chk != nil && !chk.withBody:
+		// Checked without the body (nginx and Caddy do not send it): the
+		// policy sees none (input.request.body null, "not inspected", so
+		// field-limited edits are refused), and a POST, whose body Laravel
+		// and Rails may read as a method override, is refused here.
+		if r.Method == http.MethodPost {
 			deny.Write(rec, r, api, deny.Denial{Status: http.StatusForbidden, Reason: "forward_auth.body_required", ID: id})
 			return
 		}
+	default:
 		var refusal *bodyRefusal
 		if body, refusal = readBody(r, rt.cfg.Body.MaxBytes); refusal != nil {
 			deny.Write(rec, r, api, deny.Denial{Status: refusal.status, Reason: refusal.reason, ID: id})

@@ -42,6 +42,13 @@ func NewAccess(t testing.TB) (*Harness, *access.Store) {
 // of requests kept for the test (h.UpstreamSaw).
 func NewRecordingAccess(t testing.TB) (*Harness, *access.Store) {
 	t.Helper()
+	return NewRecordingAccessWith(t, "")
+}
+
+// NewRecordingAccessWith is NewRecordingAccess with extra appended to the
+// configuration.
+func NewRecordingAccessWith(t testing.TB, extra string) (*Harness, *access.Store) {
+	t.Helper()
 	ctx := context.Background()
 	store, err := access.Open(ctx, filepath.Join(t.TempDir(), "portero.db"))
 	if err != nil {
@@ -62,7 +69,7 @@ func NewRecordingAccess(t testing.TB) (*Harness, *access.Store) {
 			t.Fatal(err)
 		}
 	}
-	h := NewWith(t, nil, Options{Store: store, Config: func(issuer, upstream string) string {
+	h := NewWith(t, nil, Options{Store: store, Extra: extra, Config: func(issuer, upstream string) string {
 		return fmt.Sprintf(AccessConfig, issuer, upstream)
 	}})
 	return h, store
