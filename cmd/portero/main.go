@@ -32,6 +32,7 @@ import (
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
 	"github.com/portero-gateway/portero/proxy/authn"
+	"github.com/portero-gateway/portero/proxy/extauthz"
 	defaultrego "github.com/portero-gateway/portero/rego"
 )
 
@@ -304,6 +305,17 @@ func cmdServe(args []string, stderr io.Writer) error {
 		log.Info("listening", "addr", ln.Addr().String(), "listener", names[srv])
 		go func() { errc <- srv.Serve(ln) }()
 	}
+	var envoy *extauthz.Server
+	if cfg.ForwardAuth.Envoy != "" {
+		// forward_auth.envoy: Envoy's ext_authz asks here over gRPC.
+		ln, err := net.Listen("tcp", cfg.ForwardAuth.Envoy)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.ForwardAuth.Envoy, err)
+		}
+		envoy = extauthz.New(gw, cfg.ForwardAuth, log)
+		log.Info("listening", "addr", ln.Addr().String(), "listener", "envoy_ext_authz")
+		go func() { errc <- envoy.Serve(ln) }() // the +1 of errc
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -315,6 +327,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	var errs []error
 	for _, srv := range servers {
 		errs = append(errs, srv.Shutdown(sctx))
+	}
+	if envoy != nil {
+		errs = append(errs, envoy.Shutdown(sctx))
 	}
 	return errors.Join(errs...)
 }
