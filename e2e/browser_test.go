@@ -164,6 +164,14 @@ func waitReady(t *testing.T, what, url string, limit time.Duration, procs ...*pr
 
 func startStack(t *testing.T) stack {
 	t.Helper()
+	return startStackWith(t, false)
+}
+
+// startStackWith starts the demo stack; withNginx puts a real nginx in front
+// of the demo app, asking Portero's forward-auth endpoint about every
+// request (e2e/nginx.conf), with Portero reached only through nginx.
+func startStackWith(t *testing.T, withNginx bool) stack {
+	t.Helper()
 	bin := t.TempDir()
 	for pkg, out := range map[string]string{"../cmd/portero": "portero", "../demo/app": "demo-app"} {
 		// go -C: e2e/ is a module of its own; these are the main module's.
@@ -175,8 +183,14 @@ func startStack(t *testing.T) stack {
 	if b, err := exec.Command("../demo/seed", filepath.Join(bin, "portero"), store).CombinedOutput(); err != nil {
 		t.Fatalf("demo/seed: %v\n%s", err, b)
 	}
-	ports := freePorts(t, 4)
-	gw, ops, idp, app := ports[0], ports[1], ports[2], ports[3]
+	ports := freePorts(t, 5)
+	gw, ops, idp, app, public := ports[0], ports[1], ports[2], ports[3], ports[4]
+	config := "../demo/gateway.yaml"
+	if !withNginx {
+		public = gw
+	} else {
+		config = forwardAuthConfig(t)
+	}
 	s := stack{
 		gateway: fmt.Sprintf("http://localhost:%d", gw),
 		ops:     fmt.Sprintf("http://127.0.0.1:%d", ops),
@@ -189,7 +203,7 @@ func startStack(t *testing.T) stack {
 		fmt.Sprintf("DEMO_APP_ADDR=127.0.0.1:%d", app),
 		fmt.Sprintf("DEMO_APP_URL=http://127.0.0.1:%d", app),
 		"DEMO_JWKS_URL=" + s.gateway + "/.well-known/portero/jwks.json",
-		fmt.Sprintf("PORTERO_PUBLIC_ADDR=127.0.0.1:%d", gw),
+		fmt.Sprintf("PORTERO_PUBLIC_ADDR=127.0.0.1:%d", public),
 		fmt.Sprintf("PORTERO_OPS_ADDR=127.0.0.1:%d", ops),
 		"PORTERO_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"PORTERO_ACCESS_STORE=" + store,
@@ -201,8 +215,12 @@ func startStack(t *testing.T) stack {
 	idpProc := start(t, env, "node", "../demo/idp/server.js")
 	appProc := start(t, env, filepath.Join(bin, "demo-app"))
 	waitReady(t, "the demo IdP", s.idp+"/.well-known/openid-configuration", 90*time.Second, idpProc, appProc)
-	gwProc := start(t, env, filepath.Join(bin, "portero"), "serve", "-c", "../demo/gateway.yaml")
+	gwProc := start(t, env, filepath.Join(bin, "portero"), "serve", "-c", config)
 	waitReady(t, "the gateway", s.ops+"/readyz", 60*time.Second, idpProc, appProc, gwProc)
+	if withNginx {
+		nginx := startNginx(t, gw, public, app)
+		waitReady(t, "nginx", s.gateway+"/.well-known/portero/jwks.json", 30*time.Second, gwProc, nginx)
+	}
 	return s
 }
 

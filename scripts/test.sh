@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Portero's test suite, from a fresh machine: installs what the tests need
-# (Debian's chromium, the demo IdP's npm packages, staticcheck), then runs
+# (Debian's chromium, nginx and caddy, the demo IdP's npm packages,
+# staticcheck), then runs
 # gofmt, go vet, staticcheck, the Rego policy tests and the Go tests with the
 # race detector, the real-browser tests included.
 # Usage: ./scripts/test.sh
@@ -9,14 +10,28 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
 
 echo "== prerequisites"
-if ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+# Real front proxies for the forward-auth tests (proxy/frontproxy_test.go,
+# e2e/frontproxy_test.go).
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
+command -v caddy >/dev/null || need+=(caddy)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  # Debian starts nginx and caddy as services on install; the tests run
+  # their own. A policy-rc.d that refuses every start keeps them from
+  # starting (nothing is ever stopped by name), and is removed again.
+  rcd=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    rcd=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$rcd" >/dev/null && $SUDO chmod +x "$rcd"
   fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  [ -z "$rcd" ] || $SUDO rm -f "$rcd"
 fi
+# Installed above: the front-proxy tests must run, not skip.
+export PORTERO_FRONTPROXY_REQUIRED=1
 if [ ! -d demo/idp/node_modules/oidc-provider ]; then
   (cd demo/idp && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -44,6 +44,8 @@ This page: <code id="path">{{.Path}}</code></p>
 <h2>Headers from Portero</h2>
 <table id="headers"><tr><th>header</th><th>value</th></tr>
 {{range .Headers}}<tr><td>{{.Name}}</td><td><code>{{.Value}}</code></td></tr>{{end}}</table>
+<p>Cookies received: <code id="cookies">{{if .Cookies}}{{.Cookies}}{{else}}none{{end}}</code>
+<small>(never Portero's own: its session stays with the gateway)</small></p>
 <h2>Signed assertion</h2>
 <p id="assertion-status" class="{{if .Verified}}ok{{else}}bad{{end}}">{{.AssertionStatus}}</p>
 <table id="claims"><tr><th>claim</th><th>value</th></tr>
@@ -88,6 +90,7 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		data := struct {
 			Tenant, User, Email, Path, AssertionStatus string
+			Cookies                                    string
 			Impersonator, ImpersonationReason          string
 			ImpersonationExpires                       string
 			Verified                                   bool
@@ -99,6 +102,11 @@ func main() {
 			ImpersonationReason:  r.Header.Get("X-Portero-Impersonation-Reason"),
 			ImpersonationExpires: r.Header.Get("X-Portero-Impersonation-Expires"),
 		}
+		var names []string
+		for _, c := range r.Cookies() {
+			names = append(names, c.Name)
+		}
+		data.Cookies = strings.Join(names, ", ")
 		if data.User == "" {
 			data.User = "nobody (no X-Portero-User header)"
 		}
