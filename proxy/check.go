@@ -50,6 +50,9 @@ type Check struct {
 
 // CheckOptions say what the front proxy sends and can do.
 type CheckOptions struct {
+	// Via names the endpoint in portero_forward_auth_checks_total: "http"
+	// (the default) or "envoy".
+	Via string
 	// CanRemove says the front proxy removes the headers Check lists in
 	// Remove before forwarding (Envoy does; an HTTP forward-auth answer
 	// cannot make nginx, Traefik or Caddy remove a header their
@@ -90,13 +93,29 @@ func (g *Gateway) Check(r *http.Request, opts CheckOptions) *Check {
 	} else {
 		g.serve(w, r, c)
 	}
+	result := "refused"
 	if !c.Allowed {
 		c.Status, c.Body = w.code(), w.body.Bytes()
 	} else {
-		c.Status = http.StatusOK
+		c.Status, result = http.StatusOK, "allowed"
 	}
 	c.Header = w.header
+	g.metrics.checks.WithLabelValues(via(opts.Via), result).Inc()
 	return c
+}
+
+// Untrusted logs and counts a check from outside
+// forward_auth.trusted_proxies, which the endpoint refuses.
+func (g *Gateway) Untrusted(viaName, remote string) {
+	g.log.Warn("forward-auth check from an untrusted address refused", "via", via(viaName), "remote", remote)
+	g.metrics.checks.WithLabelValues(via(viaName), "untrusted").Inc()
+}
+
+func via(name string) string {
+	if name == "" {
+		return "http"
+	}
+	return name
 }
 
 // unforwardable refuses a request the front proxy would have to change

@@ -27,8 +27,7 @@ func (g *Gateway) ForwardAuth() http.Handler { return http.HandlerFunc(g.serveFo
 
 func (g *Gateway) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if !g.trustedFrontProxy(r.RemoteAddr) {
-		g.log.Warn("forward-auth check from an untrusted address refused", "remote", r.RemoteAddr)
-		g.metrics.requests.WithLabelValues("none", "reject", "403").Inc()
+		g.Untrusted("http", r.RemoteAddr)
 		deny.Write(w, r, false, deny.Denial{Status: http.StatusForbidden, Reason: "forward_auth.untrusted_source", ID: newDecisionID()})
 		return
 	}
@@ -36,13 +35,14 @@ func (g *Gateway) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if d != nil {
 		d.ID = newDecisionID()
 		g.metrics.requests.WithLabelValues("none", "reject", "400").Inc()
+		g.metrics.checks.WithLabelValues("http", "refused").Inc()
 		deny.Write(w, r, false, *d)
 		return
 	}
 	// A check carries the body only where the front proxy sends it
 	// (Traefik's forwardBody, nginx with proxy_pass_request_body on).
 	withBody := r.ContentLength != 0
-	c := g.Check(orig, CheckOptions{WithBody: withBody, Own: ForwardAuthHeaders})
+	c := g.Check(orig, CheckOptions{Via: "http", WithBody: withBody, Own: ForwardAuthHeaders})
 	h := w.Header()
 	for name, vals := range c.Header {
 		h[name] = vals

@@ -185,6 +185,12 @@ func TestForwardAuthHeaderSets(t *testing.T) {
 	if refused == 0 || passed == 0 {
 		t.Fatalf("refused %d, passed %d: the sets should do both", refused, passed)
 	}
+	if got := h.Metric(t, "portero_forward_auth_checks_total", "via", "http", "result", "refused"); got != float64(refused) {
+		t.Fatalf("refused checks counted %v, want %d", got, refused)
+	}
+	if got := h.Metric(t, "portero_forward_auth_checks_total", "via", "http", "result", "allowed"); got != float64(passed+1) {
+		t.Fatalf("allowed checks counted %v, want %d", got, passed+1)
+	}
 }
 
 // TestForwardAuthRefusesWhatOnlyTheProxyPathChanges: the proxy path
@@ -349,6 +355,9 @@ func TestForwardAuthCheckItself(t *testing.T) {
 			}
 			if r := reasonOf(t, rec); r != tc.reason {
 				t.Fatalf("reason %q, want %s", r, tc.reason)
+			}
+			if tc.reason == "forward_auth.untrusted_source" && h.Metric(t, "portero_forward_auth_checks_total", "via", "http", "result", "untrusted") == 0 {
+				t.Fatal("untrusted check not counted")
 			}
 			if rec.Header().Get("X-Portero-User") != "" || rec.Header().Get("X-Portero-Assertion") != "" {
 				t.Fatalf("a refusal carries decision headers: %v", rec.Header())

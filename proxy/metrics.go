@@ -12,6 +12,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	droppedHeaders prometheus.Counter
 	accessLookups  *prometheus.CounterVec
+	checks         *prometheus.CounterVec
 }
 
 // NewMetrics registers the request path's metrics, the build info and the Go
@@ -40,7 +41,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "portero_access_lookups_total",
 		Help: "Per-request access-store lookups by result: hit (cache), miss (store read), error (request denied).",
 	}, []string{"result"})
-	reg.MustRegister(m.accessLookups)
+	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portero_forward_auth_checks_total",
+		Help: "Forward-auth checks by endpoint (http: nginx, Traefik, Caddy; envoy: ext_authz) and result: allowed, refused, untrusted (from outside forward_auth.trusted_proxies).",
+	}, []string{"via", "result"})
+	reg.MustRegister(m.accessLookups, m.checks)
 	reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.droppedHeaders,
 		collectors.NewBuildInfoCollector(),
 		collectors.NewGoCollector(),
