@@ -103,6 +103,19 @@ func TestBrowserSignInThroughNginx(t *testing.T) {
 		t.Errorf("the app received Portero's cookies: %q", c)
 	}
 	screenshot(t, ctx, "nginx-signed-in")
+	before := userinfo(t, ctx, s.gateway)
+
+	// After the tokens expire, the session refreshes them: the new session
+	// cookie reaches the browser through nginx (add_header Set-Cookie).
+	time.Sleep(tokenTTL + 2*time.Second)
+	step(t, ctx, "after token expiry", chromedp.Navigate(s.gateway+"/t/acme/"), chromedp.WaitVisible("#user", chromedp.ByID))
+	if u, _ := text(ctx, "#user"); u != "owner" {
+		t.Errorf("after refresh the user is %q", u)
+	}
+	if after := userinfo(t, ctx, s.gateway); after["tokens_expire"] == before["tokens_expire"] {
+		t.Errorf("tokens were not refreshed through nginx: %v", after["tokens_expire"])
+	}
+	step(t, ctx, "again after the refresh", chromedp.Navigate(s.gateway+"/t/acme/reviews"), chromedp.WaitVisible("#user", chromedp.ByID))
 
 	// Another tenant's app: refused by the policy, through nginx.
 	var body string
@@ -110,6 +123,18 @@ func TestBrowserSignInThroughNginx(t *testing.T) {
 	if !strings.Contains(body, "403") || strings.Contains(body, "Demo tenant app") {
 		t.Errorf("globex through nginx: %q", body)
 	}
+
+	// Sign out through nginx: Portero's confirmation, then the IdP's, then
+	// asked to sign in again.
+	step(t, ctx, "sign out",
+		chromedp.Navigate(s.gateway+"/t/acme/"),
+		chromedp.Click("#signout", chromedp.ByID),
+		chromedp.WaitVisible("#portero-signout", chromedp.ByID),
+		chromedp.Click("#portero-signout", chromedp.ByID),
+		chromedp.WaitVisible("#idp-signout", chromedp.ByID),
+		chromedp.Click("#idp-signout", chromedp.ByID),
+		chromedp.WaitVisible("#username", chromedp.ByID))
+	step(t, ctx, "signed out", chromedp.Navigate(s.gateway+"/t/acme/"), chromedp.WaitVisible("#username", chromedp.ByID))
 
 	// A client with a bad token gets the bearer challenge, not a redirect;
 	// a forged header and a path the app could read differently are
