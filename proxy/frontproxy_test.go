@@ -1,0 +1,513 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portero-gateway/portero/internal/gatewaytest"
+	"github.com/portero-gateway/portero/internal/testport"
+	"github.com/portero-gateway/portero/proxy"
+)
+
+// The tests in this file put a real nginx and a real Caddy, configured as
+// docs/forward-auth.md says (testdata/frontproxy/), in front of the
+// harness's upstream, asking the gateway's forward-auth endpoint about every
+// request, and check what the app received, not only the status.
+
+// frontProxyRequired, when set, turns a missing nginx or caddy into a
+// failure (CI installs them).
+const frontProxyRequired = "PORTERO_FRONTPROXY_REQUIRED"
+
+// Addresses in the testdata configurations, replaced by the test's own.
+const (
+	docForwardAuth = "127.0.0.1:9091" // Portero's forward_auth.listen
+	docPublic      = "127.0.0.1:8080" // Portero's public listener
+	docApp         = "127.0.0.1:3000" // the app
+)
+
+// frontProxy is one kind of front proxy: how to start it for a harness and
+// what its client sees of Portero's answers.
+type frontProxy struct {
+	name string
+	// start runs the proxy for h, asking the forward-auth endpoint at
+	// authAddr, and returns the address it listens on.
+	start func(t *testing.T, h *harness, authAddr string) string
+	// clientStatus is the status the client gets when Portero answers a
+	// check with status.
+	clientStatus func(status int) int
+	// dropsUnderscoreHeaders: the proxy drops request headers whose names
+	// hold '_' (nginx's ignore_invalid_headers); others pass them on, and
+	// Portero refuses X_Portero_User as it does X-Portero-User.
+	dropsUnderscoreHeaders bool
+}
+
+var frontProxies = []frontProxy{
+	{name: "nginx", start: startNginx, clientStatus: func(status int) int {
+		switch {
+		case status < 300, status == http.StatusUnauthorized, status == http.StatusForbidden:
+			return status
+		}
+		return http.StatusInternalServerError // auth_request passes on only 2xx, 401 and 403
+	}, dropsUnderscoreHeaders: true},
+	{name: "caddy", start: startCaddy, clientStatus: func(status int) int { return status }},
+}
+
+// forwardAuthHarness is a gateway with forward-auth on, trusting trusted,
+// and its forward-auth endpoint on a listener of its own.
+func forwardAuthHarness(t *testing.T, opts harnessOpts, trusted string) (*harness, string) {
+	t.Helper()
+	opts.Extra += "forward_auth:\n  listen: " + docForwardAuth + "\n  trusted_proxies: [" + trusted + "]\n"
+	h := newHarnessWith(t, nil, opts)
+	auth := httptest.NewServer(h.Gateway.ForwardAuth())
+	t.Cleanup(auth.Close)
+	return h, auth.Listener.Addr().String()
+}
+
+// frontProxyBinary is the path of name, or skips the test (fails it with
+// PORTERO_FRONTPROXY_REQUIRED set) when it is not installed.
+func frontProxyBinary(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv(frontProxyRequired) != "" {
+			t.Fatalf("%s is not installed and %s is set (apt-get install -y nginx caddy)", name, frontProxyRequired)
+		}
+		t.Skipf("%s is not installed: skipping the real front-proxy test (set %s to make this a failure)", name, frontProxyRequired)
+	}
+	return path
+}
+
+// frontProxyConfig is a testdata configuration with the documented
+// addresses replaced by the harness's and listen's.
+func frontProxyConfig(t *testing.T, file, listenToken, listen string, h *harness, authAddr string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "frontproxy", file))
+	must(t, err)
+	text := string(b)
+	pairs := []string{
+		docForwardAuth, authAddr,
+		docPublic, strings.TrimPrefix(h.Server.URL, "http://"),
+		docApp, strings.TrimPrefix(h.Upstream.URL, "http://"),
+		listenToken, listen,
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		if !strings.Contains(text, pairs[i]) {
+			t.Fatalf("%s does not contain %q: the test would not use its own addresses", file, pairs[i])
+		}
+	}
+	return strings.NewReplacer(pairs...).Replace(text)
+}
+
+// startNginx runs nginx with testdata/frontproxy/nginx.conf in a directory
+// of its own (pid file, logs, temp paths) and returns its address.
+func startNginx(t *testing.T, h *harness, authAddr string) string {
+	bin := frontProxyBinary(t, "nginx")
+	dir := t.TempDir()
+	addr := testport.Addr(t)
+	site := frontProxyConfig(t, "nginx.conf", "listen 8000;", "listen "+addr+";", h, authAddr)
+	must(t, os.WriteFile(filepath.Join(dir, "portero.conf"), []byte(site), 0o600))
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers must read the test's temp dir
+	}
+	main := fmt.Sprintf(`%[2]s
+worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/portero.conf;
+}
+`, dir, user)
+	must(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o600))
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	runFrontProxy(t, cmd, addr, filepath.Join(dir, "error.log"))
+	return addr
+}
+
+// startCaddy runs caddy with testdata/frontproxy/Caddyfile (admin endpoint
+// off, storage in its own directory) and returns its address.
+func startCaddy(t *testing.T, h *harness, authAddr string) string {
+	bin := frontProxyBinary(t, "caddy")
+	dir := t.TempDir()
+	addr := testport.Addr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	site := frontProxyConfig(t, "Caddyfile", ":8000 {", ":"+port+" {", h, authAddr)
+	global := "{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n\tstorage file_system " + dir + "\n}\n\n"
+	file := filepath.Join(dir, "Caddyfile")
+	must(t, os.WriteFile(file, []byte(global+site), 0o600))
+	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	runFrontProxy(t, cmd, addr, "")
+	return addr
+}
+
+// runFrontProxy starts cmd, waits until it accepts connections on addr and
+// stops it (this process only, by its pid) when the test ends. logFile is
+// shown with its output when it fails.
+func runFrontProxy(t *testing.T, cmd *exec.Cmd, addr, logFile string) {
+	t.Helper()
+	var out syncBytes
+	cmd.Stdout, cmd.Stderr = &out, &out
+	must(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	logs := func() string {
+		s := out.String()
+		if logFile != "" {
+			b, _ := os.ReadFile(logFile)
+			s += string(b)
+		}
+		return s
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(cmd.Path), logs())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before listening on %s:\n%s", filepath.Base(cmd.Path), addr, logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %s: %v\n%s", filepath.Base(cmd.Path), addr, err, logs())
+		}
+	}
+}
+
+// syncBytes is a process's output, written by exec's copying goroutine.
+type syncBytes struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBytes) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBytes) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// frontClient sends every request to addr whatever its URL's host, which
+// becomes the Host header; it does not follow redirects.
+func frontClient(addr string) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, addr)
+			},
+			DisableKeepAlives: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// frontRequest is one request a client sends to the front proxy.
+type frontRequest struct {
+	method, url string
+	token       string
+	header      http.Header
+	body        string
+}
+
+func (fr frontRequest) send(t *testing.T, c *http.Client) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if fr.body != "" {
+		body = strings.NewReader(fr.body)
+	}
+	req, err := http.NewRequest(fr.method, fr.url, body)
+	must(t, err)
+	for k, v := range fr.header {
+		req.Header[k] = v // as spelled: X_Portero_User stays X_Portero_User
+	}
+	if fr.token != "" {
+		req.Header.Set("Authorization", "Bearer "+fr.token)
+	}
+	resp, err := c.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return resp, string(b)
+}
+
+// frontProxyOwn are the headers the documented configurations set on the
+// request to the app from the connection, besides those Portero's own
+// forwarder sets (X-Forwarded-For, -Host, -Proto).
+var frontProxyOwn = []string{"X-Forwarded-Port", "X-Real-Ip", "X-Request-Id"}
+
+// checkSameAsPortero fails unless the app received behind the front proxy
+// exactly the controlled headers (Portero's, impersonation, overrides) it
+// receives behind Portero itself for the same request (viaPortero), with
+// one assertion, and the true client address and host.
+func checkSameAsPortero(t *testing.T, got, viaPortero received, host string) {
+	t.Helper()
+	want := withoutAssertion(t, upstreamControlled(viaPortero.Header))
+	if want.Get("X-Portero-User") == "" {
+		t.Fatalf("the request through Portero carried no X-Portero-User: %v", viaPortero.Header)
+	}
+	behind := got.Header.Clone()
+	for _, name := range frontProxyOwn {
+		behind.Del(name)
+	}
+	if diff := headerDiff(want, withoutAssertion(t, upstreamControlled(behind))); diff != "" {
+		t.Errorf("the app's controlled headers differ from those behind Portero: %s", diff)
+	}
+	if xff := got.Header.Values("X-Forwarded-For"); len(xff) != 1 || xff[0] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q, want the front proxy's client 127.0.0.1", xff)
+	}
+	if xfh := got.Header.Values("X-Forwarded-Host"); len(xfh) != 1 || xfh[0] != host {
+		t.Errorf("X-Forwarded-Host %q, want %s", xfh, host)
+	}
+	if got.Host != host {
+		t.Errorf("Host %q, want %s", got.Host, host)
+	}
+}
+
+// TestFrontProxyForwardAuth sends allowed, refused and hostile requests
+// through a real nginx and a real Caddy asking Portero, and checks what the
+// app received: the decision's headers and the assertion when allowed,
+// nothing at all when refused, and never a request decided on a lie.
+func TestFrontProxyForwardAuth(t *testing.T) {
+	for _, fp := range frontProxies {
+		t.Run(fp.name, func(t *testing.T) {
+			h, authAddr := forwardAuthHarness(t, harnessOpts{}, "127.0.0.1/32")
+			c := frontClient(fp.start(t, h, authAddr))
+			tok := h.Member(t)
+			const api = "http://acme.apps.example.com/api/orders"
+
+			// The same request through Portero itself: what the app must
+			// receive behind the front proxy too.
+			if rec := h.Do(t, "GET", api, tok, nil, ""); rec.Code != 200 {
+				t.Fatalf("through Portero: %d %s", rec.Code, rec.Body)
+			}
+			viaPortero := h.UpstreamSaw(t)
+
+			allowed := []struct {
+				name string
+				req  frontRequest
+				// check is what else the app must have received.
+				check func(t *testing.T, got received)
+			}{
+				{"member", frontRequest{method: "GET", url: api + "?page=2", token: tok}, func(t *testing.T, got received) {
+					if got.Method != "GET" || got.Path != "/api/orders" || got.Query != "page=2" {
+						t.Errorf("app received %s %s?%s", got.Method, got.Path, got.Query)
+					}
+					if got.Header.Get("Authorization") != "Bearer "+tok {
+						t.Errorf("Authorization %q", got.Header.Get("Authorization"))
+					}
+					if c, ok := got.Header["Cookie"]; ok {
+						t.Errorf("the client sent no Cookie, the app received %q", c)
+					}
+				}},
+				{"other cookies pass intact", frontRequest{method: "GET", url: api, token: tok,
+					header: http.Header{"Cookie": {"theme=dark; lang=en"}}}, func(t *testing.T, got received) {
+					if c := got.Header.Values("Cookie"); len(c) != 1 || c[0] != "theme=dark; lang=en" {
+						t.Errorf("Cookie %q, want theme=dark; lang=en", c)
+					}
+				}},
+				{"forwarded headers describing another request are replaced", frontRequest{method: "GET", url: api, token: tok,
+					header: http.Header{"X-Forwarded-For": {"10.0.0.1"}, "X-Forwarded-Host": {"globex.apps.example.com"}}}, nil},
+				{"edit without a body on a body-inspecting route", frontRequest{method: "DELETE", url: api + "/7", token: tok}, func(t *testing.T, got received) {
+					if got.Method != "DELETE" || got.Path != "/api/orders/7" {
+						t.Errorf("app received %s %s", got.Method, got.Path)
+					}
+				}},
+			}
+			underscore := frontRequest{method: "GET", url: api, token: tok,
+				header: http.Header{"X_Portero_User": {"root"}, "X_Portero_Assertion": {"forged"}}}
+			if fp.dropsUnderscoreHeaders {
+				allowed = append(allowed, struct {
+					name  string
+					req   frontRequest
+					check func(t *testing.T, got received)
+				}{"underscore spellings of Portero's headers are dropped", underscore, nil})
+			}
+			for _, tc := range allowed {
+				t.Run(tc.name, func(t *testing.T) {
+					resp, body := tc.req.send(t, c)
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d, want 200: %s", resp.StatusCode, body)
+					}
+					got := h.UpstreamSaw(t)
+					checkSameAsPortero(t, got, viaPortero, "acme.apps.example.com")
+					for name := range got.Header {
+						if n := proxy.NormalizeHeaderName(name); n == "x-forwarded-uri" || n == "x-forwarded-method" || n == "x-original-uri" || n == "x-original-method" {
+							t.Errorf("the app received %s: %q", name, got.Header[name])
+						}
+					}
+					if tc.check != nil {
+						tc.check(t, got)
+					}
+				})
+			}
+
+			refused := []struct {
+				name string
+				req  frontRequest
+				// status is Portero's answer to the check.
+				status int
+			}{
+				{"no token on the API", frontRequest{method: "GET", url: api}, 401},
+				{"other tenant", frontRequest{method: "GET", url: "http://initech.apps.example.com/api/orders", token: tok}, 403},
+				{"client sends X-Portero-User", frontRequest{method: "GET", url: api, token: tok, header: http.Header{"X-Portero-User": {"root"}}}, 400},
+				{"client sends X-Portero-Assertion", frontRequest{method: "GET", url: api, token: tok, header: http.Header{"X-Portero-Assertion": {"forged.jwt.value"}}}, 400},
+				{"client sends Impersonate-User", frontRequest{method: "GET", url: api, token: tok, header: http.Header{"Impersonate-User": {"root"}}}, 400},
+				{"client sends X-Remote-User", frontRequest{method: "GET", url: api, token: tok, header: http.Header{"X-Remote-User": {"root"}}}, 400},
+				{"client sends X-HTTP-Method-Override", frontRequest{method: "POST", url: api, token: tok, header: http.Header{"X-Http-Method-Override": {"GET"}}}, 400},
+				{"_method in the query", frontRequest{method: "GET", url: api + "?_method=DELETE", token: tok}, 400},
+				{"double slash", frontRequest{method: "GET", url: "http://acme.apps.example.com/api/a//b", token: tok}, 400},
+				{"dot segment", frontRequest{method: "GET", url: "http://acme.apps.example.com/api/a/./b", token: tok}, 400},
+				{"a lying X-Forwarded-Host for another tenant", frontRequest{method: "GET", url: "http://initech.apps.example.com/api/orders", token: tok,
+					header: http.Header{"X-Forwarded-Host": {"acme.apps.example.com"}}}, 403},
+				{"a lying URI for a refused path", frontRequest{method: "GET", url: "http://acme.apps.example.com/api/a//b", token: tok,
+					header: http.Header{"X-Original-Uri": {"/api/orders"}, "X-Forwarded-Uri": {"/api/orders"}}}, 400},
+				{"a lying method for an edit whose body is not in the check", frontRequest{method: "POST", url: api, token: tok, body: `{"role":"admin"}`,
+					header: http.Header{"Content-Type": {"application/json"}, "X-Original-Method": {"GET"}, "X-Forwarded-Method": {"GET"}}}, 403},
+			}
+			if !fp.dropsUnderscoreHeaders {
+				refused = append(refused, struct {
+					name   string
+					req    frontRequest
+					status int
+				}{"underscore spellings of Portero's headers", underscore, 400})
+			}
+			for _, tc := range refused {
+				t.Run(tc.name, func(t *testing.T) {
+					resp, body := tc.req.send(t, c)
+					if want := fp.clientStatus(tc.status); resp.StatusCode != want {
+						t.Fatalf("status %d, want %d (Portero's %d): %s", resp.StatusCode, want, tc.status, body)
+					}
+					h.UpstreamSawNothing(t)
+				})
+			}
+		})
+	}
+}
+
+// TestFrontProxyUntrustedSource: a gateway that does not trust the front
+// proxy's address refuses every check, so nothing reaches the app.
+func TestFrontProxyUntrustedSource(t *testing.T) {
+	for _, fp := range frontProxies {
+		t.Run(fp.name, func(t *testing.T) {
+			h, authAddr := forwardAuthHarness(t, harnessOpts{}, "10.0.0.0/8")
+			c := frontClient(fp.start(t, h, authAddr))
+			resp, body := frontRequest{method: "GET", url: "http://acme.apps.example.com/api/orders", token: h.Member(t)}.send(t, c)
+			if resp.StatusCode != 403 {
+				t.Fatalf("status %d, want 403: %s", resp.StatusCode, body)
+			}
+			h.UpstreamSawNothing(t)
+			if !strings.Contains(h.Logs.String(), "forward-auth check from an untrusted address refused") {
+				t.Errorf("the refusal is not logged")
+			}
+		})
+	}
+}
+
+// TestFrontProxyNginxSignIn: a browser without a session is redirected to
+// Portero's sign-in page by nginx (error_page 401 with Portero's Location),
+// and once signed in, its session cookie never reaches the app while its
+// other cookies do.
+func TestFrontProxyNginxSignIn(t *testing.T) {
+	h, authAddr := forwardAuthHarness(t, harnessOpts{Login: true}, "127.0.0.1/32")
+	c := frontClient(startNginx(t, h, authAddr))
+	html := http.Header{"Accept": {"text/html"}}
+
+	resp, body := frontRequest{method: "GET", url: "http://acme.apps.example.com/reviews?x=1", header: html}.send(t, c)
+	want := "http://localhost/.portero/login?rd=" + "http%3A%2F%2Facme.apps.example.com%2Freviews%3Fx%3D1"
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		t.Fatalf("got %d Location %q, want 302 to %s: %s", resp.StatusCode, resp.Header.Get("Location"), want, body)
+	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control %q on the sign-in redirect", resp.Header.Get("Cache-Control"))
+	}
+	h.UpstreamSawNothing(t)
+
+	// An API client gets the 401 itself, not a redirect.
+	resp, body = frontRequest{method: "GET", url: "http://acme.apps.example.com/api/orders"}.send(t, c)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
+		t.Fatalf("API without a token: %d Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	h.UpstreamSawNothing(t)
+
+	// Sign in (in-process: the code flow's pages are Portero's own), then
+	// browse through nginx with the session.
+	b := gatewaytest.NewBrowser(t, h)
+	if rec := b.SignIn("http://localhost/t/acme/", gatewaytest.AliceClaims()); rec.Code != http.StatusFound {
+		t.Fatalf("sign-in ended with %d: %s", rec.Code, rec.Body)
+	}
+	h.UpstreamSawNothing(t)
+	var session []string
+	for _, ck := range b.Cookies {
+		session = append(session, ck.Name+"="+ck.Value)
+	}
+	if len(session) == 0 {
+		t.Fatal("signed in without a session cookie")
+	}
+	cases := []struct {
+		name, cookie, want string
+	}{
+		{"session and other cookies", "theme=dark; " + strings.Join(session, "; ") + "; lang=en", "theme=dark; lang=en"},
+		{"session only", strings.Join(session, "; "), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := http.Header{"Accept": {"text/html"}, "Cookie": {tc.cookie}}
+			resp, body := frontRequest{method: "GET", url: "http://localhost/t/acme/reviews", header: hdr}.send(t, c)
+			if resp.StatusCode != 200 {
+				t.Fatalf("signed-in page: %d %s", resp.StatusCode, body)
+			}
+			got := h.UpstreamSaw(t)
+			if c := strings.Join(got.Header.Values("Cookie"), " | "); c != tc.want {
+				t.Errorf("app received Cookie %q, want %q", c, tc.want)
+			}
+			if got.Header.Get("X-Portero-User") != "alice" || got.Header.Get("X-Portero-Assertion") == "" {
+				t.Errorf("app received X-Portero-User %q, assertion %q", got.Header.Get("X-Portero-User"), got.Header.Get("X-Portero-Assertion"))
+			}
+		})
+	}
+}
+
