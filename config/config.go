@@ -189,6 +189,9 @@ type Listen struct {
 	// address (IPv6 per /64): over it, a new connection is answered 503 and
 	// closed (default 3000 a minute, 500 at once).
 	ClientConnections Rate `yaml:"client_connections"`
+	// TLS serves the public listener over HTTPS (see ListenTLS); absent,
+	// it speaks plain HTTP/1.1.
+	TLS *ListenTLS `yaml:"tls"`
 }
 
 // Route sends the requests whose host and path match to one upstream.
@@ -218,6 +221,9 @@ type Route struct {
 	// itself and the policy decides on it. Off, those headers and the
 	// parameter are removed.
 	MethodOverride bool `yaml:"method_override"`
+	// TLS is how Portero verifies an https upstream and which client
+	// certificate it shows (see UpstreamTLS).
+	TLS *UpstreamTLS `yaml:"tls"`
 
 	UpstreamURL *url.URL `yaml:"-"`
 }

@@ -245,6 +245,7 @@ func (v validator) listen(l *Listen) {
 	if l.ShutdownTimeout == 0 {
 		l.ShutdownTimeout = 15 * time.Second
 	}
+	v.listenTLS(l.TLS)
 }
 
 var headerPattern = regexp.MustCompile("^[A-Za-z0-9!#$%&'+.^_`|~-]+\\*?$")
@@ -281,6 +282,7 @@ func (v validator) route(r *Route, key string, names map[string]bool) {
 	} else {
 		r.UpstreamURL = u
 	}
+	v.upstreamTLS(r, key)
 	if r.Timeout == 0 {
 		r.Timeout = 30 * time.Second
 	}
