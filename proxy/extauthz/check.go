@@ -50,6 +50,9 @@ var envoyOwn = map[string]bool{
 	"X-Envoy-Internal":         true,
 }
 
+// via names this endpoint in the gateway's log and metrics.
+const via = "envoy"
+
 // partialBodyHeader is set by the ext_authz filter when it sends only the
 // first max_request_bytes of the body (allow_partial_message: true).
 const partialBodyHeader = "X-Envoy-Auth-Partial-Body"
@@ -74,14 +77,14 @@ func (a *authorization) Check(ctx context.Context, req *authv3.CheckRequest) (re
 	}()
 	remote, ok := peerAddr(ctx)
 	if !ok || !a.trusts(remote.Addr()) {
-		a.log.Warn("ext_authz check from an untrusted address refused", "remote", remote.String())
+		a.gw.Untrusted(via, remote.String())
 		return refusal(http.StatusForbidden, "forward_auth.untrusted_source"), nil
 	}
 	r, withBody, d := originalRequest(ctx, req.GetAttributes().GetRequest().GetHttp(), remote)
 	if d != nil {
 		return refusal(d.Status, d.Reason), nil
 	}
-	c := a.gw.Check(r, proxy.CheckOptions{CanRemove: true, WithBody: withBody, Own: envoyOwn})
+	c := a.gw.Check(r, proxy.CheckOptions{Via: via, CanRemove: true, WithBody: withBody, Own: envoyOwn})
 	if c.Allowed {
 		return allowed(c), nil
 	}
