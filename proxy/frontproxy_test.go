@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/portero-gateway/portero/internal/gatewaytest"
@@ -405,6 +407,9 @@ func TestFrontProxyForwardAuth(t *testing.T) {
 					header: http.Header{"X-Forwarded-Host": {"acme.apps.example.com"}}}, 403},
 				{"a lying URI for a refused path", frontRequest{method: "GET", url: "http://acme.apps.example.com/api/a//b", token: tok,
 					header: http.Header{"X-Original-Uri": {"/api/orders"}, "X-Forwarded-Uri": {"/api/orders"}}}, 400},
+				// Neither nginx nor Caddy sends the body with the check.
+				{"an edit with a body on a route whose policy reads bodies", frontRequest{method: "POST", url: api, token: tok, body: `{"role":"viewer"}`,
+					header: http.Header{"Content-Type": {"application/json"}}}, 403},
 				{"a lying method for an edit whose body is not in the check", frontRequest{method: "POST", url: api, token: tok, body: `{"role":"admin"}`,
 					header: http.Header{"Content-Type": {"application/json"}, "X-Original-Method": {"GET"}, "X-Forwarded-Method": {"GET"}}}, 403},
 			}
@@ -447,67 +452,206 @@ func TestFrontProxyUntrustedSource(t *testing.T) {
 	}
 }
 
-// TestFrontProxyNginxSignIn: a browser without a session is redirected to
-// Portero's sign-in page by nginx (error_page 401 with Portero's Location),
-// and once signed in, its session cookie never reaches the app while its
-// other cookies do.
-func TestFrontProxyNginxSignIn(t *testing.T) {
-	h, authAddr := forwardAuthHarness(t, harnessOpts{Login: true}, "127.0.0.1/32")
-	c := frontClient(startNginx(t, h, authAddr))
-	html := http.Header{"Accept": {"text/html"}}
+// TestFrontProxySignIn: a browser without a session is sent to Portero's
+// sign-in page (nginx: a 302 from error_page 401 with Portero's Location;
+// Caddy: Portero's 401 with Location and a page that refreshes to it), and
+// once signed in, its session cookie never reaches the app while its other
+// cookies do.
+func TestFrontProxySignIn(t *testing.T) {
+	for _, fp := range frontProxies {
+		t.Run(fp.name, func(t *testing.T) {
+			h, authAddr := forwardAuthHarness(t, harnessOpts{Login: true}, "127.0.0.1/32")
+			c := frontClient(fp.start(t, h, authAddr))
+			html := http.Header{"Accept": {"text/html"}}
 
-	resp, body := frontRequest{method: "GET", url: "http://acme.apps.example.com/reviews?x=1", header: html}.send(t, c)
-	want := "http://localhost/.portero/login?rd=" + "http%3A%2F%2Facme.apps.example.com%2Freviews%3Fx%3D1"
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
-		t.Fatalf("got %d Location %q, want 302 to %s: %s", resp.StatusCode, resp.Header.Get("Location"), want, body)
-	}
-	if resp.Header.Get("Cache-Control") != "no-store" {
-		t.Errorf("Cache-Control %q on the sign-in redirect", resp.Header.Get("Cache-Control"))
-	}
-	h.UpstreamSawNothing(t)
-
-	// An API client gets the 401 itself, not a redirect.
-	resp, body = frontRequest{method: "GET", url: "http://acme.apps.example.com/api/orders"}.send(t, c)
-	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
-		t.Fatalf("API without a token: %d Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
-	}
-	h.UpstreamSawNothing(t)
-
-	// Sign in (in-process: the code flow's pages are Portero's own), then
-	// browse through nginx with the session.
-	b := gatewaytest.NewBrowser(t, h)
-	if rec := b.SignIn("http://localhost/t/acme/", gatewaytest.AliceClaims()); rec.Code != http.StatusFound {
-		t.Fatalf("sign-in ended with %d: %s", rec.Code, rec.Body)
-	}
-	h.UpstreamSawNothing(t)
-	var session []string
-	for _, ck := range b.Cookies {
-		session = append(session, ck.Name+"="+ck.Value)
-	}
-	if len(session) == 0 {
-		t.Fatal("signed in without a session cookie")
-	}
-	cases := []struct {
-		name, cookie, want string
-	}{
-		{"session and other cookies", "theme=dark; " + strings.Join(session, "; ") + "; lang=en", "theme=dark; lang=en"},
-		{"session only", strings.Join(session, "; "), ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			hdr := http.Header{"Accept": {"text/html"}, "Cookie": {tc.cookie}}
-			resp, body := frontRequest{method: "GET", url: "http://localhost/t/acme/reviews", header: hdr}.send(t, c)
-			if resp.StatusCode != 200 {
-				t.Fatalf("signed-in page: %d %s", resp.StatusCode, body)
+			resp, body := frontRequest{method: "GET", url: "http://acme.apps.example.com/reviews?x=1", header: html}.send(t, c)
+			signIn := "http://localhost/.portero/login?rd=" + "http%3A%2F%2Facme.apps.example.com%2Freviews%3Fx%3D1"
+			if got := resp.Header.Get("Location"); got != signIn {
+				t.Fatalf("got %d Location %q, want the sign-in URL %s: %s", resp.StatusCode, got, signIn, body)
 			}
-			got := h.UpstreamSaw(t)
-			if c := strings.Join(got.Header.Values("Cookie"), " | "); c != tc.want {
-				t.Errorf("app received Cookie %q, want %q", c, tc.want)
+			switch {
+			case fp.name == "nginx" && resp.StatusCode != http.StatusFound,
+				fp.name != "nginx" && (resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `http-equiv="refresh"`)):
+				t.Fatalf("sign-in answer %d: %s", resp.StatusCode, body)
 			}
-			if got.Header.Get("X-Portero-User") != "alice" || got.Header.Get("X-Portero-Assertion") == "" {
-				t.Errorf("app received X-Portero-User %q, assertion %q", got.Header.Get("X-Portero-User"), got.Header.Get("X-Portero-Assertion"))
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q on the sign-in answer", resp.Header.Get("Cache-Control"))
+			}
+			h.UpstreamSawNothing(t)
+
+			// An API client gets the 401 itself, not a redirect.
+			resp, body = frontRequest{method: "GET", url: "http://acme.apps.example.com/api/orders"}.send(t, c)
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
+				t.Fatalf("API without a token: %d Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+			h.UpstreamSawNothing(t)
+
+			// Sign in (in-process: the code flow's pages are Portero's own),
+			// then browse through the front proxy with the session.
+			b := gatewaytest.NewBrowser(t, h)
+			if rec := b.SignIn("http://localhost/t/acme/", gatewaytest.AliceClaims()); rec.Code != http.StatusFound {
+				t.Fatalf("sign-in ended with %d: %s", rec.Code, rec.Body)
+			}
+			h.UpstreamSawNothing(t)
+			var session []string
+			for _, ck := range b.Cookies {
+				session = append(session, ck.Name+"="+ck.Value)
+			}
+			if len(session) == 0 {
+				t.Fatal("signed in without a session cookie")
+			}
+			cases := []struct {
+				name, cookie, want string
+			}{
+				{"session and other cookies", "theme=dark; " + strings.Join(session, "; ") + "; lang=en", "theme=dark; lang=en"},
+				{"session only", strings.Join(session, "; "), ""},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					hdr := http.Header{"Accept": {"text/html"}, "Cookie": {tc.cookie}}
+					resp, body := frontRequest{method: "GET", url: "http://acme.apps.example.com/reviews", header: hdr}.send(t, c)
+					if resp.StatusCode != 200 {
+						t.Fatalf("signed-in page: %d %s", resp.StatusCode, body)
+					}
+					got := h.UpstreamSaw(t)
+					if c := strings.Join(got.Header.Values("Cookie"), " | "); c != tc.want {
+						t.Errorf("app received Cookie %q, want %q", c, tc.want)
+					}
+					if got.Header.Get("X-Portero-User") != "alice" || got.Header.Get("X-Portero-Assertion") == "" {
+						t.Errorf("app received X-Portero-User %q, assertion %q", got.Header.Get("X-Portero-User"), got.Header.Get("X-Portero-Assertion"))
+					}
+				})
 			}
 		})
 	}
 }
 
+// traefikCheck asks the gateway's forward-auth endpoint about a request as
+// Traefik's forwardAuth middleware does (trustForwardHeader: false): a GET
+// to the address from the front proxy's own address, carrying the client's
+// headers, the entrypoint's X-Forwarded-Port, -Server and X-Real-Ip, and
+// X-Forwarded-For, -Method, -Proto, -Host and -Uri describing the request;
+// with forwardBody, its body too. Traefik is not installed here: this is
+// its request shape (pkg/middlewares/auth/forward.go, writeHeader).
+func traefikCheck(h *harness, method, target string, client http.Header, body string) *httptest.ResponseRecorder {
+	u, err := url.Parse(target)
+	if err != nil {
+		panic(err)
+	}
+	var rb io.Reader
+	if body != "" {
+		rb = strings.NewReader(body) // forwardBody: true
+	}
+	req := httptest.NewRequest("GET", "http://127.0.0.1:9091/", rb)
+	req.RemoteAddr = "127.0.0.1:41000"
+	for k, v := range client {
+		req.Header[k] = v
+	}
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	req.Header.Set("X-Forwarded-Port", "80")
+	req.Header.Set("X-Forwarded-Server", "traefik-1")
+	req.Header.Set("X-Real-Ip", "203.0.113.7")
+	req.Header.Set("X-Forwarded-Method", method)
+	req.Header.Set("X-Forwarded-Proto", "http")
+	req.Header.Set("X-Forwarded-Host", u.Host)
+	req.Header.Set("X-Forwarded-Uri", u.RequestURI())
+	rec := httptest.NewRecorder()
+	h.Gateway.ForwardAuth().ServeHTTP(rec, req)
+	return rec
+}
+
+// TestTraefikForwardAuthRequests sends Traefik's forwardAuth requests to
+// the endpoint in-process: the answer carries the headers
+// authResponseHeaders names, refusals carry Portero's status and reason,
+// and with forwardBody an edit is decided on its body.
+func TestTraefikForwardAuthRequests(t *testing.T) {
+	bodyPolicy := fstest.MapFS{"p.rego": {Data: []byte(`package portero.authz
+decision := {"allow": false, "status": 403, "reason": "deny.not_a_member"} if input.tenant.id != "acme"
+else := {"allow": false, "status": 403, "reason": "body.role"} if input.request.body.role == "admin"
+else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub, "X-Portero-Tenant": input.tenant.id}}`)}}
+	h := newHarnessWith(t, bodyPolicy, harnessOpts{Extra: "forward_auth:\n  listen: 127.0.0.1:9091\n  trusted_proxies: [127.0.0.1/32]\n"})
+	tok := h.Member(t)
+	bearer := http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"application/json"}}
+	with := func(extra http.Header) http.Header {
+		out := bearer.Clone()
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	json := with(http.Header{"Content-Type": {"application/json"}})
+	const api = "http://acme.apps.example.com/api/orders"
+	cases := []struct {
+		name, method, target string
+		client               http.Header
+		body                 string
+		status               int
+		reason               string
+		// answer are headers the 200 answer must carry; "" must be absent.
+		answer map[string]string
+	}{
+		{"member", "GET", api + "?page=2", bearer, "", 200, "", map[string]string{"X-Portero-User": "alice", "X-Portero-Tenant": "acme", "Cookie": ""}},
+		{"other cookies, without Portero's", "GET", api, with(http.Header{"Cookie": {"theme=dark"}}), "", 200, "", map[string]string{"Cookie": "theme=dark"}},
+		{"forwardBody: an allowed edit", "POST", api, json, `{"role":"viewer"}`, 200, "", map[string]string{"X-Portero-User": "alice"}},
+		{"forwardBody: an edit the policy refuses on its body", "POST", api, json, `{"role":"admin"}`, 403, "body.role", nil},
+		{"an edit without forwardBody", "POST", api, json, "", 403, "forward_auth.body_required", nil},
+		{"no token", "GET", api, http.Header{"Accept": {"application/json"}}, "", 401, "auth.required", nil},
+		{"other tenant", "GET", "http://initech.apps.example.com/api/orders", bearer, "", 403, "deny.not_a_member", nil},
+		{"client sends X-Portero-User", "GET", api, with(http.Header{"X-Portero-User": {"root"}}), "", 400, "request.reserved_header", nil},
+		{"client sends X_Portero_User", "GET", api, with(http.Header{"X_portero_user": {"root"}}), "", 400, "request.reserved_header", nil},
+		{"client sends Impersonate-User", "GET", api, with(http.Header{"Impersonate-User": {"root"}}), "", 400, "request.reserved_header", nil},
+		{"client sends X-Remote-User", "GET", api, with(http.Header{"X-Remote-User": {"root"}}), "", 400, "request.reserved_header", nil},
+		{"client sends X-HTTP-Method-Override", "POST", api, with(http.Header{"X-Http-Method-Override": {"GET"}}), "", 400, "request.reserved_header", nil},
+		{"client's X-Original-Uri names another request", "GET", "http://acme.apps.example.com/api/a//b", with(http.Header{"X-Original-Uri": {"/api/orders"}}), "", 400, "forward_auth.ambiguous", nil},
+		{"client's X-Original-Method names another method", "POST", api, with(http.Header{"X-Original-Method": {"GET"}}), "", 400, "forward_auth.ambiguous", nil},
+		{"double slash", "GET", "http://acme.apps.example.com/api/a//b", bearer, "", 400, "request.non_canonical_path", nil},
+		{"_method in the query", "GET", api + "?_method=DELETE", bearer, "", 400, "request.method_override", nil},
+		{"Portero's own path", "GET", "http://acme.apps.example.com/.portero/login", bearer, "", 403, "forward_auth.portero_path", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := traefikCheck(h, tc.method, tc.target, tc.client, tc.body)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if tc.status != 200 {
+				if !strings.Contains(rec.Body.String(), tc.reason) {
+					t.Errorf("answer does not name %s: %s", tc.reason, rec.Body)
+				}
+				for name := range rec.Header() {
+					if strings.HasPrefix(name, "X-Portero-") {
+						t.Errorf("a refusal carries %s", name)
+					}
+				}
+				return
+			}
+			if v := rec.Header().Values("X-Portero-Assertion"); len(v) != 1 || strings.Count(v[0], ".") != 2 {
+				t.Errorf("assertion %q, want one JWT", v)
+			}
+			for name, want := range tc.answer {
+				if got := strings.Join(rec.Header().Values(name), " | "); got != want {
+					t.Errorf("answer %s %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+	t.Run("untrusted source", func(t *testing.T) {
+		req := httptest.NewRequest("GET", "http://127.0.0.1:9091/", nil)
+		req.RemoteAddr = "192.0.2.1:41000"
+		req.Header = with(http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Host": {"acme.apps.example.com"}, "X-Forwarded-Uri": {"/api/orders"}})
+		rec := httptest.NewRecorder()
+		h.Gateway.ForwardAuth().ServeHTTP(rec, req)
+		if rec.Code != 403 || !strings.Contains(rec.Body.String(), "forward_auth.untrusted_source") {
+			t.Fatalf("got %d %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("browser sign-in", func(t *testing.T) {
+		h, _ := forwardAuthHarness(t, harnessOpts{Login: true}, "127.0.0.1/32")
+		rec := traefikCheck(h, "GET", "http://acme.apps.example.com/reviews", http.Header{"Accept": {"text/html"}}, "")
+		loc := rec.Header().Get("Location")
+		if rec.Code != 401 || !strings.HasPrefix(loc, "http://localhost/.portero/login?rd=") || !strings.Contains(rec.Body.String(), `http-equiv="refresh"`) {
+			t.Fatalf("got %d Location %q: %s", rec.Code, loc, rec.Body)
+		}
+	})
+	h.UpstreamSawNothing(t)
+}
