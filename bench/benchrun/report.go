@@ -91,7 +91,7 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 				port.fixed.rate, ms(fd), verdict(fd <= time.Millisecond), strings.Join(fEach, "; "))
 		}
 	}
-	for _, stack := range []string{"nginx auth_request", "Caddy forward_auth"} {
+	for _, stack := range []string{"nginx auth_request → OPA", "Caddy forward_auth → adapter"} {
 		if s := find(rows, stack); s != nil && port != nil {
 			ratio := port.rps / s.rps
 			fmt.Fprintf(&b, "- Portero at %.1f× the requests/s of %s (target ≥ 3×): %s.\n", ratio, s.name, verdict(ratio >= 3))

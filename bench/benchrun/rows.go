@@ -26,6 +26,7 @@ func (h *harness) rows() []rowSpec {
 		{name: "Portero, cookie sessions, access store, full default policy", note: "64 users signed in through the code flow, round robin over 3 classified pages each; 100,000 members in SQLite (10,000 in the smoke run)", setup: h.porteroStoreRow},
 		{name: "Portero, access store, edits with a JSON body", note: "the same gateway and users, each PATCHing two fields of a location profile: checked per field, never from the decision cache", setup: h.porteroStoreEditsRow},
 		{name: "nginx auth_request → OPA (njs)", note: "njs ngx.fetch to `opa run --server`, same Rego + JWT verification in Rego", setup: h.nginxRow(true)},
+		{name: "nginx auth_request → Portero", note: "Portero's forward_auth.listen, same token and default policy; nginx copies the decision's headers and the assertion", setup: h.nginxPorteroRow},
 		{name: "Caddy forward_auth → adapter → OPA", note: "forward_auth needs 2xx/403, so a 40-line Go adapter asks OPA", setup: h.caddyRow},
 	}
 }
@@ -234,6 +235,80 @@ func (h *harness) nginxRow(withOPA bool) func() (target, error) {
 		}
 		return target{url: url + page, headers: []string{"Authorization: " + h.auth}, measured: measured}, nil
 	}
+}
+
+// nginxPorteroConfig is docs/forward-auth.md's nginx configuration cut to
+// the bench's headers, with keep-alive to Portero and the upstream.
+const nginxPorteroConfig = `
+worker_processes 2;
+daemon off;
+user root;
+pid %[1]s/nginx-portero.pid;
+error_log %[1]s/nginx-portero-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/nginx-body;
+  proxy_temp_path %[1]s/nginx-proxy;
+  upstream backend { server %[2]s; keepalive 128; }
+  upstream portero { server %[3]s; keepalive 128; }
+  server {
+    listen %[4]s;
+    location / {
+      auth_request /_portero_check;
+      auth_request_set $portero_user $upstream_http_x_portero_user;
+      auth_request_set $portero_tenant $upstream_http_x_portero_tenant;
+      auth_request_set $portero_roles $upstream_http_x_portero_roles;
+      auth_request_set $portero_assertion $upstream_http_x_portero_assertion;
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Portero-User $portero_user;
+      proxy_set_header X-Portero-Tenant $portero_tenant;
+      proxy_set_header X-Portero-Roles $portero_roles;
+      proxy_set_header X-Portero-Assertion $portero_assertion;
+    }
+    location = /_portero_check {
+      internal;
+      proxy_pass http://portero;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-Uri $request_uri;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+  }
+}
+`
+
+// nginxPorteroRow: nginx asks Portero's forward-auth listener about every
+// request (auth_request) and forwards it to the upstream itself.
+func (h *harness) nginxPorteroRow() (target, error) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		return target{}, errors.New("nginx is not installed (apt-get install nginx)")
+	}
+	checkPort, port := freePort(), freePort()
+	extra := fmt.Sprintf("forward_auth:\n  listen: %s\n  trusted_proxies: [127.0.0.1/32]\n", hostport(checkPort))
+	cfg, _, ops := h.porteroConfigFor("portero-forward-auth", false, "warn", "", extra)
+	portero := h.start("portero-forward-auth", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)
+	if err := waitStatus(ops+"/readyz", 200); err != nil {
+		return target{}, fmt.Errorf("%v\n%s", err, portero.tail())
+	}
+	conf := fmt.Sprintf(nginxPorteroConfig, h.dir, strings.TrimPrefix(h.upstream, "http://"), hostport(checkPort), hostport(port))
+	path := filepath.Join(h.dir, "nginx-portero.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return target{}, err
+	}
+	p := h.start("nginx", nil, nginx, "-c", path, "-e", filepath.Join(h.dir, "nginx-portero-error.log"))
+	url := fmt.Sprintf("http://%s", hostport(port))
+	if err := waitStatusWith(url+page, 200, "Authorization: "+h.auth); err != nil {
+		return target{}, fmt.Errorf("%v\n%s\n%s", err, p.tail(), portero.tail())
+	}
+	return target{url: url + page, headers: []string{"Authorization: " + h.auth}, measured: []*proc{p, portero}}, nil
 }
 
 const caddyfile = `{
