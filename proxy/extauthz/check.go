@@ -29,25 +29,23 @@ import (
 
 // envoyOwn are the headers Envoy's HTTP connection manager sets on every
 // request before any filter runs, replacing a client's copy, so the check
-// sees Envoy's value and so does the app: neither refused nor removed. With
-// use_remote_address: true and xff_num_trusted_hops: 0 (an edge Envoy),
-// x-forwarded-proto is Envoy's own, x-request-id is generated for every
-// external request, x-forwarded-client-cert is removed unless
-// forward_client_cert_details says otherwise, and x-envoy-external-address
-// and x-envoy-internal are Envoy's. X-Forwarded-For keeps the client's
-// entries with Envoy's appended last (the app must read it from the right,
-// as Envoy's own xff_num_trusted_hops does).
+// sees Envoy's value and so does the app: neither refused nor removed. This
+// holds for an edge Envoy (use_remote_address: true, xff_num_trusted_hops:
+// 0): x-forwarded-proto is Envoy's own, x-request-id is generated for every
+// external request, and x-forwarded-client-cert is removed unless
+// forward_client_cert_details says otherwise. X-Forwarded-For keeps the
+// client's entries with Envoy's appended last: the app must read it from
+// the right, as Envoy's own xff_num_trusted_hops does. (Only names Portero
+// controls matter here; X-Request-Id is listed because Envoy owns it.)
 //
 // Headers Envoy sets after ext_authz (the router's
 // x-envoy-expected-rq-timeout-ms and x-envoy-original-path) are not here:
 // a client's copy is removed and the router sets its own afterwards.
 var envoyOwn = map[string]bool{
-	"X-Forwarded-For":          true,
-	"X-Forwarded-Proto":        true,
-	"X-Forwarded-Client-Cert":  true,
-	"X-Request-Id":             true,
-	"X-Envoy-External-Address": true,
-	"X-Envoy-Internal":         true,
+	"X-Forwarded-For":         true,
+	"X-Forwarded-Proto":       true,
+	"X-Forwarded-Client-Cert": true,
+	"X-Request-Id":            true,
 }
 
 // via names this endpoint in the gateway's log and metrics.
