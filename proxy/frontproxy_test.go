@@ -481,8 +481,8 @@ func TestFrontProxySignIn(t *testing.T) {
 
 			// An API client gets the 401 itself, not a redirect.
 			resp, body = frontRequest{method: "GET", url: "http://acme.apps.example.com/api/orders"}.send(t, c)
-			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
-				t.Fatalf("API without a token: %d Location %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Fatalf("API without a token: %d Location %q WWW-Authenticate %q: %s", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("WWW-Authenticate"), body)
 			}
 			h.UpstreamSawNothing(t)
 
@@ -654,4 +654,18 @@ else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub, "X-Por
 		}
 	})
 	h.UpstreamSawNothing(t)
+}
+
+// TestFrontProxyDocsMatchTestdata: the nginx and Caddy configurations in
+// docs/forward-auth.md are, verbatim, the files the tests above run.
+func TestFrontProxyDocsMatchTestdata(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "forward-auth.md"))
+	must(t, err)
+	for file, lang := range map[string]string{"nginx.conf": "nginx", "Caddyfile": "caddy"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "frontproxy", file))
+		must(t, err)
+		if block := "```" + lang + "\n" + string(b) + "```\n"; !strings.Contains(string(doc), block) {
+			t.Errorf("docs/forward-auth.md has no ```%s block equal to testdata/frontproxy/%s: copy the file into the docs", lang, file)
+		}
+	}
 }
