@@ -192,6 +192,9 @@ type Listen struct {
 	// TLS serves the public listener over HTTPS (see ListenTLS); absent,
 	// it speaks plain HTTP/1.1.
 	TLS *ListenTLS `yaml:"tls"`
+	// Pprof serves Go's profiles under /debug/pprof/ on the ops listener
+	// (off by default: a profile costs CPU and shows the heap).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Route sends the requests whose host and path match to one upstream.

@@ -105,6 +105,7 @@ func New(cfg *config.Config, opts Options) (*Plane, error) {
 		if opts.Audit == nil || opts.Store == nil {
 			return nil, errors.New("master access needs the access store (its audit trail) and an export sink (audit.Discard() for none)")
 		}
+		p.metrics.masterMax.Set(cfg.Master.MaxDuration.Seconds())
 		p.master = &masterAccess{cfg: cfg.Master, audit: opts.Audit,
 			notify: newNotifier(cfg.Master.Webhook, cfg.Master.TenantWebhooks, cfg.Master.WebhookTimeout, p.metrics.notifyFailures, opts.Log)}
 	}

@@ -334,13 +334,23 @@ func (p *Plane) refreshMasterGauge(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	n := 0
+	n, oldest := 0, time.Time{}
 	for _, ms := range open {
 		if ms.Active(p.now()) {
 			n++
 		}
+		if oldest.IsZero() || ms.StartedAt.Before(oldest) {
+			oldest = ms.StartedAt
+		}
 	}
 	p.metrics.masterActive.Set(float64(n))
+	// A session open past master_access.max_duration means its end was
+	// never recorded (the sweep fails): the alert compares the two.
+	if oldest.IsZero() {
+		p.metrics.masterOldest.Set(0)
+	} else {
+		p.metrics.masterOldest.Set(float64(oldest.UnixNano()) / 1e9)
+	}
 }
 
 func (p *Plane) masterPage(w http.ResponseWriter, r *http.Request, st *authn.Session, f masterForm, status int) {

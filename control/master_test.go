@@ -51,6 +51,14 @@ func TestMasterAccessLifecycle(t *testing.T) {
 	if v := m.Metric(t, "portero_master_access_active"); v != 1 {
 		t.Errorf("portero_master_access_active = %v", v)
 	}
+	// The alert on a session open past master_access.max_duration compares
+	// these two.
+	if v, want := m.Metric(t, "portero_master_access_oldest_started_timestamp_seconds"), float64(m.Clock.Now().Unix()); v != want {
+		t.Errorf("portero_master_access_oldest_started_timestamp_seconds = %v, want %v (the start)", v, want)
+	}
+	if v := m.Metric(t, "portero_master_access_max_duration_seconds"); v != 4*3600 {
+		t.Errorf("portero_master_access_max_duration_seconds = %v, want 14400", v)
+	}
 	// While active: the owner's access, impersonation headers, and none of
 	// the client's copies.
 	rec = m.B.Do("POST", page, nil, hostile)
@@ -175,6 +183,9 @@ func TestMasterAccessLifecycle(t *testing.T) {
 	}
 	if v := m.Metric(t, "portero_master_access_active"); v != 0 {
 		t.Errorf("portero_master_access_active = %v after everything ended", v)
+	}
+	if v := m.Metric(t, "portero_master_access_oldest_started_timestamp_seconds"); v != 0 {
+		t.Errorf("portero_master_access_oldest_started_timestamp_seconds = %v after everything ended, want 0", v)
 	}
 }
 

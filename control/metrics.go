@@ -5,6 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the control plane's Prometheus metrics.
 type metrics struct {
 	masterActive   prometheus.Gauge
+	masterOldest   prometheus.Gauge // start of the oldest session not yet ended
+	masterMax      prometheus.Gauge // master_access.max_duration
 	masterEvents   *prometheus.CounterVec
 	notifyFailures prometheus.Counter
 	rateLimited    *prometheus.CounterVec
@@ -16,6 +18,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		masterActive: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "portero_master_access_active",
 			Help: "Master-access sessions open and unexpired now.",
+		}),
+		masterOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portero_master_access_oldest_started_timestamp_seconds",
+			Help: "Start (Unix time) of the oldest master-access session not yet ended, an expired one the sweep has not ended yet included; 0 when none is open.",
+		}),
+		masterMax: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portero_master_access_max_duration_seconds",
+			Help: "master_access.max_duration: no session is meant to stay open longer; 0 without master access.",
 		}),
 		masterEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portero_master_access_total",
@@ -40,6 +50,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, e := range rateLimitedEndpoints {
 		m.rateLimited.WithLabelValues(e)
 	}
-	reg.MustRegister(m.masterActive, m.masterEvents, m.notifyFailures, m.rateLimited, m.auditSuppress)
+	reg.MustRegister(m.masterActive, m.masterOldest, m.masterMax, m.masterEvents, m.notifyFailures, m.rateLimited, m.auditSuppress)
 	return m
 }

@@ -90,6 +90,7 @@ func (g *Gateway) Check(r *http.Request, opts CheckOptions) *Check {
 		deny.Write(w, r, false, *d)
 		// Counted like every refusal before routing.
 		g.metrics.requests.WithLabelValues("none", "reject", strconv.Itoa(d.Status)).Inc()
+		g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
 	} else {
 		g.serve(w, r, c)
 	}

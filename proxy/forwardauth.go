@@ -35,6 +35,7 @@ func (g *Gateway) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if d != nil {
 		d.ID = newDecisionID()
 		g.metrics.requests.WithLabelValues("none", "reject", "400").Inc()
+		g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
 		g.metrics.checks.WithLabelValues("http", "refused").Inc()
 		deny.Write(w, r, false, *d)
 		return

@@ -594,7 +594,11 @@ else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub, "X-Por
 		{"other cookies, without Portero's", "GET", api, with(http.Header{"Cookie": {"theme=dark"}}), "", 200, "", map[string]string{"Cookie": "theme=dark"}},
 		{"forwardBody: an allowed edit", "POST", api, json, `{"role":"viewer"}`, 200, "", map[string]string{"X-Portero-User": "alice"}},
 		{"forwardBody: an edit the policy refuses on its body", "POST", api, json, `{"role":"admin"}`, 403, "body.role", nil},
-		{"an edit without forwardBody", "POST", api, json, "", 403, "forward_auth.body_required", nil},
+		{"a POST without forwardBody", "POST", api, json, "", 403, "forward_auth.body_required", nil},
+		// Any other edit is decided with no body: this policy's deny rule
+		// on body.role does not hold, so it is allowed (see
+		// TestFrontProxyEditDecidedWithoutItsBody).
+		{"a PATCH without forwardBody", "PATCH", api, json, "", 200, "", map[string]string{"X-Portero-User": "alice"}},
 		{"no token", "GET", api, http.Header{"Accept": {"application/json"}}, "", 401, "auth.required", nil},
 		{"other tenant", "GET", "http://initech.apps.example.com/api/orders", bearer, "", 403, "deny.not_a_member", nil},
 		{"client sends X-Portero-User", "GET", api, with(http.Header{"X-Portero-User": {"root"}}), "", 400, "request.reserved_header", nil},
@@ -653,6 +657,32 @@ else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub, "X-Por
 			t.Fatalf("got %d Location %q: %s", rec.Code, loc, rec.Body)
 		}
 	})
+	h.UpstreamSawNothing(t)
+}
+
+// TestFrontProxyEditDecidedWithoutItsBody: behind nginx, which cannot send
+// the body with the check, a PATCH whose body a policy refuses on the proxy
+// path (deny if body.role is "admin") is decided with no body, allowed, and
+// the app receives the body nobody checked. docs/forward-auth.md (rule 6)
+// tells policy authors to treat an absent body as unknown; the default
+// policy does (field.body_unchecked). Remove the Skip to require that Check
+// refuse every edit with a body on such a route instead.
+func TestFrontProxyEditDecidedWithoutItsBody(t *testing.T) {
+	t.Skip("by design since ac3c00d: only a POST is refused without its body; see the comment above")
+	policyFS := fstest.MapFS{"p.rego": {Data: []byte(`package portero.authz
+decision := {"allow": false, "status": 403, "reason": "body.role"} if input.request.body.role == "admin"
+else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub}}`)}}
+	h := newHarnessWith(t, policyFS, harnessOpts{Extra: "forward_auth:\n  listen: " + docForwardAuth + "\n  trusted_proxies: [127.0.0.1/32]\n"})
+	auth := httptest.NewServer(h.Gateway.ForwardAuth())
+	t.Cleanup(auth.Close)
+	c := frontClient(startNginx(t, h, auth.Listener.Addr().String()))
+	resp, body := frontRequest{method: "PATCH", url: "http://acme.apps.example.com/api/orders/7", token: h.Member(t),
+		body: `{"role":"admin"}`, header: http.Header{"Content-Type": {"application/json"}}}.send(t, c)
+	if resp.StatusCode == 200 {
+		got := h.UpstreamSaw(t)
+		t.Fatalf("the app received %s %s with body %q, which the policy refuses on the proxy path", got.Method, got.Path, got.Body)
+	}
+	t.Logf("refused: %d %s", resp.StatusCode, body)
 	h.UpstreamSawNothing(t)
 }
 

@@ -141,15 +141,14 @@ func (g *Gateway) SetControl(h http.Handler) { g.control = h }
 // it.
 const ControlPrefix = "/.portero/"
 
-// Ready says why the gateway cannot serve yet, or nil.
+// Ready says why the gateway cannot serve yet (every failing check of
+// Readiness, see ops.go), or nil.
 func (g *Gateway) Ready() error {
-	if g.engine.Current() == nil {
-		return errors.New("policy not loaded")
+	var errs []error
+	for _, c := range g.Readiness() {
+		errs = append(errs, c.Err)
 	}
-	if !g.authn.Bearer.Ready() {
-		return errors.New("oidc discovery not completed for " + g.cfg.OIDC.Issuer)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // JWKS returns the JSON Web Key Set upstreams verify assertions with.
@@ -218,6 +217,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	routeName, outcome := "none", "reject"
 	defer func() {
 		g.metrics.requests.WithLabelValues(routeName, outcome, strconv.Itoa(rec.code())).Inc()
+		if rec.denied != "" {
+			g.metrics.denials.WithLabelValues(routeName, rec.denied).Inc()
+		}
 		g.metrics.duration.WithLabelValues(routeName).Observe(g.now().Sub(start).Seconds())
 	}()
 
@@ -628,6 +630,14 @@ func (g *Gateway) serveJWKS(w http.ResponseWriter, r *http.Request) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	denied string // the reason id of the denial written, if any
+}
+
+// Denied records the reason of the denial written (deny.Counter).
+func (s *statusRecorder) Denied(reason string) {
+	if s.denied == "" {
+		s.denied = reason
+	}
 }
 
 func (s *statusRecorder) WriteHeader(code int) {

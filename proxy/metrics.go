@@ -8,6 +8,7 @@ import (
 // Metrics are the request path's Prometheus metrics.
 type Metrics struct {
 	requests       *prometheus.CounterVec
+	denials        *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	droppedHeaders prometheus.Counter
@@ -23,6 +24,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "portero_requests_total",
 			Help: "Requests by route, decision (allow, deny, reject before policy) and response code.",
 		}, []string{"route", "decision", "code"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_denials_total",
+			Help: "Requests Portero refused itself, by route (none: before routing) and stable reason id (request.*, auth.*, access.*, the policy's reasons, …).",
+		}, []string{"route", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "portero_request_duration_seconds",
 			Help:    "Time from request received until the response is written in full (or refused), upstream included.",
@@ -46,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Forward-auth checks by endpoint (http: nginx, Traefik, Caddy; envoy: ext_authz) and result: allowed, refused, untrusted (from outside forward_auth.trusted_proxies).",
 	}, []string{"via", "result"})
 	reg.MustRegister(m.accessLookups, m.checks)
-	reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.droppedHeaders,
+	reg.MustRegister(m.requests, m.denials, m.duration, m.upstreamErrors, m.droppedHeaders,
 		collectors.NewBuildInfoCollector(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -41,9 +41,18 @@ var page = template.Must(template.New("deny").Parse(`<!doctype html>
 <p>Reason: <code>{{.Reason}}</code>{{if .ID}}<br>Decision id: <code>{{.ID}}</code>{{end}}</p></body></html>
 `))
 
+// Counter is a ResponseWriter that wants to know the reason of the denial
+// written to it (the request path counts denials by reason).
+type Counter interface {
+	Denied(reason string)
+}
+
 // Write answers as JSON for API routes (or clients that ask for JSON) and as
 // a small HTML page otherwise.
 func Write(w http.ResponseWriter, r *http.Request, api bool, d Denial) {
+	if c, ok := w.(Counter); ok {
+		c.Denied(d.Reason)
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
