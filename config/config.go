@@ -337,6 +337,12 @@ type Policy struct {
 	// from the cache (a body, say) costs a second evaluation with a
 	// shadow: sampling bounds that cost on busy gateways.
 	ShadowSample *float64 `yaml:"shadow_sample"`
+	// Bundle, DecisionLogs and Status speak OPA's management APIs
+	// (config/opa.go): the policy from a bundle server instead of Dir,
+	// every decision to a collector, status reports.
+	Bundle       *PolicyBundle `yaml:"bundle"`
+	DecisionLogs *DecisionLogs `yaml:"decision_logs"`
+	Status       *OPAStatus    `yaml:"status"`
 }
 
 // ShadowFraction is the share of decisions a shadow policy, when there is

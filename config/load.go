@@ -113,6 +113,7 @@ func (v validator) validate(c *Config) {
 	v.tenant(c.Tenant)
 	v.oidc(&c.OIDC)
 	v.policy(&c.Policy)
+	v.opaManagement(&c.Policy)
 	switch c.Headers.Profile {
 	case "":
 		c.Headers.Profile = ProfilePortero

@@ -243,7 +243,13 @@ func (e *Engine) Shadow() *Engine {
 func (e *Engine) Reload(ctx context.Context) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	loaded, files, err := e.load(ctx)
+	return e.reloadLocked(ctx, e.source.FS, nil)
+}
+
+// reloadLocked loads the policy files in fsys, as Reload describes, and
+// logs the outcome with the extra attributes. The caller holds reloadMu.
+func (e *Engine) reloadLocked(ctx context.Context, fsys fs.FS, extra []any) error {
+	loaded, files, err := e.load(ctx, fsys)
 	if err != nil {
 		failed := FailedTests(err)
 		result := reloadFailure
@@ -252,7 +258,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 		}
 		e.lastErr.Store(&ReloadError{At: time.Now(), Err: err, Tests: failed, Errors: policyErrors(err)})
 		e.metrics.reloaded(result, "")
-		attrs := []any{"source", e.source.Name, "result", result, "error", err.Error()}
+		attrs := append([]any{"source", e.source.Name, "result", result, "error", err.Error()}, extra...)
 		if len(failed) > 0 {
 			names := make([]string, len(failed))
 			for i, f := range failed {
@@ -282,7 +288,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if prev != nil {
 		prevRev = prev.Revision
 	}
-	attrs := []any{"source", e.source.Name, "revision", loaded.Revision, "previous", prevRev, "stages", loaded.Stages()}
+	attrs := append([]any{"source", e.source.Name, "revision", loaded.Revision, "previous", prevRev, "stages", loaded.Stages()}, extra...)
 	if e.gate == TestsRequired {
 		attrs = append(attrs, "tests_passed", loaded.Tests, "tests_ms", loaded.TestsDuration.Milliseconds())
 	}
@@ -310,12 +316,12 @@ func (e *Engine) measureCoverage(p *Loaded, files memFS) {
 	p.coverage.pct.Store(&pct)
 }
 
-// load reads the source once (tests included) and loads it under the
+// load reads fsys, the source, once (tests included) and loads it under the
 // engine's test gate, which the first load decides when it is
 // TestsWhenPresent. It returns the files read too (tests included), for
 // the history. The caller holds reloadMu.
-func (e *Engine) load(ctx context.Context) (*Loaded, memFS, error) {
-	all, err := readSnapshot(e.source.FS, true)
+func (e *Engine) load(ctx context.Context, fsys fs.FS) (*Loaded, memFS, error) {
+	all, err := readSnapshot(fsys, true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load policy %s: read: %w", e.source.Name, err)
 	}

@@ -19,12 +19,16 @@ import (
 // connections, and a token bucket of new connections per client address.
 // A connection over either limit is answered with a plain 503 and closed
 // at once, so the client sees why instead of hanging in the accept queue.
+// With TLS (layered on top of this listener, so refused connections cost
+// no handshake) it is closed without an answer: a TLS client could not
+// read a plain-text one.
 type ConnLimiter struct {
 	net.Listener
 	max       int64
 	open      atomic.Int64
 	perClient *limit.PerKey
 	now       func() time.Time
+	refusal   []byte // what a refused connection gets; nothing under TLS
 
 	openGauge prometheus.GaugeFunc
 	refused   *prometheus.CounterVec
@@ -43,6 +47,7 @@ func LimitListener(ln net.Listener, cfg config.Listen, reg prometheus.Registerer
 		max:       int64(cfg.MaxConnections),
 		perClient: limit.NewPerKey(cfg.ClientConnections, 100000),
 		now:       time.Now,
+		refusal:   []byte(refusalResponse),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portero_connections_refused_total",
 			Help: "Client connections answered 503 and closed: max_connections (listen.max_connections reached) or client_rate (listen.client_connections).",
@@ -52,6 +57,9 @@ func LimitListener(ln net.Listener, cfg config.Listen, reg prometheus.Registerer
 		Name: "portero_connections_open",
 		Help: "Open client connections on the public listener.",
 	}, func() float64 { return float64(l.open.Load()) })
+	if cfg.TLS != nil {
+		l.refusal = nil
+	}
 	for _, r := range []string{"max_connections", "client_rate"} {
 		l.refused.WithLabelValues(r)
 	}
@@ -80,7 +88,9 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 		go func() {
 			defer l.open.Add(-1)
 			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte(refusalResponse))
+			if l.refusal != nil {
+				_, _ = c.Write(l.refusal)
+			}
 			_ = c.Close()
 		}()
 	}

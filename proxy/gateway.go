@@ -60,6 +60,8 @@ type Gateway struct {
 	ownCookies []string
 	// served counts requests, for ReleaseIdleMemory's "quiet".
 	served atomic.Int64
+	// recorder is policy.decision_logs; nil: off (decisionrecord.go).
+	recorder policy.DecisionRecorder
 	// checkPath is forward_auth.path: "" when the public listener answers
 	// no forward-auth checks.
 	checkPath string
@@ -431,6 +433,9 @@ func (g *Gateway) authorize(ctx context.Context, in *policy.Input) (policy.Evalu
 		g.engine.DecideShadow(ctx, decisionID(ctx), in, ev)
 	}
 	g.logDecision(decisionID(ctx), in, ev, masterID)
+	if g.recorder != nil { // policy.decision_logs: to an OPA collector
+		g.recordDecision(ctx, decisionID(ctx), in, ev)
+	}
 	return ev, nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/control"
+	"github.com/portero-gateway/portero/internal/certreload"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
 	"github.com/portero-gateway/portero/proxy/authn"
@@ -272,6 +273,18 @@ func cmdServe(args []string, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if t := cfg.Listen.TLS; t != nil {
+		// listen.tls: the certificate is looked up on every handshake, so
+		// a renewed pair serves new connections while open ones go on.
+		certs, err := certreload.New(t.CertFile, t.KeyFile, reg, log)
+		if err != nil {
+			return err
+		}
+		if _, err := certs.Watch(ctx, certStatEvery); err != nil {
+			return err
+		}
+		public.TLSConfig = certs.ServerConfig()
+	}
 	ops := &http.Server{
 		Addr:              cfg.Listen.Ops,
 		Handler:           proxy.OpsHandler(gw, reg),
@@ -302,8 +315,16 @@ func cmdServe(args []string, stderr io.Writer) error {
 		if srv == public {
 			ln = proxy.LimitListener(ln, cfg.Listen, reg)
 		}
-		log.Info("listening", "addr", ln.Addr().String(), "listener", names[srv])
-		go func() { errc <- srv.Serve(ln) }()
+		log.Info("listening", "addr", ln.Addr().String(), "listener", names[srv], "tls", srv.TLSConfig != nil)
+		go func() {
+			if srv.TLSConfig != nil {
+				// TLS on top of the limited listener: a refused connection
+				// costs no handshake. HTTP/2 by ALPN.
+				errc <- srv.ServeTLS(ln, "", "")
+				return
+			}
+			errc <- srv.Serve(ln)
+		}()
 	}
 	var envoy *extauthz.Server
 	if cfg.ForwardAuth.Envoy != "" {
@@ -333,6 +354,10 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	return errors.Join(errs...)
 }
+
+// certStatEvery is how often listen.tls's files are looked at when no file
+// event came (some mounts send none).
+const certStatEvery = time.Minute
 
 // exportCatchUpEvery is how often the audit export copies records written
 // by other processes (portero admin) from the store.

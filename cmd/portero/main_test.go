@@ -138,6 +138,14 @@ func TestKeygenAndVersion(t *testing.T) {
 // public address and the issuer whose tokens it accepts.
 func serveBinary(t *testing.T, upstream http.Handler) (string, *testissuer.Issuer) {
 	t.Helper()
+	public, _, iss := serveBinaryConfig(t, upstream, "../../gateway.yaml")
+	return public, iss
+}
+
+// serveBinaryConfig is serveBinary with the configuration file config; it
+// returns the ops address too.
+func serveBinaryConfig(t *testing.T, upstream http.Handler, config string) (public, ops string, iss *testissuer.Issuer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
@@ -146,15 +154,15 @@ func serveBinary(t *testing.T, upstream http.Handler) (string, *testissuer.Issue
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	iss := testissuer.New(t)
+	iss = testissuer.New(t)
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	key := filepath.Join(dir, "assertion.pem")
 	pem, _ := runCLI(t, "keygen")
 	_ = os.WriteFile(key, []byte(pem), 0o600)
 	addrs := testport.Addrs(t, 2)
-	public, ops := addrs[0], addrs[1]
-	cmd := exec.Command(bin, "serve", "-c", "../../gateway.yaml")
+	public, ops = addrs[0], addrs[1]
+	cmd := exec.Command(bin, "serve", "-c", config)
 	cmd.Env = append(os.Environ(),
 		"PORTERO_PUBLIC_ADDR="+public, "PORTERO_OPS_ADDR="+ops,
 		"PORTERO_OIDC_ISSUER="+iss.URL, "PORTERO_UPSTREAM="+up.URL)
@@ -186,7 +194,7 @@ func serveBinary(t *testing.T, upstream http.Handler) (string, *testissuer.Issue
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return public, iss
+	return public, ops, iss
 }
 
 // The real binary, started as an operator would, in front of an upstream.
