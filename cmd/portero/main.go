@@ -176,8 +176,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	// The policy is compiled and, with policy.require_tests, its tests
 	// pass before it serves; failing tests stop the start like a compile
 	// error does.
-	engine, err := policy.NewEngineWith(ctx, policy.EngineOptions{Source: policySource(cfg), Metrics: policy.NewMetrics(reg),
-		Log: log, Tests: testGate(cfg), Shadow: shadowSource(cfg)})
+	// With policy.bundle the policy comes from the bundle server (opa.go).
+	engine, opaMgmt, err := newPolicyEngine(ctx, cfg, policy.EngineOptions{Source: policySource(cfg), Metrics: policy.NewMetrics(reg),
+		Log: log, Tests: testGate(cfg), Shadow: shadowSource(cfg)}, reg, log)
 	if err != nil {
 		return err
 	}
@@ -262,6 +263,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	gw.SetControl(ctl)
+	stopOPA, err := startOPAManagement(ctx, opaMgmt, cfg, gw, log)
+	if err != nil {
+		return err
+	}
+	defer stopOPA() // after the servers have drained: the last decisions are uploaded
 	auth.Start(ctx, &http.Client{Timeout: 10 * time.Second})
 	ctl.Start(ctx)
 

@@ -81,14 +81,17 @@ func (c *Client) Record(ctx context.Context, d *policy.DecisionRecord) {
 		Timestamp:  d.At.UTC(),
 		Input:      &input,
 		Results:    &result,
-		Revision:   d.Revision,
 		Error:      d.Err,
 		Metrics:    evalMetrics{Metrics: metrics.NoOp(), d: d.Duration, cached: d.Cached},
 	}
-	if c.bundle != nil {
-		if rev, ok := c.bundle.activeRevision(d.Revision); ok {
-			info.Bundles = map[string]server.BundleInfo{c.bundle.o.Name: {Revision: rev}}
-		}
+	// As OPA: the bundle's revision under bundles. A policy from a
+	// directory (or the embedded one, or a decision by a policy the bundle
+	// has replaced since) is named by Portero's content revision in the
+	// top-level revision field.
+	if rev, ok := c.bundleRevision(d.Revision); ok {
+		info.Bundles = map[string]server.BundleInfo{c.bundle.o.Name: {Revision: rev}}
+	} else {
+		info.Revision = d.Revision
 	}
 	if err := c.logs.Log(ctx, info); err != nil {
 		c.log.Warn("decision log: event not queued", "decision_id", d.ID, "error", err.Error())
@@ -109,6 +112,13 @@ func (m evalMetrics) All() map[string]any {
 		out["counter_portero_decision_cache_hit"] = 1
 	}
 	return out
+}
+
+func (c *Client) bundleRevision(policyRevision string) (string, bool) {
+	if c.bundle == nil {
+		return "", false
+	}
+	return c.bundle.activeRevision(policyRevision)
 }
 
 // Counters of OPA's decision_logs plugin that mean a decision was lost.
