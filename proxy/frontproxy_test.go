@@ -56,6 +56,7 @@ type frontProxy struct {
 	dropsUnderscoreHeaders bool
 }
 
+// frontProxies are the proxies the tests run, each named as its binary.
 var frontProxies = []frontProxy{
 	{name: "nginx", start: startNginx, clientStatus: func(status int) int {
 		switch {
@@ -316,6 +317,7 @@ func checkSameAsPortero(t *testing.T, got, viaPortero received, host string) {
 func TestFrontProxyForwardAuth(t *testing.T) {
 	for _, fp := range frontProxies {
 		t.Run(fp.name, func(t *testing.T) {
+			frontProxyBinary(t, fp.name) // skip before building the gateway
 			h, authAddr := forwardAuthHarness(t, harnessOpts{}, "127.0.0.1/32")
 			c := frontClient(fp.start(t, h, authAddr))
 			tok := h.Member(t)
@@ -438,6 +440,7 @@ func TestFrontProxyForwardAuth(t *testing.T) {
 func TestFrontProxyUntrustedSource(t *testing.T) {
 	for _, fp := range frontProxies {
 		t.Run(fp.name, func(t *testing.T) {
+			frontProxyBinary(t, fp.name) // skip before building the gateway
 			h, authAddr := forwardAuthHarness(t, harnessOpts{}, "10.0.0.0/8")
 			c := frontClient(fp.start(t, h, authAddr))
 			resp, body := frontRequest{method: "GET", url: "http://acme.apps.example.com/api/orders", token: h.Member(t)}.send(t, c)
@@ -460,6 +463,7 @@ func TestFrontProxyUntrustedSource(t *testing.T) {
 func TestFrontProxySignIn(t *testing.T) {
 	for _, fp := range frontProxies {
 		t.Run(fp.name, func(t *testing.T) {
+			frontProxyBinary(t, fp.name) // skip before building the gateway
 			h, authAddr := forwardAuthHarness(t, harnessOpts{Login: true}, "127.0.0.1/32")
 			c := frontClient(fp.start(t, h, authAddr))
 			html := http.Header{"Accept": {"text/html"}}
