@@ -143,6 +143,11 @@ policy:
 	if !strings.Contains(string(body), `portero_policy_bundle_info{bundle="portero",revision="bin-r1"} 1`) {
 		t.Error("metrics have no portero_policy_bundle_info for bin-r1")
 	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "portero_policy_bundle_activation_seconds_sum") {
+			t.Logf("the default policy from the bundle server: download to served (compile, tests, swap) %s s", strings.Fields(line)[1])
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, "state", "bundles", "portero", "bundle.tar.gz")); err != nil {
 		t.Errorf("the bundle was not persisted: %v", err)
 	}

@@ -277,6 +277,7 @@ func (b *bundleClient) onUpdate(ctx context.Context, u download.Update) error {
 	if err != nil {
 		return err
 	}
+	b.status.LastSuccessfulRequest = b.status.LastRequest
 	b.status.SetDownloadSuccess()
 	b.status.SetBundleSize(u.Size)
 	if b.engine == nil {
