@@ -31,6 +31,8 @@ type Config struct {
 	// auth_request, Traefik forwardAuth, Caddy forward_auth, Envoy
 	// ext_authz) with the same decision the proxy path makes.
 	ForwardAuth ForwardAuth `yaml:"forward_auth"`
+	// Tracing exports OpenTelemetry traces (OTLP/HTTP); off by default.
+	Tracing Tracing `yaml:"tracing"`
 }
 
 // ForwardAuth is the decision endpoint for a front proxy that forwards the

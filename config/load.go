@@ -132,6 +132,7 @@ func (v validator) validate(c *Config) {
 	v.master(c)
 	v.limits(&c.Limits)
 	v.forwardAuth(&c.ForwardAuth, c.Listen)
+	v.tracing(&c.Tracing)
 	switch c.Log.Level {
 	case "":
 		c.Log.Level = "info"

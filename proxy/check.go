@@ -92,6 +92,7 @@ func (g *Gateway) Check(r *http.Request, opts CheckOptions) *Check {
 		g.metrics.requests.WithLabelValues("none", "reject", strconv.Itoa(d.Status)).Inc()
 		g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
 	} else {
+		g.tracer.refusedCheck(r, *d)
 		g.serve(w, r, c)
 	}
 	result := "refused"

@@ -20,9 +20,10 @@ import (
 
 // newForwarder returns the reverse proxy for one route: X-Forwarded-* set
 // from the connection (client-sent values are dropped by Rewrite), responses
-// streamed, WebSocket upgrades passed through, and a 502/504 with a metric
-// when the upstream fails.
-func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.ReverseProxy {
+// streamed, WebSocket upgrades passed through, a 502/504 with a metric
+// when the upstream fails, and with tracing on the forward span's W3C trace
+// context.
+func newForwarder(rc config.Route, m *Metrics, log *slog.Logger, tracer requestTracer) *httputil.ReverseProxy {
 	transport := &http.Transport{
 		Proxy: nil, // never send tenant traffic through an environment proxy
 		DialContext: (&net.Dialer{
@@ -69,6 +70,9 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger) *httputil.Rever
 			// Request trailers never reach the app: they would arrive after
 			// the decision, unchecked.
 			pr.Out.Trailer = nil
+			// With tracing on, Portero's trace context replaces the
+			// client's traceparent; off, headers pass as they came.
+			tracer.inject(pr.Out.Context(), pr.Out.Header)
 			// What the policy decided is set last, on the outgoing request,
 			// after ReverseProxy removed the hop-by-hop headers (and any
 			// header the client named in Connection): nothing the client

@@ -36,7 +36,7 @@ func TestBufferPoolLendsFullSizeBuffersOnly(t *testing.T) {
 
 func TestForwarderUsesThePool(t *testing.T) {
 	rp := newForwarder(config.Route{Name: "app", UpstreamURL: &url.URL{Scheme: "http", Host: "127.0.0.1:1"}},
-		NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+		NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler), requestTracer{})
 	if _, ok := rp.BufferPool.(*bufferPool); !ok {
 		t.Fatalf("BufferPool is %T", rp.BufferPool)
 	}
@@ -56,7 +56,7 @@ func TestBufferedBodyLeavesInOneWrite(t *testing.T) {
 	}))
 	defer upstream.Close()
 	u, _ := url.Parse(upstream.URL)
-	rp := newForwarder(config.Route{Name: "app", UpstreamURL: u}, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	rp := newForwarder(config.Route{Name: "app", UpstreamURL: u}, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler), requestTracer{})
 	var writes atomic.Int32
 	rp.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/internal/deny"
@@ -65,6 +67,8 @@ type Gateway struct {
 	// checkPath is forward_auth.path: "" when the public listener answers
 	// no forward-auth checks.
 	checkPath string
+	// tracer makes the request's spans; its zero value is tracing off.
+	tracer requestTracer
 }
 
 // Options are a gateway's collaborators.
@@ -83,6 +87,9 @@ type Options struct {
 	// access store.
 	Access *access.Resolver[*policy.Access]
 	Store  *access.Store
+	// Tracing makes the request path's spans (internal/tracing); nil is
+	// tracing off.
+	Tracing trace.TracerProvider
 }
 
 // New builds the gateway for a validated configuration. The control plane
@@ -124,9 +131,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		log:            opts.Log,
 		now:            opts.Now,
 		checkPath:      cfg.ForwardAuth.Path,
+		tracer:         newRequestTracer(opts.Tracing, cfg.Tracing.TrustIncoming),
 	}
 	for _, r := range g.router.routes {
-		r.forward = newForwarder(r.cfg, g.metrics, g.log)
+		r.forward = newForwarder(r.cfg, g.metrics, g.log, g.tracer)
 	}
 	if s := opts.Authn.Sessions; s != nil {
 		g.ownCookies = s.CookieNames()
@@ -214,7 +222,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	g.served.Add(1)
 	id := newDecisionID()
 	st := &requestState{id: id}
-	r = r.WithContext(context.WithValue(r.Context(), stateKey, st))
+	ctx, span := g.tracer.start(r, id, chk != nil) // tracing off: r's own context
+	r = r.WithContext(context.WithValue(ctx, stateKey, st))
 	rec := &statusRecorder{ResponseWriter: w}
 	routeName, outcome := "none", "reject"
 	defer func() {
@@ -226,6 +235,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	}()
 
 	// Sanitize: nothing the client sent may pose as Portero's own headers,
+		span.end(rec.code(), rec.denied)
 	// override the method, path or client address, or ride in a trailer;
 	// the method, host, path and query are the one canonical form the
 	// policy decides on and the app receives.
@@ -292,6 +302,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	if refusal != nil {
 		refusal.ID = id
 		deny.Write(rec, r, api, *refusal)
+	span.routed(routeName, host, path)
 		return
 	}
 	st.host = host
@@ -305,7 +316,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	identity, authErr := g.authn.Authenticate(rec, r, api)
 	if authErr != nil {
 		g.log.Info("authentication failed", "decision_id", id, "route", routeName, "reason", authErr.Reason, "error", authErr.Err.Error())
+	_, authenticating := g.tracer.stage(r.Context(), "authenticate")
 		deny.Unauthenticated(rec, r, api, authErr.Reason, id)
+	authenticating.end()
 		return
 	}
 
@@ -341,6 +354,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	if !d.Allow {
 		outcome = "deny"
 		if d.Status == http.StatusUnauthorized && identity == nil {
+	span.decided(d)
 			switch {
 			case api:
 				deny.Unauthenticated(rec, r, api, "", id)
@@ -365,7 +379,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 		chk.allow(st, r.Header)
 		return
 	}
-	rt.forward.ServeHTTP(rec, r)
+	fr, forwarding := g.tracer.forwarding(r) // the upstream gets its trace context (see inject)
+	rt.forward.ServeHTTP(rec, fr)
+	forwarding.responded(rec.code())
+	forwarding.end()
 }
 
 // requestInput is the one builder of the policy input for a request: the
@@ -409,7 +426,10 @@ func (g *Gateway) requestInput(r *http.Request, route policy.Route, identity *po
 func (g *Gateway) authorize(ctx context.Context, in *policy.Input) (policy.Evaluation, error) {
 	masterID := ""
 	if in.Tenant != nil && g.resolver != nil && in.Identity != nil {
-		facts, err := g.resolveAccess(ctx, in)
+		rctx, resolving := g.tracer.stage(ctx, "resolve access")
+		facts, err := g.resolveAccess(rctx, in)
+		resolving.fail(err)
+		resolving.end()
 		if err != nil {
 			level := slog.LevelError
 			if errors.Is(err, access.ErrUnavailable) {
@@ -425,7 +445,10 @@ func (g *Gateway) authorize(ctx context.Context, in *policy.Input) (policy.Evalu
 			masterID = facts.Master.ID // marks the decision log
 		}
 	}
-	ev := g.engine.Decide(ctx, in)
+	ectx, evaluating := g.tracer.stage(ctx, "evaluate")
+	ev := g.engine.Decide(ectx, in)
+	evaluating.evaluated(ev)
+	evaluating.end()
 	if g.engine.ShadowOn() && inSample(g.shadowFraction) {
 		// Dry run (policy.shadow_dir): the candidate decides the same
 		// input (policy.shadow_sample of decisions); its disagreements

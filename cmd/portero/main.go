@@ -30,6 +30,7 @@ import (
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/control"
 	"github.com/portero-gateway/portero/internal/certreload"
+	"github.com/portero-gateway/portero/internal/tracing"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
 	"github.com/portero-gateway/portero/proxy/authn"
@@ -197,6 +198,23 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	opts := proxy.Options{Engine: engine, Metrics: proxy.NewMetrics(reg), Log: log, Authn: auth}
+	// tracing: spans of the request path, exported over OTLP/HTTP; the
+	// last ones are flushed after the servers have drained.
+	traces, err := tracing.New(cfg.Tracing, version(), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)
+		defer cancel()
+		if err := traces.Shutdown(fctx); err != nil {
+			log.Warn("tracing: spans lost at shutdown", "error", err.Error())
+		}
+	}()
+	if traces != nil {
+		opts.Tracing = traces.TracerProvider()
+		log.Info("tracing on", "endpoint", cfg.Tracing.Endpoint, "sample", cfg.Tracing.Fraction(), "trust_incoming", cfg.Tracing.TrustIncoming)
+	}
 	var auditExport *audit.Log
 	if cfg.Assertion.KeyFile != "" {
 		if opts.AssertionKey, err = proxy.LoadAssertionKey(cfg.Assertion.KeyFile); err != nil {
@@ -360,6 +378,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	return errors.Join(errs...)
 }
+
+// traceFlushTimeout bounds the export of the last spans at shutdown.
+const traceFlushTimeout = 5 * time.Second
 
 // certStatEvery is how often listen.tls's files are looked at when no file
 // event came (some mounts send none).

@@ -30,6 +30,7 @@ import (
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/control"
 	"github.com/portero-gateway/portero/internal/testissuer"
+	"github.com/portero-gateway/portero/internal/tracing"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
 	"github.com/portero-gateway/portero/proxy/authn"
@@ -61,6 +62,9 @@ type Harness struct {
 	Got      chan Received
 	Registry *prometheus.Registry
 	Logs     *SyncBuffer
+	// Tracing is the tracer provider of tracing: (nil when off); Shutdown
+	// exports every span still waiting.
+	Tracing *tracing.Provider
 	// Now is the gateway's clock.
 	Now func() time.Time
 }
@@ -165,7 +169,16 @@ func NewWith(t testing.TB, policyFS fstest.MapFS, o Options) *Harness {
 	if h.Authn, err = authn.New(cfg, h.Registry, log, now); err != nil {
 		t.Fatal(err)
 	}
-	opts := proxy.Options{Engine: h.Engine, Metrics: proxy.NewMetrics(h.Registry), Log: log, Now: now, Store: o.Store, Authn: h.Authn}
+	if h.Tracing, err = tracing.New(cfg.Tracing, "test", log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Tracing.Shutdown(ctx)
+	})
+	opts := proxy.Options{Engine: h.Engine, Metrics: proxy.NewMetrics(h.Registry), Log: log, Now: now, Store: o.Store, Authn: h.Authn,
+		Tracing: h.Tracing.TracerProvider()}
 	if o.Store != nil {
 		opts.Access = access.NewResolver(o.Store, 1000, proxy.PrepareAccess, now)
 	}
