@@ -48,6 +48,13 @@ type ForwardAuth struct {
 	// Envoy is a listener (host:port) for Envoy's ext_authz gRPC service
 	// (envoy.service.auth.v3.Authorization).
 	Envoy string `yaml:"envoy"`
+	// Secret, when set, must come with every check (header
+	// X-Portero-Forward-Auth-Secret, set by the front proxy's check
+	// location). Required with Path: on the public listener it is what
+	// tells the front proxy's check from a client's request that the front
+	// proxy passes on to /.portero/ from the same address. At least 32
+	// characters; give it from the environment (${PORTERO_FORWARD_AUTH_SECRET}).
+	Secret string `yaml:"secret"`
 	// TrustedProxies are the CIDRs a check may come from. The X-Forwarded-*
 	// and X-Original-* headers that describe the original request are
 	// believed only from these; a check from anywhere else is refused.

@@ -191,6 +191,12 @@ func (v validator) forwardAuth(f *ForwardAuth, l Listen) {
 	if f.Path != "" && (!strings.HasPrefix(f.Path, "/.portero/") || strings.ContainsAny(f.Path, "?#%") || strings.Contains(f.Path, "//") || strings.HasSuffix(f.Path, "/")) {
 		v.at("forward_auth.path", "%q must be a plain path under /.portero/, such as /.portero/auth (no route can claim it there)", f.Path)
 	}
+	switch {
+	case f.Path != "" && f.Secret == "":
+		v.at("forward_auth.secret", "required with forward_auth.path: the front proxy passes clients' /.portero/ requests to the public listener from its own address, so only a secret tells its checks apart; set secret: ${PORTERO_FORWARD_AUTH_SECRET} (32 characters or more) and send it in X-Portero-Forward-Auth-Secret from the check location, or use forward_auth.listen on an address clients cannot reach")
+	case f.Secret != "" && len(f.Secret) < 32:
+		v.at("forward_auth.secret", "must be at least 32 characters (e.g. openssl rand -hex 32), got %d", len(f.Secret))
+	}
 	if len(f.TrustedProxies) == 0 {
 		v.at("forward_auth.trusted_proxies", "required: the addresses of the front proxies (CIDRs, e.g. [127.0.0.1/32, 10.0.0.0/8]); the headers that describe the original request are believed only from them")
 	}

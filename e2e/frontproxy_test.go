@@ -14,15 +14,19 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// checkSecret is forward_auth.secret: nginx's check location sends it, so
+// Portero tells its checks from clients' requests to /.portero/.
+const checkSecret = "e2e-forward-auth-secret-0123456789abcdef"
+
 // forwardAuthConfig is the demo's gateway.yaml with the forward-auth
-// endpoint on, for nginx on loopback.
+// endpoint on the public listener's /.portero/auth, for nginx on loopback.
 func forwardAuthConfig(t *testing.T) string {
 	t.Helper()
 	demo, err := os.ReadFile("../demo/gateway.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := string(demo) + "\nforward_auth:\n  path: /.portero/auth\n  trusted_proxies: [127.0.0.1]\n"
+	cfg := string(demo) + "\nforward_auth:\n  path: /.portero/auth\n  secret: " + checkSecret + "\n  trusted_proxies: [127.0.0.1]\n"
 	file := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -50,7 +54,7 @@ func startNginx(t *testing.T, listen, portero, app int) *proc {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	conf := strings.NewReplacer("{{dir}}", dir, "{{listen}}", fmt.Sprintf("127.0.0.1:%d", listen),
+	conf := strings.NewReplacer("{{dir}}", dir, "{{secret}}", checkSecret, "{{listen}}", fmt.Sprintf("127.0.0.1:%d", listen),
 		"{{portero}}", fmt.Sprintf("127.0.0.1:%d", portero), "{{app}}", fmt.Sprintf("127.0.0.1:%d", app)).Replace(string(tmpl))
 	file := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {

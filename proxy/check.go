@@ -42,6 +42,9 @@ type Check struct {
 	// app: reserved headers a client sent (when the caller can remove
 	// headers at all) and Cookie when only Portero's cookies were in it.
 	Remove []string
+	// ID is the decision id: in the decision log, and in Portero's page
+	// or JSON when refused.
+	ID string
 	// withBody says the check carries the request's body (Envoy's
 	// with_request_body, Traefik's forwardBody), or that the request has
 	// none.
@@ -87,12 +90,13 @@ func (g *Gateway) Check(r *http.Request, opts CheckOptions) *Check {
 	w := &checkWriter{header: http.Header{}}
 	if d := g.unforwardable(r, opts, c); d != nil {
 		d.ID = newDecisionID()
+		c.ID = d.ID
 		deny.Write(w, r, false, *d)
+		g.tracer.refusedCheck(r, *d)
 		// Counted like every refusal before routing.
 		g.metrics.requests.WithLabelValues("none", "reject", strconv.Itoa(d.Status)).Inc()
 		g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
 	} else {
-		g.tracer.refusedCheck(r, *d)
 		g.serve(w, r, c)
 	}
 	result := "refused"
@@ -106,11 +110,45 @@ func (g *Gateway) Check(r *http.Request, opts CheckOptions) *Check {
 	return c
 }
 
-// Untrusted logs and counts a check from outside
-// forward_auth.trusted_proxies, which the endpoint refuses.
-func (g *Gateway) Untrusted(viaName, remote string) {
-	g.log.Warn("forward-auth check from an untrusted address refused", "via", via(viaName), "remote", remote)
+// Untrusted refuses a check from outside forward_auth.trusted_proxies (or
+// without forward_auth.secret where one is set): logged, counted, 403
+// forward_auth.untrusted_source.
+func (g *Gateway) Untrusted(r *http.Request, viaName, remote string) *Check {
+	g.log.Warn("forward-auth check from an untrusted source refused", "via", via(viaName), "remote", remote)
 	g.metrics.checks.WithLabelValues(via(viaName), "untrusted").Inc()
+	return g.refuse(r, deny.Denial{Status: http.StatusForbidden, Reason: "forward_auth.untrusted_source"})
+}
+
+// Refuse answers a trusted check that does not describe one request
+// (forward_auth.incomplete, forward_auth.ambiguous, request.bad_path) or
+// that failed (forward_auth.error), before Check could run; counted like
+// every refused check.
+func (g *Gateway) Refuse(r *http.Request, viaName string, d deny.Denial) *Check {
+	g.metrics.checks.WithLabelValues(via(viaName), "refused").Inc()
+	return g.refuse(r, d)
+}
+
+func (g *Gateway) refuse(r *http.Request, d deny.Denial) *Check {
+	d.ID = newDecisionID()
+	w := &checkWriter{header: http.Header{}}
+	deny.Write(w, r, false, d)
+	g.metrics.requests.WithLabelValues("none", "reject", strconv.Itoa(d.Status)).Inc()
+	g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
+	return &Check{Status: d.Status, Header: w.header, Body: w.body.Bytes(), ID: d.ID}
+}
+
+// OriginalTarget parses the request target a front proxy describes (path
+// and query as the client sent them, no scheme, host or fragment).
+func OriginalTarget(uri string) (*url.URL, *deny.Denial) {
+	bad := &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_path"}
+	if uri == "" || uri[0] != '/' || strings.ContainsAny(uri, "# \t") {
+		return nil, bad
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, bad
+	}
+	return u, nil
 }
 
 func via(name string) string {

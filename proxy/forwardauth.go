@@ -1,11 +1,11 @@
 package proxy
 
 import (
+	"crypto/subtle"
 	"html/template"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 
 	"github.com/portero-gateway/portero/internal/deny"
@@ -26,24 +26,24 @@ import (
 func (g *Gateway) ForwardAuth() http.Handler { return http.HandlerFunc(g.serveForwardAuth) }
 
 func (g *Gateway) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
-	if !g.trustedFrontProxy(r.RemoteAddr) {
-		g.Untrusted("http", r.RemoteAddr)
-		deny.Write(w, r, false, deny.Denial{Status: http.StatusForbidden, Reason: "forward_auth.untrusted_source", ID: newDecisionID()})
+	if !g.trustedFrontProxy(r) {
+		writeCheck(w, g.Untrusted(r, "http", r.RemoteAddr))
 		return
 	}
+	r.Header.Del(SecretHeader) // the front proxy's, not the client's
 	orig, d := originalRequest(r)
 	if d != nil {
-		d.ID = newDecisionID()
-		g.metrics.requests.WithLabelValues("none", "reject", "400").Inc()
-		g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
-		g.metrics.checks.WithLabelValues("http", "refused").Inc()
-		deny.Write(w, r, false, *d)
+		writeCheck(w, g.Refuse(r, "http", *d))
 		return
 	}
 	// A check carries the body only where the front proxy sends it
-	// (Traefik's forwardBody, nginx with proxy_pass_request_body on).
+	// (Traefik's forwardBody); nginx and Caddy cannot.
 	withBody := r.ContentLength != 0
-	c := g.Check(orig, CheckOptions{Via: "http", WithBody: withBody, Own: ForwardAuthHeaders})
+	writeCheck(w, g.Check(orig, CheckOptions{Via: "http", WithBody: withBody, Own: ForwardAuthHeaders}))
+}
+
+// writeCheck is the HTTP answer to a check.
+func writeCheck(w http.ResponseWriter, c *Check) {
 	h := w.Header()
 	for name, vals := range c.Header {
 		h[name] = vals
@@ -75,15 +75,31 @@ var signInPage = template.Must(template.New("signin").Parse(`<!doctype html>
 <title>Sign in</title></head><body><p><a href="{{.}}">Sign in</a> to continue.</p></body></html>
 `))
 
-// trustedFrontProxy says whether a check from remote (host:port) comes from
-// one of forward_auth.trusted_proxies.
-func (g *Gateway) trustedFrontProxy(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
+// SecretHeader carries forward_auth.secret on a check: the front proxy's
+// check location sets it, a client cannot (it does not know it, and a
+// client's copy of an X-Portero- header is refused on the way to the app).
+const SecretHeader = "X-Portero-Forward-Auth-Secret"
+
+// trustedFrontProxy says whether a check comes from one of
+// forward_auth.trusted_proxies and, where forward_auth.secret is set,
+// carries it. On the public listener (forward_auth.path) the secret is what
+// tells the front proxy's check from a client's request the front proxy
+// passes on to /.portero/ from the same address.
+func (g *Gateway) trustedFrontProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
 	addr, err := netip.ParseAddr(host)
-	return err == nil && g.cfg.ForwardAuth.Trusts(addr)
+	if err != nil || !g.cfg.ForwardAuth.Trusts(addr) {
+		return false
+	}
+	secret := g.cfg.ForwardAuth.Secret
+	if secret == "" {
+		return true
+	}
+	sent := r.Header.Values(SecretHeader)
+	return len(sent) == 1 && subtle.ConstantTimeCompare([]byte(sent[0]), []byte(secret)) == 1
 }
 
 // originalRequest rebuilds the request a front proxy asks about from its
@@ -111,12 +127,9 @@ func originalRequest(check *http.Request) (*http.Request, *deny.Denial) {
 	if method == "" || uri == "" || host == "" {
 		return nil, incomplete
 	}
-	if uri[0] != '/' || strings.ContainsAny(uri, "# \t") {
-		return nil, &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_path"}
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return nil, &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_path"}
+	u, d := OriginalTarget(uri)
+	if d != nil {
+		return nil, d
 	}
 	orig := check.Clone(check.Context())
 	orig.Method = method

@@ -29,8 +29,13 @@ import (
 const forwardAuthConfig = `
 forward_auth:
   path: /.portero/auth
+  secret: ` + faSecret + `
   trusted_proxies: [192.0.2.0/24, 127.0.0.1]
 `
+
+// faSecret is forward_auth.secret: the front proxy sends it with every
+// check.
+const faSecret = "0123456789abcdef0123456789abcdef"
 
 // frontProxyAddr is where the front proxy's checks come from
 // (httptest.NewRequest's RemoteAddr, inside trusted_proxies).
@@ -60,6 +65,7 @@ func viaFrontProxy(t *testing.T, h *harness, req *http.Request, withBody bool) *
 	for name, v := range own {
 		check.Header.Set(name, v)
 	}
+	check.Header.Set(proxy.SecretHeader, faSecret)
 	answer := httptest.NewRecorder()
 	h.Gateway.ForwardAuth().ServeHTTP(answer, check)
 	if answer.Code != http.StatusOK {
@@ -238,10 +244,10 @@ func TestForwardAuthRefusesWhatOnlyTheProxyPathChanges(t *testing.T) {
 	}
 }
 
-// TestForwardAuthBodies: an edit whose body the policy reads is decided on
-// the body when the check carries it. Without it the policy sees none
-// ("not inspected": a field-limited edit is refused), and a POST, whose
-// body may override the method, is refused.
+// TestForwardAuthBodies: on a route whose policy reads bodies, an edit is
+// decided on its body when the check carries it, and refused when it does
+// not (Portero cannot tell an edit without a body from one whose body the
+// front proxy did not send).
 func TestForwardAuthBodies(t *testing.T) {
 	h := newForwardAuthHarness(t)
 	leo := h.TokenFor(t, "leo")   // may edit the phone and hours of l1's profile
@@ -258,9 +264,10 @@ func TestForwardAuthBodies(t *testing.T) {
 		{"allowed field, body in the check", leo, "PATCH", `{"phone":"555"}`, true, 200, ""},
 		{"other field, body in the check", leo, "PATCH", `{"name":"x"}`, true, 403, "field.not_allowed"},
 		{"method override in the body", adam, "POST", `{"_method":"DELETE"}`, true, 400, "request.method_override"},
-		{"allowed field, no body in the check", leo, "PATCH", `{"phone":"555"}`, false, 403, "field.body_unchecked"},
-		{"other field, no body in the check", leo, "PATCH", `{"name":"x"}`, false, 403, "field.body_unchecked"},
-		{"administrator, no body in the check", adam, "PATCH", `{"name":"x"}`, false, 200, ""},
+		{"allowed field, no body in the check", leo, "PATCH", `{"phone":"555"}`, false, 403, "forward_auth.body_required"},
+		{"other field, no body in the check", leo, "PATCH", `{"name":"x"}`, false, 403, "forward_auth.body_required"},
+		{"administrator, no body in the check", adam, "PATCH", `{"name":"x"}`, false, 403, "forward_auth.body_required"},
+		{"DELETE, no body in the check", adam, "DELETE", "", false, 403, "forward_auth.body_required"},
 		{"POST, no body in the check", adam, "POST", `{"_method":"DELETE"}`, false, 403, "forward_auth.body_required"},
 		{"POST, body in the check", adam, "POST", `{"name":"x"}`, true, 200, ""},
 	}
@@ -298,7 +305,12 @@ func TestForwardAuthCheckItself(t *testing.T) {
 		check.RemoteAddr = remote
 		check.Header.Set("Authorization", "Bearer "+leo)
 		check.Header.Set("Accept", "application/json")
+		check.Header.Set(proxy.SecretHeader, faSecret)
 		for name, vals := range hdr {
+			if len(vals) == 0 || vals[0] == "" && len(vals) == 1 {
+				check.Header.Del(name)
+				continue
+			}
 			check.Header[name] = vals
 		}
 		rec := httptest.NewRecorder()
@@ -308,10 +320,7 @@ func TestForwardAuthCheckItself(t *testing.T) {
 	good := http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/t/acme/locations/l1"}, "X-Forwarded-Host": {"localhost"}}
 	with := func(name string, vals ...string) http.Header {
 		hdr := good.Clone()
-		hdr.Del(name)
-		if len(vals) > 0 {
-			hdr[name] = vals
-		}
+		hdr[name] = vals // nil: absent; ask sets the secret unless hdr names it
 		return hdr
 	}
 	cases := []struct {
@@ -327,6 +336,9 @@ func TestForwardAuthCheckItself(t *testing.T) {
 		{"untrusted address", "198.51.100.7:5555", good, 403, "forward_auth.untrusted_source"},
 		{"untrusted IPv6", "[2001:db8::1]:5555", good, 403, "forward_auth.untrusted_source"},
 		{"no address", "", good, 403, "forward_auth.untrusted_source"},
+		{"no secret", frontProxyAddr, with(proxy.SecretHeader, ""), 403, "forward_auth.untrusted_source"},
+		{"wrong secret", frontProxyAddr, with(proxy.SecretHeader, "0123456789abcdef0123456789abcdeX"), 403, "forward_auth.untrusted_source"},
+		{"secret and another", frontProxyAddr, with(proxy.SecretHeader, faSecret, "x"), 403, "forward_auth.untrusted_source"},
 		{"no method", frontProxyAddr, with("X-Forwarded-Method"), 400, "forward_auth.incomplete"},
 		{"no uri", frontProxyAddr, with("X-Forwarded-Uri"), 400, "forward_auth.incomplete"},
 		{"two uris", frontProxyAddr, with("X-Forwarded-Uri", "/t/acme/locations/l1", "/t/globex/"), 400, "forward_auth.ambiguous"},
@@ -375,13 +387,19 @@ func TestForwardAuthOnThePublicListener(t *testing.T) {
 	req.Header.Set("X-Forwarded-Method", "GET")
 	req.Header.Set("X-Forwarded-Uri", "/t/acme/locations/l1")
 	req.Header.Set("X-Forwarded-Host", "localhost")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("X-Portero-User") != "leo" {
-		t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
+	for _, secret := range []string{"", "wrong", faSecret} {
+		req.Header.Set(proxy.SecretHeader, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch {
+		case secret != faSecret && (resp.StatusCode != 403 || resp.Header.Get("X-Portero-User") != ""):
+			t.Fatalf("secret %q: status %d, headers %v", secret, resp.StatusCode, resp.Header)
+		case secret == faSecret && (resp.StatusCode != 200 || resp.Header.Get("X-Portero-User") != "leo"):
+			t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
+		}
 	}
 	h.UpstreamSawNothing(t) // a check forwards nothing itself
 }

@@ -355,11 +355,6 @@ func TestFrontProxyForwardAuth(t *testing.T) {
 				}},
 				{"forwarded headers describing another request are replaced", frontRequest{method: "GET", url: api, token: tok,
 					header: http.Header{"X-Forwarded-For": {"10.0.0.1"}, "X-Forwarded-Host": {"globex.apps.example.com"}}}, nil},
-				{"edit without a body on a body-inspecting route", frontRequest{method: "DELETE", url: api + "/7", token: tok}, func(t *testing.T, got received) {
-					if got.Method != "DELETE" || got.Path != "/api/orders/7" {
-						t.Errorf("app received %s %s", got.Method, got.Path)
-					}
-				}},
 			}
 			underscore := frontRequest{method: "GET", url: api, token: tok,
 				header: http.Header{"X_Portero_User": {"root"}, "X_Portero_Assertion": {"forged"}}}
@@ -409,7 +404,12 @@ func TestFrontProxyForwardAuth(t *testing.T) {
 					header: http.Header{"X-Forwarded-Host": {"acme.apps.example.com"}}}, 403},
 				{"a lying URI for a refused path", frontRequest{method: "GET", url: "http://acme.apps.example.com/api/a//b", token: tok,
 					header: http.Header{"X-Original-Uri": {"/api/orders"}, "X-Forwarded-Uri": {"/api/orders"}}}, 400},
-				// Neither nginx nor Caddy sends the body with the check.
+				// Neither nginx nor Caddy sends the body with the check: on a
+				// route whose policy reads bodies no edit is decided without
+				// it, with a body or (for all Portero can tell) without.
+				{"an edit without a body on a route whose policy reads bodies", frontRequest{method: "DELETE", url: api + "/7", token: tok}, 403},
+				{"a PATCH whose body is not in the check", frontRequest{method: "PATCH", url: api + "/7", token: tok, body: `{"role":"viewer"}`,
+					header: http.Header{"Content-Type": {"application/json"}}}, 403},
 				{"an edit with a body on a route whose policy reads bodies", frontRequest{method: "POST", url: api, token: tok, body: `{"role":"viewer"}`,
 					header: http.Header{"Content-Type": {"application/json"}}}, 403},
 				{"a lying method for an edit whose body is not in the check", frontRequest{method: "POST", url: api, token: tok, body: `{"role":"admin"}`,
@@ -448,7 +448,7 @@ func TestFrontProxyUntrustedSource(t *testing.T) {
 				t.Fatalf("status %d, want 403: %s", resp.StatusCode, body)
 			}
 			h.UpstreamSawNothing(t)
-			if !strings.Contains(h.Logs.String(), "forward-auth check from an untrusted address refused") {
+			if !strings.Contains(h.Logs.String(), "forward-auth check from an untrusted source refused") {
 				t.Errorf("the refusal is not logged")
 			}
 		})
@@ -599,10 +599,9 @@ else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub, "X-Por
 		{"forwardBody: an allowed edit", "POST", api, json, `{"role":"viewer"}`, 200, "", map[string]string{"X-Portero-User": "alice"}},
 		{"forwardBody: an edit the policy refuses on its body", "POST", api, json, `{"role":"admin"}`, 403, "body.role", nil},
 		{"a POST without forwardBody", "POST", api, json, "", 403, "forward_auth.body_required", nil},
-		// Any other edit is decided with no body: this policy's deny rule
-		// on body.role does not hold, so it is allowed (see
-		// TestFrontProxyEditDecidedWithoutItsBody).
-		{"a PATCH without forwardBody", "PATCH", api, json, "", 200, "", map[string]string{"X-Portero-User": "alice"}},
+		{"a PATCH without forwardBody", "PATCH", api, json, "", 403, "forward_auth.body_required", nil},
+		{"a DELETE without forwardBody", "DELETE", api, bearer, "", 403, "forward_auth.body_required", nil},
+		{"a GET needs no body", "GET", api, bearer, "", 200, "", map[string]string{"X-Portero-User": "alice"}},
 		{"no token", "GET", api, http.Header{"Accept": {"application/json"}}, "", 401, "auth.required", nil},
 		{"other tenant", "GET", "http://initech.apps.example.com/api/orders", bearer, "", 403, "deny.not_a_member", nil},
 		{"client sends X-Portero-User", "GET", api, with(http.Header{"X-Portero-User": {"root"}}), "", 400, "request.reserved_header", nil},
@@ -666,13 +665,11 @@ else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub, "X-Por
 
 // TestFrontProxyEditDecidedWithoutItsBody: behind nginx, which cannot send
 // the body with the check, a PATCH whose body a policy refuses on the proxy
-// path (deny if body.role is "admin") is decided with no body, allowed, and
-// the app receives the body nobody checked. docs/forward-auth.md (rule 6)
-// tells policy authors to treat an absent body as unknown; the default
-// policy does (field.body_unchecked). Remove the Skip to require that Check
-// refuse every edit with a body on such a route instead.
+// path (deny if body.role is "admin") is refused: on a route whose policy
+// reads bodies no edit is decided without its body (set body.inspect: false
+// on a route to decide its edits with no body, as the proxy path then
+// does).
 func TestFrontProxyEditDecidedWithoutItsBody(t *testing.T) {
-	t.Skip("by design since ac3c00d: only a POST is refused without its body; see the comment above")
 	policyFS := fstest.MapFS{"p.rego": {Data: []byte(`package portero.authz
 decision := {"allow": false, "status": 403, "reason": "body.role"} if input.request.body.role == "admin"
 else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub}}`)}}
@@ -692,15 +689,12 @@ else := {"allow": true, "headers": {"X-Portero-User": input.identity.sub}}`)}}
 
 // TestFrontProxyCheckPathNotPublic: with forward_auth.path the check is a
 // path of the public listener, and the documented front-proxy
-// configuration sends all of /.portero/ to that listener. A client then
-// reaches the check through the trusted proxy, describes any request it
-// likes with X-Original-* headers (nginx passes them on in that location)
-// and reads Portero's answer: the decision, and a signed assertion.
-// Remove the Skip once Check tells a check from a proxied client request
-// (or the docs block the path at the proxy and this test sends there).
+// configuration sends all of /.portero/ to that listener, from the trusted
+// proxy's address. A client asking the check that way, describing any
+// request it likes with X-Original-* headers, is refused: forward_auth.path
+// requires forward_auth.secret, which only the proxy's check location sends.
 func TestFrontProxyCheckPathNotPublic(t *testing.T) {
-	t.Skip("finding: forward_auth.path is answered for any request the trusted front proxy forwards, including a client's")
-	h := newHarnessWith(t, nil, harnessOpts{Extra: "forward_auth:\n  listen: " + docForwardAuth + "\n  path: /.portero/auth\n  trusted_proxies: [127.0.0.1/32]\n"})
+	h := newHarnessWith(t, nil, harnessOpts{Extra: "forward_auth:\n  listen: " + docForwardAuth + "\n  path: /.portero/auth\n  secret: " + strings.Repeat("s", 32) + "\n  trusted_proxies: [127.0.0.1/32]\n"})
 	auth := httptest.NewServer(h.Gateway.ForwardAuth())
 	t.Cleanup(auth.Close)
 	c := frontClient(startNginx(t, h, auth.Listener.Addr().String()))
@@ -708,6 +702,9 @@ func TestFrontProxyCheckPathNotPublic(t *testing.T) {
 	resp, body := frontRequest{method: "GET", url: "http://acme.apps.example.com/.portero/auth", token: h.Member(t), header: hdr}.send(t, c)
 	if resp.StatusCode == 200 || resp.Header.Get("X-Portero-Assertion") != "" {
 		t.Fatalf("a client asked the check through the front proxy: %d, assertion %q %s", resp.StatusCode, resp.Header.Get("X-Portero-Assertion"), body)
+	}
+	if !strings.Contains(body, "forward_auth.untrusted_source") {
+		t.Fatalf("refused for another reason: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -222,6 +222,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	g.served.Add(1)
 	id := newDecisionID()
 	st := &requestState{id: id}
+	if chk != nil {
+		chk.ID = id
+	}
 	ctx, span := g.tracer.start(r, id, chk != nil) // tracing off: r's own context
 	r = r.WithContext(context.WithValue(ctx, stateKey, st))
 	rec := &statusRecorder{ResponseWriter: w}
@@ -232,10 +235,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 			g.metrics.denials.WithLabelValues(routeName, rec.denied).Inc()
 		}
 		g.metrics.duration.WithLabelValues(routeName).Observe(g.now().Sub(start).Seconds())
+		span.end(rec.code(), rec.denied)
 	}()
 
 	// Sanitize: nothing the client sent may pose as Portero's own headers,
-		span.end(rec.code(), rec.denied)
 	// override the method, path or client address, or ride in a trailer;
 	// the method, host, path and query are the one canonical form the
 	// policy decides on and the app receives.
@@ -299,10 +302,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	}
 	routeName = rt.cfg.Name
 	api := rt.cfg.API
+	span.routed(routeName, host, path)
 	if refusal != nil {
 		refusal.ID = id
 		deny.Write(rec, r, api, *refusal)
-	span.routed(routeName, host, path)
 		return
 	}
 	st.host = host
@@ -313,12 +316,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	}
 
 	// Authenticate.
+	_, authenticating := g.tracer.stage(r.Context(), "authenticate")
 	identity, authErr := g.authn.Authenticate(rec, r, api)
+	authenticating.end()
 	if authErr != nil {
 		g.log.Info("authentication failed", "decision_id", id, "route", routeName, "reason", authErr.Reason, "error", authErr.Err.Error())
-	_, authenticating := g.tracer.stage(r.Context(), "authenticate")
 		deny.Unauthenticated(rec, r, api, authErr.Reason, id)
-	authenticating.end()
 		return
 	}
 
@@ -328,11 +331,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	switch {
 	case !rt.cfg.Body.Inspected():
 	case chk != nil && !chk.withBody:
-		// Checked without the body (nginx and Caddy do not send it): the
-		// policy sees none (input.request.body null, "not inspected", so
-		// field-limited edits are refused), and a POST, whose body Laravel
-		// and Rails may read as a method override, is refused here.
-		if r.Method == http.MethodPost {
+		// Checked without the body (nginx and Caddy cannot send it): a
+		// route whose policy reads bodies decides no edit without one
+		// (deciding on none would pass whatever the app then receives);
+		// with body.inspect: false the policy sees no body on any route.
+		if emptyBodyFor(r.Method) != nil {
 			deny.Write(rec, r, api, deny.Denial{Status: http.StatusForbidden, Reason: "forward_auth.body_required", ID: id})
 			return
 		}
@@ -351,10 +354,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 		return
 	}
 	d := ev.Decision
+	span.decided(d)
 	if !d.Allow {
 		outcome = "deny"
 		if d.Status == http.StatusUnauthorized && identity == nil {
-	span.decided(d)
 			switch {
 			case api:
 				deny.Unauthenticated(rec, r, api, "", id)

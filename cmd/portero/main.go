@@ -322,9 +322,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 			Addr:              cfg.ForwardAuth.Listen,
 			Handler:           gw.ForwardAuth(),
 			ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout,
-			IdleTimeout:       cfg.Listen.IdleTimeout,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// A check is small; one that declares a body it never sends
+			// must not hold a connection for long.
+			ReadTimeout:    10 * time.Second,
+			IdleTimeout:    cfg.Listen.IdleTimeout,
+			MaxHeaderBytes: 64 << 10,
+			ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 		servers = append(servers, fa)
 		names[fa] = "forward_auth"

@@ -3,15 +3,12 @@ package extauthz
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,17 +67,19 @@ func (a *authorization) Check(ctx context.Context, req *authv3.CheckRequest) (re
 		// refusal, not a failed call that failure_mode_allow might pass.
 		if p := recover(); p != nil {
 			a.log.Error("ext_authz check panicked; denying", "panic", p)
-			resp, err = refusal(http.StatusInternalServerError, "forward_auth.error"), nil
+			c := a.gw.Refuse(jsonRequest, via, deny.Denial{Status: http.StatusInternalServerError, Reason: "forward_auth.error"})
+			resp, err = denied(c.Status, c.Header, c.Body), nil
 		}
 	}()
 	remote, ok := peerAddr(ctx)
 	if !ok || !a.trusts(remote.Addr()) {
-		a.gw.Untrusted(via, remote.String())
-		return refusal(http.StatusForbidden, "forward_auth.untrusted_source"), nil
+		c := a.gw.Untrusted(jsonRequest, via, remote.String())
+		return denied(c.Status, c.Header, c.Body), nil
 	}
 	r, withBody, d := originalRequest(ctx, req.GetAttributes().GetRequest().GetHttp(), remote)
 	if d != nil {
-		return refusal(d.Status, d.Reason), nil
+		c := a.gw.Refuse(jsonRequest, via, *d)
+		return denied(c.Status, c.Header, c.Body), nil
 	}
 	c := a.gw.Check(r, proxy.CheckOptions{Via: via, CanRemove: true, WithBody: withBody, Own: envoyOwn})
 	if c.Allowed {
@@ -112,12 +111,9 @@ func originalRequest(ctx context.Context, h *authv3.AttributeContext_HttpRequest
 		return nil, false, &deny.Denial{Status: http.StatusBadRequest, Reason: "forward_auth.incomplete"}
 	}
 	uri := h.GetPath()
-	if uri[0] != '/' || strings.ContainsAny(uri, "# \t") {
-		return nil, false, &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_path"}
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return nil, false, &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_path"}
+	u, d := proxy.OriginalTarget(uri)
+	if d != nil {
+		return nil, false, d
 	}
 	r, err := http.NewRequestWithContext(ctx, h.GetMethod(), "/", http.NoBody)
 	if err != nil {
@@ -234,14 +230,9 @@ func denied(status int, header http.Header, body []byte) *authv3.CheckResponse {
 	}
 }
 
-// refusal is a denied answer Portero makes before the request path runs,
-// written as every refusal is (deny.Write, JSON).
-func refusal(status int, reason string) *authv3.CheckResponse {
-	w := &recorder{header: http.Header{}}
-	r := &http.Request{Header: http.Header{}}
-	deny.Write(w, r, true, deny.Denial{Status: status, Reason: reason, ID: newDecisionID()})
-	return denied(status, w.header, w.body.Bytes())
-}
+// jsonRequest stands for the check in refusals made before the request
+// is known: Envoy's clients get them as JSON, like every API refusal.
+var jsonRequest = &http.Request{Header: http.Header{"Accept": {"application/json"}}}
 
 // headerOptions are h as Envoy header options with lower-case names: a
 // name's first value replaces any copy, the others are appended.
@@ -260,22 +251,4 @@ func headerOptions(h http.Header) []*corev3.HeaderValueOption {
 		}
 	}
 	return out
-}
-
-// recorder keeps what deny.Write answers.
-type recorder struct {
-	header http.Header
-	body   bytes.Buffer
-}
-
-func (w *recorder) Header() http.Header         { return w.header }
-func (w *recorder) WriteHeader(int)             {}
-func (w *recorder) Write(b []byte) (int, error) { return w.body.Write(b) }
-
-// newDecisionID identifies a refusal made before the request path runs
-// (the gateway's own ids are 24 hex digits too).
-func newDecisionID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
