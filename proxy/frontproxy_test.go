@@ -58,13 +58,9 @@ type frontProxy struct {
 
 // frontProxies are the proxies the tests run, each named as its binary.
 var frontProxies = []frontProxy{
-	{name: "nginx", start: startNginx, clientStatus: func(status int) int {
-		switch {
-		case status < 300, status == http.StatusUnauthorized, status == http.StatusForbidden:
-			return status
-		}
-		return http.StatusInternalServerError // auth_request passes on only 2xx, 401 and 403
-	}, dropsUnderscoreHeaders: true},
+	// nginx's auth_request passes on only 2xx, 401 and 403; the tested
+	// configuration turns its 500 for any other back into Portero's status.
+	{name: "nginx", start: startNginx, clientStatus: func(status int) int { return status }, dropsUnderscoreHeaders: true},
 	{name: "caddy", start: startCaddy, clientStatus: func(status int) int { return status }},
 }
 
@@ -709,15 +705,18 @@ func TestFrontProxyCheckPathNotPublic(t *testing.T) {
 }
 
 // TestFrontProxyDocsMatchTestdata: the nginx and Caddy configurations in
-// docs/forward-auth.md are, verbatim, the files the tests above run.
+// docs/forward-auth.md and README.md are, verbatim, the files the tests
+// above run.
 func TestFrontProxyDocsMatchTestdata(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "forward-auth.md"))
-	must(t, err)
-	for file, lang := range map[string]string{"nginx.conf": "nginx", "Caddyfile": "caddy"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "frontproxy", file))
+	for _, docFile := range []string{filepath.Join("..", "docs", "forward-auth.md"), filepath.Join("..", "README.md")} {
+		doc, err := os.ReadFile(docFile)
 		must(t, err)
-		if block := "```" + lang + "\n" + string(b) + "```\n"; !strings.Contains(string(doc), block) {
-			t.Errorf("docs/forward-auth.md has no ```%s block equal to testdata/frontproxy/%s: copy the file into the docs", lang, file)
+		for file, lang := range map[string]string{"nginx.conf": "nginx", "Caddyfile": "caddy"} {
+			b, err := os.ReadFile(filepath.Join("testdata", "frontproxy", file))
+			must(t, err)
+			if block := "```" + lang + "\n" + string(b) + "```\n"; !strings.Contains(string(doc), block) {
+				t.Errorf("%s has no ```%s block equal to testdata/frontproxy/%s: copy the file into it", docFile, lang, file)
+			}
 		}
 	}
 }
