@@ -132,6 +132,7 @@ func (g *Gateway) refuse(r *http.Request, d deny.Denial) *Check {
 	d.ID = newDecisionID()
 	w := &checkWriter{header: http.Header{}}
 	deny.Write(w, r, false, d)
+	g.tracer.refusedCheck(r, d)
 	g.metrics.requests.WithLabelValues("none", "reject", strconv.Itoa(d.Status)).Inc()
 	g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
 	return &Check{Status: d.Status, Header: w.header, Body: w.body.Bytes(), ID: d.ID}

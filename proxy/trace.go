@@ -79,8 +79,9 @@ func incomingSpanContext(h http.Header) trace.SpanContext {
 	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(h)))
 }
 
-// refusedCheck records a check refused before its stages run (see
-// Gateway.unforwardable): a server span with the refusal.
+// refusedCheck records a check refused before its stages run (an
+// untrusted source, a request the front proxy could not forward as
+// decided; see Check and refuse): a server span with the refusal.
 func (t requestTracer) refusedCheck(r *http.Request, d deny.Denial) {
 	if t.tracer == nil {
 		return

@@ -302,6 +302,8 @@ func TestTracingChecks(t *testing.T) {
 	if c := h.Gateway.Check(refused, proxy.CheckOptions{}); c.Allowed {
 		t.Fatal("a non-canonical path allowed")
 	}
+	untrusted := httptest.NewRequest("POST", "http://localhost/.portero/auth", nil)
+	h.Gateway.Untrusted(untrusted, "http", "203.0.113.9:1234")
 	spans := exported(t, h, rcv)
 	check := spanNamed(t, spans, "check GET app")
 	if check.Attr("portero.check") != "true" || check.Attr("portero.decision") != "allow" || check.Kind != tracepb.Span_SPAN_KIND_SERVER {
@@ -311,6 +313,10 @@ func TestTracingChecks(t *testing.T) {
 	r := spanNamed(t, spans, "check GET")
 	if r.Attr("portero.reason") != "request.non_canonical_path" || r.Attr("http.response.status_code") != "400" || r.Attr("portero.decision_id") == "" {
 		t.Errorf("refused check span: reason %q, status %q", r.Attr("portero.reason"), r.Attr("http.response.status_code"))
+	}
+	u := spanNamed(t, spans, "check POST")
+	if u.Attr("portero.reason") != "forward_auth.untrusted_source" || u.Attr("http.response.status_code") != "403" {
+		t.Errorf("untrusted check span: reason %q, status %q", u.Attr("portero.reason"), u.Attr("http.response.status_code"))
 	}
 	for _, s := range spans {
 		if s.Name == "forward" {
