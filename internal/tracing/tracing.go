@@ -33,12 +33,18 @@ func New(cfg config.Tracing, version string, log *slog.Logger) (*Provider, error
 	if !cfg.On() {
 		return nil, nil
 	}
-	exp, err := otlptracehttp.New(context.Background(),
+	// gateway.yaml's keys win over the exporter's OTEL_EXPORTER_OTLP_*
+	// variables; those still give what it has no key for, such as a
+	// private CA (OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE).
+	opts := []otlptracehttp.Option{
 		otlptracehttp.WithEndpointURL(cfg.Endpoint),
-		otlptracehttp.WithHeaders(cfg.Headers),
 		otlptracehttp.WithTimeout(cfg.Timeout),
 		otlptracehttp.WithCompression(otlptracehttp.GzipCompression),
-	)
+	}
+	if len(cfg.Headers) > 0 {
+		opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
+	}
+	exp, err := otlptracehttp.New(context.Background(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", cfg.Endpoint, err)
 	}
