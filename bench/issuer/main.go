@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ func main() {
 	tokenOut := flag.String("token-out", "", "write a bearer token (aud portero) here")
 	jwksOut := flag.String("jwks-out", "", "write the JWKS here")
 	users := flag.Int("users", 0, "sign browsers in as bench-user-0 … bench-user-(N-1) in turn (0: always bench-user)")
+	groups := flag.String("groups", "", "comma-separated groups claim of every user (system-admins: may start master access)")
 	flag.Parse()
 	issuer := "http://" + *addr
 
@@ -53,6 +55,9 @@ func main() {
 		now := time.Now()
 		c := map[string]any{"iss": issuer, "aud": aud, "sub": "bench-user", "email": "bench@example.com",
 			"roles": []string{"acme:administrator", "globex:location_manager"}, "iat": now.Unix(), "exp": now.Add(4 * time.Hour).Unix()}
+		if *groups != "" {
+			c["groups"] = strings.Split(*groups, ",")
+		}
 		for k, v := range extra {
 			c[k] = v
 		}
