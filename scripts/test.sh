@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Portero's test suite, from a fresh machine: installs what the tests need
-# (Debian's chromium, nginx and caddy, the demo IdP's npm packages,
-# staticcheck), then runs
+# (Debian's chromium, nginx, caddy and prometheus's promtool, the demo IdP's
+# npm packages, staticcheck), then runs
 # gofmt, go vet, staticcheck, the Rego policy tests and the Go tests with the
 # race detector, the real-browser tests included.
 # Usage: ./scripts/test.sh
@@ -17,6 +17,8 @@ command -v chromium >/dev/null || need+=(chromium)
 # e2e/frontproxy_test.go).
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
 command -v caddy >/dev/null || need+=(caddy)
+# promtool, for the alert rules' tests (deploy/deploy_test.go).
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   # Debian starts nginx and caddy as services on install; the tests run
@@ -27,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
     rcd=/usr/sbin/policy-rc.d
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$rcd" >/dev/null && $SUDO chmod +x "$rcd"
   fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   [ -z "$rcd" ] || $SUDO rm -f "$rcd"
 fi
 # Installed above: the front-proxy tests must run, not skip.
