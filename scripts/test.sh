@@ -29,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
     rcd=/usr/sbin/policy-rc.d
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$rcd" >/dev/null && $SUDO chmod +x "$rcd"
   fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   [ -z "$rcd" ] || $SUDO rm -f "$rcd"
 fi
 # Installed above: the front-proxy tests must run, not skip.
