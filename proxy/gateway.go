@@ -280,6 +280,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chk *Check) {
 	}
 	if strings.HasPrefix(r.URL.Path, ControlPrefix) {
 		routeName, outcome = "control", "control"
+		span.routed(routeName, host, path)
 		if d := methodDenial(r, override, false, nil); d != nil {
 			d.ID = id
 			deny.Write(rec, r, false, *d)

@@ -255,6 +255,8 @@ func TestTracingRefusals(t *testing.T) {
 			spanName: "GET app", stages: []string{"authenticate"}, notStarted: []string{"resolve access", "evaluate"}},
 		{name: "refused before routing", path: "/t/acme/%2e%2e/billing", status: 400, reason: "request.bad_path",
 			spanName: "GET", notStarted: []string{"authenticate", "resolve access", "evaluate"}},
+		{name: "the control plane", path: "/.portero/no-such-page", status: 404, reason: "control.disabled",
+			spanName: "GET control", notStarted: []string{"authenticate", "resolve access", "evaluate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
