@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/download"
+	"github.com/open-policy-agent/opa/v1/plugins"
 	bundleplugin "github.com/open-policy-agent/opa/v1/plugins/bundle"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -227,17 +228,27 @@ func (c *Client) NewEngine(ctx context.Context) (*policy.Engine, error) {
 		b.mu.Lock()
 		b.engine = e
 		b.activated(rev, e.Current().Revision, cand.from == "server")
+		// A download that finished after the start timeout was kept for
+		// want of an engine; from now on onUpdate offers them itself.
+		late, lateRaw := b.first, b.firstRaw
+		b.first, b.firstRaw = nil, nil
 		b.mu.Unlock()
 		b.metrics.activate.Observe(time.Since(start).Seconds())
 		if cand.raw != nil {
 			b.persist(cand.raw, cand.etag)
 		}
+		b.c.manager.UpdatePluginStatus("bundle", &plugins.Status{State: plugins.StateOK})
 		attrs := []any{"bundle", b.o.Name, "bundle_revision", rev, "revision", e.Current().Revision, "from", cand.from}
 		if len(errs) > 0 {
 			attrs = append(attrs, "error", errors.Join(errs...).Error())
 			b.c.log.Warn("policy bundle: serving the persisted bundle; the server's did not load", attrs...)
 		} else {
 			b.c.log.Info("policy bundle loaded", attrs...)
+		}
+		if late != nil && late.Bundle != nil {
+			b.mu.Lock()
+			b.offer(ctx, late, lateRaw)
+			b.mu.Unlock()
 		}
 		return e, nil
 	}
@@ -284,6 +295,13 @@ func (b *bundleClient) onUpdate(ctx context.Context, u download.Update) error {
 		b.first, b.firstRaw = &u, raw
 		return nil
 	}
+	b.offer(ctx, &u, raw)
+	return nil
+}
+
+// offer hands a downloaded bundle to the engine and records the outcome.
+// The caller holds mu.
+func (b *bundleClient) offer(ctx context.Context, u *download.Update, raw []byte) {
 	start := time.Now()
 	rev := u.Bundle.Manifest.Revision
 	files, err := bundleFiles(u.Bundle)
@@ -296,14 +314,13 @@ func (b *bundleClient) onUpdate(ctx context.Context, u download.Update) error {
 		b.metrics.downloads.WithLabelValues(downloadRefused).Inc()
 		b.status.SetError(err)
 		b.reportStatus()
-		return nil
+		return
 	}
 	b.metrics.activate.Observe(time.Since(start).Seconds())
 	b.metrics.downloads.WithLabelValues(downloadNew).Inc()
 	b.activated(rev, b.engine.Current().Revision, true)
 	b.persist(raw, u.ETag)
 	b.reportStatus()
-	return nil
 }
 
 // activated records the bundle now served. The caller holds mu.

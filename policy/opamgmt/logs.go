@@ -67,13 +67,75 @@ func newLogsPlugin(m *plugins.Manager, o LogsOptions, trigger *plugins.TriggerMo
 	return logs.New(cfg, m), nil
 }
 
+// recordQueue is how many decisions may wait for the decision-log
+// plugin. OPA's plugin turns each event into an AST for its mask and drop
+// policies (about 100 µs of CPU for a typical input), so that work is done
+// off the request, by one goroutine; the queue only fills when that
+// goroutine cannot keep up, and what does not fit is dropped and counted.
+const recordQueue = 1024
+
+// queued is a decision waiting for the plugin, or (rec nil) a marker whose
+// done is closed when everything queued before it has been handed over.
+type queued struct {
+	rec  *policy.DecisionRecord
+	done chan struct{}
+}
+
 // Record queues a decision for the collector (policy.DecisionRecorder).
-// It never blocks on the collector: a full buffer drops the oldest
-// decision and counts it (portero_decision_logs_dropped_total).
-func (c *Client) Record(ctx context.Context, d *policy.DecisionRecord) {
+// It never blocks: a full queue drops the decision, a full plugin buffer
+// (the collector down or slow) the oldest one, each counted in
+// portero_decision_logs_dropped_total.
+func (c *Client) Record(_ context.Context, d *policy.DecisionRecord) {
 	if c.logs == nil {
 		return
 	}
+	select {
+	case c.queue <- queued{rec: d}:
+	default:
+		c.queueDrops.Add(1)
+	}
+}
+
+// handOver feeds queued decisions to OPA's plugin until ctx ends (Stop).
+// The queue is never closed: a request still finishing after the shutdown
+// grace records into it, without a panic, and is dropped.
+func (c *Client) handOver(ctx context.Context) {
+	defer c.done.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-c.queue:
+			if q.rec == nil {
+				close(q.done)
+				continue
+			}
+			c.log1(q.rec)
+		}
+	}
+}
+
+// handedOver returns once every decision queued so far is in the
+// plugin's buffer.
+func (c *Client) handedOver(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case c.queue <- queued{done: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// log1 hands one decision to OPA's decision_logs plugin as OPA's server
+// would.
+func (c *Client) log1(d *policy.DecisionRecord) {
+	ctx := context.Background()
 	input, result := any(d.Input), any(d.Result)
 	info := &server.Info{
 		DecisionID: d.ID,
@@ -127,10 +189,11 @@ var dropCounters = []string{
 	"decision_logs_dropped_rate_limit_exceeded",
 }
 
-// dropped is how many decisions the decision-log plugin dropped.
+// dropped is how many decisions were dropped: by the queue, and by the
+// decision-log plugin.
 func (c *Client) dropped() float64 {
 	all := c.metrics.All()
-	var n float64
+	n := float64(c.queueDrops.Load())
 	for _, name := range dropCounters {
 		if v, ok := all["counter_"+name].(uint64); ok {
 			n += float64(v)
@@ -139,5 +202,10 @@ func (c *Client) dropped() float64 {
 	return n
 }
 
-// flushDecisionLogs uploads the buffered decisions now (tests).
-func (c *Client) flushDecisionLogs(ctx context.Context) error { return c.logs.Trigger(ctx) }
+// flushDecisionLogs uploads the decisions recorded so far now (tests).
+func (c *Client) flushDecisionLogs(ctx context.Context) error {
+	if err := c.handedOver(ctx); err != nil {
+		return err
+	}
+	return c.logs.Trigger(ctx)
+}

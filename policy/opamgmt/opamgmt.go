@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/logging"
@@ -72,6 +73,10 @@ type Client struct {
 	logs    *logs.Plugin  // nil without DecisionLogs
 	status  *status.Plugin
 	metrics metrics.Metrics // OPA's, reported in status and read by the drop counter
+	// queue holds decisions for the decision_logs plugin (logs.go);
+	// queueDrops counts those it had no room for.
+	queue      chan queued
+	queueDrops atomic.Int64
 
 	stopOnce sync.Once
 	stop     context.CancelFunc
@@ -118,6 +123,7 @@ func New(o Options) (*Client, error) {
 			return nil, err
 		}
 		c.logs.WithMetrics(c.metrics)
+		c.queue = make(chan queued, recordQueue)
 		m.Register(logs.Name, c.logs)
 		o.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "portero_decision_logs_dropped_total",
@@ -193,6 +199,10 @@ func (c *Client) Start(ctx context.Context) error {
 		return fmt.Errorf("opa management: start: %w", err)
 	}
 	ctx, c.stop = context.WithCancel(ctx)
+	if c.queue != nil {
+		c.done.Add(1)
+		go c.handOver(ctx)
+	}
 	if c.bundle != nil {
 		c.bundle.mu.Lock()
 		c.bundle.reportStatus() // the first report names the bundle served
@@ -230,6 +240,9 @@ func (c *Client) reportEvery(ctx context.Context, interval time.Duration) {
 // last status report, within ctx's deadline.
 func (c *Client) Stop(ctx context.Context) {
 	c.stopOnce.Do(func() {
+		if c.queue != nil && c.stop != nil {
+			_ = c.handedOver(ctx) // what the gateway recorded before it drained
+		}
 		if c.stop != nil {
 			c.stop()
 		}
@@ -237,7 +250,7 @@ func (c *Client) Stop(ctx context.Context) {
 			c.bundle.stopPolling(ctx)
 		}
 		c.done.Wait()
-		c.manager.Stop(ctx)
+		c.manager.Stop(ctx) // uploads what the plugin buffered, within ctx
 	})
 }
 

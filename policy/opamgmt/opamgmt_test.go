@@ -406,8 +406,10 @@ func TestStatusReports(t *testing.T) {
 	if b["active_revision"] != "v1" || b["last_successful_download"] == nil || b["last_successful_activation"] == nil {
 		t.Errorf("status bundles.portero = %v, want active_revision v1 with download and activation times", b)
 	}
-	if _, ok := st["plugins"].(map[string]any)["decision_logs"]; !ok {
-		t.Errorf("status plugins = %v, want decision_logs", st["plugins"])
+	for _, p := range []string{"bundle", "decision_logs", "status"} {
+		if _, ok := st["plugins"].(map[string]any)[p]; !ok {
+			t.Errorf("status plugins = %v, want %s", st["plugins"], p)
+		}
 	}
 
 	// A refused bundle is reported with its error, the last good revision
