@@ -97,6 +97,14 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 			fmt.Fprintf(&b, "- Portero at %.1f× the requests/s of %s (target ≥ 3×): %s.\n", ratio, s.name, verdict(ratio >= 3))
 		}
 	}
+	// Behind nginx (forward-auth), against the same nginx asking OPA.
+	if fa, opa := find(rows, "nginx auth_request → Portero"), find(rows, "nginx auth_request → OPA"); fa != nil && opa != nil {
+		fmt.Fprintf(&b, "- nginx auth_request → Portero (forward-auth) at %.1f× the requests/s of %s", fa.rps/opa.rps, opa.name)
+		if port != nil {
+			fmt.Fprintf(&b, ", and at %.0f %% of Portero as the proxy", 100*fa.rps/port.rps)
+		}
+		b.WriteString(".\n")
+	}
 	if ex.reloadErr == "" {
 		fmt.Fprintf(&b, "- A policy change served %s after the file was written (target ≤ 1 s): %s.\n", ms(ex.reload), verdict(ex.reload <= time.Second))
 	} else {
