@@ -70,7 +70,9 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 			return fmt.Errorf("%s has no access.store; set it or pass --store FILE", *cfgPath)
 		}
 		path = cfg.Access.Store
-		src = policySource(cfg)
+		if src, err = offlinePolicySource(cfg); err != nil {
+			return err
+		}
 	}
 	ctx := context.Background()
 	// Names (roles, profiles, features, rights, products) are checked against

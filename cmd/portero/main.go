@@ -446,7 +446,11 @@ func cmdCheck(args []string, stdout io.Writer) error {
 		return err
 	}
 	// As serve loads it: compiled and, with policy.require_tests, tested.
-	loaded, err := policy.Load(context.Background(), policySource(cfg), testGate(cfg))
+	src, err := offlinePolicySource(cfg)
+	if err != nil {
+		return err
+	}
+	loaded, err := policy.Load(context.Background(), src, testGate(cfg))
 	if err != nil {
 		return err
 	}
@@ -461,7 +465,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d routes, policy %s revision %s%s", cfg.File, len(cfg.Routes), policySource(cfg).Name, loaded.Revision, testsPassed(loaded))
+	fmt.Fprintf(stdout, "%s: ok (%d routes, policy %s revision %s%s", cfg.File, len(cfg.Routes), src.Name, loaded.Revision, testsPassed(loaded))
 	if shadow != nil {
 		fmt.Fprintf(stdout, ", shadow policy %s revision %s%s", cfg.Policy.ShadowDir, shadow.Revision, testsPassed(shadow))
 	}
@@ -523,7 +527,11 @@ func cmdEval(args []string, stdout io.Writer) error {
 	if err := json.Unmarshal(raw, &input); err != nil {
 		return fmt.Errorf("eval: %s is not JSON: %w", *inputPath, err)
 	}
-	loaded, err := policy.Compile(context.Background(), policySource(cfg))
+	src, err := offlinePolicySource(cfg)
+	if err != nil {
+		return err
+	}
+	loaded, err := policy.Compile(context.Background(), src)
 	if err != nil {
 		return err
 	}
@@ -558,7 +566,11 @@ func cmdExplain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}
-	loaded, err := policy.Compile(context.Background(), policySource(cfg))
+	src, err := offlinePolicySource(cfg)
+	if err != nil {
+		return err
+	}
+	loaded, err := policy.Compile(context.Background(), src)
 	if err != nil {
 		return err
 	}

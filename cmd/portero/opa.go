@@ -24,6 +24,43 @@ func newPolicyEngine(ctx context.Context, cfg *config.Config, o policy.EngineOpt
 		e, err := policy.NewEngineWith(ctx, o)
 		return e, nil, err
 	}
+	mo := opaOptions(cfg, o, reg, log)
+	m, err := opamgmt.New(mo)
+	if err != nil {
+		return nil, nil, err
+	}
+	var e *policy.Engine
+	if mo.Bundle != nil {
+		e, err = m.NewEngine(ctx)
+	} else {
+		e, err = policy.NewEngineWith(ctx, o)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, m, nil
+}
+
+// offlinePolicySource is the policy the commands that load it without
+// serving read (check, eval, explain, admin): policy.dir or the embedded
+// one, or with policy.bundle the bundle a gateway last served and
+// persisted.
+func offlinePolicySource(cfg *config.Config) (policy.Source, error) {
+	if cfg.Policy.Bundle == nil {
+		return policySource(cfg), nil
+	}
+	o := opaOptions(cfg, policy.EngineOptions{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	o.DecisionLogs, o.Status = nil, nil
+	m, err := opamgmt.New(o)
+	if err != nil {
+		return policy.Source{}, err
+	}
+	return m.PersistedSource()
+}
+
+// opaOptions are the options of OPA's management APIs gateway.yaml sets.
+func opaOptions(cfg *config.Config, o policy.EngineOptions, reg prometheus.Registerer, log *slog.Logger) opamgmt.Options {
+	p := cfg.Policy
 	mo := opamgmt.Options{Version: version(), Registry: reg, Log: log}
 	if b := p.Bundle; b != nil {
 		bo := &opamgmt.BundleOptions{
@@ -43,20 +80,7 @@ func newPolicyEngine(ctx context.Context, cfg *config.Config, o policy.EngineOpt
 	if s := p.Status; s != nil {
 		mo.Status = &opamgmt.StatusOptions{Service: opamgmt.Service{URL: s.URL, Token: s.Token, CAFile: s.CAFile}, Interval: s.Interval}
 	}
-	m, err := opamgmt.New(mo)
-	if err != nil {
-		return nil, nil, err
-	}
-	var e *policy.Engine
-	if mo.Bundle != nil {
-		e, err = m.NewEngine(ctx)
-	} else {
-		e, err = policy.NewEngineWith(ctx, o)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return e, m, nil
+	return mo
 }
 
 // startOPAManagement starts polling the bundle server, the decision-log

@@ -87,6 +87,10 @@ policy:
 	if err := os.WriteFile(config, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Before any gateway has served: nothing persisted for check to read.
+	if out, code := runCLI(t, "check", "-c", config); code == 0 || !strings.Contains(out, "nothing is persisted in") {
+		t.Fatalf("check before a bundle was persisted: %d %s", code, out)
+	}
 	public, ops, iss := serveBinaryConfig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), config)
 	claims := iss.Claims("alice", "portero")
 	claims["roles"] = []string{"acme:administrator"}
@@ -102,6 +106,10 @@ policy:
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d with the policy from the bundle server", resp.StatusCode)
+	}
+	// check, eval and explain read the bundle the gateway persisted.
+	if out, code := runCLI(t, "check", "-c", config); code != 0 || !strings.Contains(out, "policy bundle portero (persisted in") {
+		t.Fatalf("check with policy.bundle: %d %s", code, out)
 	}
 
 	deadline := time.After(30 * time.Second)

@@ -480,3 +480,30 @@ func httpCode(err error) (int, bool) {
 	}
 	return 0, false
 }
+
+// PersistedSource is the last good bundle a running gateway persisted in
+// policy.bundle.persist_dir, its signature verified again: the policy the
+// commands that load it without serving (portero check, eval, explain,
+// admin) read when it comes from a bundle server.
+func (c *Client) PersistedSource() (policy.Source, error) {
+	b := c.bundle
+	if b == nil {
+		return policy.Source{}, errors.New("policy.bundle is not set")
+	}
+	p, err := b.readPersisted()
+	if err != nil {
+		return policy.Source{}, fmt.Errorf("policy.bundle: the persisted bundle: %w", err)
+	}
+	if p == nil {
+		where := "policy.bundle.persist_dir is not set"
+		if b.o.PersistDir != "" {
+			where = "nothing is persisted in " + b.o.PersistDir + " yet (portero serve keeps the last good bundle there)"
+		}
+		return policy.Source{}, fmt.Errorf("policy.bundle: this command reads the policy a gateway last served, and %s; to check a bundle's source, run portero test on its directory", where)
+	}
+	files, err := bundleFiles(p.bundle)
+	if err != nil {
+		return policy.Source{}, err
+	}
+	return policy.FilesSource("bundle "+b.o.Name+" (persisted in "+b.o.PersistDir+")", files), nil
+}
