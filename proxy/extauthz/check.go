@@ -170,12 +170,17 @@ func clientHeaders(h *authv3.AttributeContext_HttpRequest) http.Header {
 // hasWholeBody says whether the policy may decide on the body the check
 // carries: the check carries all of it (Envoy's with_request_body, not
 // cut at max_request_bytes, as long as Content-Length says), or the request
-// has none. A request without Content-Length and Transfer-Encoding has no
+// has none; any value of X-Envoy-Auth-Partial-Body but "false" says the body
+// was cut. A request without Content-Length and Transfer-Encoding has no
 // body in HTTP/1.x only; over HTTP/2 and HTTP/3 it may still have one, so
 // there only a Content-Length of 0 says so.
 func hasWholeBody(h http.Header, protocol string, body []byte) bool {
-	if strings.EqualFold(h.Get(partialBodyHeader), "true") {
-		return false
+	// Every value, not the first: Envoy drops a client's copy, but should
+	// one get through, its "false" must not hide Envoy's "true".
+	for _, v := range h.Values(partialBodyHeader) {
+		if !strings.EqualFold(strings.TrimSpace(v), "false") {
+			return false
+		}
 	}
 	lengths := h.Values("Content-Length")
 	switch {
