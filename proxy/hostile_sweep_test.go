@@ -228,6 +228,8 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 		{"+method=DELETE", mangled},
 		{"%20method=DELETE", mangled},
 		{"%2Emethod=DELETE", mangled},
+		{"_method%00=DELETE", ""},
+		{"_method%00x=DELETE", ""},
 	}
 	for _, tc := range queries {
 		t.Run("query "+tc.query, func(t *testing.T) {
@@ -258,6 +260,8 @@ func TestSweepMethodOverrideParameterSpellings(t *testing.T) {
 		{".method=DELETE", mangled},
 		{"+method=DELETE", mangled},
 		{"%2Emethod=DELETE", mangled},
+		{"_method%00=DELETE", ""},
+		{"_method%00x=DELETE", ""},
 	}
 	// Bodies as amy, an account manager without field limits (leo's field
 	// limits would refuse any unknown key before the _method rule).

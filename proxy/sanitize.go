@@ -433,8 +433,12 @@ func normalizeHost(hostport string) (string, error) {
 // isMethodParam reports whether a (decoded) query or body parameter name is
 // _method as a framework reads it: any case, and with PHP's mangling of
 // parameter names ('.', ' ' and '[' become '_'), so ".method", " method"
-// and "[method" count too.
+// and "[method" count too, and so does "_method" followed by a NUL byte and
+// anything (PHP cuts the name there).
 func isMethodParam(name string) bool {
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i] // PHP reads a parameter name up to a NUL byte
+	}
 	if len(name) != len("_method") {
 		return false
 	}
