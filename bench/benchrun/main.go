@@ -36,6 +36,7 @@ type options struct {
 	workDir          string // scratch: configs, logs, binaries
 	repo             string
 	opa              string
+	oauth2Proxy      string
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.BoolVar(&o.smoke, "smoke", false, "a quick check of the harness: 1 s rows, results in a scratch directory")
 	flag.StringVar(&o.outDir, "out", "docs", "directory for performance.md and performance.png")
 	flag.StringVar(&o.opa, "opa", "", "path to the opa binary (empty: look in PATH)")
+	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "", "path to the oauth2-proxy binary (empty: look in PATH)")
 	flag.Parse()
 	if o.smoke {
 		o.duration, o.warmup, o.conns, o.rounds, o.fixedDuration = time.Second, 0, 8, 1, time.Second

@@ -97,6 +97,21 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 			fmt.Fprintf(&b, "- Portero at %.1f× the requests/s of %s (target ≥ 3×): %s.\n", ratio, s.name, verdict(ratio >= 3))
 		}
 	}
+	// The peer users would pick instead. It authenticates only, so its
+	// rows do less per request than Portero's; compared round by round
+	// like the bare proxy.
+	for _, pair := range []struct{ portero, peer, mode string }{
+		{"Portero, bearer JWT, default policy", "oauth2-proxy, bearer JWT", "bearer JWT"},
+		{"Portero, cookie session, default policy", "oauth2-proxy, cookie session", "cookie session"},
+	} {
+		p, peer := find(rows, pair.portero), find(rows, pair.peer)
+		if p == nil || peer == nil {
+			continue
+		}
+		ratio, each := roundRatios(p, peer)
+		fmt.Fprintf(&b, "- Portero at %.1f× oauth2-proxy's requests/s, both with a %s (oauth2-proxy authenticates only: no per-tenant authorisation). Round by round: %s.\n",
+			ratio, pair.mode, strings.Join(each, "; "))
+	}
 	// Behind nginx (forward-auth), against the same nginx asking OPA.
 	if fa, opa := find(rows, "nginx auth_request → Portero"), find(rows, "nginx auth_request → OPA"); fa != nil && opa != nil {
 		fmt.Fprintf(&b, "- nginx auth_request → Portero (forward-auth) at %.1f× the requests/s of %s", fa.rps/opa.rps, opa.name)
@@ -129,6 +144,19 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 		fmt.Fprintf(&b, "- %s: `%s`\n", k, versions[k])
 	}
 	return b.String()
+}
+
+// roundRatios compares a's requests/s with b's within each round (the two
+// runs were seconds apart) and returns the median ratio and each round's.
+func roundRatios(a, b *result) (float64, []string) {
+	var ratios []float64
+	var each []string
+	for i := range min(len(a.perRound), len(b.perRound)) {
+		r := a.perRound[i].rps / b.perRound[i].rps
+		ratios = append(ratios, r)
+		each = append(each, fmt.Sprintf("%.1f×", r))
+	}
+	return median(ratios), each
 }
 
 // writeReadmeSummary puts this run's targets and the access-store rows into

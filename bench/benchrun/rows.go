@@ -28,6 +28,8 @@ func (h *harness) rows() []rowSpec {
 		{name: "nginx auth_request → OPA (njs)", note: "njs ngx.fetch to `opa run --server`, same Rego + JWT verification in Rego", setup: h.nginxRow(true)},
 		{name: "nginx auth_request → Portero", note: "Portero's forward_auth.listen, same token and default policy; nginx copies the decision's headers and the assertion", setup: h.nginxPorteroRow},
 		{name: "Caddy forward_auth → adapter → OPA", note: "forward_auth needs 2xx/403, so a 40-line Go adapter asks OPA", setup: h.caddyRow},
+		{name: "oauth2-proxy, bearer JWT", note: "bearer JWT verified, no per-tenant authorisation (authentication only); --skip-jwt-bearer-tokens, --set-xauthrequest, request log off", setup: h.oauth2ProxyRow(false)},
+		{name: "oauth2-proxy, cookie session", note: "signed in through the real code flow, no per-tenant authorisation (authentication only); session in the cookie, request log off", setup: h.oauth2ProxyRow(true)},
 	}
 }
 
@@ -360,6 +362,9 @@ func (h *harness) versions() map[string]string {
 	}
 	if out, err := exec.Command(opa, "version").Output(); err == nil {
 		v["opa"] = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	if o2p := h.oauth2ProxyVersion(); o2p != "" {
+		v["oauth2-proxy"] = o2p
 	}
 	return v
 }

@@ -109,6 +109,15 @@ func TestSummarizeTakesMediansAndKeepsFinishedRounds(t *testing.T) {
 	}
 }
 
+func TestRoundRatiosCompareWithinEachRound(t *testing.T) {
+	portero := &result{perRound: []result{{rps: 8000}, {rps: 9000}, {rps: 4000}}}
+	peer := &result{perRound: []result{{rps: 2000}, {rps: 3000}}} // failed in round 3
+	ratio, each := roundRatios(portero, peer)
+	if ratio != 3 || strings.Join(each, "; ") != "4.0×; 3.0×" {
+		t.Fatalf("ratio %v, rounds %q", ratio, each)
+	}
+}
+
 func TestFixedRateLoadCountsErrors(t *testing.T) {
 	n := 0
 	var mu sync.Mutex
