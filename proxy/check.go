@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -87,18 +88,11 @@ var ForwardAuthHeaders = map[string]bool{
 // the client's headers and, when the front proxy sends it, the body.
 func (g *Gateway) Check(r *http.Request, opts CheckOptions) *Check {
 	c := &Check{withBody: opts.WithBody}
-	w := &checkWriter{header: http.Header{}}
 	if d := g.unforwardable(r, opts, c); d != nil {
-		d.ID = newDecisionID()
-		c.ID = d.ID
-		deny.Write(w, r, false, *d)
-		g.tracer.refusedCheck(r, *d)
-		// Counted like every refusal before routing.
-		g.metrics.requests.WithLabelValues("none", "reject", strconv.Itoa(d.Status)).Inc()
-		g.metrics.denials.WithLabelValues("none", d.Reason).Inc()
-	} else {
-		g.serve(w, r, c)
+		return g.Refuse(r, opts.Via, *d)
 	}
+	w := &checkWriter{header: http.Header{}}
+	g.serve(w, r, c)
 	result := "refused"
 	if !c.Allowed {
 		c.Status, c.Body = w.code(), w.body.Bytes()
@@ -121,8 +115,8 @@ func (g *Gateway) Untrusted(r *http.Request, viaName, remote string) *Check {
 
 // Refuse answers a trusted check that does not describe one request
 // (forward_auth.incomplete, forward_auth.ambiguous, request.bad_path) or
-// that failed (forward_auth.error), before Check could run; counted like
-// every refused check.
+// that failed (forward_auth.error), or one Check refuses before the
+// stages run; counted like every refused check.
 func (g *Gateway) Refuse(r *http.Request, viaName string, d deny.Denial) *Check {
 	g.metrics.checks.WithLabelValues(via(viaName), "refused").Inc()
 	return g.refuse(r, d)
@@ -190,31 +184,18 @@ func (g *Gateway) unforwardable(r *http.Request, opts CheckOptions, c *Check) *d
 	if err != nil {
 		return &deny.Denial{Status: http.StatusBadRequest, Reason: "request.bad_host"}
 	}
-	if sent := hostOnly(r.Host); sent != host {
+	sent := r.Host
+	if h, _, err := net.SplitHostPort(sent); err == nil {
+		sent = h
+	}
+	if sent != host {
 		return &deny.Denial{Status: http.StatusBadRequest, Reason: "request.non_canonical_host"}
 	}
-	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
-		k, _, _ := strings.Cut(part, "=")
-		if key, err := url.QueryUnescape(k); err == nil && isMethodParam(key) {
-			// The proxy path removes it; the front proxy would forward it.
-			return &deny.Denial{Status: http.StatusBadRequest, Reason: "request.method_override"}
-		}
+	if _, found := methodParams(r.URL.RawQuery); found != nil {
+		// The proxy path removes it; the front proxy would forward it.
+		return &deny.Denial{Status: http.StatusBadRequest, Reason: "request.method_override"}
 	}
 	return nil
-}
-
-// hostOnly is hostport without its port, as sent.
-func hostOnly(hostport string) string {
-	if strings.HasPrefix(hostport, "[") {
-		if i := strings.LastIndexByte(hostport, ']'); i > 0 {
-			return hostport[1:i]
-		}
-		return hostport
-	}
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && strings.Count(hostport, ":") == 1 {
-		return hostport[:i]
-	}
-	return hostport
 }
 
 // allow records an allowed check: the headers the app receives, and Cookie

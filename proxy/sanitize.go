@@ -240,22 +240,9 @@ func methodOverride(r *http.Request, headerValues []string, allowed bool, extra 
 	for _, v := range headerValues {
 		values = append(values, strings.TrimSpace(v))
 	}
-	if r.URL.RawQuery != "" {
-		var kept []string
-		removed := false
-		for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
-			k, v, _ := strings.Cut(part, "=")
-			if key, err := url.QueryUnescape(k); err == nil && isMethodParam(key) {
-				val, _ := url.QueryUnescape(v)
-				values = append(values, val)
-				removed = true
-				continue
-			}
-			kept = append(kept, part)
-		}
-		if removed {
-			r.URL.RawQuery = strings.Join(kept, "&")
-		}
+	if kept, found := methodParams(r.URL.RawQuery); len(found) > 0 {
+		values = append(values, found...)
+		r.URL.RawQuery = kept
 	}
 	if !allowed || len(values) == 0 {
 		return nil
@@ -428,6 +415,29 @@ func normalizeHost(hostport string) (string, error) {
 		return "", errBadHost
 	}
 	return host, nil
+}
+
+// methodParams splits a raw query into the _method parameters' values
+// (isMethodParam, any encoding) and the query without them; found is nil
+// when it has none.
+func methodParams(rawQuery string) (kept string, found []string) {
+	if rawQuery == "" {
+		return rawQuery, nil
+	}
+	var rest []string
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		if key, err := url.QueryUnescape(k); err == nil && isMethodParam(key) {
+			val, _ := url.QueryUnescape(v)
+			found = append(found, val)
+			continue
+		}
+		rest = append(rest, part)
+	}
+	if found == nil {
+		return rawQuery, nil
+	}
+	return strings.Join(rest, "&"), found
 }
 
 // isMethodParam reports whether a (decoded) query or body parameter name is

@@ -7,7 +7,6 @@
 package gatewaytest
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -17,7 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -30,6 +28,7 @@ import (
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/control"
 	"github.com/portero-gateway/portero/internal/testissuer"
+	"github.com/portero-gateway/portero/internal/testlog"
 	"github.com/portero-gateway/portero/internal/tracing"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
@@ -314,22 +313,7 @@ func Must(t testing.TB, err error) {
 }
 
 // SyncBuffer is a log sink safe for concurrent writes.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type SyncBuffer = testlog.Buffer
 
 // SeedSQL runs statements on a store's file directly.
 func SeedSQL(t testing.TB, path, stmts string) {

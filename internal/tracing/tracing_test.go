@@ -1,17 +1,16 @@
 package tracing
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/testlog"
 )
 
 func TestOffIsNil(t *testing.T) {
@@ -24,22 +23,7 @@ func TestOffIsNil(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testlog.Buffer
 
 // A collector that refuses the spans: the gateway's log says so (with the
 // endpoint and the count, never the headers), and shutdown still returns.
