@@ -2,12 +2,12 @@ package access
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"github.com/portero-gateway/portero/audit"
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/portero-gateway/portero/audit"
 )
 
 const (
@@ -22,7 +22,7 @@ func seedLarge(b *testing.B) *Store {
 	s, _ := openStore(b)
 	ctx := context.Background()
 	stamp := s.stamp()
-	err := s.write(ctx, "bench.seed", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "bench.seed", func(tx *dbTx) ([]audit.Record, error) {
 		tstmt, err := tx.PrepareContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, '[]', 'active', ?, 1, ?)`)
 		if err != nil {
 			return nil, err

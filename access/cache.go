@@ -81,7 +81,9 @@ func (r *Resolver[P]) Resolve(ctx context.Context, user, tenant string) (*Resolv
 	gen := r.store.Generation()
 	now := r.now()
 	old, ok := r.entries.Get(k) // entries have no cache expiry: until is checked here
-	if ok && old.gen == gen && now.Before(old.until) {
+	// A store that may have missed another process's write (PostgreSQL
+	// while its listening connection is down) is read every time.
+	if ok && old.gen == gen && now.Before(old.until) && r.store.Live() {
 		return old.res, true, nil
 	}
 	facts, err := r.store.Facts(ctx, user, tenant, now)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"strings"
 	"time"
 
 	"github.com/portero-gateway/portero/audit"
@@ -49,13 +48,13 @@ func (s *Store) Invite(ctx context.Context, d Delegation) (*Delegation, error) {
 		}
 		expires = d.Expires.UTC().Format(time.RFC3339Nano)
 	}
-	err := s.write(ctx, "delegation.invite", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "delegation.invite", func(tx *dbTx) ([]audit.Record, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Tenant, d.Partner, d.Scope, toJSON(d.Products), b2i(d.Wallet), d.Status, expires, d.InvitedBy, stamp, stamp)
 		switch {
-		case err != nil && strings.Contains(err.Error(), "UNIQUE"):
+		case err != nil && isUnique(err):
 			return nil, conflict("tenant %s already has an open delegation to %s", d.Tenant, d.Partner)
-		case err != nil && strings.Contains(err.Error(), "FOREIGN KEY"):
+		case err != nil && isForeignKey(err):
 			return nil, &FieldError{"partner", "no such tenant or partner"}
 		case err != nil:
 			return nil, err
@@ -115,7 +114,7 @@ func (s *Store) Transition(ctx context.Context, id, action string) (*Delegation,
 	if !ok {
 		return nil, &FieldError{"action", "must be one of resend, withdraw, accept, reject, revoke"}
 	}
-	err := s.write(ctx, "delegation."+action, func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "delegation."+action, func(tx *dbTx) ([]audit.Record, error) {
 		d, err := scanDelegation(tx.QueryRowContext(ctx, `SELECT `+delegationCols+` FROM delegations WHERE id = ?`, id))
 		if err != nil {
 			return nil, notFound(err, "delegation "+id)
@@ -149,7 +148,7 @@ func (s *Store) Transition(ctx context.Context, id, action string) (*Delegation,
 
 // afterDelegation is the audit record of a change to delegation id, with
 // the delegation as it is now in tx.
-func (s *Store) afterDelegation(ctx context.Context, tx *sql.Tx, event, id string) ([]audit.Record, error) {
+func (s *Store) afterDelegation(ctx context.Context, tx *dbTx, event, id string) ([]audit.Record, error) {
 	d, err := scanDelegation(tx.QueryRowContext(ctx, `SELECT `+delegationCols+` FROM delegations WHERE id = ?`, id))
 	if err != nil {
 		return nil, err

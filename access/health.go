@@ -89,13 +89,19 @@ func (s *Store) markDown(why error) {
 	}
 }
 
-// WatchWrites watches the store every interval until ctx ends: it notices
+// WatchWrites watches the store until ctx ends. On PostgreSQL it listens
+// for other replicas' writes (postgres.go), checking the connection every
+// keepalive of max(every, 1s)*4. On SQLite, it looks every interval: it notices
 // writes by other processes (portero admin, replicas on the same file) by
 // the stored generation and drops cached facts; it notices a file replaced
 // (another device/inode at the path), deleted or unreadable, fails closed
 // at once and reopens the file as soon as one usable is there, dropping
 // every cached fact.
 func (s *Store) WatchWrites(ctx context.Context, every time.Duration) {
+	if s.pg != nil {
+		s.listen(ctx, 4*max(every, time.Second))
+		return
+	}
 	var last int64 = -1
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -173,7 +179,7 @@ func (s *Store) reopen(ctx context.Context, id fileID, replaced bool) error {
 	if err != nil {
 		return fmt.Errorf("reopen %s: %w", s.path, err)
 	}
-	probe := &Store{path: s.path, rdb: rdb, wdb: wdb, now: s.now, log: s.log}
+	probe := &Store{path: s.path, d: s.d, rdb: rdb, wdb: wdb, now: s.now, log: s.log}
 	err = probe.migrate(ctx)
 	if err == nil {
 		var ok string

@@ -5,13 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/portero-gateway/portero/audit"
@@ -66,7 +64,7 @@ func (s *Store) ImportChecked(ctx context.Context, r io.Reader, cat *Catalogue) 
 	sum := sha256.New()
 	r = io.TeeReader(r, sum)
 	consumed := false
-	err := s.write(ctx, "import", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "import", func(tx *dbTx) ([]audit.Record, error) {
 		// A retried write cannot read the input again.
 		if consumed {
 			return nil, errors.New("import: the store was busy after the input was read; nothing was written, run the import again")
@@ -101,7 +99,7 @@ func (s *Store) ImportChecked(ctx context.Context, r io.Reader, cat *Catalogue) 
 	return n, nil
 }
 
-func importLine(ctx context.Context, tx *sql.Tx, text []byte, stamp string, cat *Catalogue, n *ImportCounts) error {
+func importLine(ctx context.Context, tx *dbTx, text []byte, stamp string, cat *Catalogue, n *ImportCounts) error {
 	var rec importRecord
 	dec := json.NewDecoder(bytes.NewReader(text))
 	dec.DisallowUnknownFields()
@@ -186,14 +184,14 @@ func stampOr(t time.Time, now string) string {
 }
 
 // upsertMember writes a member in tx, replacing one with the same key.
-func upsertMember(ctx context.Context, tx *sql.Tx, m *Member, stamp string) error {
+func upsertMember(ctx context.Context, tx *dbTx, m *Member, stamp string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO members (`+memberCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (tenant, user) DO UPDATE SET role = excluded.role, businesses = excluded.businesses, locations = excluded.locations,
+ON CONFLICT (tenant, "user") DO UPDATE SET role = excluded.role, businesses = excluded.businesses, locations = excluded.locations,
 	features = excluded.features, fields = excluded.fields, rights = excluded.rights, profile = excluded.profile,
 	status = excluded.status, updated_at = excluded.updated_at`,
 		m.Tenant, m.User, m.Role, toJSON(m.Businesses), toJSON(m.Locations), toJSON(m.Features), toJSON(m.Fields),
 		toJSON(m.Rights), m.Profile, m.Status, stamp)
-	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
+	if err != nil && isForeignKey(err) {
 		return &FieldError{"tenant", "no such tenant"}
 	}
 	return err
@@ -201,10 +199,10 @@ ON CONFLICT (tenant, user) DO UPDATE SET role = excluded.role, businesses = excl
 
 // upsertPartnerUser ties a user to a partner in tx (a user belongs to at
 // most one partner, so this moves them).
-func upsertPartnerUser(ctx context.Context, tx *sql.Tx, pu *PartnerUser) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO partner_users (user, partner, status) VALUES (?, ?, ?)
-ON CONFLICT (user) DO UPDATE SET partner = excluded.partner, status = excluded.status`, pu.User, pu.Partner, pu.Status)
-	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
+func upsertPartnerUser(ctx context.Context, tx *dbTx, pu *PartnerUser) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO partner_users ("user", partner, status) VALUES (?, ?, ?)
+ON CONFLICT ("user") DO UPDATE SET partner = excluded.partner, status = excluded.status`, pu.User, pu.Partner, pu.Status)
+	if err != nil && isForeignKey(err) {
 		return &FieldError{"partner", "no such partner"}
 	}
 	return err

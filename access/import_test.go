@@ -16,7 +16,9 @@ const goodImport = `# tenants first, then their members
 {"partner_user": {"partner": "partnerco", "user": "u-partner"}}
 `
 
-func TestImportWritesEverythingOnce(t *testing.T) {
+func TestImportWritesEverythingOnce(t *testing.T) { eachStore(t, testImportWritesEverythingOnce) }
+
+func testImportWritesEverythingOnce(t *testing.T) {
 	s, _ := openStore(t)
 	ctx := context.Background()
 	gen := s.Generation()
@@ -53,6 +55,10 @@ func TestImportWritesEverythingOnce(t *testing.T) {
 // TestImportRefusesBadLinesAndWritesNothing: each bad line is named, and the
 // good lines before it are not written either.
 func TestImportRefusesBadLinesAndWritesNothing(t *testing.T) {
+	eachStore(t, testImportRefusesBadLinesAndWritesNothing)
+}
+
+func testImportRefusesBadLinesAndWritesNothing(t *testing.T) {
 	prefix := `{"tenant": {"id": "first", "name": "First"}}` + "\n"
 	cases := []struct {
 		name, line, want string

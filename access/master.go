@@ -114,7 +114,7 @@ func (s *Store) StartMaster(ctx context.Context, m MasterSession) (*MasterSessio
 	_, _ = rand.Read(id[:])
 	m.ID = "ma_" + hex.EncodeToString(id[:])
 	m.StartedAt = now
-	err := s.write(ctx, "master.start", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "master.start", func(tx *dbTx) ([]audit.Record, error) {
 		// An expired session still open (not yet swept) does not block a
 		// new one; it is ended, and recorded, here.
 		recs, err := endExpired(ctx, tx, `admin = ? AND tenant = ? AND `, stampOf(now), m.Admin, m.Tenant)
@@ -124,9 +124,9 @@ func (s *Store) StartMaster(ctx context.Context, m MasterSession) (*MasterSessio
 		_, err = tx.ExecContext(ctx, `INSERT INTO master_sessions (`+masterCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')`,
 			m.ID, m.Admin, m.Session, m.Tenant, m.Reason, m.Ticket, m.Mode, stampOf(now), stampOf(m.ExpiresAt))
 		switch {
-		case err != nil && strings.Contains(err.Error(), "UNIQUE"):
+		case err != nil && isUnique(err):
 			return nil, conflict("%s already has an open master-access session for %s; end it first", m.Admin, m.Tenant)
-		case err != nil && strings.Contains(err.Error(), "FOREIGN KEY"):
+		case err != nil && isForeignKey(err):
 			return nil, &FieldError{"tenant", "no such tenant"}
 		case err != nil:
 			return nil, err
@@ -152,7 +152,7 @@ func (s *Store) EndMaster(ctx context.Context, id, reason, by string) (*MasterSe
 	if err := oneOf("reason", reason, MasterEndReasons); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, "master.end", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "master.end", func(tx *dbTx) ([]audit.Record, error) {
 		m, err := scanMaster(tx.QueryRowContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound(err, "master-access session "+id)
@@ -189,7 +189,7 @@ func masterRecord(event string, m *MasterSession, at time.Time, by, detail strin
 // endExpired ends, in tx, the open sessions matching where (a condition
 // ending in AND, with its args) whose time is up at now, and returns their
 // expiry records.
-func endExpired(ctx context.Context, tx *sql.Tx, where, now string, args ...any) ([]audit.Record, error) {
+func endExpired(ctx context.Context, tx *dbTx, where, now string, args ...any) ([]audit.Record, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE `+where+`ended_at IS NULL AND expires_at <= ?`, append(args, now)...)
 	if err != nil {
 		return nil, err

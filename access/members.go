@@ -9,7 +9,7 @@ import (
 	"github.com/portero-gateway/portero/audit"
 )
 
-const memberCols = `tenant, user, role, businesses, locations, features, fields, rights, profile, status, updated_at`
+const memberCols = `tenant, "user", role, businesses, locations, features, fields, rights, profile, status, updated_at`
 
 func scanMember(row interface{ Scan(...any) error }) (*Member, error) {
 	var m Member
@@ -33,7 +33,7 @@ func (s *Store) PutMember(ctx context.Context, m Member) (*Member, error) {
 		return nil, err
 	}
 	stamp := s.stamp()
-	err := s.write(ctx, "member.put", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "member.put", func(tx *dbTx) ([]audit.Record, error) {
 		return s.afterMember(ctx, tx, "member.put", m.Tenant, m.User, upsertMember(ctx, tx, &m, stamp))
 	})
 	if err != nil {
@@ -44,13 +44,13 @@ func (s *Store) PutMember(ctx context.Context, m Member) (*Member, error) {
 
 // Member returns one membership.
 func (s *Store) Member(ctx context.Context, tenant, user string) (*Member, error) {
-	m, err := scanMember(s.queryRow(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	m, err := scanMember(s.queryRow(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND "user" = ?`, tenant, user))
 	return m, notFound(err, "member "+user+" of "+tenant)
 }
 
 // Members lists a tenant's members.
 func (s *Store) Members(ctx context.Context, tenant string) ([]*Member, error) {
-	rows, err := s.query(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? ORDER BY user`, tenant)
+	rows, err := s.query(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? ORDER BY "user"`, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +72,8 @@ func (s *Store) SetMemberStatus(ctx context.Context, tenant, user, status string
 	if err := oneOf("status", status, MemberStatuses); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, "member.status", func(tx *sql.Tx) ([]audit.Record, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
+	err := s.write(ctx, "member.status", func(tx *dbTx) ([]audit.Record, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND "user" = ?`, status, s.stamp(), tenant, user)
 		return s.afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 	if err != nil {
@@ -84,20 +84,20 @@ func (s *Store) SetMemberStatus(ctx context.Context, tenant, user, status string
 
 // RemoveMember deletes a membership.
 func (s *Store) RemoveMember(ctx context.Context, tenant, user string) error {
-	return s.write(ctx, "member.remove", func(tx *sql.Tx) ([]audit.Record, error) {
-		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
+	return s.write(ctx, "member.remove", func(tx *dbTx) ([]audit.Record, error) {
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND "user" = ?`, tenant, user)
 		return s.afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 }
 
 // afterMember is the audit record of a change to a member that err says
 // succeeded, with the member as it is now in tx (no data when removed).
-func (s *Store) afterMember(ctx context.Context, tx *sql.Tx, event, tenant, user string, err error) ([]audit.Record, error) {
+func (s *Store) afterMember(ctx context.Context, tx *dbTx, event, tenant, user string, err error) ([]audit.Record, error) {
 	if err != nil {
 		return nil, err
 	}
 	var state any
-	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND "user" = ?`, tenant, user))
 	switch {
 	case err == nil:
 		state = m
@@ -118,7 +118,7 @@ func (s *Store) PutMemberAsSeen(ctx context.Context, m Member, seen *Member) (*M
 		return nil, err
 	}
 	stamp := s.stamp()
-	err := s.write(ctx, "member.put", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "member.put", func(tx *dbTx) ([]audit.Record, error) {
 		if err := memberAsSeen(ctx, tx, m.Tenant, m.User, seen); err != nil {
 			return nil, err
 		}
@@ -136,11 +136,11 @@ func (s *Store) SetMemberStatusAsSeen(ctx context.Context, tenant, user, status 
 	if err := oneOf("status", status, MemberStatuses); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, "member.status", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "member.status", func(tx *dbTx) ([]audit.Record, error) {
 		if err := memberAsSeen(ctx, tx, tenant, user, seen); err != nil {
 			return nil, err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND user = ?`, status, s.stamp(), tenant, user)
+		res, err := tx.ExecContext(ctx, `UPDATE members SET status = ?, updated_at = ? WHERE tenant = ? AND "user" = ?`, status, s.stamp(), tenant, user)
 		return s.afterMember(ctx, tx, "member.status", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 	if err != nil {
@@ -151,11 +151,11 @@ func (s *Store) SetMemberStatusAsSeen(ctx context.Context, tenant, user, status 
 
 // RemoveMemberAsSeen deletes a membership that is still as seen.
 func (s *Store) RemoveMemberAsSeen(ctx context.Context, tenant, user string, seen *Member) error {
-	return s.write(ctx, "member.remove", func(tx *sql.Tx) ([]audit.Record, error) {
+	return s.write(ctx, "member.remove", func(tx *dbTx) ([]audit.Record, error) {
 		if err := memberAsSeen(ctx, tx, tenant, user, seen); err != nil {
 			return nil, err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND user = ?`, tenant, user)
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant = ? AND "user" = ?`, tenant, user)
 		return s.afterMember(ctx, tx, "member.remove", tenant, user, affected(res, err, "member "+user+" of "+tenant))
 	})
 }
@@ -163,11 +163,11 @@ func (s *Store) RemoveMemberAsSeen(ctx context.Context, tenant, user string, see
 // memberAsSeen is ErrConflict unless the member is as seen (nil: absent).
 // It takes the write lock first, so nothing changes between the check and
 // the write that follows in tx.
-func memberAsSeen(ctx context.Context, tx *sql.Tx, tenant, user string, seen *Member) error {
+func memberAsSeen(ctx context.Context, tx *dbTx, tenant, user string, seen *Member) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value WHERE key = 'generation'`); err != nil {
 		return err
 	}
-	now, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	now, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND "user" = ?`, tenant, user))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if seen == nil {

@@ -13,9 +13,9 @@ func (s *Store) CreatePartner(ctx context.Context, p Partner) (*Partner, error) 
 	if err := validatePartner(&p); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, "partner.create", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "partner.create", func(tx *dbTx) ([]audit.Record, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO partners (id, name) VALUES (?, ?)`, p.ID, p.Name)
-		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		if err != nil && isUnique(err) {
 			return nil, conflict("partner %q exists", p.ID)
 		}
 		return []audit.Record{s.change(ctx, "partner.create", "", "partner "+p.ID, p)}, err
@@ -39,7 +39,7 @@ func (s *Store) PutPartnerUser(ctx context.Context, pu PartnerUser) (*PartnerUse
 	if err := validatePartnerUser(&pu); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, "partner_user.put", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "partner_user.put", func(tx *dbTx) ([]audit.Record, error) {
 		return []audit.Record{s.change(ctx, "partner_user.put", "", "partner user "+pu.Partner+"/"+pu.User, pu)}, upsertPartnerUser(ctx, tx, &pu)
 	})
 	if err != nil {
@@ -52,7 +52,7 @@ func (s *Store) PutPartnerUser(ctx context.Context, pu PartnerUser) (*PartnerUse
 // belongs to none (or is deactivated there).
 func (s *Store) PartnerOf(ctx context.Context, user string) (string, error) {
 	var partner string
-	err := s.queryRow(ctx, `SELECT partner FROM partner_users WHERE user = ? AND status = 'active'`, user).Scan(&partner)
+	err := s.queryRow(ctx, `SELECT partner FROM partner_users WHERE "user" = ? AND status = 'active'`, user).Scan(&partner)
 	if err == sql.ErrNoRows {
 		return "", nil
 	}

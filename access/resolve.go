@@ -27,11 +27,12 @@ func (s *Store) Facts(ctx context.Context, user, tenant string, now time.Time) (
 }
 
 func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now time.Time) (*Facts, error) {
-	tx, err := rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	sqlTx, err := rdb.BeginTx(ctx, s.d.readOptions())
 	if err != nil {
 		return nil, fmt.Errorf("access facts: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer func() { _ = sqlTx.Rollback() }()
+	tx := &dbTx{sqlTx, s.d}
 	t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -40,7 +41,7 @@ func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now
 		return nil, fmt.Errorf("access facts: tenant: %w", err)
 	}
 	f := &Facts{Tenant: t}
-	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND user = ?`, tenant, user))
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members WHERE tenant = ? AND "user" = ?`, tenant, user))
 	switch {
 	case err == nil:
 		f.Member = m
@@ -55,7 +56,7 @@ WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at > ?`, user, t
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("access facts: master access: %w", err)
 	}
-	err = tx.QueryRowContext(ctx, `SELECT partner FROM partner_users WHERE user = ? AND status = 'active'`, user).Scan(&f.Partner)
+	err = tx.QueryRowContext(ctx, `SELECT partner FROM partner_users WHERE "user" = ? AND status = 'active'`, user).Scan(&f.Partner)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return f, nil

@@ -14,28 +14,34 @@ import (
 	"sync/atomic"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "modernc.org/sqlite" // the database/sql driver
 
 	"github.com/portero-gateway/portero/audit"
 )
 
-// Store is the SQLite access store. Every write is one immediate
-// transaction (it takes the write lock when it begins, so it never fails
-// half-way on a lock held by another writer), retried a few times when the
-// file is busy, committed with synchronous=FULL in WAL mode before it is
-// acknowledged, carries its audit record (no record, no change), and bumps
-// the generation so cached facts are dropped at once.
+// Store is the access store, on a SQLite file (the embedded default) or on
+// PostgreSQL (shared by replicas). Every write is one transaction that
+// first takes the store's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+// an advisory lock), so writers never interleave, in one process or
+// several; it is retried a few times when the database says so, committed
+// durably before it is acknowledged, carries its audit record (no record,
+// no change), and bumps the generation so cached facts are dropped at once
+// here and, through the database, on every other process.
 //
-// Reads go through a pool of connections, writes through one. The store
-// watches its file (health.go): replaced, deleted or unreadable, it fails
-// closed and reopens the file when it can.
+// On SQLite, reads go through a pool of connections and writes through
+// one; the store watches its file (health.go): replaced, deleted or
+// unreadable, it fails closed and reopens the file when it can. On
+// PostgreSQL, one pool serves both and a listening connection
+// (postgres.go) learns of other replicas' writes.
 type Store struct {
-	path       string
+	path       string // the SQLite file, or the PostgreSQL URL without its password
+	d          dialect
+	pg         *pgListener // PostgreSQL only
 	generation atomic.Uint64
 	now        func() time.Time
 	log        *slog.Logger
 	actors     func(context.Context) string // who writes, from the request's context
+	pgOpts     PostgresOptions
 
 	mu     sync.RWMutex
 	rdb    *sql.DB // readers
@@ -55,13 +61,17 @@ type Option func(*Store)
 // changes to log.
 func WithLogger(log *slog.Logger) Option { return func(s *Store) { s.log = log } }
 
+// WithPostgres sets how a PostgreSQL store connects: its password and
+// pool limits. A SQLite store ignores it.
+func WithPostgres(o PostgresOptions) Option { return func(s *Store) { s.pgOpts = o } }
+
 // WithClock sets the store's clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
 // migrations are applied in order at start; each runs once, in a
 // transaction, and is recorded in schema_migrations.
-var migrations = []string{
-	1: `
+var migrations = []migration{
+	1: both(`
 CREATE TABLE tenants (
 	id            TEXT PRIMARY KEY,
 	name          TEXT NOT NULL,
@@ -73,7 +83,7 @@ CREATE TABLE tenants (
 );
 CREATE TABLE members (
 	tenant     TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-	user       TEXT NOT NULL,
+	"user"     TEXT NOT NULL,
 	role       TEXT NOT NULL,
 	businesses TEXT NOT NULL DEFAULT '[]',
 	locations  TEXT NOT NULL DEFAULT '[]',
@@ -83,15 +93,15 @@ CREATE TABLE members (
 	profile    TEXT NOT NULL DEFAULT '',
 	status     TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deactivated')),
 	updated_at TEXT NOT NULL,
-	PRIMARY KEY (tenant, user)
+	PRIMARY KEY (tenant, "user")
 );
-CREATE INDEX members_by_user ON members(user);
+CREATE INDEX members_by_user ON members("user");
 CREATE TABLE partners (
 	id   TEXT PRIMARY KEY,
 	name TEXT NOT NULL
 );
 CREATE TABLE partner_users (
-	user    TEXT PRIMARY KEY,
+	"user"  TEXT PRIMARY KEY,
 	partner TEXT NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
 	status  TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deactivated'))
 );
@@ -113,10 +123,10 @@ CREATE UNIQUE INDEX delegations_open ON delegations(tenant, partner) WHERE statu
 CREATE INDEX delegations_by_partner ON delegations(partner);
 -- Bumped by every write, so other processes (portero admin, replicas on
 -- the same file) notice changes and drop cached facts.
-CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO meta (key, value) VALUES ('generation', 0);
-`,
-	2: `
+`),
+	2: both(`
 CREATE TABLE master_sessions (
 	id          TEXT PRIMARY KEY,
 	admin       TEXT NOT NULL,
@@ -134,8 +144,8 @@ CREATE TABLE master_sessions (
 -- At most one open session per admin and tenant; lookups by (admin, tenant).
 CREATE UNIQUE INDEX master_sessions_open ON master_sessions (admin, tenant) WHERE ended_at IS NULL;
 CREATE INDEX master_sessions_expiry ON master_sessions (expires_at) WHERE ended_at IS NULL;
-`,
-	3: `
+`),
+	3: {sqlite: `
 -- The audit trail (package audit): hash-chained records, appended in the
 -- transaction of the change they record. record is the canonical JSON the
 -- hash covers; event, tenant and admin are copies for filtering.
@@ -161,27 +171,88 @@ CREATE TABLE audit_checkpoints (
 );
 CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
-`,
+`, postgres: `
+-- As on SQLite: the audit trail, appended in the transaction of the change
+-- it records, and its signed checkpoints; both append-only.
+CREATE TABLE audit_log (
+	seq    BIGINT PRIMARY KEY,
+	event  TEXT NOT NULL,
+	tenant TEXT NOT NULL DEFAULT '',
+	admin  TEXT NOT NULL DEFAULT '',
+	hash   TEXT NOT NULL,
+	record TEXT NOT NULL
+);
+CREATE INDEX audit_log_tenant ON audit_log (tenant, seq);
+CREATE INDEX audit_log_admin ON audit_log (admin, seq);
+CREATE TABLE audit_checkpoints (
+	seq       BIGINT NOT NULL,
+	hash      TEXT NOT NULL,
+	signed_at TEXT NOT NULL,
+	jws       TEXT NOT NULL
+);
+CREATE FUNCTION portero_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
+	FOR EACH STATEMENT EXECUTE FUNCTION portero_append_only();
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION portero_append_only();
+`},
+	4: both(`
+-- Server-side session state (sessions.go): revocations, read by every
+-- replica on each request through an in-memory mirror kept current by the
+-- generation; and single-use tokens (login states, back-channel logout
+-- jti), consumed once across replicas. seq orders revocations so a replica
+-- reads only the new ones.
+CREATE TABLE session_revocations (
+	kind       TEXT NOT NULL CHECK (kind IN ('session', 'user', 'idp_session')),
+	key        TEXT NOT NULL,
+	seq        BIGINT NOT NULL,
+	since      TEXT NOT NULL,
+	until      TEXT NOT NULL,
+	created_by TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (kind, key)
+);
+CREATE INDEX session_revocations_seq ON session_revocations (seq);
+CREATE INDEX session_revocations_until ON session_revocations (until);
+CREATE TABLE consumed_tokens (
+	kind  TEXT NOT NULL,
+	key   TEXT NOT NULL,
+	until TEXT NOT NULL,
+	PRIMARY KEY (kind, key)
+);
+CREATE INDEX consumed_tokens_until ON consumed_tokens (until);
+`),
 }
 
-// Open opens (creating if needed) the store at path and applies pending
-// migrations.
-func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	s := &Store{path: path, now: time.Now, log: slog.New(slog.DiscardHandler)}
+// Open opens the store at target and applies pending migrations: a
+// postgres:// (or postgresql://) URL is a PostgreSQL database shared by
+// replicas, anything else the path of a SQLite file (created if needed).
+func Open(ctx context.Context, target string, opts ...Option) (*Store, error) {
+	s := &Store{path: target, now: time.Now, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)
 	}
-	rdb, wdb, err := openPools(path, true)
+	if IsPostgres(target) {
+		if err := s.openPostgres(ctx, target); err != nil {
+			return nil, fmt.Errorf("open access store %s: %w", s.path, err)
+		}
+		return s, nil
+	}
+	s.d = sqliteDialect{}
+	rdb, wdb, err := openPools(target, true)
 	if err != nil {
-		return nil, fmt.Errorf("open access store %s: %w", path, err)
+		return nil, fmt.Errorf("open access store %s: %w", target, err)
 	}
 	s.rdb, s.wdb = rdb, wdb
 	if err := s.migrate(ctx); err != nil {
 		rdb.Close()
 		wdb.Close()
-		return nil, fmt.Errorf("open access store %s: %w", path, err)
+		return nil, fmt.Errorf("open access store %s: %w", target, err)
 	}
-	s.file, _ = statFile(path)
+	s.file, _ = statFile(target)
 	return s, nil
 }
 
@@ -221,6 +292,9 @@ func (s *Store) Close() error {
 	if s.down == nil {
 		s.down = errors.New("closed")
 	}
+	if s.rdb == s.wdb { // PostgreSQL: one pool
+		return s.rdb.Close()
+	}
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 
@@ -256,7 +330,7 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) scanner {
 	if err != nil {
 		return errRow{err}
 	}
-	return loggedRow{rdb.QueryRowContext(ctx, q, args...), s, q}
+	return loggedRow{rdb.QueryRowContext(ctx, s.d.rebind(q), args...), s, q}
 }
 
 type loggedRow struct {
@@ -279,7 +353,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	if err != nil {
 		return nil, err
 	}
-	rows, err := rdb.QueryContext(ctx, q, args...)
+	rows, err := rdb.QueryContext(ctx, s.d.rebind(q), args...)
 	if err != nil {
 		s.failed(readOp(q), err)
 	}
@@ -295,35 +369,48 @@ func readOp(q string) string {
 	return "read: " + q
 }
 
+// migrate applies pending migrations, each in a transaction holding the
+// write lock, so replicas starting together apply each once.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
-		return err
+	for {
+		done, err := s.migrateOne(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOne applies the next pending migration; done when none is left.
+func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := s.d.lockWrites(ctx, tx); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return false, err
 	}
 	var current int
-	if err := s.wdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return err
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return false, err
 	}
 	if current >= len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this binary knows (%d): use a newer portero", current, len(migrations)-1)
+		return false, fmt.Errorf("schema version %d is newer than this binary knows (%d): use a newer portero", current, len(migrations)-1)
 	}
-	for v := current + 1; v < len(migrations); v++ {
-		tx, err := s.wdb.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, s.stamp()); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
+	v := current + 1
+	if v == len(migrations) {
+		return true, nil
 	}
-	return nil
+	if _, err := tx.ExecContext(ctx, s.d.schema(migrations[v])); err != nil {
+		return false, fmt.Errorf("migration %d: %w", v, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), v, s.stamp()); err != nil {
+		return false, err
+	}
+	return false, tx.Commit()
 }
 
 // SchemaVersion returns the applied schema version.
@@ -342,7 +429,7 @@ const maxWriteAttempts = 5
 // trail in the same transaction (no record, no change). The stored
 // generation moves in it too, and this process's cached facts are dropped
 // at once.
-func (s *Store) write(ctx context.Context, op string, f func(*sql.Tx) ([]audit.Record, error)) error {
+func (s *Store) write(ctx context.Context, op string, f func(*dbTx) ([]audit.Record, error)) error {
 	_, err := s.commit(ctx, op, true, f)
 	return err
 }
@@ -350,7 +437,7 @@ func (s *Store) write(ctx context.Context, op string, f func(*sql.Tx) ([]audit.R
 // commit runs f in an immediate transaction, appends its records to the
 // trail, moves the generation when bump, and commits; a busy file is
 // retried with backoff. Committed records go to the hooks.
-func (s *Store) commit(ctx context.Context, op string, bump bool, f func(*sql.Tx) ([]audit.Record, error)) ([]audit.Record, error) {
+func (s *Store) commit(ctx context.Context, op string, bump bool, f func(*dbTx) ([]audit.Record, error)) ([]audit.Record, error) {
 	for attempt := 1; ; attempt++ {
 		recs, err := s.commitOnce(ctx, bump, f)
 		if err == nil {
@@ -360,7 +447,7 @@ func (s *Store) commit(ctx context.Context, op string, bump bool, f func(*sql.Tx
 			s.committed(recs)
 			return recs, nil
 		}
-		if isBusy(err) && attempt < maxWriteAttempts && ctx.Err() == nil {
+		if s.d.retryable(err) && attempt < maxWriteAttempts && ctx.Err() == nil {
 			wait := time.Duration(attempt*attempt)*10*time.Millisecond + rand.N(10*time.Millisecond)
 			s.log.Warn("access store busy; retrying the write", "op", op, "attempt", attempt, "error", err.Error())
 			select {
@@ -376,16 +463,20 @@ func (s *Store) commit(ctx context.Context, op string, bump bool, f func(*sql.Tx
 	}
 }
 
-func (s *Store) commitOnce(ctx context.Context, bump bool, f func(*sql.Tx) ([]audit.Record, error)) ([]audit.Record, error) {
+func (s *Store) commitOnce(ctx context.Context, bump bool, f func(*dbTx) ([]audit.Record, error)) ([]audit.Record, error) {
 	_, wdb, err := s.pools()
 	if err != nil {
 		return nil, err
 	}
-	tx, err := wdb.BeginTx(ctx, nil)
+	sqlTx, err := wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer func() { _ = sqlTx.Rollback() }()
+	if err := s.d.lockWrites(ctx, sqlTx); err != nil {
+		return nil, err
+	}
+	tx := &dbTx{sqlTx, s.d}
 	recs, err := f(tx)
 	if err != nil {
 		return nil, err
@@ -397,21 +488,14 @@ func (s *Store) commitOnce(ctx context.Context, bump bool, f func(*sql.Tx) ([]au
 		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'generation'`); err != nil {
 			return nil, err
 		}
+		if err := s.d.announce(ctx, sqlTx); err != nil {
+			return nil, err
+		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		return nil, err
 	}
 	return recs, nil
-}
-
-// isBusy says whether err is SQLite's "database is busy/locked".
-func isBusy(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		c := se.Code() & 0xff
-		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
-	}
-	return false
 }
 
 // isUserError says whether err is the caller's (bad input, conflict,
@@ -429,7 +513,7 @@ func (s *Store) failed(op string, err error) {
 	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
 		return
 	}
-	s.log.Error("access store error", "op", op, "file", s.path, "error", err.Error())
+	s.log.Error("access store error", "op", op, "store", s.path, "error", err.Error())
 	if fileBroken(err) {
 		s.markDown(err)
 	}

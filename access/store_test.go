@@ -5,21 +5,59 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portero-gateway/portero/internal/pgtest"
 )
 
+// eachStore runs test once per database, as subtests "sqlite" and
+// "postgres": one conformance suite for both. The PostgreSQL run skips
+// when no server is available (internal/pgtest).
+func eachStore(t *testing.T, test func(t *testing.T)) {
+	t.Run("sqlite", test)
+	t.Run("postgres", test)
+}
+
+// onPostgres says whether t runs in eachStore's "postgres" subtest.
+func onPostgres(t testing.TB) bool { return strings.Contains(t.Name(), "/postgres") }
+
+// newTarget is an empty store's access.store value for t: a SQLite file,
+// or a schema of its own on the test PostgreSQL server.
+func newTarget(t testing.TB) string {
+	t.Helper()
+	if onPostgres(t) {
+		return pgtest.Schema(t)
+	}
+	return filepath.Join(t.TempDir(), "portero.db")
+}
+
+// openStore opens an empty store for t and returns it with its target.
 func openStore(t testing.TB) (*Store, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "portero.db")
-	s, err := Open(context.Background(), path)
+	target := newTarget(t)
+	s, err := Open(context.Background(), target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s, path
+	if onPostgres(t) {
+		// A PostgreSQL store trusts its cache only while it listens for
+		// other replicas' writes, as a gateway's store does.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.WatchWrites(ctx, 10*time.Millisecond) }()
+		t.Cleanup(func() { cancel(); <-done })
+		for deadline := time.Now().Add(10 * time.Second); s.Listening() != nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the store does not listen: %v", s.Listening())
+			}
+		}
+	}
+	return s, target
 }
 
 func seed(t testing.TB, s *Store) {
@@ -38,7 +76,9 @@ func seed(t testing.TB, s *Store) {
 	must(s.PutPartnerUser(ctx, PartnerUser{Partner: "partnerco", User: "pat"}))
 }
 
-func TestMigrationsAndDurability(t *testing.T) {
+func TestMigrationsAndDurability(t *testing.T) { eachStore(t, testMigrationsAndDurability) }
+
+func testMigrationsAndDurability(t *testing.T) {
 	s, path := openStore(t)
 	seed(t, s)
 	v, err := s.SchemaVersion(context.Background())
@@ -58,7 +98,9 @@ func TestMigrationsAndDurability(t *testing.T) {
 	}
 }
 
-func TestValidationErrorsNameTheField(t *testing.T) {
+func TestValidationErrorsNameTheField(t *testing.T) { eachStore(t, testValidationErrorsNameTheField) }
+
+func testValidationErrorsNameTheField(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
 	ctx := context.Background()
@@ -118,7 +160,9 @@ func TestValidationErrorsNameTheField(t *testing.T) {
 	}
 }
 
-func TestDelegationLifecycle(t *testing.T) {
+func TestDelegationLifecycle(t *testing.T) { eachStore(t, testDelegationLifecycle) }
+
+func testDelegationLifecycle(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
 	ctx := context.Background()
@@ -181,6 +225,10 @@ func TestDelegationLifecycle(t *testing.T) {
 }
 
 func TestExpiredInvitationCannotBeAccepted(t *testing.T) {
+	eachStore(t, testExpiredInvitationCannotBeAccepted)
+}
+
+func testExpiredInvitationCannotBeAccepted(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
 	ctx := context.Background()
@@ -195,7 +243,9 @@ func TestExpiredInvitationCannotBeAccepted(t *testing.T) {
 	}
 }
 
-func TestFactsAndResolverInvalidation(t *testing.T) {
+func TestFactsAndResolverInvalidation(t *testing.T) { eachStore(t, testFactsAndResolverInvalidation) }
+
+func testFactsAndResolverInvalidation(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
 	ctx := context.Background()
@@ -268,7 +318,9 @@ func TestFactsAndResolverInvalidation(t *testing.T) {
 
 // Lookups and writes together, for the race detector: every result is
 // whole, and a version names one set of facts.
-func TestResolverConcurrentUse(t *testing.T) {
+func TestResolverConcurrentUse(t *testing.T) { eachStore(t, testResolverConcurrentUse) }
+
+func testResolverConcurrentUse(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
 	ctx := context.Background()
@@ -313,6 +365,10 @@ func TestResolverConcurrentUse(t *testing.T) {
 
 // A write from another process (portero admin on the same file) is noticed.
 func TestWritesFromAnotherProcessInvalidate(t *testing.T) {
+	eachStore(t, testWritesFromAnotherProcessInvalidate)
+}
+
+func testWritesFromAnotherProcessInvalidate(t *testing.T) {
 	s, path := openStore(t)
 	seed(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -323,8 +379,11 @@ func TestWritesFromAnotherProcessInvalidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
+	for !s.Live() || s.Listening() != nil { // PostgreSQL: until it listens
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(30 * time.Millisecond) // SQLite: let the watcher take its first reading
 	gen := s.Generation()
-	time.Sleep(30 * time.Millisecond) // let the watcher take its first reading
 	if _, err := other.SetMemberStatus(context.Background(), "acme", "leo", "deactivated"); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +396,9 @@ func TestWritesFromAnotherProcessInvalidate(t *testing.T) {
 	}
 }
 
-func TestStoreErrorIsReturned(t *testing.T) {
+func TestStoreErrorIsReturned(t *testing.T) { eachStore(t, testStoreErrorIsReturned) }
+
+func testStoreErrorIsReturned(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
 	r := NewResolver[any](s, 10, nil, nil)
@@ -347,7 +408,9 @@ func TestStoreErrorIsReturned(t *testing.T) {
 	}
 }
 
-func TestTenantListingPages(t *testing.T) {
+func TestTenantListingPages(t *testing.T) { eachStore(t, testTenantListingPages) }
+
+func testTenantListingPages(t *testing.T) {
 	s, _ := openStore(t)
 	ctx := context.Background()
 	for _, id := range []string{"acme", "acme-eu", "globex", "initech"} {
@@ -367,6 +430,10 @@ func TestTenantListingPages(t *testing.T) {
 // A cached lookup ends when its delegation expires, so facts prepared from
 // the time (such as "expired") are recomputed then.
 func TestCachedFactsEndWhenTheDelegationExpires(t *testing.T) {
+	eachStore(t, testCachedFactsEndWhenTheDelegationExpires)
+}
+
+func testCachedFactsEndWhenTheDelegationExpires(t *testing.T) {
 	s, _ := openStore(t)
 	seed(t, s)
 	ctx := context.Background()
@@ -407,6 +474,10 @@ func TestCachedFactsEndWhenTheDelegationExpires(t *testing.T) {
 // TestStartMasterDecidesOnTheCallersClock: the gateway decides expiry on
 // its clock; the store must not call a start "expired" by its own.
 func TestStartMasterDecidesOnTheCallersClock(t *testing.T) {
+	eachStore(t, testStartMasterDecidesOnTheCallersClock)
+}
+
+func testStartMasterDecidesOnTheCallersClock(t *testing.T) {
 	s, _ := openStore(t)
 	ctx := context.Background()
 	if _, err := s.CreateTenant(ctx, Tenant{ID: "acme", Name: "Acme", MasterAccess: true}); err != nil {

@@ -31,10 +31,10 @@ func (s *Store) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 		return nil, err
 	}
 	t.CreatedAt = s.now().UTC()
-	err := s.write(ctx, "tenant.create", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "tenant.create", func(tx *dbTx) ([]audit.Record, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.CreatedAt.Format(time.RFC3339Nano))
-		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		if err != nil && isUnique(err) {
 			return nil, conflict("tenant %q exists", t.ID)
 		}
 		return []audit.Record{s.change(ctx, "tenant.create", t.ID, "tenant "+t.ID, t)}, err
@@ -51,7 +51,7 @@ func (s *Store) UpdateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 	if err := ValidateTenant(&t); err != nil {
 		return nil, err
 	}
-	err := s.write(ctx, "tenant.update", func(tx *sql.Tx) ([]audit.Record, error) {
+	err := s.write(ctx, "tenant.update", func(tx *dbTx) ([]audit.Record, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, hostnames = ?, status = ?, owner = ?, master_access = ? WHERE id = ?`,
 			t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.ID)
 		if err := affected(res, err, "tenant "+t.ID); err != nil {
@@ -93,13 +93,13 @@ func (s *Store) Tenants(ctx context.Context, query string, limit, offset int) (*
 	}
 	like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query) + "%"
 	page := &TenantPage{Tenants: []*TenantSummary{}}
-	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM tenants WHERE id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\'`, like, like).Scan(&page.Total); err != nil {
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM tenants WHERE lower(id) LIKE lower(?) ESCAPE '\' OR lower(name) LIKE lower(?) ESCAPE '\'`, like, like).Scan(&page.Total); err != nil {
 		return nil, err
 	}
 	rows, err := s.query(ctx, `SELECT `+tenantCols+`,
 	(SELECT COUNT(*) FROM members m WHERE m.tenant = tenants.id),
 	(SELECT COUNT(*) FROM master_sessions ms WHERE ms.tenant = tenants.id AND ms.ended_at IS NULL AND ms.expires_at > ?)
-FROM tenants WHERE id LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\' ORDER BY id LIMIT ? OFFSET ?`, stampOf(s.now()), like, like, limit, offset)
+FROM tenants WHERE lower(id) LIKE lower(?) ESCAPE '\' OR lower(name) LIKE lower(?) ESCAPE '\' ORDER BY id LIMIT ? OFFSET ?`, stampOf(s.now()), like, like, limit, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (c countsScanner) Scan(dest ...any) error {
 
 // DeleteTenant removes a tenant with its members and delegations.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
-	return s.write(ctx, "tenant.delete", func(tx *sql.Tx) ([]audit.Record, error) {
+	return s.write(ctx, "tenant.delete", func(tx *dbTx) ([]audit.Record, error) {
 		res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
 		return []audit.Record{s.change(ctx, "tenant.delete", id, "tenant "+id, nil)}, affected(res, err, fmt.Sprintf("tenant %s", id))
 	})
@@ -146,7 +146,7 @@ type UserTenant struct {
 // TenantsOf lists the tenants user owns or is a member of.
 func (s *Store) TenantsOf(ctx context.Context, user string) ([]UserTenant, error) {
 	rows, err := s.query(ctx, `SELECT id, name, status, 'owner' FROM tenants WHERE owner = ?
-UNION SELECT t.id, t.name, t.status, m.role FROM members m JOIN tenants t ON t.id = m.tenant WHERE m.user = ? AND t.owner != ?
+UNION SELECT t.id, t.name, t.status, m.role FROM members m JOIN tenants t ON t.id = m.tenant WHERE m."user" = ? AND t.owner != ?
 ORDER BY 1`, user, user, user)
 	if err != nil {
 		return nil, err

@@ -49,7 +49,7 @@ func (s *Store) change(ctx context.Context, event, tenant, object string, state 
 // appendRecords seals recs as the trail's next records and inserts them in
 // tx. The writer holds the write lock (BEGIN IMMEDIATE), so the head read
 // here is the head the records follow.
-func (s *Store) appendRecords(ctx context.Context, tx *sql.Tx, recs []audit.Record) ([]audit.Record, error) {
+func (s *Store) appendRecords(ctx context.Context, tx *dbTx, recs []audit.Record) ([]audit.Record, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -83,7 +83,7 @@ func (s *Store) appendRecords(ctx context.Context, tx *sql.Tx, recs []audit.Reco
 // Record appends a record that goes with no change of the facts (a refused
 // master-access attempt) and returns it sealed, committed.
 func (s *Store) Record(ctx context.Context, rec audit.Record) (audit.Record, error) {
-	recs, err := s.commit(ctx, "audit."+rec.Event, false, func(*sql.Tx) ([]audit.Record, error) {
+	recs, err := s.commit(ctx, "audit."+rec.Event, false, func(*dbTx) ([]audit.Record, error) {
 		return []audit.Record{rec}, nil
 	})
 	if err != nil {
@@ -162,7 +162,7 @@ func (s *Store) ImportAudit(ctx context.Context, raws [][]byte) error {
 		}
 		rows = append(rows, row{rec, raw})
 	}
-	_, err := s.commit(ctx, "audit.import", false, func(tx *sql.Tx) ([]audit.Record, error) {
+	_, err := s.commit(ctx, "audit.import", false, func(tx *dbTx) ([]audit.Record, error) {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log`).Scan(&n); err != nil {
 			return nil, err
@@ -235,7 +235,7 @@ func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record
 
 // AuditCheckpoints returns the signed checkpoints, oldest first.
 func (s *Store) AuditCheckpoints(ctx context.Context) ([]string, error) {
-	rows, err := s.query(ctx, `SELECT jws FROM audit_checkpoints ORDER BY rowid`)
+	rows, err := s.query(ctx, `SELECT jws FROM audit_checkpoints ORDER BY seq, signed_at`)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (s *Store) AuditCheckpoints(ctx context.Context) ([]string, error) {
 func (s *Store) Checkpoint(ctx context.Context, key *ecdsa.PrivateKey) (audit.Checkpoint, bool, error) {
 	var cp audit.Checkpoint
 	wrote := false
-	_, err := s.commit(ctx, "audit.checkpoint", false, func(tx *sql.Tx) ([]audit.Record, error) {
+	_, err := s.commit(ctx, "audit.checkpoint", false, func(tx *dbTx) ([]audit.Record, error) {
 		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&cp.Seq, &cp.Hash)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nil // nothing to sign yet

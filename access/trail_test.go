@@ -30,7 +30,9 @@ func events(t *testing.T, s *Store) []string {
 
 // Every change through the store commits with its record, which names who
 // made it and the state after it; the chain verifies.
-func TestEveryChangeIsRecorded(t *testing.T) {
+func TestEveryChangeIsRecorded(t *testing.T) { eachStore(t, testEveryChangeIsRecorded) }
+
+func testEveryChangeIsRecorded(t *testing.T) {
 	s, _ := openStore(t)
 	ctx := WithActor(context.Background(), "olivia")
 	seed(t, s)
@@ -86,7 +88,9 @@ func TestEveryChangeIsRecorded(t *testing.T) {
 
 // Checkpoints: the head is signed once per move; cutting the tail off, or
 // rewriting a checkpointed record, is found; a foreign key is refused.
-func TestCheckpointsFindACutTail(t *testing.T) {
+func TestCheckpointsFindACutTail(t *testing.T) { eachStore(t, testCheckpointsFindACutTail) }
+
+func testCheckpointsFindACutTail(t *testing.T) {
 	s, path := openStore(t)
 	ctx := context.Background()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -128,7 +132,7 @@ func TestCheckpointsFindACutTail(t *testing.T) {
 		t.Fatalf("delete from the trail: %v", err)
 	}
 	// ...and someone who drops the guard and cuts the tail is caught.
-	if _, err := raw.Exec(`DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 6`); err != nil {
+	if _, err := raw.Exec(dropGuard(t, "delete") + `; DELETE FROM audit_log WHERE seq = 6`); err != nil {
 		t.Fatal(err)
 	}
 	_, err = audit.VerifyTrail(ctx, s, &other.PublicKey)
@@ -137,7 +141,7 @@ func TestCheckpointsFindACutTail(t *testing.T) {
 		t.Fatalf("cut tail: %v", err)
 	}
 	// An edited record is named.
-	if _, err := raw.Exec(`DROP TRIGGER audit_log_no_update; UPDATE audit_log SET record = replace(record, 'olivia', 'oliver') WHERE seq = 1`); err != nil {
+	if _, err := raw.Exec(dropGuard(t, "update") + `; UPDATE audit_log SET record = replace(record, 'olivia', 'oliver') WHERE seq = 1`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := audit.VerifyTrail(ctx, s, &other.PublicKey); !errors.As(err, &be) || be.Seq != 1 || !strings.Contains(err.Error(), "edited") {
@@ -145,9 +149,23 @@ func TestCheckpointsFindACutTail(t *testing.T) {
 	}
 }
 
-func rawDB(t *testing.T, path string) *sql.DB {
+// dropGuard is the SQL that drops the trail's append-only guard against
+// op ("update" or "delete"), as someone tampering with the database would.
+func dropGuard(t *testing.T, op string) string {
+	if onPostgres(t) {
+		return `DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log`
+	}
+	return `DROP TRIGGER audit_log_no_` + op
+}
+
+// rawDB opens the store's database directly, past the store.
+func rawDB(t *testing.T, target string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	driver, dsn := "sqlite", "file:"+target+"?_pragma=busy_timeout(5000)"
+	if IsPostgres(target) {
+		driver, dsn = "pgx", target
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +176,9 @@ func rawDB(t *testing.T, path string) *sql.DB {
 // Writers in two processes on one file (two stores here), at once: every
 // write succeeds (immediate transactions wait for the lock and retry), and
 // the trail stays one chain.
-func TestConcurrentWritersNeverFail(t *testing.T) {
+func TestConcurrentWritersNeverFail(t *testing.T) { eachStore(t, testConcurrentWritersNeverFail) }
+
+func testConcurrentWritersNeverFail(t *testing.T) {
 	s1, path := openStore(t)
 	s2, err := Open(context.Background(), path)
 	if err != nil {
@@ -205,7 +225,9 @@ func TestConcurrentWritersNeverFail(t *testing.T) {
 
 // An audit log written by an older Portero is imported into an empty
 // trail verbatim, and the chain continues from it.
-func TestImportAuditContinuesTheChain(t *testing.T) {
+func TestImportAuditContinuesTheChain(t *testing.T) { eachStore(t, testImportAuditContinuesTheChain) }
+
+func testImportAuditContinuesTheChain(t *testing.T) {
 	s, _ := openStore(t)
 	ctx := context.Background()
 	var raws [][]byte
