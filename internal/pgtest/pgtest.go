@@ -240,4 +240,3 @@ func (c *Cluster) DB() *sql.DB {
 	c.t.Cleanup(func() { db.Close() })
 	return db
 }
-
