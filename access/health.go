@@ -70,10 +70,22 @@ func fileBroken(err error) bool {
 // Health says why the store cannot be used now, or nil. While it is not
 // nil every read and write fails with ErrUnavailable (fail closed); the
 // watcher (WatchWrites) reopens the file when it is usable again.
+//
+// A PostgreSQL store is unusable while it does not listen for other
+// replicas' writes (the database is unreachable, or was until a moment
+// ago): it could not learn of a revocation made elsewhere, so it fails
+// closed rather than serve what it cached, and it is usable again as soon
+// as it listens (every cached fact dropped).
 func (s *Store) Health() error {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.down
+	down := s.down
+	s.mu.RUnlock()
+	if down == nil && s.pg != nil && !s.pg.live.Load() {
+		if err := s.Listening(); err != nil {
+			return fmt.Errorf("not listening for other replicas' writes: %w", err)
+		}
+	}
+	return down
 }
 
 func (s *Store) markDown(why error) {

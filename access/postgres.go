@@ -38,8 +38,12 @@ func IsPostgres(target string) bool {
 	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
 }
 
-// RedactURL is a PostgreSQL URL without its password, for logs.
+// RedactURL is a PostgreSQL URL without its password, for logs (a SQLite
+// path is returned as it is).
 func RedactURL(target string) string {
+	if !IsPostgres(target) {
+		return target
+	}
 	u, err := url.Parse(target)
 	if err != nil {
 		return "postgres://(unparseable URL)"

@@ -141,9 +141,18 @@ func (l Limits) WithDefaults() Limits {
 // Access configures the access store: tenants, members, partners and
 // delegations.
 type Access struct {
-	// Store is the SQLite file; empty means no store (membership then comes
-	// from token claims).
+	// Store is the SQLite file, or a postgres:// URL of a PostgreSQL
+	// database shared by several replicas; empty means no store
+	// (membership then comes from token claims).
 	Store string `yaml:"store"`
+	// PasswordEnv names the environment variable holding the PostgreSQL
+	// password (the URL must not carry one). Default PORTERO_DB_PASSWORD;
+	// unset or empty: no password (trust or certificate authentication).
+	PasswordEnv string `yaml:"password_env"`
+	// Password is read from PasswordEnv at load; never from the file.
+	Password string `yaml:"-"`
+	// Pool bounds the PostgreSQL connections of this replica.
+	Pool Pool `yaml:"pool"`
 	// CacheSize bounds how many (user, tenant) lookups are kept in memory.
 	CacheSize int `yaml:"cache_size"`
 	// WatchInterval is how often writes by other processes on the same file
@@ -152,6 +161,17 @@ type Access struct {
 	// CheckpointInterval is how often the audit trail's head is signed
 	// (when it moved); it is signed at shutdown too.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// Pool bounds a replica's connections to a PostgreSQL store.
+type Pool struct {
+	// MaxOpen is the most connections open at once (default 20); one
+	// more listens for other replicas' writes.
+	MaxOpen int `yaml:"max_open"`
+	// MaxIdle is how many stay open between bursts (default MaxOpen/2).
+	MaxIdle int `yaml:"max_idle"`
+	// MaxLifetime is how long one connection is reused (default 30m).
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
 }
 
 // Master configures master access: system admins entering a tenant's app

@@ -214,3 +214,39 @@ master_access:
 		}
 	}
 }
+
+// A PostgreSQL store: the password comes from the environment, never the
+// file; the pool gets defaults; mistakes name the key and the fix.
+func TestPostgresStoreConfig(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PORTERO_TEST_DB_PW", "s3cret")
+	cfg, err := Parse(filepath.Join(dir, "gateway.yaml"), []byte(minimal+`
+access:
+  store: postgres://portero@db.internal:5432/portero?sslmode=verify-full
+  password_env: PORTERO_TEST_DB_PW
+  pool: {max_open: 8}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Access
+	if a.Store != "postgres://portero@db.internal:5432/portero?sslmode=verify-full" || a.Password != "s3cret" ||
+		a.Pool.MaxOpen != 8 || a.Pool.MaxIdle != 4 || a.Pool.MaxLifetime != 30*time.Minute {
+		t.Fatalf("access: %+v", a)
+	}
+	bad := map[string]string{
+		"access:\n  store: postgres://portero:pw@db:5432/portero\n":                 "carries a password",
+		"access:\n  store: postgres:///portero\n":                                   "names no host",
+		"access:\n  store: postgres://portero@db:5432\n":                            "names no database",
+		"access:\n  store: postgres://p@db/x\n  pool: {max_open: -1}\n":             "access.pool.max_open",
+		"access:\n  store: postgres://p@db/x\n  pool: {max_open: 4, max_idle: 9}\n": "access.pool.max_idle",
+		"access:\n  store: postgres://p@db/x\n  pool: {max_lifetime: 1ms}\n":        "access.pool.max_lifetime",
+		"access:\n  store: postgres://p@db/x\n  password: hunter2\n":                "password",
+	}
+	for extra, want := range bad {
+		_, err := Parse(filepath.Join(dir, "gateway.yaml"), []byte(minimal+extra))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "gateway.yaml:") {
+			t.Errorf("%q: %v, want an error mentioning %q", extra, err, want)
+		}
+	}
+}

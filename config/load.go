@@ -566,7 +566,10 @@ func (v validator) webhook(key, hook string) {
 }
 
 func (v validator) access(a *Access) {
-	if a.Store != "" {
+	switch {
+	case strings.HasPrefix(a.Store, "postgres://") || strings.HasPrefix(a.Store, "postgresql://"):
+		v.postgres(a)
+	case a.Store != "":
 		a.Store = v.path(a.Store)
 		if st, err := os.Stat(filepath.Dir(a.Store)); err != nil || !st.IsDir() {
 			v.at("access.store", "the directory of %q does not exist; create it or point to another file", a.Store)
@@ -586,6 +589,47 @@ func (v validator) access(a *Access) {
 		a.CheckpointInterval = time.Minute
 	case a.CheckpointInterval < 0:
 		v.at("access.checkpoint_interval", "must be a positive duration, got %v", a.CheckpointInterval)
+	}
+}
+
+// postgres checks a PostgreSQL store's URL and pool, and reads its
+// password from the environment.
+func (v validator) postgres(a *Access) {
+	u, err := url.Parse(a.Store)
+	switch {
+	case err != nil:
+		v.at("access.store", "not a PostgreSQL URL: %v; write postgres://user@host:5432/database", err)
+		return
+	case u.Host == "":
+		v.at("access.store", "the PostgreSQL URL names no host; write postgres://user@host:5432/database")
+	case strings.Trim(u.Path, "/") == "":
+		v.at("access.store", "the PostgreSQL URL names no database; write postgres://user@host:5432/database")
+	}
+	if _, has := u.User.Password(); has {
+		v.at("access.store", "the PostgreSQL URL carries a password; remove it and put the password in the environment variable named by access.password_env (default PORTERO_DB_PASSWORD)")
+	}
+	if a.PasswordEnv == "" {
+		a.PasswordEnv = "PORTERO_DB_PASSWORD"
+	}
+	a.Password = os.Getenv(a.PasswordEnv)
+	p := &a.Pool
+	switch {
+	case p.MaxOpen == 0:
+		p.MaxOpen = 20
+	case p.MaxOpen < 0 || p.MaxOpen > 1000:
+		v.at("access.pool.max_open", "must be between 1 and 1000, got %d", p.MaxOpen)
+	}
+	switch {
+	case p.MaxIdle == 0:
+		p.MaxIdle = max(1, p.MaxOpen/2)
+	case p.MaxIdle < 0 || p.MaxIdle > p.MaxOpen:
+		v.at("access.pool.max_idle", "must be between 1 and max_open (%d), got %d", p.MaxOpen, p.MaxIdle)
+	}
+	switch {
+	case p.MaxLifetime == 0:
+		p.MaxLifetime = 30 * time.Minute
+	case p.MaxLifetime < time.Second:
+		v.at("access.pool.max_lifetime", "must be at least 1s, got %v", p.MaxLifetime)
 	}
 }
 

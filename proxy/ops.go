@@ -55,7 +55,8 @@ func (g *Gateway) Readiness() []ReadyCheck {
 	}
 	if g.store != nil {
 		// A store that fails closed refuses every request that needs its
-		// facts: not ready until it is reopened.
+		// facts: not ready until it is reopened (SQLite) or listens for
+		// other replicas' writes again (PostgreSQL).
 		c := ReadyCheck{Name: "store"}
 		if err := g.store.Health(); err != nil {
 			c.Err = fmt.Errorf("access store unusable: %w", err)

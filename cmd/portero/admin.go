@@ -19,7 +19,7 @@ import (
 
 const adminUsage = `portero admin — manage the access store directly (scripting, bootstrapping the first admin)
 
-Usage: portero admin [-c gateway.yaml | --store FILE] NOUN VERB ARGS...
+Usage: portero admin [-c gateway.yaml | --store FILE|URL] NOUN VERB ARGS...
 
   tenant create ID --name NAME [--owner SUB] [--host HOST]... [--no-master-access]
   tenant list [--q TEXT]
@@ -50,7 +50,7 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 	fs.SetOutput(stdout)
 	fs.Usage = func() { fmt.Fprint(stdout, adminUsage) }
 	cfgPath := fs.String("c", "gateway.yaml", "configuration file naming access.store")
-	storePath := fs.String("store", "", "the SQLite access store (instead of -c)")
+	storePath := fs.String("store", "", "the access store: a SQLite file or a postgres:// URL (instead of -c)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,9 +61,10 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 	}
 	path := *storePath
 	src := policy.Source{Name: "embedded", FS: defaultrego.Bundle}
+	var cfg *config.Config
 	if path == "" {
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
 		if cfg.Access.Store == "" {
@@ -92,7 +93,7 @@ func cmdAdmin(args []string, stdout io.Writer) error {
 	if u := os.Getenv("USER"); u != "" {
 		actor += " (" + u + ")"
 	}
-	store, err := access.Open(ctx, path, access.WithActors(func(context.Context) string { return actor }))
+	store, err := access.Open(ctx, path, storeOptions(cfg, access.WithActors(func(context.Context) string { return actor }))...)
 	if err != nil {
 		return err
 	}

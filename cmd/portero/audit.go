@@ -17,12 +17,12 @@ import (
 )
 
 const auditUsage = `Usage:
-  portero audit verify [-c gateway.yaml | --store FILE] [--key assertion.pem]
+  portero audit verify [-c gateway.yaml | --store FILE|URL] [--key assertion.pem]
                        check the audit trail in the access store: the hash chain
                        and the signed checkpoints (with the gateway's assertion key)
   portero audit verify FILE
                        check a store file, or a JSON lines export, by its content
-  portero audit export [-c gateway.yaml | --store FILE] OUT
+  portero audit export [-c gateway.yaml | --store FILE|URL] OUT
                        write the trail as JSON lines to OUT (- for standard output)
 
 Exit status 1 names the first broken record.
@@ -39,7 +39,7 @@ func cmdAudit(args []string, stdout io.Writer) error {
 	fs.SetOutput(stdout)
 	fs.Usage = func() { fmt.Fprint(stdout, auditUsage) }
 	cfgPath := fs.String("c", "", "configuration file naming access.store (and assertion.key_file)")
-	storePath := fs.String("store", "", "the SQLite access store")
+	storePath := fs.String("store", "", "the access store: a SQLite file or a postgres:// URL")
 	keyPath := fs.String("key", "", "the gateway's assertion key (PEM) the checkpoints must be signed with")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -47,13 +47,14 @@ func cmdAudit(args []string, stdout io.Writer) error {
 	ctx := context.Background()
 	rest := fs.Args()
 	store, key := *storePath, *keyPath
+	var cfg *config.Config
 	if *cfgPath != "" || (store == "" && (verb == "export" || len(rest) == 0)) {
 		path := *cfgPath
 		if path == "" {
 			path = "gateway.yaml"
 		}
-		cfg, err := config.Load(path)
-		if err != nil {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
 			return err
 		}
 		if cfg.Access.Store == "" {
@@ -75,16 +76,16 @@ func cmdAudit(args []string, stdout io.Writer) error {
 	switch {
 	case verb == "export":
 		if len(rest) != 1 {
-			return errors.New("audit: usage: portero audit export [-c gateway.yaml | --store FILE] OUT")
+			return errors.New("audit: usage: portero audit export [-c gateway.yaml | --store FILE|URL] OUT")
 		}
-		return exportTrail(ctx, store, rest[0], stdout)
+		return exportTrail(ctx, store, cfg, rest[0], stdout)
 	case store == "" && len(rest) == 1:
 		if isSQLite(rest[0]) {
-			return verifyStore(ctx, rest[0], pinned, stdout)
+			return verifyStore(ctx, rest[0], nil, pinned, stdout)
 		}
 		return verifyFile(rest[0], stdout)
 	case len(rest) == 0:
-		return verifyStore(ctx, store, pinned, stdout)
+		return verifyStore(ctx, store, cfg, pinned, stdout)
 	}
 	return errors.New("audit: usage: portero audit verify [-c gateway.yaml | --store FILE | FILE]")
 }
@@ -101,15 +102,20 @@ func isSQLite(path string) bool {
 	return err == nil && bytes.Equal(head, []byte("SQLite format 3\x00"))
 }
 
-func openExisting(ctx context.Context, path string) (*access.Store, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+// openExisting opens a store that must exist already (a SQLite file is
+// not created); cfg, when the configuration was read, gives a PostgreSQL
+// store's password and pool.
+func openExisting(ctx context.Context, path string, cfg *config.Config) (*access.Store, error) {
+	if !access.IsPostgres(path) {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
 	}
-	return access.Open(ctx, path)
+	return access.Open(ctx, path, storeOptions(cfg)...)
 }
 
-func verifyStore(ctx context.Context, path string, pinned *ecdsa.PublicKey, stdout io.Writer) error {
-	s, err := openExisting(ctx, path)
+func verifyStore(ctx context.Context, path string, cfg *config.Config, pinned *ecdsa.PublicKey, stdout io.Writer) error {
+	s, err := openExisting(ctx, path, cfg)
 	if err != nil {
 		return err
 	}
@@ -155,8 +161,8 @@ func verifyFile(path string, stdout io.Writer) error {
 	return nil
 }
 
-func exportTrail(ctx context.Context, path, out string, stdout io.Writer) error {
-	s, err := openExisting(ctx, path)
+func exportTrail(ctx context.Context, path string, cfg *config.Config, out string, stdout io.Writer) error {
+	s, err := openExisting(ctx, path, cfg)
 	if err != nil {
 		return err
 	}

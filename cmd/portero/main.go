@@ -234,14 +234,15 @@ func cmdServe(args []string, stderr io.Writer) error {
 	defer stopStore()
 	var storeWork sync.WaitGroup
 	if cfg.Access.Store != "" {
-		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log), access.WithActors(control.ActorOf))
+		store, err := access.Open(ctx, cfg.Access.Store, access.WithLogger(log), access.WithActors(control.ActorOf),
+			access.WithPostgres(postgresOptions(cfg.Access)))
 		if err != nil {
 			return err
 		}
 		defer store.Close()
 		defer func() { stopStore(); storeWork.Wait() }() // before the store closes
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portero_access_store_up",
-			Help: "1 while the access store is usable, 0 while it fails closed (file replaced, deleted or unreadable; see /readyz)."},
+			Help: "1 while the access store is usable, 0 while it fails closed (SQLite: file replaced, deleted or unreadable; PostgreSQL: not listening for other replicas' writes, the database unreachable; see /readyz)."},
 			func() float64 {
 				if store.Health() != nil {
 					return 0
@@ -257,7 +258,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}()
 		opts.Access = access.NewResolver(store, cfg.Access.CacheSize, proxy.PrepareAccess, nil)
 		opts.Store = store
-		log.Info("access store open", "file", cfg.Access.Store)
+		log.Info("access store open", "store", access.RedactURL(cfg.Access.Store), "schema_version", schemaVersion(ctx, store))
 		if cfg.Master.Enabled() {
 			if auditExport, err = openAuditExport(ctx, cfg.Master.AuditLog, store, log); err != nil {
 				return err
