@@ -19,6 +19,9 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v caddy >/dev/null || need+=(caddy)
 # promtool, for the alert rules' tests (deploy/deploy_test.go).
 command -v promtool >/dev/null || need+=(prometheus)
+# PostgreSQL's server binaries: the store's tests on PostgreSQL, and the
+# multi-replica fault tests, which run throwaway clusters of their own.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   # Debian starts nginx and caddy as services on install; the tests run
@@ -32,8 +35,26 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   [ -z "$rcd" ] || $SUDO rm -f "$rcd"
 fi
-# Installed above: the front-proxy tests must run, not skip.
-export PORTERO_FRONTPROXY_REQUIRED=1
+# Installed above: the front-proxy and PostgreSQL tests must run, not skip.
+export PORTERO_FRONTPROXY_REQUIRED=1 PORTERO_POSTGRES_REQUIRED=1
+# The PostgreSQL server the tests use: PORTERO_TEST_POSTGRES when set (CI
+# sets it to the machine's server), else a throwaway cluster in a temporary
+# directory, on a free port, stopped when this script ends.
+if [ -z "${PORTERO_TEST_POSTGRES:-}" ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  pgdir=$(mktemp -d /tmp/portero-test-pg.XXXXXX)
+  pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 25432)
+  pgas=()
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; chmod 755 "$pgdir"; pgas=(runuser -u postgres --); fi
+  "${pgas[@]}" "$pgbin/initdb" -D "$pgdir/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+  "${pgas[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $pgport -k $pgdir -c max_connections=300" start >/dev/null
+  trap '"${pgas[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null; rm -rf "$pgdir"' EXIT
+  export PORTERO_TEST_POSTGRES="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
+  echo "PostgreSQL for the tests: a throwaway cluster on 127.0.0.1:$pgport"
+else
+  echo "PostgreSQL for the tests: ${PORTERO_TEST_POSTGRES%%\?*}"
+fi
 if [ ! -d demo/idp/node_modules/oidc-provider ]; then
   (cd demo/idp && npm ci --no-audit --no-fund --loglevel=error)
 fi
