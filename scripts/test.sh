@@ -91,3 +91,6 @@ PORTERO_FAULTS=short go test -count=1 ./faults
 
 echo "== go test -race (browser tests included: PORTERO_E2E=1)"
 for m in "${modules[@]}"; do PORTERO_E2E=1 go -C "$m" test -race -count=1 ./...; done
+
+echo "== the request path and control plane again, on a PostgreSQL access store (PORTERO_TEST_STORE=postgres)"
+PORTERO_TEST_STORE=postgres go test -count=1 ./proxy/ ./control/

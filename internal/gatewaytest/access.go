@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/internal/pgtest"
 )
 
 // AccessConfig puts the tenant in the path and parses JSON bodies, so the
@@ -26,7 +29,42 @@ routes:
     body: {json: true, max_bytes: 4096}
 `
 
-// NewAccess is a gateway over a real SQLite store holding acme with
+// StoreEnv, set to "postgres", puts the stores of these harnesses on the
+// test PostgreSQL server (internal/pgtest) instead of SQLite files, so the
+// request path's tests run on both (scripts/test.sh runs them twice).
+const StoreEnv = "PORTERO_TEST_STORE"
+
+// OpenStore opens an empty access store for t: a SQLite file, or with
+// PORTERO_TEST_STORE=postgres a schema of its own on the test PostgreSQL
+// server, listening for writes as a gateway's store does. It returns the
+// store and its access.store value.
+func OpenStore(t testing.TB, opts ...access.Option) (*access.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	target := filepath.Join(t.TempDir(), "portero.db")
+	if os.Getenv(StoreEnv) == "postgres" {
+		target = pgtest.Schema(t)
+	}
+	store, err := access.Open(ctx, target, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if access.IsPostgres(target) {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); store.WatchWrites(wctx, 10*time.Millisecond) }()
+		t.Cleanup(func() { cancel(); <-done })
+		for deadline := time.Now().Add(10 * time.Second); store.Health() != nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the PostgreSQL store does not listen: %v", store.Health())
+			}
+		}
+	}
+	return store, target
+}
+
+// NewAccess is a gateway over a real access store holding acme with
 // a location manager, an accountant, a deactivatable member and a partner.
 func NewAccess(t testing.TB) (*Harness, *access.Store) {
 	t.Helper()
@@ -50,11 +88,7 @@ func NewRecordingAccess(t testing.TB) (*Harness, *access.Store) {
 func NewRecordingAccessWith(t testing.TB, extra string) (*Harness, *access.Store) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := access.Open(ctx, filepath.Join(t.TempDir(), "portero.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store, _ := OpenStore(t)
 	steps := []error{}
 	add := func(_ any, err error) { steps = append(steps, err) }
 	add(store.CreateTenant(ctx, access.Tenant{ID: "acme", Name: "Acme", Owner: "olivia"}))
