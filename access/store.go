@@ -225,6 +225,65 @@ CREATE TABLE consumed_tokens (
 );
 CREATE INDEX consumed_tokens_until ON consumed_tokens (until);
 `),
+	5: both(`
+-- People and partners as the product describes them: names and e-mail
+-- addresses, a tenant's default profile and whether its owner is told of
+-- master access, partner admins, an invitation's expiry apart from the
+-- partnership's end.
+ALTER TABLE tenants ADD COLUMN owner_email TEXT NOT NULL DEFAULT '';
+ALTER TABLE tenants ADD COLUMN default_profile TEXT NOT NULL DEFAULT '';
+ALTER TABLE tenants ADD COLUMN notify_master INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE members ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE members ADD COLUMN email TEXT NOT NULL DEFAULT '';
+ALTER TABLE partners ADD COLUMN email TEXT NOT NULL DEFAULT '';
+ALTER TABLE partner_users ADD COLUMN role TEXT NOT NULL DEFAULT 'staff';
+ALTER TABLE partner_users ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE partner_users ADD COLUMN email TEXT NOT NULL DEFAULT '';
+ALTER TABLE delegations ADD COLUMN invitation_expires_at TEXT;
+ALTER TABLE delegations ADD COLUMN lang TEXT NOT NULL DEFAULT '';
+CREATE INDEX partners_by_email ON partners (lower(email));
+CREATE INDEX partners_by_name ON partners (lower(name));
+-- A member invited by e-mail: bound to the invitee's sub when they sign in
+-- with a verified e-mail that matches and follow the link (token_hash is
+-- the SHA-256 of the link's single-use token).
+CREATE TABLE member_invitations (
+	id          TEXT PRIMARY KEY,
+	tenant      TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	email       TEXT NOT NULL,
+	name        TEXT NOT NULL DEFAULT '',
+	member      TEXT NOT NULL,
+	lang        TEXT NOT NULL DEFAULT '',
+	token_hash  TEXT NOT NULL UNIQUE,
+	status      TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'withdrawn')),
+	expires_at  TEXT NOT NULL,
+	invited_by  TEXT NOT NULL,
+	invited_at  TEXT NOT NULL,
+	updated_at  TEXT NOT NULL,
+	accepted_by TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX member_invitations_open ON member_invitations (tenant, email) WHERE status = 'pending';
+-- The e-mail outbox: a message is written in the transaction of the change
+-- it announces, then sent by a background sender with retries. key is the
+-- event's idempotency key: one message per event, however often the write
+-- is retried.
+CREATE TABLE outbox (
+	id          TEXT PRIMARY KEY,
+	key         TEXT NOT NULL UNIQUE,
+	kind        TEXT NOT NULL,
+	tenant      TEXT NOT NULL DEFAULT '',
+	recipient   TEXT NOT NULL,
+	lang        TEXT NOT NULL DEFAULT '',
+	data        TEXT NOT NULL DEFAULT '{}',
+	status      TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	next_at     TEXT NOT NULL,
+	lease_until TEXT,
+	last_error  TEXT NOT NULL DEFAULT '',
+	created_at  TEXT NOT NULL,
+	sent_at     TEXT
+);
+CREATE INDEX outbox_due ON outbox (status, next_at);
+`),
 }
 
 // Open opens the store at target and applies pending migrations: a
