@@ -95,6 +95,7 @@ func (p *Plane) apiRoutes() *http.ServeMux {
 	mux.HandleFunc("GET "+at+"/master-access", p.apiListMaster)
 	mux.HandleFunc("POST "+at+"/master-access/{id}/revoke", p.apiRevokeMaster)
 	mux.HandleFunc("GET "+at+"/master-access/audit", p.apiMasterAudit)
+	mux.HandleFunc("POST "+at+"/users/{user}/sessions/revoke", p.apiEndUserSessions)
 	mux.HandleFunc("GET "+at+"/policy", p.apiPolicyStatus)
 	mux.HandleFunc("POST "+at+"/policy/try", p.apiTryRequest)
 	mux.HandleFunc("GET "+at+"/me", p.apiMe)

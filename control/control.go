@@ -71,7 +71,8 @@ type Plane struct {
 	decider     Decider
 	store       *access.Store // nil without an access store
 	engine      *policy.Engine
-	master      *masterAccess // nil unless master access is configured
+	master      *masterAccess  // nil unless master access is configured
+	sess        serverSessions // sign-outs in the store, back-channel logout (sessions.go)
 	returnHosts []string
 	metrics     *metrics
 	log         *slog.Logger
@@ -109,6 +110,7 @@ func New(cfg *config.Config, opts Options) (*Plane, error) {
 		p.master = &masterAccess{cfg: cfg.Master, audit: opts.Audit,
 			notify: newNotifier(cfg.Master.Webhook, cfg.Master.TenantWebhooks, cfg.Master.WebhookTimeout, p.metrics.notifyFailures, opts.Log)}
 	}
+	p.initSessions(opts.Store, opts.Registry)
 	p.api = p.apiRoutes()
 	p.mux = p.routes()
 	return p, nil
@@ -132,6 +134,7 @@ func (p *Plane) routes() *http.ServeMux {
 		deny.Write(w, r, false, deny.Denial{Status: http.StatusMethodNotAllowed, Reason: "logout.method", ID: deny.ID(r.Context())})
 	})
 	mux.HandleFunc(userinfoPath, p.userinfo)
+	p.sessionRoutes(mux)
 	p.masterRoutes(mux)
 	mux.Handle(strings.TrimSuffix(consolePrefix, "/"), http.RedirectHandler(consolePrefix, http.StatusMovedPermanently))
 	p.consoleRoutes(mux)
@@ -143,8 +146,10 @@ func (p *Plane) routes() *http.ServeMux {
 func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
 
 // Start runs the control plane's background work (master-access
-// notifications and the expiry sweep) until ctx ends.
+// notifications and the expiry sweep, the sweep of ended sign-outs) until
+// ctx ends.
 func (p *Plane) Start(ctx context.Context) {
+	p.startSessions(ctx)
 	if p.master != nil {
 		go p.master.notify.run(ctx)
 		go p.sweepMasters(ctx, masterSweepEvery)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/internal/deny"
 	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/proxy/authn"
@@ -109,11 +110,12 @@ func (p *Plane) finishLogin(w http.ResponseWriter, r *http.Request) {
 var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign out</title>
-<style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;padding:.5rem 1.2rem}</style>
+<style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;padding:.5rem 1.2rem}label{display:block;margin:0 0 1rem}.hint{color:#666;font-size:.9rem}</style>
 </head><body><h1>Sign out?</h1>
 {{if .Subject}}<p>You are signed in as <strong>{{.Subject}}</strong>.</p>{{end}}
 <form method="post" action="/.portero/logout">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
+{{if .Subject}}<label><input type="checkbox" name="everywhere" value="1" id="portero-signout-everywhere"> Sign out everywhere: end every session you have signed in with{{if not .Shared}} on this server{{end}}, on other devices and browsers too</label>{{end}}
 <button type="submit" id="portero-signout" autofocus>Sign out</button>
 </form></body></html>
 `))
@@ -126,7 +128,10 @@ func (p *Plane) confirmLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'") // no form-action: the POST redirects to the IdP
 	w.Header().Set("X-Frame-Options", "DENY")
-	data := struct{ Subject, CSRF string }{}
+	data := struct {
+		Subject, CSRF string
+		Shared        bool
+	}{Shared: p.sessions.SharedState()}
 	if st != nil {
 		data.Subject = st.Identity.Email
 		if data.Subject == "" {
@@ -137,17 +142,31 @@ func (p *Plane) confirmLogout(w http.ResponseWriter, r *http.Request) {
 	_ = logoutPage.Execute(w, data)
 }
 
-// logout ends the session here and, where the IdP supports it, at the IdP,
-// once the POST passes the cross-site rule (formChecks).
+// logout ends the session (with "everywhere", every session of the
+// user signed in until now, recorded in the audit trail) on every replica
+// when an access store holds sign-outs, else here; then, where the IdP
+// supports it, at the IdP; once the POST passes the cross-site rule
+// (formChecks). When the sign-out cannot be recorded the cookie stays and
+// the answer is 503: signing out again will try again.
 func (p *Plane) logout(w http.ResponseWriter, r *http.Request) {
 	st := p.sessions.Current(w, r)
 	if !p.formChecks(w, r, st) {
 		return
 	}
 	if st != nil {
-		p.sessions.Revoke(st)
+		everywhere := r.PostFormValue("everywhere") == "1"
+		err := p.sessions.Revoke(r.Context(), st)
+		if err == nil && everywhere {
+			err = p.sessions.EndUserSessions(access.WithActor(r.Context(), st.Identity.Subject), st.Identity.Subject)
+		}
+		if err != nil {
+			p.log.Error("sign-out not recorded", "sub", st.Identity.Subject, "error", err.Error(), "decision_id", deny.ID(r.Context()))
+			w.Header().Set("Retry-After", "1")
+			deny.Write(w, r, false, deny.Denial{Status: http.StatusServiceUnavailable, Reason: "logout.unavailable", ID: deny.ID(r.Context())})
+			return
+		}
 		p.endMastersOfSession(r.Context(), st.Identity)
-		p.log.Info("signed out", "sub", st.Identity.Subject)
+		p.log.Info("signed out", "sub", st.Identity.Subject, "everywhere", everywhere, "shared", p.sessions.SharedState())
 	}
 	p.sessions.Clear(w)
 	w.Header().Set("Cache-Control", "no-store")

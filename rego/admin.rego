@@ -16,9 +16,10 @@
 #   System admins (a group in data.portero.definitions.system_admin_groups)
 #   may do everything but start master access (portero.master decides that),
 #   and the tenant's owner everything in its tenant: they are unrestricted.
-#   Only system admins read the policy's status (policy.read) and try a
+#   Only system admins read the policy's status (policy.read), try a
 #   request against it (policy.try: the decision and explain trace for any
-#   user), as no rule below names these actions.
+#   user) and end a user's browser sessions everywhere (sessions.revoke), as
+#   no rule below names these actions.
 #   Active administrators, and active members with the user_management right
 #   from account manager up, manage members, but only members whose current
 #   and new role rank strictly below their own (never the owner), and grant

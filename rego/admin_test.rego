@@ -203,6 +203,17 @@ test_only_system_admins_try_requests if {
 	d.reason == "admin.not_allowed"
 }
 
+# Ending a user's sessions on every replica is for system admins only:
+# not the tenant's owner or administrators, whatever tenant is named.
+test_only_system_admins_end_sessions if {
+	_call("sam", ["system-admins"], {}, {"action": "sessions.revoke"}).allow
+	not _call("olivia", [], {"tenant": _tenant}, {"action": "sessions.revoke", "tenant": "acme"}).allow
+	not _call("ada", [], _as("administrator", ["user_management"]), {"action": "sessions.revoke", "tenant": "acme"}).allow
+	d := _call("leo", [], {}, {"action": "sessions.revoke"})
+	not d.allow
+	d.reason == "admin.not_allowed"
+}
+
 test_other_groups_are_not_system_admins if {
 	d := _call("eve", ["admins", "system-admins-x"], {}, {"action": "tenants.write"})
 	not d.allow

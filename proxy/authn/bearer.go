@@ -43,6 +43,10 @@ type Bearer struct {
 	// and a verifier for ID tokens issued to our client id.
 	provider atomic.Pointer[oidc.Provider]
 	idTokens atomic.Pointer[oidc.IDTokenVerifier]
+	// logoutTokens verifies back-channel logout tokens: the provider's
+	// keys, issuer and our client id; their expiry is optional, so it is
+	// checked by BackchannelLogout.
+	logoutTokens atomic.Pointer[oidc.IDTokenVerifier]
 	// tokens remembers verified tokens (the raw token -> its identity)
 	// until they expire, at most maxCacheAge, so each token's signature is
 	// checked once rather than on every request.
@@ -70,6 +74,12 @@ func (b *Bearer) Discover(ctx context.Context, client *http.Client) error {
 		b.idTokens.Store(p.VerifierContext(kctx, &oidc.Config{
 			ClientID:             b.cfg.ClientID,
 			SupportedSigningAlgs: b.cfg.Algorithms,
+			Now:                  b.now,
+		}))
+		b.logoutTokens.Store(p.VerifierContext(kctx, &oidc.Config{
+			ClientID:             b.cfg.ClientID,
+			SupportedSigningAlgs: b.cfg.Algorithms,
+			SkipExpiryCheck:      true,
 			Now:                  b.now,
 		}))
 	}

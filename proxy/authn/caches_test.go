@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/config"
-	"github.com/portero-gateway/portero/internal/cache"
 	"github.com/portero-gateway/portero/internal/testissuer"
 )
 
@@ -64,19 +61,20 @@ func TestTokenCacheLifetime(t *testing.T) {
 	}
 }
 
-// A login state is used once: of concurrent callbacks with it exactly one
-// wins, and a replay within loginTTL is refused.
-func TestConsumedLoginsAreSingleUse(t *testing.T) {
+// A token is used once: of concurrent consumers exactly one wins, and a
+// replay before its time is refused (memoryState, without an access store).
+func TestConsumedTokensAreSingleUse(t *testing.T) {
 	t.Parallel()
-	c := &consumedLogins{states: cache.New[string, struct{}](maxConsumedLogins)}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := now
+	m := newMemoryState(func() time.Time { return clock }, nil)
 	var won atomic.Int32
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if c.consume("state", now) {
+			if ok, _ := m.ConsumeOnce(context.Background(), consumedLoginState, "state", now.Add(loginTTL)); ok {
 				won.Add(1)
 			}
 		}()
@@ -85,37 +83,71 @@ func TestConsumedLoginsAreSingleUse(t *testing.T) {
 	if won.Load() != 1 {
 		t.Fatalf("%d callbacks consumed one state", won.Load())
 	}
-	if c.consume("state", now.Add(loginTTL-time.Second)) {
+	clock = now.Add(loginTTL - time.Second)
+	if ok, _ := m.ConsumeOnce(context.Background(), consumedLoginState, "state", now.Add(loginTTL)); ok {
 		t.Fatal("a replay within loginTTL was accepted")
 	}
-	if !c.consume("other", now) {
+	if ok, _ := m.ConsumeOnce(context.Background(), consumedLogoutJTI, "state", now.Add(loginTTL)); !ok {
+		t.Fatal("the same key of another kind was refused")
+	}
+	if ok, _ := m.ConsumeOnce(context.Background(), consumedLoginState, "other", now.Add(loginTTL)); !ok {
 		t.Fatal("another state was refused")
 	}
 }
 
 // A revocation lasts until the session would have ended; when the bound is
-// reached, ended revocations make room before any live one.
-func TestRevokedSessions(t *testing.T) {
+// reached, ended revocations make room before any live one. A user's and
+// an IdP session's revocations reach the sessions issued before them.
+func TestRevokedSessionsInMemory(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := &Sessions{revoked: cache.New[string, struct{}](maxRevokedSessions), now: func() time.Time { return now },
-		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	clock := now
+	m := newMemoryState(func() time.Time { return clock }, nil)
+	ctx := context.Background()
+	revoked := func(ref, user, idp string, issued time.Time) bool {
+		ok, err := m.SessionRevoked(ctx, ref, user, idp, issued)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
 	until := now.Add(time.Hour)
-	s.Revoke(&Session{data: sessionData{ID: "live", Until: until.Unix()}})
-	if !s.isRevoked("live", until.Add(-time.Second)) {
+	_ = m.RevokeSession(ctx, "live", until)
+	clock = until.Add(-time.Second)
+	if !revoked("live", "u", "", now) {
 		t.Fatal("revocation forgotten before the session ends")
 	}
-	if s.isRevoked("live", until) {
+	clock = until
+	if revoked("live", "u", "", now) {
 		t.Fatal("revocation outlives the session")
 	}
-	if s.isRevoked("other", now) {
+	clock = now
+	if revoked("other", "u", "", now) {
 		t.Fatal("a session never revoked is revoked")
 	}
 	for i := range maxRevokedSessions - 1 {
-		s.revoked.PutUntil(fmt.Sprint("ended", i), struct{}{}, now.Add(-time.Second), now)
+		m.sessions.PutUntil(fmt.Sprint("ended", i), struct{}{}, now.Add(-time.Second), now)
 	}
-	s.Revoke(&Session{data: sessionData{ID: "new", Until: until.Unix()}})
-	if !s.isRevoked("live", now) || !s.isRevoked("new", now) || s.revoked.Len() != 2 {
-		t.Fatalf("after reaching the bound: live %v, new %v, %d held", s.isRevoked("live", now), s.isRevoked("new", now), s.revoked.Len())
+	_ = m.RevokeSession(ctx, "live", until)
+	_ = m.RevokeSession(ctx, "new", until)
+	if !revoked("live", "u", "", now) || !revoked("new", "u", "", now) || m.sessions.Len() != 2 {
+		t.Fatalf("after reaching the bound: %d held", m.sessions.Len())
+	}
+	_ = m.RevokeUserSessions(ctx, "bob", now, until)
+	_ = m.RevokeIdPSession(ctx, "idp-1", until)
+	for _, c := range []struct {
+		user, idp string
+		issued    time.Time
+		want      bool
+	}{
+		{"bob", "", now.Add(-time.Millisecond), true},
+		{"bob", "", now, false},
+		{"alice", "idp-1", now.Add(-time.Millisecond), true},
+		{"alice", "idp-1", now.Add(time.Millisecond), false},
+		{"alice", "", now.Add(-time.Millisecond), false},
+	} {
+		if got := revoked("ref", c.user, c.idp, c.issued); got != c.want {
+			t.Errorf("%s %s issued %v: revoked %v, want %v", c.user, c.idp, c.issued, got, c.want)
+		}
 	}
 }

@@ -3,8 +3,10 @@ package authn
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,8 +16,6 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
-
-	"github.com/portero-gateway/portero/internal/cache"
 )
 
 // Paths of the browser sign-in endpoints. The control plane serves them;
@@ -38,28 +38,6 @@ type loginTxn struct {
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`
 	ReturnTo string `json:"rd"`
-}
-
-// consumedLogins makes each login transaction single-use on this replica,
-// even if its cookie is replayed: a used state is remembered for loginTTL,
-// by when its cookie has expired (it was sealed for loginTTL from the
-// start of the sign-in).
-type consumedLogins struct {
-	states *cache.Bounded[string, struct{}]
-}
-
-// maxConsumedLogins bounds the used states remembered. Before one that
-// has not expired may make room, every expired one is swept.
-const maxConsumedLogins = 100000
-
-// consume marks state used and reports whether it was unused: the check
-// and the mark are one step (cache.Bounded.Add), so of two callbacks
-// racing with one state exactly one wins.
-func (c *consumedLogins) consume(state string, now time.Time) bool {
-	if c.states.Len() >= maxConsumedLogins {
-		c.states.DeleteExpired(now)
-	}
-	return c.states.Add(state, struct{}{}, now.Add(loginTTL), now)
 }
 
 // RandomToken is 32 random bytes, URL-safe.
@@ -135,7 +113,18 @@ func (s *Sessions) FinishLogin(w http.ResponseWriter, r *http.Request) (*Session
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(txn.State)) != 1 {
 		return nil, "", &LoginError{http.StatusBadRequest, "login.state_mismatch", nil}
 	}
-	if !s.consumed.consume(txn.State, s.now()) {
+	// Each login transaction is used once, even if its cookie is
+	// replayed, on every replica with an access store: a used state is
+	// remembered for loginTTL, by when its cookie has expired (it was
+	// sealed for loginTTL from the start of the sign-in). Only its hash is
+	// kept.
+	sum := sha256.Sum256([]byte(txn.State))
+	fresh, err := s.state.ConsumeOnce(r.Context(), consumedLoginState, hex.EncodeToString(sum[:]), s.now().Add(loginTTL))
+	if err != nil {
+		s.stateFailed("login state", err)
+		return nil, "", &LoginError{http.StatusServiceUnavailable, "auth.unavailable", err}
+	}
+	if !fresh {
 		return nil, "", &LoginError{http.StatusBadRequest, "login.replayed", nil}
 	}
 	if e := q.Get("error"); e != "" {
@@ -157,15 +146,18 @@ func (s *Sessions) FinishLogin(w http.ResponseWriter, r *http.Request) (*Session
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(txn.Nonce)) != 1 {
 		return nil, "", &LoginError{http.StatusBadRequest, "login.nonce_mismatch", nil}
 	}
+	now := s.now()
 	data := sessionData{
 		ID:      RandomToken(),
 		Refresh: tok.RefreshToken,
 		Expiry:  idt.Expiry.Unix(),
-		Until:   s.now().Add(s.cfg.Session.Lifetime).Unix(),
+		Until:   now.Add(s.cfg.Session.Lifetime).Unix(),
+		Issued:  now.UnixMilli(),
 	}
 	if err := idt.Claims(&data.Claims); err != nil {
 		return nil, "", &LoginError{http.StatusBadRequest, "login.bad_id_token", err}
 	}
+	data.IdPSID = claimString(data.Claims, "sid")
 	res, err := s.seal(r, data)
 	if err != nil {
 		return nil, "", &LoginError{http.StatusBadRequest, "login.bad_id_token", err}

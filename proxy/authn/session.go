@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -30,6 +31,13 @@ type sessionData struct {
 	Refresh string         `json:"r,omitempty"`
 	Expiry  int64          `json:"e"` // when the tokens expire (unix seconds)
 	Until   int64          `json:"u"` // when the session ends, refreshed or not
+	// Issued is when the sign-in happened (unix milliseconds; 0 in cookies
+	// sealed before it was added, which "sign out everywhere" counts as
+	// issued before any sign-out).
+	Issued int64 `json:"i,omitempty"`
+	// IdPSID is the identity provider's session (the ID token's sid
+	// claim), which back-channel logout names.
+	IdPSID string `json:"is,omitempty"`
 }
 
 // Session is an opened browser session with its identity ready for the
@@ -45,6 +53,14 @@ func (s *Session) ID() string { return s.data.ID }
 // Until is when the session ends, refreshed or not.
 func (s *Session) Until() time.Time { return time.Unix(s.data.Until, 0) }
 
+// Issued is when the session was signed in (the Unix epoch for cookies
+// sealed before the issue time was kept).
+func (s *Session) Issued() time.Time { return time.UnixMilli(s.data.Issued) }
+
+// IdPSID is the identity provider's session it was started from (its sid
+// claim), "" when the IdP gave none.
+func (s *Session) IdPSID() string { return s.data.IdPSID }
+
 // TokensExpire is when the session's tokens expire (they are refreshed
 // then, when the IdP gave a refresh token).
 func (s *Session) TokensExpire() time.Time { return time.Unix(s.data.Expiry, 0) }
@@ -52,7 +68,9 @@ func (s *Session) TokensExpire() time.Time { return time.Unix(s.data.Expiry, 0) 
 // Sessions reads browser sessions from the encrypted cookie,
 // refreshes expired tokens once per session however many requests arrive
 // together, and remembers opened cookies so the per-request cost is a map
-// lookup.
+// lookup. Sign-outs and used login states are kept in a SessionStore: the
+// access store's, shared by replicas, when UseStore gave one; else this
+// process's memory.
 type Sessions struct {
 	cfg     *config.Config
 	codec   *session.Codec
@@ -61,25 +79,23 @@ type Sessions struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	flight   singleflight.Group
-	consumed *consumedLogins
+	flight singleflight.Group
 
 	// opened maps a sealed cookie value (or "refreshed\x00" and a spent
 	// refresh token) to its opened state, until the session ends.
 	opened *cache.Bounded[string, *Session]
-	// revoked holds the ids of sessions revoked on this replica until they
-	// would have ended.
-	revoked *cache.Bounded[string, struct{}]
+	// state holds revocations and used tokens: memoryState, or the access
+	// store's (UseStore).
+	state  SessionStore
+	shared bool // state is the access store's
+	// stateErrLogged is when a state error was last logged (unix
+	// seconds), so an outage logs a line every few seconds, not one per
+	// request.
+	stateErrLogged atomic.Int64
 }
 
 // maxOpenedSessions bounds the cache of opened cookies.
 const maxOpenedSessions = 10000
-
-// maxRevokedSessions bounds the revocations this replica remembers (about
-// a hundred bytes each). Each is a sign-out; before a revocation that has
-// not ended yet may make room, every ended one is swept, and the drop is
-// logged.
-const maxRevokedSessions = 100000
 
 func NewSessions(cfg *config.Config, idp *Bearer, log *slog.Logger, now func() time.Time) (*Sessions, error) {
 	codec, err := session.NewCodec(cfg.Session.KeyBytes, session.Attributes{Domain: cfg.Session.Domain, Secure: cfg.Session.Secure})
@@ -88,13 +104,26 @@ func NewSessions(cfg *config.Config, idp *Bearer, log *slog.Logger, now func() t
 	}
 	mac := hmac.New(sha256.New, cfg.Session.KeyBytes[0])
 	mac.Write([]byte("portero csrf v1"))
-	return &Sessions{
+	s := &Sessions{
 		cfg: cfg, codec: codec, idp: idp, csrfKey: mac.Sum(nil), log: log, now: now,
-		opened:   cache.New[string, *Session](maxOpenedSessions),
-		revoked:  cache.New[string, struct{}](maxRevokedSessions),
-		consumed: &consumedLogins{states: cache.New[string, struct{}](maxConsumedLogins)},
-	}, nil
+		opened: cache.New[string, *Session](maxOpenedSessions),
+	}
+	s.state = newMemoryState(now, func(what string, bound int) {
+		log.Warn(what+" at their bound; one that has not ended yet is forgotten on this replica", "bound", bound)
+	})
+	return s, nil
 }
+
+// UseStore keeps sign-outs and used login states in st (the access
+// store's server-side session state) instead of this process's memory, so
+// they reach every replica and survive restarts. Call it before serving.
+func (s *Sessions) UseStore(st SessionStore) {
+	s.state, s.shared = st, true
+}
+
+// SharedState says whether sign-outs reach every replica (an access store
+// holds them) rather than this process only.
+func (s *Sessions) SharedState() bool { return s.shared }
 
 // oauthConfig is the client configuration; nil until discovery completed.
 func (s *Sessions) oauthConfig() *oauth2.Config {
@@ -127,7 +156,15 @@ func (s *Sessions) Current(w http.ResponseWriter, r *http.Request) *Session {
 		}
 		s.remember(raw, st, time.Unix(st.data.Until, 0))
 	}
-	if s.isRevoked(st.data.ID, now) || now.Unix() >= st.data.Until {
+	if now.Unix() >= st.data.Until {
+		return nil
+	}
+	revoked, err := s.state.SessionRevoked(r.Context(), st.Identity.Session, st.Identity.Subject, st.data.IdPSID, time.UnixMilli(st.data.Issued))
+	if err != nil {
+		s.stateFailed("session check", err)
+		return nil // fail closed: the session may have been revoked
+	}
+	if revoked {
 		return nil
 	}
 	if now.Unix() < st.data.Expiry {
@@ -144,6 +181,9 @@ func (s *Sessions) open(raw string, now time.Time) *Session {
 	var data sessionData
 	if err := json.Unmarshal(payload, &data); err != nil || data.ID == "" {
 		return nil
+	}
+	if data.IdPSID == "" {
+		data.IdPSID = claimString(data.Claims, "sid")
 	}
 	id, err := mapClaims(s.cfg.OIDC.Claims, data.Claims, "session", sessionRef(data.ID))
 	if err != nil {
@@ -225,6 +265,9 @@ func (s *Sessions) doRefresh(ctx context.Context, r *http.Request, old sessionDa
 			return nil, err
 		}
 		data.Expiry = idt.Expiry.Unix()
+		if sid := claimString(data.Claims, "sid"); sid != "" {
+			data.IdPSID = sid
+		}
 	}
 	if tok.Expiry.IsZero() && data.Expiry <= 0 {
 		data.Expiry = s.now().Add(5 * time.Minute).Unix()
@@ -282,22 +325,35 @@ func (s *Sessions) ValidCSRF(st *Session, token string) bool {
 	return token != "" && hmac.Equal([]byte(token), []byte(s.CSRFToken(st)))
 }
 
-// Revoke ends a session on this replica even if a copy of its cookie is
-// replayed later.
-func (s *Sessions) Revoke(st *Session) {
-	now := s.now()
-	if s.revoked.Len() >= maxRevokedSessions && s.revoked.DeleteExpired(now) == 0 {
-		s.log.Warn("revoked sessions at their bound; one that has not ended yet is forgotten on this replica",
-			"bound", maxRevokedSessions)
-	}
-	// Remembered until the session would have ended: after that it is
-	// refused anyway.
-	s.revoked.PutUntil(st.data.ID, struct{}{}, time.Unix(st.data.Until, 0), now)
+// Revoke ends a session even if a copy of its cookie is replayed later:
+// on every replica with an access store, on this one without. It is
+// remembered until the session would have ended: after that it is
+// refused anyway.
+func (s *Sessions) Revoke(ctx context.Context, st *Session) error {
+	return s.state.RevokeSession(ctx, st.Identity.Session, time.Unix(st.data.Until, 0))
 }
 
-func (s *Sessions) isRevoked(sid string, now time.Time) bool {
-	_, ok := s.revoked.GetAt(sid, now)
-	return ok
+// EndUserSessions ends every session of user signed in until now, on
+// every replica with an access store ("sign out everywhere", an admin
+// ending a user's sessions; recorded in the audit trail by ctx's actor).
+func (s *Sessions) EndUserSessions(ctx context.Context, user string) error {
+	now := s.now()
+	return s.state.RevokeUserSessions(ctx, user, now, s.lastEnd(now))
+}
+
+// lastEnd is when every session signed in before now has ended, with a
+// margin for other replicas' clocks.
+func (s *Sessions) lastEnd(now time.Time) time.Time {
+	return now.Add(s.cfg.Session.Lifetime + 5*time.Minute)
+}
+
+// stateFailed logs an error of the session state, at most every few
+// seconds.
+func (s *Sessions) stateFailed(op string, err error) {
+	now := s.now().Unix()
+	if last := s.stateErrLogged.Load(); now-last >= 5 && s.stateErrLogged.CompareAndSwap(last, now) {
+		s.log.Error("session state unavailable: sessions are refused until it answers", "op", op, "error", err.Error())
+	}
 }
 
 func (s *Sessions) lookup(raw string, now time.Time) *Session {
