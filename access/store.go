@@ -284,6 +284,61 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (status, next_at);
 `),
+	6: {sqlite: `
+-- An invitation (a partner's or a member's) that expired unanswered, and a
+-- partnership past its end, are marked 'expired': they stop counting as
+-- open (the partner or the person can be invited again) and show as what
+-- they are. SQLite cannot change a CHECK in place, so both tables are
+-- rebuilt (nothing references them).
+CREATE TABLE delegations_v6 (
+	id                    TEXT PRIMARY KEY,
+	tenant                TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	partner               TEXT NOT NULL REFERENCES partners(id) ON DELETE CASCADE,
+	scope                 TEXT NOT NULL CHECK (scope IN ('full', 'limited')),
+	products              TEXT NOT NULL DEFAULT '[]',
+	wallet                INTEGER NOT NULL DEFAULT 0,
+	status                TEXT NOT NULL CHECK (status IN ('invited', 'accepted', 'rejected', 'revoked', 'expired')),
+	expires_at            TEXT,
+	invited_by            TEXT NOT NULL,
+	invited_at            TEXT NOT NULL,
+	updated_at            TEXT NOT NULL,
+	invitation_expires_at TEXT,
+	lang                  TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO delegations_v6 (id, tenant, partner, scope, products, wallet, status, expires_at, invited_by, invited_at, updated_at, invitation_expires_at, lang)
+	SELECT id, tenant, partner, scope, products, wallet, status, expires_at, invited_by, invited_at, updated_at, invitation_expires_at, lang FROM delegations;
+DROP TABLE delegations;
+ALTER TABLE delegations_v6 RENAME TO delegations;
+CREATE UNIQUE INDEX delegations_open ON delegations(tenant, partner) WHERE status IN ('invited', 'accepted');
+CREATE INDEX delegations_by_partner ON delegations(partner);
+CREATE TABLE member_invitations_v6 (
+	id          TEXT PRIMARY KEY,
+	tenant      TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+	email       TEXT NOT NULL,
+	name        TEXT NOT NULL DEFAULT '',
+	member      TEXT NOT NULL,
+	lang        TEXT NOT NULL DEFAULT '',
+	token_hash  TEXT NOT NULL UNIQUE,
+	status      TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'withdrawn', 'expired')),
+	expires_at  TEXT NOT NULL,
+	invited_by  TEXT NOT NULL,
+	invited_at  TEXT NOT NULL,
+	updated_at  TEXT NOT NULL,
+	accepted_by TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO member_invitations_v6 SELECT id, tenant, email, name, member, lang, token_hash, status, expires_at, invited_by, invited_at, updated_at, accepted_by FROM member_invitations;
+DROP TABLE member_invitations;
+ALTER TABLE member_invitations_v6 RENAME TO member_invitations;
+CREATE UNIQUE INDEX member_invitations_open ON member_invitations (tenant, email) WHERE status = 'pending';
+CREATE INDEX member_invitations_by_tenant ON member_invitations (tenant, invited_at);
+`, postgres: `
+-- As on SQLite: 'expired' invitations and partnerships.
+ALTER TABLE delegations DROP CONSTRAINT delegations_status_check;
+ALTER TABLE delegations ADD CONSTRAINT delegations_status_check CHECK (status IN ('invited', 'accepted', 'rejected', 'revoked', 'expired'));
+ALTER TABLE member_invitations DROP CONSTRAINT member_invitations_status_check;
+ALTER TABLE member_invitations ADD CONSTRAINT member_invitations_status_check CHECK (status IN ('pending', 'accepted', 'withdrawn', 'expired'));
+CREATE INDEX member_invitations_by_tenant ON member_invitations (tenant, invited_at);
+`},
 }
 
 // Open opens the store at target and applies pending migrations: a
