@@ -534,6 +534,10 @@ func TestReplicas(t *testing.T) {
 	fig.ReinstateP50Ms, fig.ReinstateP99Ms = msOf(percentileOf(reinstate, .5)), msOf(percentileOf(reinstate, .99))
 	t.Logf("revocation on A → first refusal on B over %d trials: p50 %.1f ms, p99 %.1f ms, max %.1f ms (after A's acknowledgement: p50 %.1f ms, p99 %.1f ms; the write itself p50 %.1f ms); reinstatement p50 %.1f ms, p99 %.1f ms",
 		fig.Trials, fig.RevokeP50Ms, fig.RevokeP99Ms, fig.RevokeMaxMs, fig.RevokeAfterAckP50, fig.RevokeAfterAckP99, fig.WriteP50Ms, fig.ReinstateP50Ms, fig.ReinstateP99Ms)
+	slowest := slices.Clone(revoke)
+	slices.Sort(slowest)
+	t.Logf("slowest revocations (from the write sent / the write alone / after the acknowledgement): %v / %v / %v",
+		slowest[max(0, len(slowest)-5):], percentileOf(writes, 1), percentileOf(afterAck, 1))
 
 	// 5. B killed and started again: it serves what the store says.
 	_ = b.cmd.Process.Kill()
