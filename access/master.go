@@ -117,7 +117,7 @@ func (s *Store) StartMaster(ctx context.Context, m MasterSession) (*MasterSessio
 	err := s.write(ctx, "master.start", func(tx *dbTx) ([]audit.Record, error) {
 		// An expired session still open (not yet swept) does not block a
 		// new one; it is ended, and recorded, here.
-		recs, err := endExpired(ctx, tx, `admin = ? AND tenant = ? AND `, stampOf(now), m.Admin, m.Tenant)
+		recs, err := s.endExpired(ctx, tx, `admin = ? AND tenant = ? AND `, stampOf(now), m.Admin, m.Tenant)
 		if err != nil {
 			return nil, err
 		}
@@ -129,6 +129,9 @@ func (s *Store) StartMaster(ctx context.Context, m MasterSession) (*MasterSessio
 		case err != nil && isForeignKey(err):
 			return nil, &FieldError{"tenant", "no such tenant"}
 		case err != nil:
+			return nil, err
+		}
+		if err := s.masterMail(ctx, tx, &m, now, ""); err != nil {
 			return nil, err
 		}
 		return append(recs, masterRecord(audit.EventStart, &m, now, "", "")), nil
@@ -168,6 +171,9 @@ func (s *Store) EndMaster(ctx context.Context, id, reason, by string) (*MasterSe
 			stampOf(now), reason, by, id); err != nil {
 			return nil, err
 		}
+		if err := s.masterMail(ctx, tx, m, now, reason); err != nil {
+			return nil, err
+		}
 		return []audit.Record{masterRecord(masterEvents[reason], m, now, by, reason)}, nil
 	})
 	if err != nil {
@@ -187,9 +193,9 @@ func masterRecord(event string, m *MasterSession, at time.Time, by, detail strin
 }
 
 // endExpired ends, in tx, the open sessions matching where (a condition
-// ending in AND, with its args) whose time is up at now, and returns their
-// expiry records.
-func endExpired(ctx context.Context, tx *dbTx, where, now string, args ...any) ([]audit.Record, error) {
+// ending in AND, with its args) whose time is up at now, queues their
+// owners' e-mails and returns their expiry records.
+func (s *Store) endExpired(ctx context.Context, tx *dbTx, where, now string, args ...any) ([]audit.Record, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+masterCols+` FROM master_sessions WHERE `+where+`ended_at IS NULL AND expires_at <= ?`, append(args, now)...)
 	if err != nil {
 		return nil, err
@@ -212,9 +218,37 @@ func endExpired(ctx context.Context, tx *dbTx, where, now string, args ...any) (
 		if _, err := tx.ExecContext(ctx, `UPDATE master_sessions SET ended_at = expires_at, end_reason = 'expired' WHERE id = ?`, m.ID); err != nil {
 			return nil, err
 		}
+		if err := s.masterMail(ctx, tx, m, m.ExpiresAt, "expired"); err != nil {
+			return nil, err
+		}
 		recs = append(recs, masterRecord(audit.EventExpire, m, m.ExpiresAt, "", "expired"))
 	}
 	return recs, nil
+}
+
+// masterMail queues, in tx, the e-mail telling the tenant's owner that
+// master access to their tenant started (endReason empty) or ended at at,
+// when the tenant has an owner e-mail and wants to be told
+// (notify_master). One message per session and event.
+func (s *Store) masterMail(ctx context.Context, tx *dbTx, m *MasterSession, at time.Time, endReason string) error {
+	var name, email string
+	var notify int
+	err := tx.QueryRowContext(ctx, `SELECT name, owner_email, notify_master FROM tenants WHERE id = ?`, m.Tenant).Scan(&name, &email, &notify)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (notify == 0 || email == "")) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	mail := Mail{Kind: "master_access_started", Tenant: m.Tenant, To: email, Data: map[string]any{
+		"tenant_name": name, "admin": m.Admin, "reason": m.Reason, "ticket": m.Ticket, "mode": m.Mode,
+		"expires_at": m.ExpiresAt.UTC().Format(time.RFC3339)}}
+	if endReason != "" {
+		mail.Kind = "master_access_ended"
+		mail.Data = map[string]any{"tenant_name": name, "admin": m.Admin, "ended_at": at.UTC().Format(time.RFC3339), "end_reason": endReason}
+	}
+	mail.Key = mail.Kind + ":" + m.ID
+	return s.enqueueMail(ctx, tx, mail)
 }
 
 // MasterSessions lists sessions, newest first: the open ones (expired but

@@ -314,3 +314,74 @@ func testEnqueueMail(t *testing.T) {
 		t.Fatalf("counts %v", c)
 	}
 }
+
+// setTenantMail sets a tenant's owner e-mail and whether they are told of
+// master access, as the tenant settings do.
+func setTenantMail(t *testing.T, s *Store, tenant, email string, notify bool) {
+	t.Helper()
+	_, err := s.commit(context.Background(), "test.tenant", true, func(tx *dbTx) ([]audit.Record, error) {
+		_, err := tx.ExecContext(context.Background(), `UPDATE tenants SET owner_email = ?, notify_master = ? WHERE id = ?`, email, b2i(notify), tenant)
+		return nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Master access started and ended are mailed to the tenant's owner in the
+// transaction that records them, once per session and event, unless the
+// tenant turned it off.
+func TestMasterAccessMails(t *testing.T) { eachStore(t, testMasterAccessMails) }
+
+func testMasterAccessMails(t *testing.T) {
+	clk := newClock()
+	s := openOutboxStores(t, clk, 1)[0]
+	ctx := context.Background()
+	seed(t, s)
+	setTenantMail(t, s, "acme", "olivia@acme.example", true)
+	start := func(admin string, d time.Duration) *MasterSession {
+		t.Helper()
+		m, err := s.StartMaster(ctx, MasterSession{Admin: admin, Session: "sess-" + admin, Tenant: "acme", Reason: "ticket 42: broken listing",
+			Ticket: "SUP-42", Mode: "read_only", ExpiresAt: clk.now().Add(d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := start("sam", time.Hour)
+	got, err := s.MailByKey(ctx, "master_access_started:"+m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"tenant_name": "Acme", "admin": "sam", "reason": "ticket 42: broken listing", "ticket": "SUP-42", "mode": "read_only",
+		"expires_at": clk.now().Add(time.Hour).Format(time.RFC3339)}
+	if got.To != "olivia@acme.example" || got.Tenant != "acme" || got.Kind != "master_access_started" || fmt.Sprint(got.Data) != fmt.Sprint(want) {
+		t.Fatalf("start mail %+v", got)
+	}
+	clk.add(time.Minute)
+	if _, err := s.EndMaster(ctx, m.ID, "revoked", "olivia"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.MailByKey(ctx, "master_access_ended:"+m.ID)
+	if err != nil || got.Data["end_reason"] != "revoked" || got.Data["ended_at"] != clk.now().Format(time.RFC3339) || got.Data["admin"] != "sam" {
+		t.Fatalf("end mail %+v %v", got, err)
+	}
+	// A session past its expiry, ended when the admin starts another,
+	// is mailed as expired.
+	old := start("sam", time.Minute)
+	clk.add(2 * time.Minute)
+	start("sam", time.Hour)
+	got, err = s.MailByKey(ctx, "master_access_ended:"+old.ID)
+	if err != nil || got.Data["end_reason"] != "expired" || got.Data["ended_at"] != old.ExpiresAt.UTC().Format(time.RFC3339) {
+		t.Fatalf("expiry mail %+v %v", got, err)
+	}
+	if c := counts(t, s); c["queued"] != 5 {
+		t.Fatalf("counts %v, want 5 queued (3 starts, 2 ends)", c)
+	}
+	// Turned off: nothing more.
+	setTenantMail(t, s, "acme", "olivia@acme.example", false)
+	start("ana", time.Hour)
+	if c := counts(t, s); c["queued"] != 5 {
+		t.Fatalf("mailed with notify_master off: %v", c)
+	}
+}
