@@ -33,6 +33,9 @@ type Config struct {
 	ForwardAuth ForwardAuth `yaml:"forward_auth"`
 	// Tracing exports OpenTelemetry traces (OTLP/HTTP); off by default.
 	Tracing Tracing `yaml:"tracing"`
+	// Mail sends Portero's own e-mail from the store's outbox; off unless
+	// mail.smtp.host is set.
+	Mail Mail `yaml:"mail"`
 }
 
 // ForwardAuth is the decision endpoint for a front proxy that forwards the

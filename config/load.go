@@ -133,6 +133,7 @@ func (v validator) validate(c *Config) {
 	v.limits(&c.Limits)
 	v.forwardAuth(&c.ForwardAuth, c.Listen)
 	v.tracing(&c.Tracing)
+	v.mail(c)
 	switch c.Log.Level {
 	case "":
 		c.Log.Level = "info"
