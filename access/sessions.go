@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,8 @@ const EventSessionsEnd = "sessions.end"
 // RevokeSession revokes one sign-in session (ref: its reference) until
 // the session would have ended. A plain sign-out: no audit record.
 func (s *Store) RevokeSession(ctx context.Context, ref string, until time.Time) error {
-	if ref == "" {
-		return &FieldError{"session", "is required"}
+	if ref == "" || len(ref) > 255 || strings.ContainsRune(ref, 0) {
+		return &FieldError{"session", "must be 1-255 characters without NUL"}
 	}
 	now := s.now()
 	return s.revoke(ctx, "sessions.revoke", RevokedSession, ref, now, until, nil)
@@ -62,10 +63,13 @@ func (s *Store) RevokeUserSessions(ctx context.Context, user string, since, unti
 // provider's session idpSID (its sid claim) before now, until the last of
 // them would have ended.
 func (s *Store) RevokeIdPSession(ctx context.Context, idpSID string, until time.Time) error {
-	if idpSID == "" || len(idpSID) > 255 {
-		return &FieldError{"sid", "must be 1-255 characters"}
+	if idpSID == "" || len(idpSID) > 255 || strings.ContainsRune(idpSID, 0) {
+		return &FieldError{"sid", "must be 1-255 characters without NUL"}
 	}
-	return s.revoke(ctx, "sessions.revoke_idp", RevokedIdPSession, idpSID, s.now(), until, nil)
+	// To the millisecond, the precision of sessions' issue times: a
+	// session signed in within the same millisecond after the logout
+	// stays.
+	return s.revoke(ctx, "sessions.revoke_idp", RevokedIdPSession, idpSID, s.now().Truncate(time.Millisecond), until, nil)
 }
 
 // revoke writes one revocation (replacing an earlier one of the same kind
@@ -99,8 +103,8 @@ ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, since = excluded.since
 // insert is the check: of concurrent calls exactly one gets true. A token
 // whose mark has ended may be consumed again.
 func (s *Store) ConsumeOnce(ctx context.Context, kind, key string, until time.Time) (bool, error) {
-	if kind == "" || key == "" || len(kind) > 64 || len(key) > 512 {
-		return false, &FieldError{"token", "kind and key must be 1-64 and 1-512 bytes"}
+	if kind == "" || key == "" || len(kind) > 64 || len(key) > 512 || strings.ContainsRune(kind+key, 0) {
+		return false, &FieldError{"token", "kind and key must be 1-64 and 1-512 bytes without NUL"}
 	}
 	var won bool
 	now := stampOf(s.now())

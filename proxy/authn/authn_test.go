@@ -3,10 +3,10 @@ package authn
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 

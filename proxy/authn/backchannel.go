@@ -2,11 +2,14 @@ package authn
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // BackchannelLogoutPath is where the identity provider posts logout
@@ -118,6 +121,9 @@ func (s *Sessions) BackchannelLogout(ctx context.Context, raw string) (*LoggedOu
 	if sid == "" && sub == "" {
 		return nil, invalidLogout("a logout token names sid or sub")
 	}
+	if len(sid) > 255 || len(sub) > 255 || strings.ContainsFunc(sid+sub, unicode.IsControl) {
+		return nil, invalidLogout("sid and sub must be at most 255 printable characters")
+	}
 	if sid == "" && s.cfg.OIDC.Claims.Subject != "sub" {
 		return nil, invalidLogout("a logout token naming only sub cannot be matched: oidc.claims.subject is %q", s.cfg.OIDC.Claims.Subject)
 	}
@@ -125,7 +131,8 @@ func (s *Sessions) BackchannelLogout(ctx context.Context, raw string) (*LoggedOu
 	if jti == "" {
 		return nil, invalidLogout("jti is missing")
 	}
-	fresh, err := s.state.ConsumeOnce(ctx, consumedLogoutJTI, tok.Issuer+"\x00"+jti, remember)
+	key := sha256.Sum256([]byte(tok.Issuer + "\x00" + jti))
+	fresh, err := s.state.ConsumeOnce(ctx, consumedLogoutJTI, hex.EncodeToString(key[:]), remember)
 	if err != nil {
 		return nil, &LogoutError{Result: "unavailable", Description: "the session store cannot be reached", Err: err}
 	}
@@ -136,7 +143,7 @@ func (s *Sessions) BackchannelLogout(ctx context.Context, raw string) (*LoggedOu
 	if sid != "" {
 		err = s.state.RevokeIdPSession(ctx, sid, s.lastEnd(now))
 	} else {
-		err = s.state.RevokeUserSessions(ctx, sub, now, s.lastEnd(now))
+		err = s.state.RevokeUserSessions(ctx, sub, now.Truncate(time.Millisecond), s.lastEnd(now))
 	}
 	if err != nil {
 		return nil, &LogoutError{Result: "unavailable", Description: "the session store cannot be reached", Err: err}
@@ -157,7 +164,7 @@ func checkLogoutHeader(raw string) *LogoutError {
 		return invalidLogout("logout_token is not a JWT")
 	}
 	var h struct {
-		Alg string `json:"alg"`
+		Alg string  `json:"alg"`
 		Typ *string `json:"typ"`
 	}
 	if err := json.Unmarshal(b, &h); err != nil {

@@ -337,7 +337,9 @@ func (s *Sessions) Revoke(ctx context.Context, st *Session) error {
 // every replica with an access store ("sign out everywhere", an admin
 // ending a user's sessions; recorded in the audit trail by ctx's actor).
 func (s *Sessions) EndUserSessions(ctx context.Context, user string) error {
-	now := s.now()
+	// Sessions keep their sign-in time to the millisecond: one signed in
+	// within the same millisecond after this stays.
+	now := s.now().Truncate(time.Millisecond)
 	return s.state.RevokeUserSessions(ctx, user, now, s.lastEnd(now))
 }
 

@@ -112,7 +112,7 @@ func (m *memoryState) RevokeUserSessions(_ context.Context, user string, since, 
 func (m *memoryState) RevokeIdPSession(_ context.Context, idpSID string, until time.Time) error {
 	now := m.now()
 	room(m, m.idp, "identity provider sessions ended", now)
-	m.idp.PutUntil(idpSID, now, until, now)
+	m.idp.PutUntil(idpSID, now.Truncate(time.Millisecond), until, now)
 	return nil
 }
 
