@@ -31,6 +31,7 @@ import (
 	"github.com/portero-gateway/portero/control"
 	"github.com/portero-gateway/portero/internal/certreload"
 	"github.com/portero-gateway/portero/internal/tracing"
+	"github.com/portero-gateway/portero/mail"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy"
 	"github.com/portero-gateway/portero/proxy/authn"
@@ -256,6 +257,16 @@ func cmdServe(args []string, stderr io.Writer) error {
 			defer storeWork.Done()
 			store.RunCheckpoints(storeCtx, opts.AssertionKey, cfg.Access.CheckpointInterval)
 		}()
+		// mail: the outbox's sender, stopped with the store's other work
+		// after the servers have drained.
+		if cfg.Mail.On() {
+			sender, err := mail.New(cfg.Mail, store, log, reg)
+			if err != nil {
+				return err
+			}
+			storeWork.Add(1)
+			go func() { defer storeWork.Done(); sender.Run(storeCtx) }()
+		}
 		opts.Access = access.NewResolver(store, cfg.Access.CacheSize, proxy.PrepareAccess, nil)
 		opts.Store = store
 		log.Info("access store open", "store", access.RedactURL(cfg.Access.Store), "schema_version", schemaVersion(ctx, store))
