@@ -124,10 +124,12 @@ func importLine(ctx context.Context, tx *dbTx, text []byte, stamp string, cat *C
 		if err := ValidateTenant(t); err != nil {
 			return prefixField("tenant", err)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET name = excluded.name, hostnames = excluded.hostnames, status = excluded.status,
-	owner = excluded.owner, master_access = excluded.master_access`,
-			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), stampOr(t.CreatedAt, stamp))
+	owner = excluded.owner, master_access = excluded.master_access, owner_email = excluded.owner_email,
+	default_profile = excluded.default_profile, notify_master = excluded.notify_master`,
+			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), stampOr(t.CreatedAt, stamp),
+			t.OwnerEmail, t.DefaultProfile, b2i(*t.NotifyMaster))
 		if err != nil {
 			return err
 		}
@@ -150,7 +152,8 @@ ON CONFLICT (id) DO UPDATE SET name = excluded.name, hostnames = excluded.hostna
 		if err := validatePartner(p); err != nil {
 			return prefixField("partner", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO partners (id, name) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name`, p.ID, p.Name); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO partners (id, name, email) VALUES (?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email`, p.ID, p.Name, p.Email); err != nil {
 			return err
 		}
 		n.Partners++
@@ -185,12 +188,12 @@ func stampOr(t time.Time, now string) string {
 
 // upsertMember writes a member in tx, replacing one with the same key.
 func upsertMember(ctx context.Context, tx *dbTx, m *Member, stamp string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO members (`+memberCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO members (`+memberCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant, "user") DO UPDATE SET role = excluded.role, businesses = excluded.businesses, locations = excluded.locations,
 	features = excluded.features, fields = excluded.fields, rights = excluded.rights, profile = excluded.profile,
-	status = excluded.status, updated_at = excluded.updated_at`,
+	status = excluded.status, updated_at = excluded.updated_at, name = excluded.name, email = excluded.email`,
 		m.Tenant, m.User, m.Role, toJSON(m.Businesses), toJSON(m.Locations), toJSON(m.Features), toJSON(m.Fields),
-		toJSON(m.Rights), m.Profile, m.Status, stamp)
+		toJSON(m.Rights), m.Profile, m.Status, stamp, m.Name, m.Email)
 	if err != nil && isForeignKey(err) {
 		return &FieldError{"tenant", "no such tenant"}
 	}
@@ -200,8 +203,9 @@ ON CONFLICT (tenant, "user") DO UPDATE SET role = excluded.role, businesses = ex
 // upsertPartnerUser ties a user to a partner in tx (a user belongs to at
 // most one partner, so this moves them).
 func upsertPartnerUser(ctx context.Context, tx *dbTx, pu *PartnerUser) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO partner_users ("user", partner, status) VALUES (?, ?, ?)
-ON CONFLICT ("user") DO UPDATE SET partner = excluded.partner, status = excluded.status`, pu.User, pu.Partner, pu.Status)
+	_, err := tx.ExecContext(ctx, `INSERT INTO partner_users ("user", partner, status, role, name, email) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT ("user") DO UPDATE SET partner = excluded.partner, status = excluded.status, role = excluded.role,
+	name = excluded.name, email = excluded.email`, pu.User, pu.Partner, pu.Status, pu.Role, pu.Name, pu.Email)
 	if err != nil && isForeignKey(err) {
 		return &FieldError{"partner", "no such partner"}
 	}

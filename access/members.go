@@ -9,12 +9,12 @@ import (
 	"github.com/portero-gateway/portero/audit"
 )
 
-const memberCols = `tenant, "user", role, businesses, locations, features, fields, rights, profile, status, updated_at`
+const memberCols = `tenant, "user", role, businesses, locations, features, fields, rights, profile, status, updated_at, name, email`
 
 func scanMember(row interface{ Scan(...any) error }) (*Member, error) {
 	var m Member
 	var businesses, locations, features, fields, rights, updated string
-	if err := row.Scan(&m.Tenant, &m.User, &m.Role, &businesses, &locations, &features, &fields, &rights, &m.Profile, &m.Status, &updated); err != nil {
+	if err := row.Scan(&m.Tenant, &m.User, &m.Role, &businesses, &locations, &features, &fields, &rights, &m.Profile, &m.Status, &updated, &m.Name, &m.Email); err != nil {
 		return nil, err
 	}
 	m.Businesses = fromJSON[[]string](businesses)

@@ -10,17 +10,18 @@ import (
 	"github.com/portero-gateway/portero/audit"
 )
 
-const tenantCols = `id, name, hostnames, status, owner, master_access, created_at`
+const tenantCols = `id, name, hostnames, status, owner, master_access, created_at, owner_email, default_profile, notify_master`
 
 func scanTenant(row interface{ Scan(...any) error }) (*Tenant, error) {
 	var t Tenant
 	var hosts, created string
-	var master int
-	if err := row.Scan(&t.ID, &t.Name, &hosts, &t.Status, &t.Owner, &master, &created); err != nil {
+	var master, notify int
+	if err := row.Scan(&t.ID, &t.Name, &hosts, &t.Status, &t.Owner, &master, &created, &t.OwnerEmail, &t.DefaultProfile, &notify); err != nil {
 		return nil, err
 	}
 	t.Hostnames = fromJSON[[]string](hosts)
 	t.MasterAccess = master == 1
+	t.NotifyMaster = new(notify == 1)
 	t.CreatedAt = parseTime(created)
 	return &t, nil
 }
@@ -32,8 +33,9 @@ func (s *Store) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 	}
 	t.CreatedAt = s.now().UTC()
 	err := s.write(ctx, "tenant.create", func(tx *dbTx) ([]audit.Record, error) {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.CreatedAt.Format(time.RFC3339Nano))
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.CreatedAt.Format(time.RFC3339Nano),
+			t.OwnerEmail, t.DefaultProfile, b2i(*t.NotifyMaster))
 		if err != nil && isUnique(err) {
 			return nil, conflict("tenant %q exists", t.ID)
 		}
@@ -45,15 +47,16 @@ func (s *Store) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 	return &t, nil
 }
 
-// UpdateTenant replaces a tenant's name, hostnames, status, owner and
-// master-access setting.
+// UpdateTenant replaces a tenant's name, hostnames, status, owner, the
+// owner's e-mail, default profile and master-access settings.
 func (s *Store) UpdateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 	if err := ValidateTenant(&t); err != nil {
 		return nil, err
 	}
 	err := s.write(ctx, "tenant.update", func(tx *dbTx) ([]audit.Record, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, hostnames = ?, status = ?, owner = ?, master_access = ? WHERE id = ?`,
-			t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, hostnames = ?, status = ?, owner = ?, master_access = ?,
+	owner_email = ?, default_profile = ?, notify_master = ? WHERE id = ?`,
+			t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.OwnerEmail, t.DefaultProfile, b2i(*t.NotifyMaster), t.ID)
 		if err := affected(res, err, "tenant "+t.ID); err != nil {
 			return nil, err
 		}
@@ -64,6 +67,52 @@ func (s *Store) UpdateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 		return nil, err
 	}
 	return s.Tenant(ctx, t.ID)
+}
+
+// TenantSettings are what a tenant's owner changes about their tenant
+// (PATCH /tenants/{t}/settings): nil fields keep their value.
+type TenantSettings struct {
+	OwnerEmail     *string `json:"owner_email"`
+	DefaultProfile *string `json:"default_profile"`
+	NotifyMaster   *bool   `json:"notify_master"`
+}
+
+// UpdateTenantSettings changes the owner's settings of a tenant.
+func (s *Store) UpdateTenantSettings(ctx context.Context, id string, set TenantSettings) (*Tenant, error) {
+	if set.OwnerEmail != nil {
+		e, err := normalEmail("owner_email", *set.OwnerEmail, true)
+		if err != nil {
+			return nil, err
+		}
+		set.OwnerEmail = &e
+	}
+	if set.DefaultProfile != nil && *set.DefaultProfile != "" && !profilePattern.MatchString(*set.DefaultProfile) {
+		return nil, &FieldError{"default_profile", "must be a profile name such as services, accounting or full"}
+	}
+	err := s.write(ctx, "tenant.settings", func(tx *dbTx) ([]audit.Record, error) {
+		t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+		if err != nil {
+			return nil, notFound(err, "tenant "+id)
+		}
+		if set.OwnerEmail != nil {
+			t.OwnerEmail = *set.OwnerEmail
+		}
+		if set.DefaultProfile != nil {
+			t.DefaultProfile = *set.DefaultProfile
+		}
+		if set.NotifyMaster != nil {
+			t.NotifyMaster = set.NotifyMaster
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET owner_email = ?, default_profile = ?, notify_master = ? WHERE id = ?`,
+			t.OwnerEmail, t.DefaultProfile, b2i(*t.NotifyMaster), id); err != nil {
+			return nil, err
+		}
+		return []audit.Record{s.change(ctx, "tenant.settings", id, "tenant "+id, t)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Tenant(ctx, id)
 }
 
 // Tenant returns one tenant.

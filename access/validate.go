@@ -1,9 +1,11 @@
 package access
 
 import (
+	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -76,7 +78,50 @@ func ValidateTenant(t *Tenant) error {
 	if t.Hostnames == nil {
 		t.Hostnames = []string{}
 	}
+	email, err := normalEmail("owner_email", t.OwnerEmail, true)
+	if err != nil {
+		return err
+	}
+	t.OwnerEmail = email
+	if t.DefaultProfile != "" && !profilePattern.MatchString(t.DefaultProfile) {
+		return &FieldError{"default_profile", "must be a profile name such as services, accounting or full"}
+	}
+	if t.NotifyMaster == nil {
+		t.NotifyMaster = new(true)
+	}
 	return nil
+}
+
+// normalEmail checks an e-mail address (a bare addr-spec, at most 254
+// characters) and returns it trimmed and in lower case, the form the
+// store compares; "" is allowed when optional.
+func normalEmail(field, v string, optional bool) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" && optional {
+		return "", nil
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Address != v || a.Name != "" || len(v) > 254 || !strings.Contains(v[strings.LastIndexByte(v, '@')+1:], ".") {
+		return "", &FieldError{field, "must be an e-mail address such as ana@example.com"}
+	}
+	return strings.ToLower(v), nil
+}
+
+// NormalEmail is an e-mail address as the store keeps and compares it:
+// trimmed and in lower case; an error names field when it is not one.
+func NormalEmail(field, v string) (string, error) { return normalEmail(field, v, false) }
+
+// validName checks a person's or organisation's display name: at most
+// 200 characters, no control characters; required when not optional.
+func validName(field, v string, optional bool) (string, error) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "" && !optional:
+		return "", &FieldError{field, "is required"}
+	case utf8.RuneCountInString(v) > 200 || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "", &FieldError{field, "must be at most 200 printable characters"}
+	}
+	return v, nil
 }
 
 // ValidateMember checks a member and fills defaults.
@@ -88,6 +133,13 @@ func ValidateMember(m *Member) error {
 		return err
 	}
 	if err := oneOf("role", m.Role, Roles); err != nil {
+		return err
+	}
+	var err error
+	if m.Name, err = validName("name", m.Name, true); err != nil {
+		return err
+	}
+	if m.Email, err = normalEmail("email", m.Email, true); err != nil {
 		return err
 	}
 	if m.Status == "" {
@@ -173,4 +225,13 @@ func ValidateDelegation(d *Delegation) error {
 		d.Products = []string{}
 	}
 	return nil
+}
+
+// ApplyDefaultProfile gives a new member the tenant's default profile when
+// neither a profile nor explicit feature rights were chosen (a member's
+// explicit rights say what they get; the default fills only a blank).
+func ApplyDefaultProfile(m *Member, t *Tenant) {
+	if m.Profile == "" && len(m.Features) == 0 && t != nil {
+		m.Profile = t.DefaultProfile
+	}
 }

@@ -164,6 +164,10 @@ type Access struct {
 	// CheckpointInterval is how often the audit trail's head is signed
 	// (when it moved); it is signed at shutdown too.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// InvitationTTL is how long an invitation by e-mail (a member's) or
+	// to a partner organisation can be answered (default 14 days); a
+	// resend renews it.
+	InvitationTTL time.Duration `yaml:"invitation_ttl"`
 }
 
 // Pool bounds a replica's connections to a PostgreSQL store.

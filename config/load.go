@@ -591,6 +591,12 @@ func (v validator) access(a *Access) {
 	case a.CheckpointInterval < 0:
 		v.at("access.checkpoint_interval", "must be a positive duration, got %v", a.CheckpointInterval)
 	}
+	switch {
+	case a.InvitationTTL == 0:
+		a.InvitationTTL = 14 * 24 * time.Hour
+	case a.InvitationTTL < time.Minute:
+		v.at("access.invitation_ttl", "must be a duration of a minute or more, got %v", a.InvitationTTL)
+	}
 }
 
 // postgres checks a PostgreSQL store's URL and pool, and reads its

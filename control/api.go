@@ -88,8 +88,21 @@ func (p *Plane) apiRoutes() *http.ServeMux {
 	mux.HandleFunc("POST "+at+"/tenants/{tenant}/delegations", p.apiInvite)
 	mux.HandleFunc("POST "+at+"/tenants/{tenant}/delegations/{id}/{action}", p.apiTenantTransition)
 	mux.HandleFunc("POST "+at+"/delegations/{id}/{action}", p.apiTransition)
+	mux.HandleFunc("GET "+at+"/tenants/{tenant}/invitations", p.apiListInvitations)
+	mux.HandleFunc("POST "+at+"/tenants/{tenant}/invitations", p.apiInviteMember)
+	mux.HandleFunc("POST "+at+"/tenants/{tenant}/invitations/{id}/{action}", p.apiInvitationAction)
+	mux.HandleFunc("PATCH "+at+"/tenants/{tenant}/settings", p.apiTenantSettings)
+	mux.HandleFunc("GET "+at+"/tenants/{tenant}/history", p.apiTenantHistory)
+	mux.HandleFunc("GET "+at+"/tenants/{tenant}/master-access", p.apiTenantMaster)
+	mux.HandleFunc("POST "+at+"/tenants/{tenant}/master-access/{id}/revoke", p.apiTenantRevokeMaster)
+	mux.HandleFunc("GET "+at+"/tenants/{tenant}/partner-search", p.apiPartnerSearch)
 	mux.HandleFunc("POST "+at+"/partners", p.apiCreatePartner)
+	mux.HandleFunc("GET "+at+"/partners/{partner}", p.apiGetPartner)
+	mux.HandleFunc("GET "+at+"/partners/{partner}/users", p.apiListPartnerUsers)
 	mux.HandleFunc("PUT "+at+"/partners/{partner}/users/{user}", p.apiPutPartnerUser)
+	mux.HandleFunc("POST "+at+"/partners/{partner}/users/{user}/deactivate", p.apiPartnerUserStatus("deactivated"))
+	mux.HandleFunc("POST "+at+"/partners/{partner}/users/{user}/reactivate", p.apiPartnerUserStatus("active"))
+	mux.HandleFunc("DELETE "+at+"/partners/{partner}/users/{user}", p.apiRemovePartnerUser)
 	mux.HandleFunc("GET "+at+"/partners/{partner}/delegations", p.apiListPartnerDelegations)
 	mux.HandleFunc("POST "+at+"/partners/{partner}/delegations/{id}/{action}", p.apiPartnerTransition)
 	mux.HandleFunc("GET "+at+"/master-access", p.apiListMaster)
@@ -281,6 +294,8 @@ func (p *Plane) apiListMembers(w http.ResponseWriter, r *http.Request) {
 
 // memberBody is what a client sends to add or change a member.
 type memberBody struct {
+	Name       string              `json:"name"`
+	Email      string              `json:"email"`
 	Role       string              `json:"role"`
 	Profile    string              `json:"profile"`
 	Businesses []string            `json:"businesses"`
@@ -324,8 +339,18 @@ func (p *Plane) apiPutMember(w http.ResponseWriter, r *http.Request) {
 		p.writeStoreError(w, r, err)
 		return
 	}
-	m := access.Member{Tenant: tenant, User: user, Role: b.Role, Profile: b.Profile, Businesses: b.Businesses, Locations: b.Locations,
+	m := access.Member{Tenant: tenant, User: user, Name: b.Name, Email: b.Email, Role: b.Role, Profile: b.Profile, Businesses: b.Businesses, Locations: b.Locations,
 		Features: b.Features, Fields: b.Fields, Rights: b.Rights, Status: b.Status}
+	current, err := p.currentMember(r.Context(), tenant, user)
+	if err != nil {
+		p.writeStoreError(w, r, err)
+		return
+	}
+	if current == nil {
+		// A new member gets the tenant's default profile unless the body
+		// chooses a profile or feature rights.
+		access.ApplyDefaultProfile(&m, p.tenantOf(r, tenant))
+	}
 	if err := access.ValidateMember(&m); err != nil {
 		p.writeStoreError(w, r, err)
 		return
@@ -334,11 +359,6 @@ func (p *Plane) apiPutMember(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = cat.CheckMember(&m)
 	}
-	if err != nil {
-		p.writeStoreError(w, r, err)
-		return
-	}
-	current, err := p.currentMember(r.Context(), tenant, user)
 	if err != nil {
 		p.writeStoreError(w, r, err)
 		return
@@ -406,11 +426,16 @@ func (p *Plane) apiListTenantDelegations(w http.ResponseWriter, r *http.Request)
 
 // inviteBody is what a tenant sends to invite a partner.
 type inviteBody struct {
-	Partner  string     `json:"partner"`
-	Scope    string     `json:"scope"`
-	Products []string   `json:"products"`
-	Wallet   bool       `json:"wallet"`
-	Expires  *time.Time `json:"expires"`
+	// Partner is the id of an organisation picked from the partner search.
+	Partner  string   `json:"partner"`
+	Scope    string   `json:"scope"`
+	Products []string `json:"products"`
+	Wallet   bool     `json:"wallet"`
+	// Expires is the partnership's own optional end; the invitation can
+	// be answered for access.invitation_ttl, whatever it says.
+	Expires *time.Time `json:"expires"`
+	// Lang is the language of the e-mails to the partner (es, en).
+	Lang string `json:"lang"`
 }
 
 func (p *Plane) apiInvite(w http.ResponseWriter, r *http.Request) {
@@ -423,9 +448,18 @@ func (p *Plane) apiInvite(w http.ResponseWriter, r *http.Request) {
 		p.writeStoreError(w, r, err)
 		return
 	}
-	d := access.Delegation{Tenant: tenant, Partner: b.Partner, Scope: b.Scope,
-		Products: b.Products, Wallet: b.Wallet, Expires: b.Expires, InvitedBy: identityOf(r).Subject}
-	if err := access.ValidateDelegation(&d); err != nil {
+	lang, err := mailLang(b.Lang)
+	if err != nil {
+		p.writeStoreError(w, r, err)
+		return
+	}
+	d := access.Delegation{Tenant: tenant, Partner: b.Partner, Scope: b.Scope, Lang: lang,
+		Products: b.Products, Wallet: b.Wallet, Expires: b.Expires, InvitedBy: identityOf(r).Subject,
+		InvitationExpires: new(p.now().Add(p.invitationTTL()))}
+	if err = access.ValidateDelegation(&d); err == nil {
+		err = p.checkPartnerExists(r, d.Partner)
+	}
+	if err != nil {
 		p.writeStoreError(w, r, err)
 		return
 	}
@@ -568,24 +602,6 @@ func (p *Plane) apiCreatePartner(w http.ResponseWriter, r *http.Request) {
 	}
 	created, err := p.store.CreatePartner(r.Context(), partner)
 	p.reply(w, r, http.StatusCreated, created, err)
-}
-
-func (p *Plane) apiPutPartnerUser(w http.ResponseWriter, r *http.Request) {
-	partner, user := r.PathValue("partner"), r.PathValue("user")
-	if !p.authorizeAPI(w, r, policy.Management{Action: "partners.write", Partner: partner}) {
-		return
-	}
-	var b struct {
-		Status string `json:"status"`
-	}
-	if r.ContentLength != 0 {
-		if err := decodeBody(r, &b); err != nil {
-			p.writeStoreError(w, r, err)
-			return
-		}
-	}
-	pu, err := p.store.PutPartnerUser(r.Context(), access.PartnerUser{Partner: partner, User: user, Status: b.Status})
-	p.reply(w, r, http.StatusOK, pu, err)
 }
 
 func (p *Plane) apiListPartnerDelegations(w http.ResponseWriter, r *http.Request) {

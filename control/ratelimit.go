@@ -19,9 +19,10 @@ const (
 	limitCallback        = "callback"         // /.portero/callback, per client IP
 	limitMasterAccess    = "master_access"    // master-access start attempts, per user
 	limitManagementWrite = "management_write" // management API writes and console forms, per user
+	limitPartnerSearch   = "partner_search"   // partner searches, per user (the management-writes rate, a bucket of its own)
 )
 
-var rateLimitedEndpoints = []string{limitSignIn, limitCallback, limitMasterAccess, limitManagementWrite}
+var rateLimitedEndpoints = []string{limitSignIn, limitCallback, limitMasterAccess, limitManagementWrite, limitPartnerSearch}
 
 // controlLimits are the control plane's rate limiters.
 type controlLimits struct {
@@ -39,6 +40,7 @@ func newControlLimits(cfg config.Limits) *controlLimits {
 			limitCallback:        limit.NewPerKey(cfg.Callback, cfg.MaxClients),
 			limitMasterAccess:    limit.NewPerKey(cfg.MasterAccess, cfg.MaxClients),
 			limitManagementWrite: limit.NewPerKey(cfg.ManagementWrites, cfg.MaxClients),
+			limitPartnerSearch:   limit.NewPerKey(cfg.ManagementWrites, cfg.MaxClients),
 		},
 		auditedRefusals: rate.NewLimiter(rate.Limit(float64(cfg.AuditedRefusals.PerMinute)/60), cfg.AuditedRefusals.Burst),
 	}

@@ -48,6 +48,10 @@ func NewGateway(headerProfile string) *Gateway {
 // (Target, Grant), so the policy decides who may climb.
 type Management struct {
 	Action, Tenant, Partner, UserPartner string
+	// UserPartnerRole is the caller's role in their partner organisation
+	// (admin or staff), set by the control plane for calls about a
+	// partner's users; "" otherwise.
+	UserPartnerRole string
 	// Target is the member a members.write changes; nil in the first step.
 	Target *MemberChange
 	// Grant is what a delegations.write invitation grants; nil in the
@@ -87,6 +91,9 @@ func (m *Management) value() ast.Value {
 		item("tenant", ast.StringTerm(m.Tenant)),
 		item("partner", ast.StringTerm(m.Partner)),
 		item("user_partner", ast.StringTerm(m.UserPartner)),
+	}
+	if m.UserPartnerRole != "" {
+		items = append(items, item("user_partner_role", ast.StringTerm(m.UserPartnerRole)))
 	}
 	if t := m.Target; t != nil {
 		target := [][2]*ast.Term{item("user", ast.StringTerm(t.User))}

@@ -288,7 +288,8 @@ func inputFromDocument(doc map[string]any) (*Input, bool) {
 }
 
 func managementFromDocument(m map[string]any) *Management {
-	out := &Management{Action: str(m["action"]), Tenant: str(m["tenant"]), Partner: str(m["partner"]), UserPartner: str(m["user_partner"])}
+	out := &Management{Action: str(m["action"]), Tenant: str(m["tenant"]), Partner: str(m["partner"]), UserPartner: str(m["user_partner"]),
+		UserPartnerRole: str(m["user_partner_role"])}
 	if t, ok := m["target"].(map[string]any); ok {
 		out.Target = &MemberChange{User: str(t["user"]), Current: memberGrantFromDocument(t["current"]), New: memberGrantFromDocument(t["new"])}
 	}

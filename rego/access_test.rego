@@ -255,3 +255,97 @@ test_literal_segments_must_match if {
 		with data.portero.definitions.routes as routes
 	_reason("leo", "GET", ["locations", "l1", "photos"]) == "operation.unmapped" with data.portero.definitions.routes as routes
 }
+
+# --- issue #15: what every member has, the licenses right, the union ---
+
+_allows(i) if {
+	d := authz.decision with input as i
+	d.allow
+}
+
+# A member with no profile and no feature rights still reaches their own
+# personal info (edit) and help (read), and nothing else.
+test_member_without_profile_reaches_personal_info_and_help if {
+	i := json.patch(_input("nina", "GET", ["me"], {}), [{"op": "add", "path": "/access/membership", "value": {"role": "location_manager", "businesses": [], "locations": [], "features": {}, "fields": {}, "rights": [], "profile": "", "status": "active"}}])
+	_allows(i)
+	_allows(json.patch(i, [{"op": "replace", "path": "/request/method", "value": "POST"}]))
+	_allows(json.patch(i, [{"op": "replace", "path": "/request/app_segments", "value": ["help"]}]))
+	help_post := authz.decision with input as json.patch(i, [
+		{"op": "replace", "path": "/request/app_segments", "value": ["help"]},
+		{"op": "replace", "path": "/request/method", "value": "POST"},
+	])
+	help_post.reason == "feature.read_only"
+	reviews := authz.decision with input as json.patch(i, [{"op": "replace", "path": "/request/app_segments", "value": ["reviews"]}])
+	reviews.reason == "feature.not_granted"
+}
+
+# The licenses right views the plan; it does not change it.
+test_licenses_right_views_licences_read_only if {
+	lic := {"role": "account_manager", "businesses": [], "locations": [], "features": {}, "fields": {}, "rights": ["licenses"], "profile": "", "status": "active"}
+	i := json.patch(_input("lina", "GET", ["plan"], {}), [{"op": "add", "path": "/access/membership", "value": lic}])
+	_allows(i)
+	d := authz.decision with input as json.patch(i, [{"op": "replace", "path": "/request/method", "value": "POST"}])
+	d.reason == "feature.read_only"
+
+	# An administrator with the right still changes the plan (the role gives edit).
+	admin := json.patch(i, [
+		{"op": "replace", "path": "/access/membership/role", "value": "administrator"},
+		{"op": "replace", "path": "/request/method", "value": "POST"},
+	])
+	_allows(admin)
+}
+
+# A member who is also a user of an accepted partner gets the union: the
+# membership's (leo: location l1, profile_listings only) and the
+# delegation's (reviews and billing organisation-wide, no wallet).
+_both(user, dl, method, segments) := d if {
+	i := json.patch(_input(user, method, segments, {}), [
+		{"op": "add", "path": "/access/partner", "value": "partnerco"},
+		{"op": "add", "path": "/access/delegation", "value": dl},
+	])
+	d := authz.decision with input as i
+}
+
+test_member_and_partner_get_the_union if {
+	accepted := _delegation("limited", ["reviews", "ads"], false, "accepted", false)
+
+	# The membership alone: location l1's profile, not ads, not location l2.
+	_reason("leo", "GET", ["ads"]) == "feature.not_granted"
+	_reason("leo", "GET", ["locations", "l2"]) == "scope.location"
+
+	# With the delegation: ads (the partner's product) too, as the partner.
+	ads := _both("leo", accepted, "POST", ["ads"])
+	ads.allow
+	ads.reason == "partner.account_manager"
+	ads.headers["X-Portero-Partner"] == "partnerco"
+
+	# The membership still decides what it allows, with its own headers.
+	own := _both("leo", accepted, "PATCH", ["locations", "l1", "profile"])
+	own.allow
+	own.reason == "member.location_manager"
+
+	# What neither allows stays refused, with the membership's reason.
+	none := _both("leo", accepted, "GET", ["billing"])
+	not none.allow
+	none.reason == "feature.not_granted"
+}
+
+test_union_needs_an_accepted_unexpired_delegation if {
+	_both("leo", _delegation("limited", ["ads"], false, "invited", false), "GET", ["ads"]).reason == "feature.not_granted"
+	_both("leo", _delegation("limited", ["ads"], false, "accepted", true), "GET", ["ads"]).reason == "feature.not_granted"
+	_both("leo", _delegation("limited", ["ads"], false, "expired", false), "GET", ["ads"]).reason == "feature.not_granted"
+	_both("leo", _delegation("full", [], false, "accepted", false), "GET", ["locations", "l2"]).allow
+}
+
+# A deactivated member who is also the partner's user keeps the partner's
+# access (the tenant revokes the delegation to end it); a deactivated
+# member who is not stays refused.
+test_deactivated_member_keeps_the_partners_access_only if {
+	_both("gone", _delegation("limited", ["reviews"], false, "accepted", false), "GET", ["reviews"]).allow
+	_both("gone", _delegation("limited", ["reviews"], false, "accepted", false), "GET", ["ads"]).reason == "member.deactivated"
+}
+
+# An invitation or partnership stored as expired gives nothing.
+test_stored_expired_delegation_gives_nothing if {
+	_partner(_delegation("full", [], true, "expired", false), "GET", ["reviews"]).reason == "delegation.expired"
+}

@@ -30,8 +30,21 @@
 #   only those fields. Administrators invite partners with limited access to
 #   products they hold at edit (wallet access only when they hold every
 #   wallet feature at edit); full access acts as an administrator, so only
-#   the unrestricted grant it. A partner's users answer the invitations
-#   addressed to their organisation.
+#   the unrestricted grant it. Inviting a member by e-mail, and resending or
+#   withdrawing the invitation, is decided as adding that member
+#   (members.write with the membership it grants as target.new).
+#   The tenant's owner and active administrators (those who invite
+#   partners) search partner organisations (partners.search), read their
+#   tenant's access-change history (tenant.history.read) and its
+#   master-access sessions (tenant.master.read), and revoke a running
+#   master-access session on their tenant (master.revoke naming it); only
+#   the owner changes the tenant's own settings (tenant.settings: owner
+#   e-mail, default profile, e-mail on master access).
+#   A partner's users answer the invitations addressed to their
+#   organisation and read it; its admins (user_partner_role "admin", set
+#   by the control plane) list, add, change, deactivate and remove its
+#   users (partner_users.read, partner_users.write), and only its own.
+#   Partner organisations are created by system admins (partners.write).
 package portero.admin
 
 import data.portero.definitions as defs
@@ -88,10 +101,26 @@ allow if {
 }
 
 # Starting master access is decided by portero.master (the tenant may
-# forbid it); reading and revoking sessions is for system admins above.
+# forbid it); reading every session and revoking any is for system admins
+# above.
 allow if {
 	input.management.action == "master.start"
 	master.may_start
+}
+
+# The tenant's owner and administrators see who entered their tenant and
+# what changed in its access, and may end a running master-access session
+# on it.
+allow if {
+	input.management.action in {"tenant.history.read", "tenant.master.read", "master.revoke", "partners.search"}
+	input.management.tenant != ""
+	_tenant_admin
+}
+
+# The tenant's own settings are the owner's.
+allow if {
+	input.management.action == "tenant.settings"
+	_unrestricted
 }
 
 allow if {
@@ -120,6 +149,14 @@ allow if {
 	input.management.action in {"delegations.respond", "partner.read"}
 	input.management.user_partner != ""
 	input.management.partner == input.management.user_partner
+}
+
+# A partner organisation's admins manage its users, and no other's.
+allow if {
+	input.management.action in {"partner_users.read", "partner_users.write"}
+	input.management.user_partner != ""
+	input.management.partner == input.management.user_partner
+	input.management.user_partner_role == "admin"
 }
 
 reason := "admin.allowed" if {
@@ -167,6 +204,7 @@ member_refusal := "admin.target_is_owner" if {
 	not _unrestricted
 	some f, _ in _new_levels
 	not features.levels[f]
+	not defs.member_baseline[f]
 } else := "admin.grant_level" if {
 	not _unrestricted
 	some f, level in _new_levels
@@ -199,6 +237,9 @@ _holds_right(r) if r in _m.rights
 _level_rank := {"read": 1, "edit": 2}
 
 _holds_level(f, level) if _level_rank[level] <= _level_rank[features.levels[f]]
+
+# What every member has anyone may grant.
+_holds_level(f, level) if _level_rank[level] <= _level_rank[defs.member_baseline[f]]
 
 # The levels the new membership gives, as portero.features computes them:
 # the administrators' default, then extra rights, the profile, and explicit

@@ -277,3 +277,59 @@ test_new_levels_count_the_administrators_default if {
 	levels.reviews == "edit"
 	levels.plan_changes == "read"
 }
+
+# Issue #15: the tenant's owner and administrators read their tenant's
+# history and master-access sessions, revoke master access on it and
+# search partners; only the owner changes the tenant's settings; members
+# below administrator, other tenants' owners and partners do none of it.
+test_tenant_admins_see_history_and_master_access_of_their_tenant_only if {
+	adam := {"tenant": _tenant, "membership": _member("administrator", [], "active")}
+	every action in ["tenant.history.read", "tenant.master.read", "master.revoke", "partners.search"] {
+		_call("olivia", [], {"tenant": _tenant}, {"action": action, "tenant": "acme"}).allow
+		_call("adam", [], adam, {"action": action, "tenant": "acme"}).allow
+		not _call("ann", [], _as("account_manager", ["user_management"]), {"action": action, "tenant": "acme"}).allow
+		not _call("gone", [], {"tenant": _tenant, "membership": _member("administrator", [], "deactivated")}, {"action": action, "tenant": "acme"}).allow
+
+		# Another tenant's owner, facts of the tenant named.
+		not _call("gina", [], {"tenant": _tenant}, {"action": action, "tenant": "acme"}).allow
+		not _call("pat", [], {"tenant": _tenant, "partner": "partnerco"}, {"action": action, "tenant": "acme", "user_partner": "partnerco"}).allow
+	}
+
+	# Without a tenant (every session, any tenant) it stays the system admins'.
+	not _call("olivia", [], {}, {"action": "master.revoke"}).allow
+	not _call("olivia", [], {}, {"action": "master.read"}).allow
+	_call("sam", ["system-admins"], {}, {"action": "master.revoke"}).allow
+}
+
+test_only_the_owner_changes_tenant_settings if {
+	_call("olivia", [], {"tenant": _tenant}, {"action": "tenant.settings", "tenant": "acme"}).allow
+	not _call("adam", [], {"tenant": _tenant, "membership": _member("administrator", [], "active")}, {"action": "tenant.settings", "tenant": "acme"}).allow
+	not _call("olivia", [], {"tenant": _tenant}, {"action": "tenants.write", "tenant": "acme"}).allow
+	_call("sam", ["system-admins"], {}, {"action": "tenant.settings", "tenant": "acme"}).allow
+}
+
+# A partner's admins manage their own organisation's users; staff and
+# other organisations' admins do not.
+test_partner_admins_manage_only_their_own_users if {
+	every action in ["partner_users.read", "partner_users.write"] {
+		_call("paula", [], {}, {"action": action, "partner": "partnerco", "user_partner": "partnerco", "user_partner_role": "admin"}).allow
+		not _call("pat", [], {}, {"action": action, "partner": "partnerco", "user_partner": "partnerco", "user_partner_role": "staff"}).allow
+		not _call("pat", [], {}, {"action": action, "partner": "partnerco", "user_partner": "partnerco"}).allow
+		not _call("oscar", [], {}, {"action": action, "partner": "partnerco", "user_partner": "otherco", "user_partner_role": "admin"}).allow
+		not _call("eve", [], {}, {"action": action, "partner": "partnerco", "user_partner": "", "user_partner_role": "admin"}).allow
+		_call("sam", ["system-admins"], {}, {"action": action, "partner": "partnerco"}).allow
+	}
+
+	# Staff read their organisation; only system admins create one.
+	_call("pat", [], {}, {"action": "partner.read", "partner": "partnerco", "user_partner": "partnerco", "user_partner_role": "staff"}).allow
+	not _call("paula", [], {}, {"action": "partners.write", "user_partner": "partnerco", "user_partner_role": "admin"}).allow
+}
+
+# Inviting a member by e-mail is decided as adding them: a user manager
+# invites below their rank, with what they hold, and no higher.
+test_member_invitations_are_decided_as_adding_the_member if {
+	ann := _as("account_manager", ["user_management"])
+	_write(ann, {"user": "new@example.com", "new": object.union(_grant("location_manager"), {"locations": ["l1"]})}).allow
+	not _write(ann, {"user": "new@example.com", "new": _grant("administrator")}).allow
+	not _write(ann, {"user": "new@example.com", "new": object.union(_grant("location_manager"), {"locations": ["l9"]})}).allow
+}

@@ -10,6 +10,7 @@ package portero.authz
 import data.portero.admin
 import data.portero.features
 import data.portero.master
+import data.portero.members
 import data.portero.membership
 import data.portero.requests
 import data.portero.roles
@@ -45,9 +46,29 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 	master.applies
 } else := {"allow": false, "status": 403, "reason": "tenant.suspended"} if {
 	input.access.tenant.status != "active"
-} else := {"allow": false, "status": 403, "reason": _denial} if {
+} else := d if {
+	# A member who is also a user of a partner organisation with an
+	# accepted delegation from the tenant has the union of both: what the
+	# membership refuses, the delegation may allow.
+	_denial
+	members.also_partner
+	d := _as_partner
+	d.allow
+} else := _own
+
+# The decision on the caller as the store's facts make them.
+_own := {"allow": false, "status": 403, "reason": _denial} if {
 	_denial
 } else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
+
+# The decision on the caller as the partner's user alone: the facts
+# without the membership, and none of the gateway's memoised stages (they
+# were worked out for the member).
+_as_partner := d if {
+	d := _own with input.access as object.remove(input.access, {"membership"})
+		with input.subject as false
+		with input.operation_denial as false
+}
 
 # The first refusal: one that holds for every request of this caller, then
 # an operation the route mapping does not name (default deny), then one for

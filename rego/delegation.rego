@@ -28,6 +28,9 @@ grants(feature) if {
 standing_denial := "delegation.expired" if {
 	members.kind == "partner"
 	d.expired
+} else := "delegation.expired" if {
+	members.kind == "partner"
+	d.status == "expired"
 } else := "delegation.not_accepted" if {
 	members.kind == "partner"
 	d.status != "accepted"

@@ -19,13 +19,17 @@ _m := members.membership
 # The "full" profile is every feature at "edit".
 _all_edit := defs.profiles.full.features
 
-# The level per feature a membership gives (later objects win): the
-# administrator role's default (every feature at edit), extra rights, the
-# profile, then explicit feature rights. portero.admin uses it for the
-# membership a manager asks to write.
+# The level per feature a membership gives (later objects win): what
+# every member has (definitions.member_baseline: their own personal info
+# and help, so a member without a profile is not locked out of them),
+# extra rights (each at its level, edit unless the right says read: the
+# licenses right views the plan), the administrator role's default (every
+# feature at edit), the profile, then explicit feature rights.
+# portero.admin uses it for the membership a manager asks to write.
 levels_of(m) := object.union_n([
+	object.get(defs, "member_baseline", {}),
+	{defs.rights[r].feature: object.get(defs.rights[r], "level", "edit") | some r in object.get(m, "rights", []); defs.rights[r].feature},
 	_role_default(object.get(m, "role", "")),
-	{defs.rights[r].feature: "edit" | some r in object.get(m, "rights", []); defs.rights[r].feature},
 	object.get(defs.profiles, [object.get(m, "profile", ""), "features"], {}),
 	object.get(m, "features", {}),
 ])

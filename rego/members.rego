@@ -34,6 +34,17 @@ role := "administrator" if {
 	kind == "partner"
 }
 
+# A member who is also a user of a partner organisation with an accepted,
+# unexpired delegation from this tenant. Their requests get the union of
+# both: what the membership refuses (even a deactivated one: the tenant
+# revokes the delegation to end the partner's access) the delegation may
+# allow (portero.authz).
+also_partner if {
+	kind == "member"
+	input.access.delegation.status == "accepted"
+	not input.access.delegation.expired
+}
+
 # A refusal that holds for every request of this caller in this tenant.
 denial := "member.none" if {
 	kind == "none"
