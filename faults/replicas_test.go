@@ -387,7 +387,8 @@ func startWriter(ctx context.Context, gs map[string]*gateway, token string, ever
 
 // Three replicas on one PostgreSQL. Revocations made on replica A — a
 // member deactivated, a delegation revoked, a master-access session
-// revoked — are refused on B and C (the app never sees the requests);
+// revoked, a sign-out — are refused on B and C (the app never sees the
+// requests);
 // revocation propagation is measured over many trials; B is killed and
 // restarted; PostgreSQL is stopped and crashed under load: requests that
 // need the store fail closed (503, never a 200 on facts that changed),
@@ -402,9 +403,10 @@ func TestReplicas(t *testing.T) {
 
 	// The facts: alice a member, bob a partner user whose organisation
 	// holds a full delegation, pat a member revoked and restored in the
-	// propagation trials, olivia the owner (master access enters as her).
+	// propagation trials, lena a member who signs out, olivia the owner
+	// (master access enters as her).
 	adminOn(t, store, "tenant", "create", "acme", "--name", "Acme", "--owner", "olivia")
-	for _, u := range []string{"alice", "pat"} {
+	for _, u := range []string{"alice", "pat", "lena"} {
 		adminOn(t, store, "member", "put", "acme", u, "--role", "location_manager", "--location", "l1", "--feature", "reviews=read")
 	}
 	adminOn(t, store, "partner", "create", "pco", "--name", "Partner Co")
@@ -495,7 +497,24 @@ func TestReplicas(t *testing.T) {
 	}
 	refusedEverywhere(t, up, all, samBrowser, page, http.StatusForbidden, "master access revoked on A")
 
-	// 4. Propagation: pat deactivated through A, B asked without pause
+	// 4. Sign-out: lena signs in on A; her cookie is good on B and C until
+	// she signs out on A, after which all three send her to sign in again
+	// and the app sees none of it.
+	lena := newSignIn(a, iss, "lena")
+	if err := lena.login(); err != nil {
+		t.Fatal(err)
+	}
+	lenaBrowser := caller{cookies: maps.Clone(lena.cookies)}
+	servedEverywhere(t, up, all, lenaBrowser, page, "lena", "lena signed in on A")
+	if code, h, body, err := lena.do("POST", "/.portero/logout", url.Values{"csrf": {lena.csrf}}); err != nil || code != http.StatusSeeOther {
+		t.Fatalf("sign out on A: %d %v %v %.300s", code, err, h, body)
+	}
+	for _, g := range others {
+		waitFor(t, g, lenaBrowser, page, http.StatusFound, 5*time.Second)
+	}
+	refusedEverywhere(t, up, all, lenaBrowser, page, http.StatusFound, "lena signed out on A")
+
+	// 5. Propagation: pat deactivated through A, B asked without pause
 	// until it refuses; then reactivated, until B serves again.
 	trials := pick(40, 250)
 	var revoke, afterAck, writes, reinstate []time.Duration
@@ -539,7 +558,7 @@ func TestReplicas(t *testing.T) {
 	t.Logf("slowest revocations (from the write sent / the write alone / after the acknowledgement): %v / %v / %v",
 		slowest[max(0, len(slowest)-5):], percentileOf(writes, 1), percentileOf(afterAck, 1))
 
-	// 5. B killed and started again: it serves what the store says.
+	// 6. B killed and started again: it serves what the store says.
 	_ = b.cmd.Process.Kill()
 	<-b.exited
 	begin := time.Now()
@@ -548,8 +567,9 @@ func TestReplicas(t *testing.T) {
 	servedEverywhere(t, up, all, pat, page, "pat", "pat after B was killed and restarted")
 	refusedEverywhere(t, up, all, alice, page, http.StatusForbidden, "alice after B was killed and restarted")
 	refusedEverywhere(t, up, all, samBrowser, page, http.StatusForbidden, "master access after B was killed and restarted")
+	refusedEverywhere(t, up, all, lenaBrowser, page, http.StatusFound, "lena's cookie after B was killed and restarted")
 
-	// 6. PostgreSQL stopped, then crashed, while the three serve pat and
+	// 7. PostgreSQL stopped, then crashed, while the three serve pat and
 	// take writes.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
