@@ -24,6 +24,7 @@ type target struct {
 	headers  []string
 	requests []request // when set, url is the base (scheme://host)
 	measured []*proc
+	replicas []string // when set, requests go to each of these bases in turn (replicas.go)
 }
 
 // request is one request of a target's rotation.
@@ -39,6 +40,9 @@ func (tg target) list() []request {
 	if len(tg.requests) == 0 {
 		return []request{{path: tg.url, headers: tg.headers}}
 	}
+	if len(tg.replicas) > 0 {
+		return spreadList(tg)
+	}
 	out := make([]request, len(tg.requests))
 	for i, r := range tg.requests {
 		out[i] = r
@@ -51,6 +55,9 @@ func (tg target) list() []request {
 // of requests becomes a Lua script that pre-formats each request once per
 // thread, so the script costs wrk little per request.
 func (h *harness) wrk(tg target, dir string, d time.Duration) (string, error) {
+	if len(tg.replicas) > 0 {
+		return h.wrkSpread(tg, dir, d)
+	}
 	args := []string{"-t", strconv.Itoa(h.o.threads), "-c", strconv.Itoa(h.o.conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency", "--timeout", "5s"}
 	if len(tg.requests) == 0 {
 		for _, hd := range tg.headers {

@@ -134,6 +134,7 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 	if ex.imported.members > 0 {
 		fmt.Fprintf(&b, "- Seeding the store row (`portero admin import`, one transaction): %d members in %.2f s.\n", ex.imported.members, ex.imported.took.Seconds())
 	}
+	b.WriteString(replicasSummary(rows))
 	b.WriteString("\n### Tool versions\n\n")
 	keys := make([]string, 0, len(versions))
 	for k := range versions {
