@@ -136,6 +136,7 @@ func (p *Plane) routes() *http.ServeMux {
 	mux.HandleFunc(userinfoPath, p.userinfo)
 	p.sessionRoutes(mux)
 	p.masterRoutes(mux)
+	p.invitationRoutes(mux)
 	mux.Handle(strings.TrimSuffix(consolePrefix, "/"), http.RedirectHandler(consolePrefix, http.StatusMovedPermanently))
 	p.consoleRoutes(mux)
 	mux.HandleFunc(Prefix, p.notFound("control.unknown"))
