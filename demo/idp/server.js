@@ -7,6 +7,10 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { Provider } from 'oidc-provider';
+// The demo's state is in memory on purpose (sign-ins end with the process):
+// naming oidc-provider's memory adapter says so, instead of its start-up
+// warning about a "development-only" default.
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 const issuer = process.env.DEMO_IDP_ISSUER || 'http://localhost:9400';
 const portero = process.env.DEMO_PORTERO_URL || 'http://localhost:8080';
@@ -39,6 +43,7 @@ const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'demo-es256',
 stage('signing key ready');
 
 const configuration = {
+  adapter: createMemoryAdapter(),
   clients: [{
     client_id: 'portero-demo',
     client_secret: 'demo-secret',
