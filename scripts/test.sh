@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Portero's test suite, from a fresh machine: installs what the tests need
 # (Debian's chromium, nginx, caddy and prometheus's promtool, the demo IdP's
-# npm packages, staticcheck), then runs
+# npm packages, staticcheck, Mailpit), then runs
 # gofmt, go vet, staticcheck, the Rego policy tests and the Go tests with the
 # race detector, the real-browser tests included.
 # Usage: ./scripts/test.sh
@@ -59,6 +59,11 @@ if [ ! -d demo/idp/node_modules/oidc-provider ]; then
   (cd demo/idp && npm ci --no-audit --no-fund --loglevel=error)
 fi
 command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@latest
+# Mailpit, the real mail server of the e-mail tests (faults/mail_test.go,
+# the browser tests) and the demo; installed, so those tests must run.
+go version -m "$(go env GOPATH)/bin/mailpit" 2>/dev/null | grep -q 'axllent/mailpit[[:space:]]*v1.33.1' ||
+  go install github.com/axllent/mailpit@v1.33.1
+export PORTERO_MAILPIT_REQUIRED=1
 # Three modules: the gateway at the root, and e2e/ (chromedp) and bench/
 # (gonum/plot) with go.mods of their own, so that their dependencies stay out
 # of Portero's. ./... from the root does not descend into them.
