@@ -313,6 +313,12 @@ type OIDC struct {
 	// TokenCacheSize bounds how many verified tokens are remembered until they
 	// expire, so a token's signature is checked once, not on every request.
 	TokenCacheSize int `yaml:"token_cache_size"`
+	// PasswordResetURL is the IdP's page where a user resets their password
+	// or manages their account (Portero keeps no passwords). When set, the
+	// admin console's tenant menu offers "Reset password", which gives the
+	// owner's link: {email} and {user} in it are replaced by the owner's
+	// e-mail and id (URL-escaped).
+	PasswordResetURL string `yaml:"password_reset_url"`
 }
 
 // Claims maps token claims to identity fields. A value may be a dotted path

@@ -3,11 +3,13 @@ package control
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/control/i18n"
 	"github.com/portero-gateway/portero/policy"
 )
 
@@ -25,11 +27,20 @@ type catalogue struct {
 	Roles    []string // highest rank first
 }
 
-type catalogueEntry struct{ ID, Title string }
+type catalogueEntry struct {
+	ID, Title string
+	// Fields are the fields the policy lists for a feature
+	// (definitions.features.<id>.fields): what a per-field edit right
+	// picks from.
+	Fields []string
+}
 
 func (c *consoleRequest) catalogue() catalogue {
 	var defs struct {
-		Features map[string]struct{ Title string } `json:"features"`
+		Features map[string]struct {
+			Title  string
+			Fields []string
+		} `json:"features"`
 		Profiles map[string]struct{ Title string } `json:"profiles"`
 		Rights   map[string]any                    `json:"rights"`
 		Roles    map[string]int                    `json:"roles"`
@@ -38,18 +49,28 @@ func (c *consoleRequest) catalogue() catalogue {
 	var cat catalogue
 	cat.Roles = (&access.Catalogue{Roles: defs.Roles}).RolesByRank()
 	for id, f := range defs.Features {
-		cat.Features = append(cat.Features, catalogueEntry{id, f.Title})
+		cat.Features = append(cat.Features, catalogueEntry{id, f.Title, f.Fields})
 	}
 	for id, p := range defs.Profiles {
-		cat.Profiles = append(cat.Profiles, catalogueEntry{id, p.Title})
+		cat.Profiles = append(cat.Profiles, catalogueEntry{ID: id, Title: p.Title})
 	}
 	for id := range defs.Rights {
 		cat.Rights = append(cat.Rights, id)
 	}
-	sort.Slice(cat.Features, func(i, j int) bool { return cat.Features[i].Title < cat.Features[j].Title })
+	sort.Slice(cat.Features, func(i, j int) bool {
+		return i18n.Or(c.lang, "feature."+cat.Features[i].ID, cat.Features[i].Title) < i18n.Or(c.lang, "feature."+cat.Features[j].ID, cat.Features[j].Title)
+	})
 	sort.Slice(cat.Profiles, func(i, j int) bool { return cat.Profiles[i].ID < cat.Profiles[j].ID })
 	sort.Strings(cat.Rights)
 	return cat
+}
+
+func setOf(list []string) map[string]bool {
+	set := make(map[string]bool, len(list))
+	for _, v := range list {
+		set[v] = true
+	}
+	return set
 }
 
 func splitList(s string) []string {
@@ -79,7 +100,7 @@ func (c *consoleRequest) myAccess() {
 	for _, t := range me.Tenants {
 		rows = append(rows, row{t, c.may("members.read", t.ID), c.may("delegations.read", t.ID)})
 	}
-	c.render("home.html", "", http.StatusOK, consolePage{Title: "Your access", Data: struct {
+	c.render("home.html", "", http.StatusOK, consolePage{Title: c.t("nav.your_access"), Data: struct {
 		Tenants []row
 		Partner string
 	}{rows, me.Partner}})
@@ -95,7 +116,10 @@ func (c *consoleRequest) members(tenant string) {
 	if changed := c.r.URL.Query().Get("changed"); changed != "" {
 		for _, m := range list.Members {
 			if m.User == changed {
-				flash = m.User + " is " + m.Status + "."
+				flash = m.User + ": " + m.Status
+				if i18n.Has(i18n.English, "members.flash."+m.Status) {
+					flash = c.t("members.flash."+m.Status, m.User)
+				}
 			}
 		}
 	}
@@ -107,7 +131,7 @@ func (c *consoleRequest) members(tenant string) {
 		manage[m.User] = canWrite && c.mayDo(policy.Management{Action: "members.write", Tenant: tenant,
 			Target: &policy.MemberChange{User: m.User, Current: grantOf(m)}})
 	}
-	c.render("members.html", "tenant", http.StatusOK, consolePage{Title: "Members of " + tenant, Flash: flash, Data: struct {
+	c.render("members.html", "tenant", http.StatusOK, consolePage{Title: c.t("members.title", tenant), Flash: flash, Data: struct {
 		Tenant   string
 		Members  []*access.Member
 		CanWrite bool
@@ -130,32 +154,36 @@ func (c *consoleRequest) grantableRoles(tenant, user string, current *access.Mem
 
 // memberRefusalFields shows the policy's refusal of a member change next to
 // the form field it is about.
-var memberRefusalFields = map[string][2]string{
-	"admin.rank":            {"role", "You can give only roles below your own, to members ranked below you."},
-	"admin.target_is_owner": {"user", "The tenant's owner cannot be changed here."},
-	"admin.grant_business":  {"businesses", "You can assign only businesses you are assigned yourself."},
-	"admin.grant_location":  {"locations", "You can assign only locations you are assigned yourself."},
-	"admin.grant_right":     {"rights", "You can grant only rights you hold yourself."},
-	"admin.grant_feature":   {"features", "You can grant only features you have yourself (a profile counts as its features)."},
-	"admin.grant_level":     {"features", "You can grant edit only where you have edit yourself."},
-	"admin.grant_field":     {"fields", "Your own edits are limited to some fields: limit this member to some of them."},
+// The text is the catalogue's reason.<reason>.
+var memberRefusalFields = map[string]string{
+	"admin.rank":            "role",
+	"admin.target_is_owner": "user",
+	"admin.grant_business":  "businesses",
+	"admin.grant_location":  "locations",
+	"admin.grant_right":     "rights",
+	"admin.grant_feature":   "features",
+	"admin.grant_level":     "features",
+	"admin.grant_field":     "fields",
 }
 
 // memberForm is the add/edit form, as the user typed it.
 type memberForm struct {
 	Tenant, User, Role, Profile string
 	Businesses, Locations       string
-	Features                    map[string]string // feature -> "", read, edit
-	Fields                      map[string]string // feature -> "phone, hours"
-	Rights                      map[string]bool
-	New                         bool
-	Roles                       []string
-	Catalogue                   catalogue
+	Features                    map[string]string          // feature -> "", read, edit
+	Fields                      map[string]map[string]bool // feature -> the fields its edits are limited to
+	// FieldChoices are the fields each feature offers: those the policy
+	// lists, and any the member has already been limited to.
+	FieldChoices map[string][]string
+	Rights       map[string]bool
+	New          bool
+	Roles        []string
+	Catalogue    catalogue
 }
 
 func (c *consoleRequest) memberForm(tenant, user string) {
-	f := memberForm{Tenant: tenant, User: user, New: user == "", Features: map[string]string{}, Fields: map[string]string{},
-		Rights: map[string]bool{}, Catalogue: c.catalogue()}
+	f := memberForm{Tenant: tenant, User: user, New: user == "", Features: map[string]string{}, Fields: map[string]map[string]bool{},
+		Rights: map[string]bool{}, Catalogue: c.catalogue(), FieldChoices: map[string][]string{}}
 	var current *access.Member
 	if !f.New {
 		var list struct{ Members []*access.Member }
@@ -169,12 +197,12 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 			}
 		}
 		if current == nil {
-			c.failed(http.StatusNotFound, apiError{Message: "no member " + user + " in " + tenant})
+			c.failed(http.StatusNotFound, apiError{Message: c.t("members.no_such", user, tenant)})
 			return
 		}
 	}
 	if !c.mayDo(policy.Management{Action: "members.write", Tenant: tenant, Target: &policy.MemberChange{User: user, Current: grantOf(current)}}) {
-		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed", Message: "You may not change this member."})
+		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed", Message: c.t("members.may_not_change")})
 		return
 	}
 	f.Roles = c.grantableRoles(tenant, user, current, f.Catalogue.Roles)
@@ -184,15 +212,27 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 		f.Businesses, f.Locations = strings.Join(m.Businesses, ", "), strings.Join(m.Locations, ", ")
 		f.Features = m.Features
 		for feat, fields := range m.Fields {
-			f.Fields[feat] = strings.Join(fields, ", ")
+			f.Fields[feat] = setOf(fields)
 		}
 		for _, r := range m.Rights {
 			f.Rights[r] = true
 		}
 	}
-	title := "Add a member to " + tenant
+	for _, feat := range f.Catalogue.Features {
+		f.FieldChoices[feat.ID] = feat.Fields
+	}
+	if current != nil {
+		for feat, fields := range current.Fields {
+			for _, name := range fields {
+				if !slices.Contains(f.FieldChoices[feat], name) {
+					f.FieldChoices[feat] = append(slices.Clone(f.FieldChoices[feat]), name)
+				}
+			}
+		}
+	}
+	title := c.t("member.add_title", tenant)
 	if !f.New {
-		title = "Member " + user + " of " + tenant
+		title = c.t("member.edit_title", user, tenant)
 	}
 	if c.r.Method != http.MethodPost {
 		c.render("member_form.html", "tenant", http.StatusOK, consolePage{Title: title, Data: f})
@@ -210,8 +250,13 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 		if level := form.Get("feature." + feat.ID); level != "" {
 			features[feat.ID], f.Features[feat.ID] = level, level
 		}
-		if list := form.Get("fields." + feat.ID); strings.TrimSpace(list) != "" {
-			fields[feat.ID], f.Fields[feat.ID] = splitList(list), list
+		// The checked fields (a script may send one comma-separated value).
+		var chosen []string
+		for _, v := range form["fields."+feat.ID] {
+			chosen = append(chosen, splitList(v)...)
+		}
+		if len(chosen) > 0 {
+			fields[feat.ID], f.Fields[feat.ID] = chosen, setOf(chosen)
 		}
 	}
 	for _, r := range f.Catalogue.Rights {
@@ -222,7 +267,7 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 	body["features"], body["fields"], body["rights"] = features, fields, rights
 	errs := map[string]string{}
 	if f.User == "" {
-		errs["user"] = "Give the member's user id (the sub of their sign-in)."
+		errs["user"] = c.t("member.user_required")
 	}
 	status := http.StatusBadRequest
 	if len(errs) == 0 {
@@ -234,12 +279,12 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 			http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members", http.StatusSeeOther)
 			return
 		case status == http.StatusBadRequest || status == http.StatusConflict:
-			errs[ae.Field] = ae.Message
+			errs[ae.Field] = c.apiMessage(status, ae)
 			if ae.Field == "" {
-				errs["user"] = ae.Message
+				errs["user"] = c.apiMessage(status, ae)
 			}
 		case status == http.StatusForbidden && known:
-			errs[field[0]] = field[1]
+			errs[field] = c.apiMessage(status, ae)
 		default:
 			c.failed(status, ae)
 			return
@@ -262,8 +307,8 @@ func (c *consoleRequest) memberStatus(tenant, user string) {
 }
 
 func (c *consoleRequest) removeMember(tenant, user string) {
-	if !c.confirm("Remove "+user+" from "+tenant+"? Their access ends on their next request.",
-		consolePrefix+"t/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(user)+"/remove", "Remove") {
+	if !c.confirm(c.t("members.remove_question", user, tenant),
+		consolePrefix+"t/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(user)+"/remove", c.t("members.remove")) {
 		return
 	}
 	if status, ae := c.api("DELETE", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(user), nil, nil); status != http.StatusNoContent && status != http.StatusOK {
@@ -288,7 +333,7 @@ func (c *consoleRequest) partners(tenant string, form inviteForm, errs map[strin
 	if form.Scope == "" {
 		form.Scope = "limited"
 	}
-	c.render("partners.html", "tenant", status, consolePage{Title: "Partners of " + tenant, Errors: errs, Data: struct {
+	c.render("partners.html", "tenant", status, consolePage{Title: c.t("partners.title", tenant), Errors: errs, Data: struct {
 		Tenant      string
 		Delegations []*access.Delegation
 		CanWrite    bool
@@ -313,7 +358,7 @@ func (c *consoleRequest) invite(tenant string) {
 	if form.Expires != "" {
 		t, err := time.Parse("2006-01-02", form.Expires)
 		if err != nil {
-			errs["expires"] = "Give a date as YYYY-MM-DD, or leave it empty."
+			errs["expires"] = c.t("partners.bad_date")
 		} else {
 			body["expires"] = t.Add(24*time.Hour - time.Second).UTC() // the end of that day
 		}
@@ -329,9 +374,9 @@ func (c *consoleRequest) invite(tenant string) {
 			if field == "" {
 				field = "partner"
 			}
-			errs[field] = ae.Message
-		case status == http.StatusForbidden && inviteRefusalFields[ae.Reason] != [2]string{}:
-			errs[inviteRefusalFields[ae.Reason][0]] = inviteRefusalFields[ae.Reason][1]
+			errs[field] = c.apiMessage(status, ae)
+		case status == http.StatusForbidden && inviteRefusalFields[ae.Reason] != "":
+			errs[inviteRefusalFields[ae.Reason]] = c.apiMessage(status, ae)
 		default:
 			c.failed(status, ae)
 			return
@@ -342,22 +387,18 @@ func (c *consoleRequest) invite(tenant string) {
 
 // inviteRefusalFields shows the policy's refusal of an invitation next to
 // the form field it is about.
-var inviteRefusalFields = map[string][2]string{
-	"admin.grant_full":    {"scope", "Only the tenant's owner can give a partner full access."},
-	"admin.grant_product": {"products", "You can give a partner only products you can edit yourself."},
-	"admin.grant_wallet":  {"products", "You can give wallet access only if you can edit billing and plan changes yourself."},
+var inviteRefusalFields = map[string]string{
+	"admin.grant_full":    "scope",
+	"admin.grant_product": "products",
+	"admin.grant_wallet":  "products",
 }
 
 // delegationAction moves a delegation (resend, withdraw, revoke from the
 // tenant side; accept, reject from the partner side). Withdrawing,
 // revoking and rejecting ask first.
 func (c *consoleRequest) delegationAction(scope, id, action, back string) {
-	questions := map[string]string{
-		"withdraw": "Withdraw this invitation? The partner can no longer accept it.",
-		"revoke":   "Revoke this partnership? The partner's users lose access on their next request.",
-		"reject":   "Reject this invitation?",
-	}
-	if q, ask := questions[action]; ask && !c.confirm(q, c.r.URL.Path, strings.ToUpper(action[:1])+action[1:]) {
+	if ask := action == "withdraw" || action == "revoke" || action == "reject"; ask &&
+		!c.confirm(c.t("delegation.question."+action), c.r.URL.Path, c.t("action."+action)) {
 		return
 	}
 	if status, ae := c.api("POST", scope+"/delegations/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, nil); status != http.StatusOK {
@@ -376,7 +417,7 @@ func (c *consoleRequest) partnerAnswer(id, action string) {
 		return
 	}
 	if me.Partner == "" {
-		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed", Message: "you are not a user of a partner organisation"})
+		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed", Message: c.t("partner.not_partner_user")})
 		return
 	}
 	c.delegationAction("partners/"+url.PathEscape(me.Partner), id, action, consolePrefix+"partner")
@@ -391,7 +432,7 @@ func (c *consoleRequest) partnerSide() {
 		return
 	}
 	if me.Partner == "" {
-		c.failed(http.StatusNotFound, apiError{Message: "you are not a user of a partner organisation"})
+		c.failed(http.StatusNotFound, apiError{Message: c.t("partner.not_partner_user")})
 		return
 	}
 	var list struct{ Delegations []*access.Delegation }
@@ -410,7 +451,7 @@ func (c *consoleRequest) partnerSide() {
 			past = append(past, d)
 		}
 	}
-	c.render("partner.html", "partner", http.StatusOK, consolePage{Title: "Partner organisation " + me.Partner, Data: struct {
+	c.render("partner.html", "partner", http.StatusOK, consolePage{Title: c.t("partner.title", me.Partner), Data: struct {
 		Partner                string
 		Invited, Managed, Past []*access.Delegation
 		AppURL                 func(string) string

@@ -169,10 +169,11 @@ func TestConsoleForOwnersAndPartners(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(body, `class="err"`) {
 		t.Fatalf("bad field rights: %d %.600s", code, body)
 	}
-	if _, body = console(m, t, "GET", "t/acme/members", nil); !strings.Contains(body, `data-user="leo"`) || !strings.Contains(body, "profile_listings fields: phone, hours") {
+	if _, body = console(m, t, "GET", "t/acme/members", nil); !strings.Contains(body, `data-user="leo"`) || !strings.Contains(body, "listings fields: phone, hours") {
 		t.Fatalf("members page: %.1500s", body)
 	}
-	if _, body = console(m, t, "GET", "t/acme/members/leo/edit", nil); !strings.Contains(body, `value="phone, hours"`) || !strings.Contains(body, `value="l1, l2"`) {
+	if _, body = console(m, t, "GET", "t/acme/members/leo/edit", nil); !strings.Contains(body, `id="field-profile_listings-phone" checked`) || !strings.Contains(body, `id="field-profile_listings-hours" checked`) ||
+		strings.Contains(body, `id="field-profile_listings-name" checked`) || !strings.Contains(body, `value="l1, l2"`) {
 		t.Fatalf("edit form not prefilled: %.2000s", body)
 	}
 	// The active checkbox: unchecked deactivates at once, checked reactivates.
