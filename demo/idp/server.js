@@ -5,6 +5,7 @@
 //   DEMO_PORTERO_URL  the gateway's public URL (default http://localhost:8080)
 //   DEMO_TOKEN_TTL    ID/access token lifetime in seconds (default 300)
 import crypto from 'node:crypto';
+import dns from 'node:dns';
 import http from 'node:http';
 import { Provider } from 'oidc-provider';
 // The demo's state is in memory on purpose (sign-ins end with the process):
@@ -49,6 +50,12 @@ const configuration = {
     client_secret: 'demo-secret',
     redirect_uris: [`${portero}/.portero/callback`],
     post_logout_redirect_uris: [`${portero}/`],
+    // OpenID Connect Back-Channel Logout 1.0: signing out here (the
+    // end_session endpoint) posts a logout token to the gateway, which ends
+    // the sessions started from this IdP session on every replica. With
+    // session_required the ID tokens carry sid and so do the logout tokens.
+    backchannel_logout_uri: `${portero}/.portero/backchannel-logout`,
+    backchannel_logout_session_required: true,
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
@@ -68,6 +75,7 @@ const configuration = {
   conformIdTokenClaims: false,
   features: {
     devInteractions: { enabled: false },
+    backchannelLogout: { enabled: true },
     rpInitiatedLogout: {
       enabled: true,
       // The IdP's own confirmation, without the default page's web fonts.
@@ -79,6 +87,16 @@ const configuration = {
 <button id="idp-stay" type="submit" form="op.logoutForm">No, stay signed in</button></body></html>`;
       },
     },
+  },
+  // oidc-provider refuses to post to loopback and private addresses (its
+  // SSRF guard); the demo gateway is on 127.0.0.1, so its back-channel
+  // logout URI alone goes without the guard.
+  fetch: (url, options) => {
+    if (new URL(url).origin === new URL(portero).origin) {
+      const { dispatcher, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    }
+    return globalThis.fetch(url, options);
   },
   ttl: { AccessToken: tokenTTL, IdToken: tokenTTL, RefreshToken: 86400, Session: 86400, Grant: 86400, Interaction: 600 },
   // The demo client may refresh whether or not offline_access was granted.
@@ -102,7 +120,13 @@ const configuration = {
   },
 };
 
+// The gateway listens on 127.0.0.1: "localhost" in its URL must not
+// resolve to ::1 first when this process posts back-channel logouts.
+dns.setDefaultResultOrder('ipv4first');
 const provider = new Provider(issuer, configuration);
+// Back-channel logouts are sent server to server: say how each went.
+provider.on('backchannel.success', (ctx, client, accountId, sid) => stage(`back-channel logout of ${accountId} (sid ${sid}) sent to ${client.clientId}`));
+provider.on('backchannel.error', (ctx, err, client, accountId, sid) => stage(`back-channel logout of ${accountId} (sid ${sid}) to ${client.clientId} failed: ${err.message}`));
 const callback = provider.callback();
 stage('provider ready');
 
