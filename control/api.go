@@ -812,6 +812,9 @@ type Me struct {
 	Subject string              `json:"sub"`
 	Tenants []access.UserTenant `json:"tenants"`
 	Partner string              `json:"partner,omitempty"`
+	// PartnerRole is the caller's role in Partner: admin (manages its
+	// users) or staff.
+	PartnerRole string `json:"partner_role,omitempty"`
 }
 
 func (p *Plane) apiMe(w http.ResponseWriter, r *http.Request) {
@@ -823,6 +826,9 @@ func (p *Plane) apiMe(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if me.Tenants, err = p.store.TenantsOf(r.Context(), id.Subject); err == nil {
 		me.Partner, err = p.store.PartnerOf(r.Context(), id.Subject)
+	}
+	if err == nil && me.Partner != "" {
+		me.PartnerRole, err = p.store.PartnerRoleOf(r.Context(), id.Subject)
 	}
 	p.reply(w, r, http.StatusOK, me, err)
 }
