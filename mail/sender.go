@@ -166,6 +166,11 @@ func (s *Sender) refreshGauge(ctx context.Context) {
 func (s *Sender) Flush(ctx context.Context) int {
 	n := 0
 	for ctx.Err() == nil {
+		// A read first: claiming is a writing transaction, which takes
+		// the store's write lock; most wake-ups find nothing due.
+		if due, err := s.store.NextMailDue(ctx); err == nil && (due.IsZero() || due.After(s.now())) {
+			return n
+		}
 		batch, err := s.store.ClaimMail(ctx, s.cfg.Batch, s.lease)
 		if err != nil {
 			if ctx.Err() == nil {
