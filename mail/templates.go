@@ -16,7 +16,9 @@ import (
 // language; Fields are the data each kind's template reads (the contract
 // with the code that queues it). A field ending in _path is a path on the
 // gateway: the sender adds the same name ending in _url, prefixed with
-// mail.base_url.
+// mail.base_url. Optional: a partner invitation's expires_at (absent: no
+// expiry is mentioned) and its partnership_expires_at (the partnership's
+// own end, shown when present); ticket, name and profile may be empty.
 var Kinds = map[string][]string{
 	"partner_invitation":           {"tenant_name", "partner_name", "scope", "products", "wallet", "accept_path", "reject_path", "expires_at", "invited_by"},
 	"partner_invitation_resent":    {"tenant_name", "partner_name", "scope", "products", "wallet", "accept_path", "reject_path", "expires_at", "invited_by"},

@@ -14,11 +14,14 @@ func sample(kind string) map[string]any {
 		"accept_path": "/.portero/invitations/inv_1/accept?token=t0k", "reject_path": "/.portero/invitations/inv_1/reject?token=t0k",
 		"expires_at": "2026-12-16T09:00:00Z", "invited_by": "Olivia Owner", "name": "Nina New", "role": "account_manager",
 		"profile": "accounting", "admin": "sam", "reason": "ticket 42: a broken listing", "ticket": "SUP-42", "mode": "read_only",
-		"ended_at": "2026-12-02T10:30:00Z", "end_reason": "revoked",
+		"ended_at": "2026-12-02T10:30:00Z", "end_reason": "revoked", "partnership_expires_at": "2027-06-30T00:00:00Z",
 	}
 	d := map[string]any{}
 	for _, f := range Kinds[kind] {
 		d[f] = all[f]
+	}
+	if strings.HasPrefix(kind, "partner_invitation") && kind != "partner_invitation_withdrawn" {
+		d["partnership_expires_at"] = all["partnership_expires_at"] // optional: a partnership with an end
 	}
 	return d
 }
@@ -75,7 +78,8 @@ func TestMissingFieldIsAnError(t *testing.T) {
 	for _, kind := range slices.Sorted(maps.Keys(Kinds)) {
 		for _, f := range Kinds[kind] {
 			d := sample(kind)
-			if f == "ticket" || f == "products" || f == "scope" || f == "wallet" || f == "profile" || f == "name" {
+			if f == "ticket" || f == "products" || f == "scope" || f == "wallet" || f == "profile" || f == "name" ||
+				(f == "expires_at" && strings.HasPrefix(kind, "partner_invitation")) {
 				continue // optional in the text (with, if): their absence is checked by the contract, not the template
 			}
 			delete(d, f)
@@ -83,6 +87,14 @@ func TestMissingFieldIsAnError(t *testing.T) {
 				t.Errorf("%s without %s rendered", kind, f)
 			}
 		}
+	}
+	// A partner invitation without an expiry says none; the
+	// partnership's own end is shown when it has one.
+	d := sample("partner_invitation")
+	delete(d, "expires_at")
+	if r, err := tpl.Render("partner_invitation", "en", "https://gw.example.com", "x@example.com", d); err != nil ||
+		strings.Contains(r.Text, "expires on") || !strings.Contains(r.Text, "Partnership ends: 30 June 2027, 00:00 UTC") || !strings.Contains(r.HTML, "30 June 2027") {
+		t.Fatalf("without expires_at: %v\n%v", err, r)
 	}
 	r, err := tpl.Render("partnership_revoked", "fr", "https://gw.example.com", "x@example.com", sample("partnership_revoked"))
 	if err != nil || r.Lang != "en" || !strings.Contains(r.Subject, "ended its partnership") {
