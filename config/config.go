@@ -25,8 +25,10 @@ type Config struct {
 	Login     Login     `yaml:"login"`
 	Access    Access    `yaml:"access"`
 	Master    Master    `yaml:"master_access"`
-	Limits    Limits    `yaml:"limits"`
-	Log       Log       `yaml:"log"`
+	// Console is the admin console's own settings.
+	Console Console `yaml:"console"`
+	Limits  Limits  `yaml:"limits"`
+	Log     Log     `yaml:"log"`
 	// ForwardAuth answers another proxy's "may this request pass?" (nginx
 	// auth_request, Traefik forwardAuth, Caddy forward_auth, Envoy
 	// ext_authz) with the same decision the proxy path makes.
@@ -36,6 +38,16 @@ type Config struct {
 	// Mail sends Portero's own e-mail from the store's outbox; off unless
 	// mail.smtp.host is set.
 	Mail Mail `yaml:"mail"`
+}
+
+// Console is the admin console's own settings.
+type Console struct {
+	// PasswordResetURL is the identity provider's page where a user resets
+	// their password or manages their account (Portero keeps no
+	// passwords). When set, the console's tenant menu offers "Reset
+	// password", which gives the owner's link: {email} and {user} in it
+	// are replaced by the owner's e-mail and id (URL-escaped).
+	PasswordResetURL string `yaml:"password_reset_url"`
 }
 
 // ForwardAuth is the decision endpoint for a front proxy that forwards the
@@ -313,12 +325,6 @@ type OIDC struct {
 	// TokenCacheSize bounds how many verified tokens are remembered until they
 	// expire, so a token's signature is checked once, not on every request.
 	TokenCacheSize int `yaml:"token_cache_size"`
-	// PasswordResetURL is the IdP's page where a user resets their password
-	// or manages their account (Portero keeps no passwords). When set, the
-	// admin console's tenant menu offers "Reset password", which gives the
-	// owner's link: {email} and {user} in it are replaced by the owner's
-	// e-mail and id (URL-escaped).
-	PasswordResetURL string `yaml:"password_reset_url"`
 }
 
 // Claims maps token claims to identity fields. A value may be a dotted path

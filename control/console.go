@@ -83,6 +83,16 @@ func consoleFuncs(lang string) template.FuncMap {
 			}
 			return strings.Join(names, ", ")
 		},
+		// object names what an access change changed ("member acme/leo"),
+		// its kind in the user's language.
+		"object": func(o string) string {
+			for _, kind := range []string{"member invitation", "partner user", "member", "delegation", "tenant", "partner", "import"} {
+				if rest, ok := strings.CutPrefix(o, kind+" "); ok {
+					return i18n.T(lang, "object."+strings.ReplaceAll(kind, " ", "_")) + " " + rest
+				}
+			}
+			return o
+		},
 		// stage says how the policy evaluates one of its stages.
 		"stage": func(s string) string {
 			if why, ok := strings.CutPrefix(s, "evaluated per request: "); ok {
@@ -144,8 +154,16 @@ func (p *Plane) consoleRoutes(mux *http.ServeMux) {
 	page("GET policy", func(c *consoleRequest) { c.policyStatus(nil, nil, "") })
 	page("POST policy/try", (*consoleRequest).tryRequest)
 	page("GET t/{tenant}/members", func(c *consoleRequest) { c.members(c.r.PathValue("tenant")) })
-	page(" t/{tenant}/members/new", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), "") })
-	page(" t/{tenant}/members/{user}/edit", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), c.r.PathValue("user")) })
+	page(" t/{tenant}/members/new", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), "", false) })
+	page(" t/{tenant}/members/invite", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), "", true) })
+	page(" t/{tenant}/members/{user}/edit", func(c *consoleRequest) { c.memberForm(c.r.PathValue("tenant"), c.r.PathValue("user"), false) })
+	page("POST t/{tenant}/invitations/{id}/{action}", func(c *consoleRequest) {
+		if action := c.r.PathValue("action"); action == "resend" || action == "withdraw" {
+			c.invitationAction(c.r.PathValue("tenant"), c.r.PathValue("id"), action)
+			return
+		}
+		c.notFound()
+	})
 	page("POST t/{tenant}/members/{user}/status", func(c *consoleRequest) { c.memberStatus(c.r.PathValue("tenant"), c.r.PathValue("user")) })
 	page("POST t/{tenant}/members/{user}/remove", func(c *consoleRequest) { c.removeMember(c.r.PathValue("tenant"), c.r.PathValue("user")) })
 	page("GET t/{tenant}/partners", func(c *consoleRequest) { c.partners(c.r.PathValue("tenant"), inviteForm{}, nil, http.StatusOK) })
@@ -158,7 +176,12 @@ func (p *Plane) consoleRoutes(mux *http.ServeMux) {
 		}
 		c.delegationAction("tenants/"+url.PathEscape(tenant), c.r.PathValue("id"), action, cp+"t/"+url.PathEscape(tenant)+"/partners")
 	})
+	page("GET t/{tenant}/history", func(c *consoleRequest) { c.tenantHistory(c.r.PathValue("tenant")) })
+	page("POST t/{tenant}/master/{id}/revoke", func(c *consoleRequest) { c.revokeTenantMaster(c.r.PathValue("tenant"), c.r.PathValue("id")) })
+	page(" t/{tenant}/settings", func(c *consoleRequest) { c.tenantSettings(c.r.PathValue("tenant")) })
 	page("GET partner", (*consoleRequest).partnerSide)
+	page("POST partner/users", (*consoleRequest).partnerUserForm)
+	page("POST partner/users/{user}/{action}", func(c *consoleRequest) { c.partnerUserAction(c.r.PathValue("user"), c.r.PathValue("action")) })
 	page("POST partner/delegations/{id}/{action}", func(c *consoleRequest) {
 		if action := c.r.PathValue("action"); action == "accept" || action == "reject" {
 			c.partnerAnswer(c.r.PathValue("id"), action)
@@ -393,7 +416,7 @@ func (c *consoleRequest) tenants() {
 		}
 	}{Query: q, List: list, Page: page, Pages: pages, From: (page-1)*tenantsPerPage + 1, To: (page-1)*tenantsPerPage + len(list.Tenants),
 		CanWrite: c.may("tenants.write", ""), CanMaster: c.p.master != nil && c.may("master.read", ""),
-		ResetURL: c.p.cfg.OIDC.PasswordResetURL != "" && c.may("tenants.read", "")}
+		ResetURL: c.p.cfg.Console.PasswordResetURL != "" && c.may("tenants.read", "")}
 	if page > 1 {
 		data.Prev = link(page - 1)
 	}
@@ -609,6 +632,8 @@ var apiMessages = []struct {
 	{regexp.MustCompile(`^no such tenant or partner$`), "apierr.no_such_partner"},
 	{regexp.MustCompile(`^no such tenant$`), "apierr.no_such_tenant"},
 	{regexp.MustCompile(`^no such partner$`), "apierr.no_such_partner"},
+	{regexp.MustCompile(`^no such partner organisation; pick one from .*$`), "apierr.pick_partner"},
+	{regexp.MustCompile(`^give the organisation's exact e-mail address, or at least 3 characters of the start of its name$`), "apierr.search_query"},
 	{regexp.MustCompile(`^tenant (\S+) already has an open delegation to (\S+)$`), "apierr.open_delegation"},
 	{regexp.MustCompile(`^cannot (\w+) a delegation that is (\w+)$`), "apierr.delegation_state"},
 	{regexp.MustCompile(`^the invitation expired at (\S+)$`), "apierr.invitation_expired"},
@@ -682,7 +707,7 @@ func (c *consoleRequest) deleteTenant(id string) {
 // (oidc.password_reset_url): Portero keeps no passwords, so it can only
 // send the owner there.
 func (c *consoleRequest) resetPassword(id string) {
-	base := c.p.cfg.OIDC.PasswordResetURL
+	base := c.p.cfg.Console.PasswordResetURL
 	if base == "" {
 		c.notFound()
 		return

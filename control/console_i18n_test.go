@@ -64,6 +64,11 @@ func TestConsoleTextsAreInBothCatalogues(t *testing.T) {
 	add("mode.", access.MasterModes...)
 	add("event.", access.MasterEvents...)
 	add("stage.", "memoised")
+	add("end_reason.", "ended", "logout", "revoked", "expired")
+	add("object.", "member_invitation", "partner_user", "member", "delegation", "tenant", "partner", "import")
+	add("invitation_status.", "pending", "accepted", "withdrawn", "expired")
+	add("partner_role.", access.PartnerRoles...)
+	add("staff_action.", "deactivate", "reactivate", "remove")
 	add("apierr.status.", "400", "403", "404", "409", "429", "500", "503", "other")
 	for reason := range memberRefusalFields {
 		add("reason.", reason)

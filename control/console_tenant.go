@@ -1,6 +1,8 @@
 package control
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/control/i18n"
 	"github.com/portero-gateway/portero/policy"
 )
@@ -94,11 +97,11 @@ func (c *consoleRequest) myAccess() {
 	}
 	type row struct {
 		access.UserTenant
-		Members, Partners bool
+		Members, Partners, History bool
 	}
 	var rows []row
 	for _, t := range me.Tenants {
-		rows = append(rows, row{t, c.may("members.read", t.ID), c.may("delegations.read", t.ID)})
+		rows = append(rows, row{t, c.may("members.read", t.ID), c.may("delegations.read", t.ID), c.may("tenant.history.read", t.ID)})
 	}
 	c.render("home.html", "", http.StatusOK, consolePage{Title: c.t("nav.your_access"), Data: struct {
 		Tenants []row
@@ -113,6 +116,9 @@ func (c *consoleRequest) members(tenant string) {
 		return
 	}
 	flash := ""
+	if invited := c.r.URL.Query().Get("invited"); invited != "" {
+		flash = c.t("members.invited_flash", invited)
+	}
 	if changed := c.r.URL.Query().Get("changed"); changed != "" {
 		for _, m := range list.Members {
 			if m.User == changed {
@@ -131,12 +137,19 @@ func (c *consoleRequest) members(tenant string) {
 		manage[m.User] = canWrite && c.mayDo(policy.Management{Action: "members.write", Tenant: tenant,
 			Target: &policy.MemberChange{User: m.User, Current: grantOf(m)}})
 	}
+	// Invitations pending (and lately ended), for those who manage members.
+	var invs struct{ Invitations []*access.MemberInvitation }
+	if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/invitations", nil, &invs); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
 	c.render("members.html", "tenant", http.StatusOK, consolePage{Title: c.t("members.title", tenant), Flash: flash, Data: struct {
-		Tenant   string
-		Members  []*access.Member
-		CanWrite bool
-		Manage   map[string]bool
-	}{tenant, list.Members, canWrite, manage}})
+		Tenant      string
+		Members     []*access.Member
+		Invitations []*access.MemberInvitation
+		CanWrite    bool
+		Manage      map[string]bool
+	}{tenant, list.Members, invs.Invitations, canWrite, manage}})
 }
 
 // grantableRoles are the roles the policy lets the user give (to user, whose
@@ -177,13 +190,20 @@ type memberForm struct {
 	FieldChoices map[string][]string
 	Rights       map[string]bool
 	New          bool
-	Roles        []string
-	Catalogue    catalogue
+	// Invite: a new member invited by e-mail (Email, Name, and the
+	// language of the invitation's e-mails).
+	Invite            bool
+	Email, Name, Lang string
+	Langs             []struct{ Code, Name string }
+	Roles             []string
+	Catalogue         catalogue
 }
 
-func (c *consoleRequest) memberForm(tenant, user string) {
-	f := memberForm{Tenant: tenant, User: user, New: user == "", Features: map[string]string{}, Fields: map[string]map[string]bool{},
-		Rights: map[string]bool{}, Catalogue: c.catalogue(), FieldChoices: map[string][]string{}}
+// memberForm adds a member by user id (user ""), changes one, or with
+// invite invites one by e-mail.
+func (c *consoleRequest) memberForm(tenant, user string, invite bool) {
+	f := memberForm{Tenant: tenant, User: user, New: user == "", Invite: invite, Features: map[string]string{}, Fields: map[string]map[string]bool{},
+		Rights: map[string]bool{}, Catalogue: c.catalogue(), FieldChoices: map[string][]string{}, Lang: c.lang, Langs: i18n.Languages}
 	var current *access.Member
 	if !f.New {
 		var list struct{ Members []*access.Member }
@@ -206,6 +226,14 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 		return
 	}
 	f.Roles = c.grantableRoles(tenant, user, current, f.Catalogue.Roles)
+	if f.New && c.r.Method == http.MethodGet {
+		// New members get the tenant's default profile unless another is
+		// chosen.
+		var t access.Tenant
+		if status, _ := c.api("GET", "tenants/"+url.PathEscape(tenant), nil, &t); status == http.StatusOK {
+			f.Profile = t.DefaultProfile
+		}
+	}
 	if current != nil && c.r.Method == http.MethodGet {
 		m := current
 		f.Role, f.Profile = m.Role, m.Profile
@@ -231,6 +259,9 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 		}
 	}
 	title := c.t("member.add_title", tenant)
+	if f.Invite {
+		title = c.t("member.invite_title", tenant)
+	}
 	if !f.New {
 		title = c.t("member.edit_title", user, tenant)
 	}
@@ -239,8 +270,11 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 		return
 	}
 	form := c.r.PostForm
-	if f.New {
+	if f.New && !f.Invite {
 		f.User = strings.TrimSpace(form.Get("user"))
+	}
+	if f.Invite {
+		f.Email, f.Name, f.Lang = strings.TrimSpace(form.Get("email")), strings.TrimSpace(form.Get("name")), form.Get("lang")
 	}
 	f.Role, f.Profile = form.Get("role"), form.Get("profile")
 	f.Businesses, f.Locations = form.Get("businesses"), form.Get("locations")
@@ -266,21 +300,34 @@ func (c *consoleRequest) memberForm(tenant, user string) {
 	}
 	body["features"], body["fields"], body["rights"] = features, fields, rights
 	errs := map[string]string{}
-	if f.User == "" {
+	switch {
+	case f.Invite && f.Email == "":
+		errs["email"] = c.t("member.email_required")
+	case !f.Invite && f.User == "":
 		errs["user"] = c.t("member.user_required")
 	}
 	status := http.StatusBadRequest
 	if len(errs) == 0 {
 		var ae apiError
-		status, ae = c.api("PUT", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(f.User), body, nil)
+		if f.Invite {
+			body["email"], body["name"], body["lang"] = f.Email, f.Name, f.Lang
+			status, ae = c.api("POST", "tenants/"+url.PathEscape(tenant)+"/invitations", body, nil)
+		} else {
+			status, ae = c.api("PUT", "tenants/"+url.PathEscape(tenant)+"/members/"+url.PathEscape(f.User), body, nil)
+		}
 		field, known := memberRefusalFields[ae.Reason]
 		switch {
+		case status == http.StatusCreated && f.Invite:
+			http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members?"+url.Values{"invited": {f.Email}}.Encode(), http.StatusSeeOther)
+			return
 		case status == http.StatusOK:
 			http.Redirect(c.w, c.r, consolePrefix+"t/"+url.PathEscape(tenant)+"/members", http.StatusSeeOther)
 			return
 		case status == http.StatusBadRequest || status == http.StatusConflict:
 			errs[ae.Field] = c.apiMessage(status, ae)
-			if ae.Field == "" {
+			if ae.Field == "" && f.Invite {
+				errs["email"] = c.apiMessage(status, ae)
+			} else if ae.Field == "" {
 				errs["user"] = c.apiMessage(status, ae)
 			}
 		case status == http.StatusForbidden && known:
@@ -319,9 +366,12 @@ func (c *consoleRequest) removeMember(tenant, user string) {
 }
 
 type inviteForm struct {
-	Partner, Scope, Expires string
-	Products                map[string]bool
-	Wallet                  bool
+	// Partner is the organisation picked from the search results for
+	// Query.
+	Partner, Query       string
+	Scope, Expires, Lang string
+	Products             map[string]bool
+	Wallet               bool
 }
 
 func (c *consoleRequest) partners(tenant string, form inviteForm, errs map[string]string, status int) {
@@ -333,19 +383,53 @@ func (c *consoleRequest) partners(tenant string, form inviteForm, errs map[strin
 	if form.Scope == "" {
 		form.Scope = "limited"
 	}
+	if errs == nil {
+		errs = map[string]string{}
+	}
+	if c.r.Method == http.MethodGet {
+		form.Query = strings.TrimSpace(c.r.URL.Query().Get("q"))
+	}
+	// The partner search: an exact e-mail or 3+ letters of a name; the
+	// invitation picks one of the results (never a typed id).
+	var found struct{ Partners []access.PartnerMatch }
+	searched := form.Query != ""
+	if searched {
+		code, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/partner-search?"+url.Values{"q": {form.Query}}.Encode(), nil, &found)
+		switch {
+		case code == http.StatusOK:
+		case code == http.StatusBadRequest || code == http.StatusTooManyRequests:
+			errs["q"] = c.apiMessage(code, ae)
+		default:
+			c.failed(code, ae)
+			return
+		}
+	}
+	if form.Partner != "" && !slices.ContainsFunc(found.Partners, func(m access.PartnerMatch) bool { return m.ID == form.Partner }) {
+		found.Partners = append([]access.PartnerMatch{{ID: form.Partner, Name: form.Partner}}, found.Partners...)
+	}
+	if len(found.Partners) == 1 && form.Partner == "" {
+		form.Partner = found.Partners[0].ID
+	}
 	c.render("partners.html", "tenant", status, consolePage{Title: c.t("partners.title", tenant), Errors: errs, Data: struct {
 		Tenant      string
 		Delegations []*access.Delegation
 		CanWrite    bool
 		Form        inviteForm
 		Catalogue   catalogue
-	}{tenant, list.Delegations, c.may("delegations.write", tenant), form, c.catalogue()}})
+		Searched    bool
+		Found       []access.PartnerMatch
+		Langs       []struct{ Code, Name string }
+	}{tenant, list.Delegations, c.may("delegations.write", tenant), form, c.catalogue(), searched, found.Partners, i18n.Languages}})
 }
 
 func (c *consoleRequest) invite(tenant string) {
-	form := inviteForm{Partner: strings.TrimSpace(c.r.PostFormValue("partner")), Scope: c.r.PostFormValue("scope"),
-		Expires: strings.TrimSpace(c.r.PostFormValue("expires")), Products: map[string]bool{}, Wallet: c.r.PostFormValue("wallet") == "on"}
-	body := map[string]any{"partner": form.Partner, "scope": form.Scope, "wallet": form.Wallet}
+	form := inviteForm{Partner: strings.TrimSpace(c.r.PostFormValue("partner")), Query: strings.TrimSpace(c.r.PostFormValue("q")),
+		Scope: c.r.PostFormValue("scope"), Expires: strings.TrimSpace(c.r.PostFormValue("expires")), Lang: c.r.PostFormValue("lang"),
+		Products: map[string]bool{}, Wallet: c.r.PostFormValue("wallet") == "on"}
+	if form.Lang == "" {
+		form.Lang = c.lang
+	}
+	body := map[string]any{"partner": form.Partner, "scope": form.Scope, "wallet": form.Wallet, "lang": form.Lang}
 	products := []string{}
 	for k := range c.r.PostForm {
 		if p, ok := strings.CutPrefix(k, "product."); ok {
@@ -355,6 +439,9 @@ func (c *consoleRequest) invite(tenant string) {
 	sort.Strings(products)
 	body["products"] = products
 	errs := map[string]string{}
+	if form.Partner == "" {
+		errs["partner"] = c.t("partners.pick_first")
+	}
 	if form.Expires != "" {
 		t, err := time.Parse("2006-01-02", form.Expires)
 		if err != nil {
@@ -424,8 +511,16 @@ func (c *consoleRequest) partnerAnswer(id, action string) {
 }
 
 // partnerSide shows a partner user the invitations addressed to their
-// organisation and the tenants it manages.
+// organisation and the tenants it manages, and its admins its users.
 func (c *consoleRequest) partnerSide() {
+	flash := ""
+	if saved := c.r.URL.Query().Get("saved"); saved != "" {
+		flash = c.t("staff.saved", saved)
+	}
+	c.partnerPage(http.StatusOK, flash, nil, access.PartnerUser{Role: "staff"})
+}
+
+func (c *consoleRequest) partnerPage(status int, flash string, errs map[string]string, form access.PartnerUser) {
 	var me Me
 	if status, ae := c.api("GET", "me", nil, &me); status != http.StatusOK {
 		c.failed(status, ae)
@@ -451,9 +546,293 @@ func (c *consoleRequest) partnerSide() {
 			past = append(past, d)
 		}
 	}
-	c.render("partner.html", "partner", http.StatusOK, consolePage{Title: c.t("partner.title", me.Partner), Data: struct {
-		Partner                string
+	// The organisation's admins manage its users: the API says whether
+	// the caller is one.
+	var staff struct{ Users []*access.PartnerUser }
+	manage := false
+	if code, _ := c.api("GET", "partners/"+url.PathEscape(me.Partner)+"/users", nil, &staff); code == http.StatusOK {
+		manage = true
+	}
+	var org access.Partner
+	c.api("GET", "partners/"+url.PathEscape(me.Partner), nil, &org)
+	title := me.Partner
+	if org.Name != "" {
+		title = org.Name
+	}
+	c.render("partner.html", "partner", status, consolePage{Title: c.t("partner.title", title), Flash: flash, Errors: errs, Data: struct {
+		Partner, Me            string
 		Invited, Managed, Past []*access.Delegation
 		AppURL                 func(string) string
-	}{me.Partner, invited, managed, past, c.p.tenantAppURL}})
+		CanManage              bool
+		Users                  []*access.PartnerUser
+		Form                   access.PartnerUser
+	}{me.Partner, c.st.Identity.Subject, invited, managed, past, c.p.tenantAppURL, manage, staff.Users, form}})
+}
+
+// partnerUserForm adds or changes a user of the caller's organisation (its
+// admins only; the API decides).
+func (c *consoleRequest) partnerUserForm() {
+	partner, ok := c.myPartner()
+	if !ok {
+		return
+	}
+	f := c.r.PostForm
+	pu := access.PartnerUser{User: strings.TrimSpace(f.Get("user")), Name: strings.TrimSpace(f.Get("name")),
+		Email: strings.TrimSpace(f.Get("email")), Role: f.Get("role")}
+	if pu.User == "" {
+		c.partnerPage(http.StatusBadRequest, "", map[string]string{"staff_user": c.t("member.user_required")}, pu)
+		return
+	}
+	status, ae := c.api("PUT", "partners/"+url.PathEscape(partner)+"/users/"+url.PathEscape(pu.User),
+		map[string]any{"name": pu.Name, "email": pu.Email, "role": pu.Role}, nil)
+	switch {
+	case status == http.StatusOK:
+		http.Redirect(c.w, c.r, consolePrefix+"partner?"+url.Values{"saved": {pu.User}}.Encode(), http.StatusSeeOther)
+	case status == http.StatusBadRequest || status == http.StatusConflict:
+		field := "staff_" + ae.Field
+		if ae.Field == "" {
+			field = "staff_user"
+		}
+		c.partnerPage(status, "", map[string]string{field: c.apiMessage(status, ae)}, pu)
+	default:
+		c.failed(status, ae)
+	}
+}
+
+// partnerUserAction deactivates, reactivates or removes (after asking) a
+// user of the caller's organisation.
+func (c *consoleRequest) partnerUserAction(user, action string) {
+	partner, ok := c.myPartner()
+	if !ok {
+		return
+	}
+	path := "partners/" + url.PathEscape(partner) + "/users/" + url.PathEscape(user)
+	method := "POST"
+	switch action {
+	case "remove":
+		if !c.confirm(c.t("staff.remove_question", user), c.r.URL.Path, c.t("members.remove")) {
+			return
+		}
+		method = "DELETE"
+	case "deactivate", "reactivate":
+		path += "/" + action
+	default:
+		c.notFound()
+		return
+	}
+	if status, ae := c.api(method, path, nil, nil); status != http.StatusOK && status != http.StatusNoContent {
+		c.failed(status, ae)
+		return
+	}
+	http.Redirect(c.w, c.r, consolePrefix+"partner", http.StatusSeeOther)
+}
+
+// myPartner is the caller's partner organisation; without one it answers
+// itself.
+func (c *consoleRequest) myPartner() (string, bool) {
+	var me Me
+	if status, ae := c.api("GET", "me", nil, &me); status != http.StatusOK {
+		c.failed(status, ae)
+		return "", false
+	}
+	if me.Partner == "" {
+		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed", Message: c.t("partner.not_partner_user")})
+		return "", false
+	}
+	return me.Partner, true
+}
+
+// tenantHistory shows a tenant's owner and administrators who entered
+// their tenant through master access (open sessions, which they may
+// revoke, and past ones) and every change of its access, with what each
+// change changed.
+func (c *consoleRequest) tenantHistory(tenant string) {
+	var open, all struct{ Sessions []*access.MasterSession }
+	if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/master-access", nil, &open); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/master-access?all=1&limit=50", nil, &all); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	var past []*access.MasterSession
+	for _, s := range all.Sessions {
+		if s.EndedAt != nil || !s.Active(c.p.now()) {
+			past = append(past, s)
+		}
+	}
+	var hist struct{ Records []audit.Record }
+	if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant)+"/history?limit=200", nil, &hist); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	flash := ""
+	if id := c.r.URL.Query().Get("revoked"); id != "" {
+		flash = c.t("history.revoked", id)
+	}
+	c.render("history.html", "tenant", http.StatusOK, consolePage{Title: c.t("history.title", tenant), Flash: flash, Data: struct {
+		Tenant      string
+		Open        []*access.MasterSession
+		Past        []*access.MasterSession
+		Changes     []historyRow
+		CanRevoke   bool
+		RevokeBase  string
+		CanSettings bool
+	}{tenant, open.Sessions, past, historyRows(hist.Records), c.may("master.revoke", tenant),
+		consolePrefix + "t/" + url.PathEscape(tenant) + "/master/", c.may("tenant.settings", tenant)}})
+}
+
+// historyRow is one access change as the history page shows it: what
+// changed from what to what.
+type historyRow struct {
+	audit.Record
+	Changes []fieldChange
+	Removed bool
+}
+
+type fieldChange struct{ Field, Before, After string }
+
+// historyRows pairs each change with the state before it: the next older
+// record of the same object among those read (records come newest first).
+// A change whose earlier state is older than the page shows what it set.
+func historyRows(recs []audit.Record) []historyRow {
+	rows := make([]historyRow, 0, len(recs))
+	for i, rec := range recs {
+		row := historyRow{Record: rec, Removed: rec.Object != "" && len(rec.Data) == 0}
+		if rec.Object == "" {
+			rows = append(rows, row)
+			continue
+		}
+		after := flatState(rec.Data)
+		var before map[string]string
+		for _, older := range recs[i+1:] {
+			if older.Object == rec.Object {
+				before = flatState(older.Data)
+				break
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(union(before, after))) {
+			if before[k] != after[k] {
+				row.Changes = append(row.Changes, fieldChange{k, before[k], after[k]})
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// flatState is a recorded state as field -> value text, leaving out what
+// says when rather than what.
+func flatState(data json.RawMessage) map[string]string {
+	var m map[string]any
+	if json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range m {
+		switch k {
+		case "updated_at", "created_at", "tenant", "user", "id":
+			continue
+		}
+		switch x := v.(type) {
+		case nil:
+		case string:
+			if x != "" {
+				out[k] = x
+			}
+		default:
+			b, _ := json.Marshal(x)
+			if s := string(b); s != "[]" && s != "{}" && s != "null" {
+				out[k] = s
+			}
+		}
+	}
+	return out
+}
+
+func union(a, b map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}
+
+// revokeTenantMaster: a tenant's owner or administrator ends a running
+// master-access session on their tenant, after confirming.
+func (c *consoleRequest) revokeTenantMaster(tenant, id string) {
+	back := consolePrefix + "t/" + url.PathEscape(tenant) + "/history"
+	if !c.confirm(c.t("history.revoke_question", id), consolePrefix+"t/"+url.PathEscape(tenant)+"/master/"+url.PathEscape(id)+"/revoke", c.t("master.revoke")) {
+		return
+	}
+	if status, ae := c.api("POST", "tenants/"+url.PathEscape(tenant)+"/master-access/"+url.PathEscape(id)+"/revoke", nil, nil); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	http.Redirect(c.w, c.r, back+"?"+url.Values{"revoked": {id}}.Encode(), http.StatusSeeOther)
+}
+
+// tenantSettings is the owner's settings of their tenant: where notices go,
+// the profile new members get, and whether to be e-mailed when support
+// enters the tenant.
+func (c *consoleRequest) tenantSettings(tenant string) {
+	var t struct {
+		access.Tenant
+		OwnerEmail     string `json:"owner_email"`
+		DefaultProfile string `json:"default_profile"`
+		NotifyMaster   *bool  `json:"notify_master"`
+	}
+	if status, ae := c.api("GET", "tenants/"+url.PathEscape(tenant), nil, &t); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	form := struct {
+		Tenant, OwnerEmail, DefaultProfile string
+		NotifyMaster                       bool
+		Profiles                           []catalogueEntry
+	}{tenant, t.OwnerEmail, t.DefaultProfile, t.NotifyMaster == nil || *t.NotifyMaster, c.catalogue().Profiles}
+	var errs map[string]string
+	status, flash := http.StatusOK, ""
+	if c.r.Method == http.MethodPost {
+		form.OwnerEmail = strings.TrimSpace(c.r.PostFormValue("owner_email"))
+		form.DefaultProfile = c.r.PostFormValue("default_profile")
+		form.NotifyMaster = c.r.PostFormValue("notify_master") == "on"
+		code, ae := c.api("PATCH", "tenants/"+url.PathEscape(tenant)+"/settings", map[string]any{
+			"owner_email": form.OwnerEmail, "default_profile": form.DefaultProfile, "notify_master": form.NotifyMaster}, nil)
+		switch {
+		case code == http.StatusOK:
+			flash = c.t("settings.saved")
+		case code == http.StatusBadRequest:
+			field := ae.Field
+			if field == "" {
+				field = "owner_email"
+			}
+			errs, status = map[string]string{field: c.apiMessage(code, ae)}, code
+		default:
+			c.failed(code, ae)
+			return
+		}
+	} else if !c.may("tenant.settings", tenant) {
+		c.failed(http.StatusForbidden, apiError{Reason: "admin.not_allowed"})
+		return
+	}
+	c.render("settings.html", "tenant", status, consolePage{Title: c.t("settings.title", tenant), Flash: flash, Errors: errs, Data: form})
+}
+
+// invitationAction resends or withdraws a member's invitation (withdrawing
+// asks first).
+func (c *consoleRequest) invitationAction(tenant, id, action string) {
+	back := consolePrefix + "t/" + url.PathEscape(tenant) + "/members"
+	if action == "withdraw" && !c.confirm(c.t("invitation.withdraw_question"), c.r.URL.Path, c.t("action.withdraw")) {
+		return
+	}
+	if status, ae := c.api("POST", "tenants/"+url.PathEscape(tenant)+"/invitations/"+url.PathEscape(id)+"/"+action, nil, nil); status != http.StatusOK {
+		c.failed(status, ae)
+		return
+	}
+	http.Redirect(c.w, c.r, back, http.StatusSeeOther)
 }
