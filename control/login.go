@@ -123,7 +123,7 @@ var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
 // confirmLogout shows the sign-out confirmation page (GET); the form posts
 // to logout.
 func (p *Plane) confirmLogout(w http.ResponseWriter, r *http.Request) {
-	st := p.sessions.Current(w, r)
+	st, _ := p.sessions.ForSignOut(r)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'") // no form-action: the POST redirects to the IdP
@@ -149,13 +149,15 @@ func (p *Plane) confirmLogout(w http.ResponseWriter, r *http.Request) {
 // (formChecks). When the sign-out cannot be recorded the cookie stays and
 // the answer is 503: signing out again will try again.
 func (p *Plane) logout(w http.ResponseWriter, r *http.Request) {
-	st := p.sessions.Current(w, r)
+	st, err := p.sessions.ForSignOut(r)
 	if !p.formChecks(w, r, st) {
 		return
 	}
 	if st != nil {
 		everywhere := r.PostFormValue("everywhere") == "1"
-		err := p.sessions.Revoke(r.Context(), st)
+		if err == nil {
+			err = p.sessions.Revoke(r.Context(), st)
+		}
 		if err == nil && everywhere {
 			err = p.sessions.EndUserSessions(access.WithActor(r.Context(), st.Identity.Subject), st.Identity.Subject)
 		}

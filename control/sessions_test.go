@@ -308,3 +308,26 @@ func TestBackchannelLogout(t *testing.T) {
 	}
 	eventually(t, "alice's other session survived a logout naming her subject", func() bool { return !signedIn(t, other) })
 }
+
+// While the store cannot answer, a session is refused (it may have been
+// revoked) and signing out answers 503 keeping the cookie, so signing out
+// again retries.
+func TestSessionsFailClosedWithoutTheStore(t *testing.T) {
+	store, _ := gatewaytest.OpenStore(t, access.WithActors(control.ActorOf))
+	h := newHarnessWith(t, nil, harnessOpts{Login: true, Store: store})
+	b := gatewaytest.NewBrowser(t, h)
+	b.SignIn("http://localhost/t/acme/", aliceClaims())
+	page := b.Do("GET", "http://localhost/.portero/logout", nil, nil)
+	m := csrfField.FindStringSubmatch(page.Body.String())
+	if m == nil || !signedIn(t, b) {
+		t.Fatal("not signed in")
+	}
+	store.Close()
+	if signedIn(t, b) {
+		t.Fatal("a session was accepted while the store cannot say whether it was revoked")
+	}
+	rec := b.Do("POST", "http://localhost/.portero/logout", url.Values{"csrf": {m[1]}}, http.Header{"Origin": {"http://localhost"}})
+	if _, kept := b.Cookies["portero_session"]; rec.Code == http.StatusSeeOther || !kept {
+		t.Fatalf("sign-out without the store: %d, cookie kept %v", rec.Code, kept)
+	}
+}

@@ -143,34 +143,57 @@ func (s *Sessions) oauthConfig() *oauth2.Config {
 // Current returns the request's session, refreshing its tokens when they
 // have expired (setting the new cookie on w), or nil when there is none.
 func (s *Sessions) Current(w http.ResponseWriter, r *http.Request) *Session {
+	st, raw, err := s.unrevoked(r)
+	if err != nil {
+		s.stateFailed("session check", err)
+		return nil // fail closed: the session may have been revoked
+	}
+	if st == nil {
+		return nil
+	}
+	if s.now().Unix() < st.data.Expiry {
+		return st
+	}
+	return s.refresh(w, r, raw, st)
+}
+
+// ForSignOut returns the request's session for signing it out: like
+// Current without refreshing its tokens, except that when the session
+// state cannot answer it returns the session with the error (the caller
+// cannot record the sign-out, and says so), instead of nothing.
+func (s *Sessions) ForSignOut(r *http.Request) (*Session, error) {
+	st, _, err := s.unrevoked(r)
+	return st, err
+}
+
+// unrevoked opens the request's session cookie (a map lookup when it was
+// opened before) and checks it has not ended or been revoked; with an
+// error, the session is returned but its revocation is unknown.
+func (s *Sessions) unrevoked(r *http.Request) (*Session, string, error) {
 	raw, ok := session.Sealed(r, s.cfg.Session.CookieName)
 	if !ok {
-		return nil
+		return nil, "", nil
 	}
 	now := s.now()
 	st := s.lookup(raw, now)
 	if st == nil {
 		st = s.open(raw, now)
 		if st == nil {
-			return nil
+			return nil, "", nil
 		}
 		s.remember(raw, st, time.Unix(st.data.Until, 0))
 	}
 	if now.Unix() >= st.data.Until {
-		return nil
+		return nil, "", nil
 	}
 	revoked, err := s.state.SessionRevoked(r.Context(), st.Identity.Session, st.Identity.Subject, st.data.IdPSID, time.UnixMilli(st.data.Issued))
 	if err != nil {
-		s.stateFailed("session check", err)
-		return nil // fail closed: the session may have been revoked
+		return st, raw, err
 	}
 	if revoked {
-		return nil
+		return nil, "", nil
 	}
-	if now.Unix() < st.data.Expiry {
-		return st
-	}
-	return s.refresh(w, r, raw, st)
+	return st, raw, nil
 }
 
 func (s *Sessions) open(raw string, now time.Time) *Session {
