@@ -54,7 +54,7 @@ func TestDecisionCache(t *testing.T) {
 	if _, ok := e.Current().cache.keyFor(bare); ok {
 		t.Fatal("an identity without a key has a decision key")
 	}
-	if _, ok := subjectSpec.key(bare); ok {
+	if _, ok := subjectSpec.key(bare, nil); ok {
 		t.Fatal("an identity without a key has a subject key")
 	}
 	bare = memberInput()
@@ -62,7 +62,7 @@ func TestDecisionCache(t *testing.T) {
 	if _, ok := e.Current().cache.keyFor(bare); ok {
 		t.Fatal("access without a key has a decision key")
 	}
-	if _, ok := subjectSpec.key(bare); ok {
+	if _, ok := subjectSpec.key(bare, nil); ok {
 		t.Fatal("access without a key has a subject key")
 	}
 	other = memberInput()

@@ -406,7 +406,7 @@ func compileSnapshot(ctx context.Context, name string, snap *snapshot) (*Loaded,
 		return nil, fmt.Errorf("load policy %s: prepare: %w", name, err)
 	}
 	var stages []*stage
-	for _, spec := range []*stageSpec{&subjectSpec, &operationSpec} {
+	for _, spec := range stageSpecs {
 		st, err := newStage(ctx, compiler, spec, rego.Store(store))
 		if err != nil {
 			return nil, fmt.Errorf("load policy %s: %w", name, err)
@@ -475,22 +475,29 @@ func (e *Engine) Decide(ctx context.Context, in *Input) Evaluation {
 		}
 		e.metrics.cacheMisses.Inc()
 	}
-	var extra [2][2]*ast.Term
+	var extra [3][2]*ast.Term
+	var before priorStages
 	n := 0
 	for _, st := range p.stages {
-		t, hit, err := st.result(ctx, in)
+		r, hit, err := st.result(ctx, in, &before)
 		if err != nil {
 			ev.Decision, ev.Err = deny(500, ReasonError), err
 			ev.Duration = time.Since(start)
 			return ev
 		}
 		e.metrics.stageLookup(st.spec.field, hit)
-		if t != nil {
-			extra[n] = item(st.spec.field, t)
+		switch st.spec {
+		case &subjectSpec:
+			before.subject, before.subjectPure = r, st.pure
+		case &operationSpec:
+			before.operation = r
+		}
+		if r.term != nil {
+			extra[n] = item(st.spec.field, r.term)
 			n++
 		}
 	}
-	ev.Decision, ev.Err = p.decide(ctx, rego.EvalParsedInput(in.valueFor(p.use, extra[:n]...)))
+	ev.Decision, ev.Err = p.decideInput(ctx, in.valueFor(p.use, extra[:n]...))
 	ev.Duration = time.Since(start)
 	e.metrics.observeEval(ev.Duration)
 	if cacheable && ev.Err == nil {
@@ -499,8 +506,19 @@ func (e *Engine) Decide(ctx context.Context, in *Input) Evaluation {
 	return ev
 }
 
+// decideInput evaluates the decision on input as the request path does
+// (see withInput).
+func (p *Loaded) decideInput(ctx context.Context, input ast.Value) (Decision, error) {
+	rs, err := withInput(ctx, p.query, input)
+	return decisionOf(rs, err)
+}
+
 func (p *Loaded) decide(ctx context.Context, opts ...rego.EvalOption) (Decision, error) {
 	rs, err := p.query.Eval(ctx, opts...)
+	return decisionOf(rs, err)
+}
+
+func decisionOf(rs rego.ResultSet, err error) (Decision, error) {
 	switch {
 	case err != nil:
 		return deny(500, ReasonError), fmt.Errorf("evaluate %s: %w", Query, err)
@@ -528,7 +546,9 @@ func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision
 			if obj.Get(ast.InternedTerm(st.spec.field)) != nil {
 				continue // given by the caller
 			}
-			t, err := st.eval(ctx, rego.EvalParsedInput(obj))
+			// Each stage sees the results of those before it (the
+			// operation denial reads the operation), as in Decide.
+			t, err := st.eval(ctx, rego.EvalParsedInput(with))
 			if err != nil {
 				return deny(500, ReasonError), nil, err
 			}

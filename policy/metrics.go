@@ -54,10 +54,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.cacheHits, m.cacheMisses = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
 	stages := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portero_policy_stage_total",
-		Help: "Evaluations of the policy's stages (subject: data.portero.subject.facts, the caller's request-independent facts; operation: data.portero.requests.entry, the request's route mapping entry) answered from the stage's memo (hit) or evaluated (miss).",
+		Help: "Evaluations of the policy's stages (subject: data.portero.subject.facts, the caller's request-independent facts; operation: data.portero.requests.entry, the request's route mapping entry; operation_denial: data.portero.subject.operation_denial, the caller's refusal of that entry) answered from the stage's memo (hit) or evaluated (miss).",
 	}, []string{"stage", "result"})
 	m.stages = map[string][2]prometheus.Counter{}
-	for _, spec := range []*stageSpec{&subjectSpec, &operationSpec} {
+	for _, spec := range stageSpecs {
 		m.stages[spec.field] = [2]prometheus.Counter{stages.WithLabelValues(spec.field, "miss"), stages.WithLabelValues(spec.field, "hit")}
 	}
 	reg.MustRegister(cache, stages)

@@ -195,7 +195,7 @@ func (e *Engine) DecideRecorded(ctx context.Context, raw json.RawMessage) (Evalu
 	if doc == nil {
 		return Evaluation{}, errors.New("recorded input: null, not an object")
 	}
-	for _, st := range []*stageSpec{&subjectSpec, &operationSpec} {
+	for _, st := range stageSpecs {
 		delete(doc, st.field)
 	}
 	if in, ok := inputFromDocument(doc); ok && sameDocument(in.Value(), doc) {

@@ -35,6 +35,18 @@ const SubjectQuery = "data.portero.subject.facts"
 // path segments.
 const OperationQuery = "data.portero.requests.entry"
 
+// OperationDenialQuery is the refusal of the request's operation that
+// depends only on the caller (delegation products, rights, role actions,
+// feature levels; "" when none), passed as input.operation_denial. It is
+// worked out for the operations a caller uses, when they first use them,
+// not for every operation of the mapping at once: a caller's first request
+// costs one operation, whatever the size of the mapping. It sees
+// input.operation without its "scope" (the path's ids), so one result
+// serves every path of the same mapping entry: its key is the subject's
+// (identity, access facts, tenant) and the value key of the operation
+// without its scope, which is all its input holds.
+const OperationDenialQuery = "data.portero.subject.operation_denial"
+
 // maxMemoised bounds each memo (see cache.Bounded for which entry makes
 // room).
 const maxMemoised = 20000
@@ -46,44 +58,73 @@ type stageSpec struct {
 	// reads says why the stage's input use does not fit its key, or "".
 	reads func(u inputUse) string
 	// key is the memo's key for the input, or false when the input cannot
-	// be keyed (it is then evaluated).
-	key func(in *Input) (stageKey, bool)
+	// be keyed (it is then evaluated). before holds the results of the
+	// stages evaluated before this one.
+	key func(in *Input, before *priorStages) (stageKey, bool)
+	// input builds the stage's input when it is not the parts of the
+	// request's input the stage reads; nil: those parts.
+	input func(in *Input, use inputUse, before *priorStages) ast.Value
 	// undefined is passed when the stage is undefined for an input, so the
 	// policy does not work it out again; nil passes nothing.
 	undefined *ast.Term
 }
 
 type stageKey struct {
-	identity, access ValueKey
-	a, b             string
+	identity, access, op ValueKey
+	a, b                 string
+}
+
+// priorStages are the results of the stages evaluated before another for
+// one input (nil when the policy does not define them).
+type priorStages struct {
+	subject, operation *stageResult
+	// subjectPure: the subject's result is a function of its key.
+	subjectPure bool
+}
+
+// stageResult is a stage's result for an input, as memoised.
+type stageResult struct {
+	term *ast.Term
+	// For the operation stage: the operation without its scope, the
+	// operation denial stage's input.operation, and its value key.
+	plain    *ast.Term
+	plainKey ValueKey
+}
+
+// subjectKey is the subject stage's key: the identity's and the access
+// facts' value keys and the tenant.
+func subjectKey(in *Input) (stageKey, bool) {
+	id, ok := in.Identity.cacheKey()
+	if !ok {
+		return stageKey{}, false
+	}
+	acc, ok := in.Access.cacheKey()
+	if !ok {
+		return stageKey{}, false
+	}
+	k := stageKey{identity: id, access: acc}
+	if in.Tenant != nil {
+		k.a, k.b = in.Tenant.ID, in.Tenant.Status
+	}
+	return k, true
+}
+
+// subjectReads says why a stage keyed by the subject (and, with
+// operation, the operation) reads more than its key holds, or "".
+func subjectReads(u inputUse, operation bool) string {
+	for key := range u.top {
+		if !slices.Contains([]string{"identity", "access", "tenant", "gateway"}, key) && (!operation || key != "operation" && key != "subject") {
+			return "it reads input." + key
+		}
+	}
+	return ""
 }
 
 var subjectSpec = stageSpec{
 	query: SubjectQuery,
 	field: "subject",
-	reads: func(u inputUse) string {
-		for key := range u.top {
-			if !slices.Contains([]string{"identity", "access", "tenant", "gateway"}, key) {
-				return "it reads input." + key
-			}
-		}
-		return ""
-	},
-	key: func(in *Input) (stageKey, bool) {
-		id, ok := in.Identity.cacheKey()
-		if !ok {
-			return stageKey{}, false
-		}
-		acc, ok := in.Access.cacheKey()
-		if !ok {
-			return stageKey{}, false
-		}
-		k := stageKey{identity: id, access: acc}
-		if in.Tenant != nil {
-			k.a, k.b = in.Tenant.ID, in.Tenant.Status
-		}
-		return k, true
-	},
+	reads: func(u inputUse) string { return subjectReads(u, false) },
+	key:   func(in *Input, _ *priorStages) (stageKey, bool) { return subjectKey(in) },
 }
 
 var operationSpec = stageSpec{
@@ -105,7 +146,7 @@ var operationSpec = stageSpec{
 		}
 		return ""
 	},
-	key: func(in *Input) (stageKey, bool) {
+	key: func(in *Input, _ *priorStages) (stageKey, bool) {
 		method := in.Request.Method
 		if in.Request.Upgrade {
 			method += "\x00upgrade"
@@ -113,6 +154,60 @@ var operationSpec = stageSpec{
 		return stageKey{a: method, b: strings.Join(in.Request.AppSegments, "\x00")}, true
 	},
 	undefined: ast.NewTerm(ast.NewObject()),
+}
+
+// operationDenialSpec's input is the subject's parts of the input, the
+// subject's result (input.subject: the caller's facts, worked out already)
+// and the operation without its scope; its key is the subject's and the
+// operation's, so it is memoised only while the subject's result is a
+// function of the subject's key.
+var operationDenialSpec = stageSpec{
+	query: OperationDenialQuery,
+	field: "operation_denial",
+	reads: func(u inputUse) string { return subjectReads(u, true) },
+	key: func(in *Input, before *priorStages) (stageKey, bool) {
+		if before.operation == nil || before.operation.plain == nil || before.subject == nil || !before.subjectPure {
+			return stageKey{}, false
+		}
+		k, ok := subjectKey(in)
+		k.op = before.operation.plainKey
+		return k, ok
+	},
+	input: func(in *Input, use inputUse, before *priorStages) ast.Value {
+		var extra [2][2]*ast.Term
+		n := 0
+		if s := before.subject; s != nil && s.term != nil {
+			extra[n] = item("subject", s.term)
+			n++
+		}
+		if op := before.operation; op != nil && op.plain != nil {
+			extra[n] = item("operation", op.plain)
+			n++
+		}
+		return in.valueFor(use, extra[:n]...)
+	},
+}
+
+// stageSpecs are the stages a policy may define, in the order they are
+// evaluated (the operation denial needs the operation).
+var stageSpecs = []*stageSpec{&subjectSpec, &operationSpec, &operationDenialSpec}
+
+var scopeKey = ast.InternedTerm("scope")
+
+// withoutScope is the operation stage's result as the operation denial
+// stage sees it, with its key.
+func withoutScope(t *ast.Term) (*ast.Term, ValueKey) {
+	plain := t
+	if obj, ok := t.Value.(ast.Object); ok && obj.Get(scopeKey) != nil {
+		keep := make([][2]*ast.Term, 0, obj.Len())
+		obj.Foreach(func(k, v *ast.Term) {
+			if !k.Equal(scopeKey) {
+				keep = append(keep, [2]*ast.Term{k, v})
+			}
+		})
+		plain = ast.ObjectTerm(keep...)
+	}
+	return plain, valueKey("operation", plain.Value)
 }
 
 type stage struct {
@@ -125,7 +220,7 @@ type stage struct {
 	// why says why the stage is not memoised, for the load log.
 	why string
 
-	memo *cache.Bounded[stageKey, *ast.Term]
+	memo *cache.Bounded[stageKey, *stageResult]
 }
 
 // newStage prepares a stage, or returns nil when the policy does not
@@ -144,7 +239,7 @@ func newStage(ctx context.Context, compiler *ast.Compiler, spec *stageSpec, opts
 		return nil, fmt.Errorf("prepare %s: %w", spec.query, err)
 	}
 	reached := reachableRules(compiler, rules)
-	s := &stage{spec: spec, query: pq, use: analyseRuleInputUse(reached), memo: cache.New[stageKey, *ast.Term](maxMemoised)}
+	s := &stage{spec: spec, query: pq, use: analyseRuleInputUse(reached), memo: cache.New[stageKey, *stageResult](maxMemoised)}
 	switch {
 	case s.use.all:
 		s.why = "it reads input through a computed key"
@@ -162,30 +257,43 @@ func newStage(ctx context.Context, compiler *ast.Compiler, spec *stageSpec, opts
 // result returns the stage's result for the input (memoised when the stage
 // is pure), spec.undefined when it is undefined, and whether it came from
 // the memo.
-func (s *stage) result(ctx context.Context, in *Input) (*ast.Term, bool, error) {
+func (s *stage) result(ctx context.Context, in *Input, before *priorStages) (*stageResult, bool, error) {
 	var key stageKey
 	memoise := false
 	if s.pure {
-		key, memoise = s.spec.key(in)
+		key, memoise = s.spec.key(in, before)
 	}
 	if memoise {
 		// A stage's result does not expire: the key holds all it reads.
-		if t, ok := s.memo.Get(key); ok {
-			return t, true, nil
+		if r, ok := s.memo.Get(key); ok {
+			return r, true, nil
 		}
 	}
-	t, err := s.eval(ctx, rego.EvalParsedInput(in.valueFor(s.use)))
+	var input ast.Value
+	if s.spec.input != nil {
+		input = s.spec.input(in, s.use, before)
+	} else {
+		input = in.valueFor(s.use)
+	}
+	t, err := s.termOf(withInput(ctx, s.query, input))
 	if err != nil {
 		return nil, false, err
 	}
-	if memoise {
-		s.memo.Put(key, t)
+	r := &stageResult{term: t}
+	if s.spec == &operationSpec && t != nil {
+		r.plain, r.plainKey = withoutScope(t)
 	}
-	return t, false, nil
+	if memoise {
+		s.memo.Put(key, r)
+	}
+	return r, false, nil
 }
 
 func (s *stage) eval(ctx context.Context, opts ...rego.EvalOption) (*ast.Term, error) {
-	rs, err := s.query.Eval(ctx, opts...)
+	return s.termOf(s.query.Eval(ctx, opts...))
+}
+
+func (s *stage) termOf(rs rego.ResultSet, err error) (*ast.Term, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", s.spec.query, err)
 	}

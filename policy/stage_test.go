@@ -55,7 +55,7 @@ func member(role string, extra map[string]any) map[string]any {
 func TestStagesGiveTheSameDecisions(t *testing.T) {
 	e, m := newTestEngine(t, embedded())
 	p := e.Current()
-	if got := p.Stages(); got[SubjectQuery] != "memoised" || got[OperationQuery] != "memoised" {
+	if got := p.Stages(); got[SubjectQuery] != "memoised" || got[OperationQuery] != "memoised" || got[OperationDenialQuery] != "memoised" {
 		t.Fatalf("default policy stages: %v", got)
 	}
 	plain := *p
@@ -124,6 +124,34 @@ func TestSubjectMemoFollowsTheFacts(t *testing.T) {
 	in.Request.Method = "HEAD" // not the decision cache's answer: the subject memo's
 	if ev := e.Decide(context.Background(), in); !ev.Decision.Allow || hits() != before+1 {
 		t.Fatalf("the same facts built again: %+v, memo hits %v → %v", ev, before, hits())
+	}
+}
+
+// The operation denial is worked out per caller and mapping entry, when
+// the caller first uses it, and serves every path of the entry: the same
+// operation at another location comes from the memo, another operation or
+// other facts do not.
+func TestOperationDenialMemoPerEntry(t *testing.T) {
+	e, m := newTestEngine(t, embedded())
+	hits := func() float64 { return testutil.ToFloat64(m.stages["operation_denial"][1]) }
+	leo := member("location_manager", map[string]any{"locations": []any{"l1", "l2"},
+		"features": map[string]any{"profile_listings": "edit", "reviews": "read"},
+		"fields":   map[string]any{"profile_listings": []any{"phone"}}})
+	decide := func(method string, segs ...string) Evaluation {
+		return e.Decide(context.Background(), storeInput("leo", method, segs, acmeAccess(leo), `{"phone": "1"}`))
+	}
+	if ev := decide("PATCH", "locations", "l1", "profile"); !ev.Decision.Allow {
+		t.Fatalf("first edit: %+v", ev)
+	}
+	before := hits()
+	if ev := decide("PATCH", "locations", "l2", "profile"); !ev.Decision.Allow || hits() != before+1 {
+		t.Fatalf("the same entry at another location: %+v, memo hits %v → %v", ev, before, hits())
+	}
+	if ev := decide("POST", "reviews", "r1", "reply"); ev.Decision.Allow || ev.Decision.Reason != "feature.read_only" || hits() != before+1 {
+		t.Fatalf("another entry: %+v, memo hits %v → %v", ev, before, hits())
+	}
+	if ev := decide("POST", "reviews", "r2", "reply"); ev.Decision.Reason != "feature.read_only" || hits() != before+2 {
+		t.Fatalf("that entry again: %+v, memo hits %v → %v", ev, before, hits())
 	}
 }
 

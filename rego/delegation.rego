@@ -9,6 +9,7 @@ package portero.delegation
 
 import data.portero.definitions as defs
 import data.portero.members
+import data.portero.subject
 
 d := input.access.delegation
 
@@ -38,14 +39,17 @@ standing_denial := "delegation.expired" if {
 
 # A refusal of operation e (a route mapping entry) for a partner user: a
 # product the delegation does not grant, or one that spends money without
-# wallet access. portero.subject works it out once per caller for every entry.
+# wallet access. portero.subject works it out once per caller and entry.
+# The caller's kind comes from their facts (subject.current), worked out
+# already.
 op_denial(e) := d if {
+	subject.current.kind == "partner"
 	e.feature
 	d := feature_denial(e.feature)
 } else := "delegation.product_not_granted" if {
 	# A limited partner has its products, and the app's open pages:
 	# nothing the mapping classifies without a product.
-	members.kind == "partner"
+	subject.current.kind == "partner"
 	d.scope != "full"
 	not e.feature
 	not e.open
