@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -12,12 +13,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portero-gateway/portero/config"
 	"github.com/portero-gateway/portero/internal/gatewaytest"
+	"github.com/portero-gateway/portero/mail"
 	"github.com/portero-gateway/portero/proxy"
 )
 
@@ -218,13 +221,21 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	defer ln.Close()
 	proxy.LimitListener(ln, config.Listen{MaxConnections: 1}, m.Registry)
 	names := map[string]bool{}
-	descs := make(chan *prometheus.Desc)
-	go func() { m.Registry.Describe(descs); close(descs) }()
-	for d := range descs {
-		// Desc has no accessor for its name; its String is stable and
-		// names it as fqName.
-		if mm := descName.FindStringSubmatch(d.String()); mm != nil {
-			names[mm[1]] = true
+	// The mail sender's, which serve registers when mail: is configured.
+	mailReg := prometheus.NewRegistry()
+	if _, err := mail.New(config.Mail{From: "portero@example.com", SMTP: config.SMTP{TLS: "none", Timeout: time.Second}, Batch: 1},
+		nil, slog.New(slog.DiscardHandler), mailReg); err != nil {
+		t.Fatal(err)
+	}
+	for _, reg := range []*prometheus.Registry{m.Registry, mailReg} {
+		descs := make(chan *prometheus.Desc)
+		go func() { reg.Describe(descs); close(descs) }()
+		for d := range descs {
+			// Desc has no accessor for its name; its String is stable and
+			// names it as fqName.
+			if mm := descName.FindStringSubmatch(d.String()); mm != nil {
+				names[mm[1]] = true
+			}
 		}
 	}
 	if !names["portero_requests_total"] || !names["portero_master_access_active"] {
