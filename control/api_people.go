@@ -230,6 +230,10 @@ func (p *Plane) apiTenantRevokeMaster(w http.ResponseWriter, r *http.Request) {
 	if !p.authorizeAPI(w, r, policy.Management{Action: "master.revoke", Tenant: tenant}) {
 		return
 	}
+	if p.master == nil {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "master access is not configured"})
+		return
+	}
 	ms, err := p.store.Master(r.Context(), r.PathValue("id"))
 	if err == nil && ms.Tenant != tenant {
 		err = fmt.Errorf("master-access session %s: %w", ms.ID, access.ErrNotFound)
