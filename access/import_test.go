@@ -94,3 +94,38 @@ func testImportRefusesBadLinesAndWritesNothing(t *testing.T) {
 		})
 	}
 }
+
+// People as the product describes them come in by import too: members'
+// names and e-mails, the tenant's owner e-mail, default profile and
+// notification setting, a partner's contact e-mail, its admins.
+func TestImportPeople(t *testing.T) { eachStore(t, testImportPeople) }
+
+func testImportPeople(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	const people = `{"tenant": {"id": "acme", "name": "Acme", "owner": "u-owner", "owner_email": "Owner@Acme.example", "default_profile": "services", "notify_master": false}}
+{"member": {"tenant": "acme", "user": "u-ana", "name": "Ana Pérez", "email": "Ana@Acme.example", "role": "location_manager", "locations": ["l1"]}}
+{"partner": {"id": "agency", "name": "La Agencia", "email": "Hola@Agencia.example"}}
+{"partner_user": {"partner": "agency", "user": "u-boss", "role": "admin", "name": "Bea", "email": "bea@agencia.example"}}
+`
+	if _, err := s.Import(ctx, strings.NewReader(people)); err != nil {
+		t.Fatal(err)
+	}
+	tn, err := s.Tenant(ctx, "acme")
+	if err != nil || tn.OwnerEmail != "owner@acme.example" || tn.DefaultProfile != "services" || tn.NotifyMaster == nil || *tn.NotifyMaster {
+		t.Fatalf("tenant %+v %v", tn, err)
+	}
+	if m, err := s.Member(ctx, "acme", "u-ana"); err != nil || m.Name != "Ana Pérez" || m.Email != "ana@acme.example" {
+		t.Fatalf("member %+v %v", m, err)
+	}
+	if p, err := s.Partner(ctx, "agency"); err != nil || p.Email != "hola@agencia.example" {
+		t.Fatalf("partner %+v %v", p, err)
+	}
+	if pu, err := s.PartnerUser(ctx, "agency", "u-boss"); err != nil || pu.Role != "admin" || pu.Name != "Bea" {
+		t.Fatalf("partner user %+v %v", pu, err)
+	}
+	var fe *FieldError
+	if _, err := s.Import(ctx, strings.NewReader(`{"member": {"tenant": "acme", "user": "x", "role": "location_manager", "email": "nope"}}`)); !errors.As(err, &fe) || fe.Field != "member.email" {
+		t.Fatalf("a bad e-mail: %v", err)
+	}
+}
