@@ -60,6 +60,10 @@ func TestConsoleLanguages(t *testing.T) {
 	if code, body = consoleAs(m, t, "GET", "tenants", nil, nil); code != http.StatusForbidden || !strings.Contains(body, "No tienes permiso para hacer esto.") {
 		t.Fatalf("refusal in Spanish: %d %.1000s", code, body)
 	}
+	// The sign-out page follows the choice.
+	if rec := m.B.Do("GET", "http://localhost/.portero/logout", nil, nil); !strings.Contains(rec.Body.String(), "¿Cerrar sesión?") || !strings.Contains(rec.Body.String(), `lang="es"`) {
+		t.Fatalf("sign-out page: %d %.800s", rec.Code, rec.Body)
+	}
 	// Back to English; an unknown language changes nothing.
 	m.B.Do("GET", "http://localhost/.portero/admin/?lang=en", nil, nil)
 	m.B.Do("GET", "http://localhost/.portero/admin/?lang=fr", nil, nil)
@@ -154,7 +158,7 @@ func TestConsoleTenantHistory(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `id="revoke-`+id+`"`) || !strings.Contains(body, "Ticket SUP-9") || !strings.Contains(body, "read only") {
 		t.Fatalf("history: %d %.4000s", code, body)
 	}
-	if !strings.Contains(body, "<del>location_manager</del> → <ins>account_manager</ins>") || !strings.Contains(body, "member acme/leo") {
+	if !strings.Contains(body, "<del>Location manager</del> → <ins>Account manager</ins>") || !strings.Contains(body, "member acme/leo") {
 		t.Fatalf("changes: %.6000s", body)
 	}
 	if _, body = console(o, t, "POST", "t/acme/master/"+id+"/revoke", url.Values{}); !strings.Contains(body, `id="confirm-question"`) {

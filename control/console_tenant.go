@@ -2,6 +2,7 @@ package control
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -679,7 +680,7 @@ func (c *consoleRequest) tenantHistory(tenant string) {
 		CanRevoke   bool
 		RevokeBase  string
 		CanSettings bool
-	}{tenant, open.Sessions, past, historyRows(hist.Records), c.may("master.revoke", tenant),
+	}{tenant, open.Sessions, past, historyRows(c.lang, hist.Records), c.may("master.revoke", tenant),
 		consolePrefix + "t/" + url.PathEscape(tenant) + "/master/", c.may("tenant.settings", tenant)}})
 }
 
@@ -696,7 +697,7 @@ type fieldChange struct{ Field, Before, After string }
 // historyRows pairs each change with the state before it: the next older
 // record of the same object among those read (records come newest first).
 // A change whose earlier state is older than the page shows what it set.
-func historyRows(recs []audit.Record) []historyRow {
+func historyRows(lang string, recs []audit.Record) []historyRow {
 	rows := make([]historyRow, 0, len(recs))
 	for i, rec := range recs {
 		row := historyRow{Record: rec, Removed: rec.Object != "" && len(rec.Data) == 0}
@@ -704,11 +705,11 @@ func historyRows(recs []audit.Record) []historyRow {
 			rows = append(rows, row)
 			continue
 		}
-		after := flatState(rec.Data)
+		after := flatState(lang, rec.Data)
 		var before map[string]string
 		for _, older := range recs[i+1:] {
 			if older.Object == rec.Object {
-				before = flatState(older.Data)
+				before = flatState(lang, older.Data)
 				break
 			}
 		}
@@ -722,33 +723,111 @@ func historyRows(recs []audit.Record) []historyRow {
 	return rows
 }
 
-// flatState is a recorded state as field -> value text, leaving out what
-// says when rather than what.
-func flatState(data json.RawMessage) map[string]string {
+// flatState is a recorded state as field -> the value as people read it,
+// in lang; a nested membership (an invitation's) is read as its fields.
+// What says when or whom rather than what is left out.
+func flatState(lang string, data json.RawMessage) map[string]string {
 	var m map[string]any
 	if json.Unmarshal(data, &m) != nil {
 		return nil
 	}
 	out := map[string]string{}
-	for k, v := range m {
-		switch k {
-		case "updated_at", "created_at", "tenant", "user", "id":
-			continue
-		}
-		switch x := v.(type) {
-		case nil:
-		case string:
-			if x != "" {
-				out[k] = x
+	var add func(map[string]any)
+	add = func(m map[string]any) {
+		for k, v := range m {
+			switch {
+			case k == "tenant" || k == "user" || k == "id" || k == "invited_by" || k == "accepted_by":
+				continue
+			case strings.HasSuffix(k, "_at") && k != "expires_at":
+				continue
 			}
-		default:
-			b, _ := json.Marshal(x)
-			if s := string(b); s != "[]" && s != "{}" && s != "null" {
-				out[k] = s
+			if nested, ok := v.(map[string]any); ok && k == "member" {
+				add(nested)
+				continue
+			}
+			if text := stateValue(lang, k, v); text != "" {
+				if _, set := out[k]; !set {
+					out[k] = text
+				}
 			}
 		}
 	}
+	add(m)
 	return out
+}
+
+// stateValue is one recorded value as people read it: names the catalogue
+// knows in lang, times in UTC, lists joined.
+func stateValue(lang, field string, v any) string {
+	label := func(kinds []string, s string) string {
+		for _, kind := range kinds {
+			if i18n.Has(i18n.English, kind+"."+s) {
+				return i18n.T(lang, kind+"."+s)
+			}
+		}
+		return s
+	}
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case bool:
+		if x {
+			return i18n.T(lang, "common.yes")
+		}
+		return i18n.T(lang, "common.no")
+	case string:
+		switch field {
+		case "role":
+			return label([]string{"role", "partner_role"}, x)
+		case "profile", "default_profile":
+			return label([]string{"profile"}, x)
+		case "status":
+			return label([]string{"member_status", "invitation_status", "delegation_status", "tenant_status"}, x)
+		case "scope":
+			return label([]string{"scope"}, x)
+		case "mode":
+			return label([]string{"mode"}, x)
+		}
+		if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return x
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			s := fmt.Sprint(e)
+			if field == "products" {
+				s = label([]string{"feature"}, s)
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ", ")
+	case map[string]any:
+		// features: feature -> level; fields: feature -> [field, ...]
+		parts := make([]string, 0, len(x))
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			val := x[k]
+			var text string
+			switch y := val.(type) {
+			case string:
+				text = label([]string{"level"}, y)
+			case []any:
+				names := make([]string, 0, len(y))
+				for _, f := range y {
+					names = append(names, label([]string{"field"}, fmt.Sprint(f)))
+				}
+				text = strings.Join(names, ", ")
+			default:
+				b, _ := json.Marshal(y)
+				text = string(b)
+			}
+			parts = append(parts, label([]string{"feature"}, k)+": "+text)
+		}
+		return strings.Join(parts, "; ")
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
 }
 
 func union(a, b map[string]string) map[string]bool {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/control/i18n"
 	"github.com/portero-gateway/portero/internal/deny"
 	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/proxy/authn"
@@ -79,15 +80,21 @@ func (p *Plane) idpDownPage(w http.ResponseWriter, r *http.Request, returnTo str
 		return
 	}
 	retry := authn.LoginPath + "?" + url.Values{"rd": {returnTo}}.Encode()
-	writePage(w, http.StatusServiceUnavailable, idpDownTemplate, struct{ Retry, ID string }{retry, deny.ID(r.Context())})
+	lang := i18n.Of(r)
+	writePage(w, http.StatusServiceUnavailable, idpDownTemplate, struct {
+		Retry, ID, Lang string
+		T               func(string, ...any) string
+	}{retry, deny.ID(r.Context()), lang, func(key string, args ...any) string { return i18n.T(lang, key, args...) }})
 }
 
-var idpDownTemplate = template.Must(template.New("idp-down").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in unavailable — Portero</title>` + pageStyle + `</head><body>
-<h1>Sign-in is unavailable</h1>
-<p id="idp-down">The identity provider cannot be reached right now, so you cannot sign in. Nothing is wrong with your account.</p>
-<p><a href="{{.Retry}}" id="retry">Try again</a></p>
-<p class="hint">Reason: auth.idp_unreachable{{if .ID}} · decision {{.ID}}{{end}}</p>
+// The page speaks the user's language (i18n.Of: the console's choice, else
+// Accept-Language).
+var idpDownTemplate = template.Must(template.New("idp-down").Parse(`<!doctype html><html lang="{{.Lang}}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{call .T "idpdown.title"}} — Portero</title>` + pageStyle + `</head><body>
+<h1>{{call .T "idpdown.heading"}}</h1>
+<p id="idp-down">{{call .T "idpdown.text"}}</p>
+<p><a href="{{.Retry}}" id="retry">{{call .T "idpdown.retry"}}</a></p>
+<p class="hint">{{call .T "idpdown.reason"}} auth.idp_unreachable{{if .ID}} · {{call .T "idpdown.decision"}} {{.ID}}{{end}}</p>
 </body></html>`))
 
 // finishLogin is the redirect back from the identity provider: authn
@@ -108,15 +115,15 @@ func (p *Plane) finishLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign out</title>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{call .T "signout.title"}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;padding:.5rem 1.2rem}label{display:block;margin:0 0 1rem}.hint{color:#666;font-size:.9rem}</style>
-</head><body><h1>Sign out?</h1>
-{{if .Subject}}<p>You are signed in as <strong>{{.Subject}}</strong>.</p>{{end}}
+</head><body><h1>{{call .T "signout.question"}}</h1>
+{{if .Subject}}<p>{{call .T "signout.signed_in_as"}} <strong>{{.Subject}}</strong>.</p>{{end}}
 <form method="post" action="/.portero/logout">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
-{{if .Subject}}<label><input type="checkbox" name="everywhere" value="1" id="portero-signout-everywhere"> Sign out everywhere: end every session you have signed in with{{if not .Shared}} on this server{{end}}, on other devices and browsers too</label>{{end}}
-<button type="submit" id="portero-signout" autofocus>Sign out</button>
+{{if .Subject}}<label><input type="checkbox" name="everywhere" value="1" id="portero-signout-everywhere"> {{if .Shared}}{{call .T "signout.everywhere"}}{{else}}{{call .T "signout.everywhere_here"}}{{end}}</label>{{end}}
+<button type="submit" id="portero-signout" autofocus>{{call .T "signout.button"}}</button>
 </form></body></html>
 `))
 
@@ -128,10 +135,12 @@ func (p *Plane) confirmLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'") // no form-action: the POST redirects to the IdP
 	w.Header().Set("X-Frame-Options", "DENY")
+	lang := i18n.Of(r)
 	data := struct {
-		Subject, CSRF string
-		Shared        bool
-	}{Shared: p.sessions.SharedState()}
+		Subject, CSRF, Lang string
+		Shared              bool
+		T                   func(string, ...any) string
+	}{Shared: p.sessions.SharedState(), Lang: lang, T: func(key string, args ...any) string { return i18n.T(lang, key, args...) }}
 	if st != nil {
 		data.Subject = st.Identity.Email
 		if data.Subject == "" {
