@@ -93,6 +93,14 @@ func consoleFuncs(lang string) template.FuncMap {
 			}
 			return o
 		},
+		// fieldNames names a feature's fields.
+		"fieldNames": func(ids []string) string {
+			names := make([]string, len(ids))
+			for i, id := range ids {
+				names[i] = label("field", id)
+			}
+			return strings.Join(names, ", ")
+		},
 		// stage says how the policy evaluates one of its stages.
 		"stage": func(s string) string {
 			if why, ok := strings.CutPrefix(s, "evaluated per request: "); ok {

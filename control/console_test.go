@@ -169,7 +169,7 @@ func TestConsoleForOwnersAndPartners(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(body, `class="err"`) {
 		t.Fatalf("bad field rights: %d %.600s", code, body)
 	}
-	if _, body = console(m, t, "GET", "t/acme/members", nil); !strings.Contains(body, `data-user="leo"`) || !strings.Contains(body, "listings fields: phone, hours") {
+	if _, body = console(m, t, "GET", "t/acme/members", nil); !strings.Contains(body, `data-user="leo"`) || !strings.Contains(body, "listings fields: Phone, Opening hours") {
 		t.Fatalf("members page: %.1500s", body)
 	}
 	if _, body = console(m, t, "GET", "t/acme/members/leo/edit", nil); !strings.Contains(body, `id="field-profile_listings-phone" checked`) || !strings.Contains(body, `id="field-profile_listings-hours" checked`) ||
