@@ -340,7 +340,8 @@ func (l *replicaLoad) within(from, to time.Time) map[string]int {
 	return out
 }
 
-// servedAfter lists the answers 200 to requests begun after from.
+// servedAfter lists the answers 200 to requests begun in (from, to), in
+// the order they began.
 func (l *replicaLoad) servedAfter(from, to time.Time) []replicaAnswer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -350,6 +351,7 @@ func (l *replicaLoad) servedAfter(from, to time.Time) []replicaAnswer {
 			out = append(out, a)
 		}
 	}
+	slices.SortFunc(out, func(a, b replicaAnswer) int { return a.begin.Compare(b.begin) })
 	return out
 }
 
@@ -577,6 +579,9 @@ func TestReplicas(t *testing.T) {
 	wr := startWriter(ctx, all, root.token, pick(40*time.Millisecond, 20*time.Millisecond))
 	time.Sleep(pick(time.Second, 5*time.Second))
 	const detect = time.Second // for every replica to see its listening connection gone
+	// A write reaches every replica within this (the target; the
+	// trials above measure how fast it does).
+	const propagationBound = time.Second
 	for _, kind := range []string{"stop", "crash"} {
 		if kind == "stop" {
 			cluster.Stop()
@@ -596,7 +601,10 @@ func TestReplicas(t *testing.T) {
 		started := time.Now()
 		// Written while the replicas may still be reconnecting: a
 		// notification they can miss. Their cached facts say pat is
-		// active; none may serve him from now on.
+		// active; once the write has had the time any revocation takes to
+		// reach them (the notification on its way), none may serve him: a
+		// replica that missed it must have dropped what it cached when it
+		// listened again.
 		adminOn(t, store, "member", "deactivate", "acme", "pat")
 		deactivated := time.Now()
 		var recover time.Duration
@@ -609,8 +617,13 @@ func TestReplicas(t *testing.T) {
 		}
 		reactivating := time.Now()
 		if stale := load.servedAfter(deactivated, reactivating); len(stale) > 0 {
-			t.Errorf("%s: %d requests for pat begun after he was deactivated were served (first: replica %s, %v after)",
-				kind, len(stale), stale[0].replica, stale[0].begin.Sub(deactivated))
+			last := stale[len(stale)-1]
+			t.Logf("%s: %d requests for pat served while the deactivation written after the restart was on its way (the last begun %v after it, on replica %s)",
+				kind, len(stale), last.begin.Sub(deactivated).Round(time.Millisecond), last.replica)
+		}
+		if stale := load.servedAfter(deactivated.Add(propagationBound), reactivating); len(stale) > 0 {
+			t.Errorf("%s: %d requests for pat begun more than %v after he was deactivated were served (first: replica %s, %v after): stale facts after the outage",
+				kind, len(stale), propagationBound, stale[0].replica, stale[0].begin.Sub(deactivated).Round(time.Millisecond))
 		}
 		if s, body := api(a, root.token, "POST", "tenants/acme/members/pat/reactivate", nil); s != http.StatusOK {
 			t.Fatalf("%s: reactivate pat on A after the restart: %d %s", kind, s, body)
