@@ -571,7 +571,11 @@ func TestBrowserConsoleOwnerAndPartner(t *testing.T) {
 	step(t, ctx, "invite partnerco",
 		chromedp.Navigate(s.gateway+"/.portero/admin/t/acme/partners"),
 		chromedp.WaitVisible("#invite-form", chromedp.ByID),
-		chromedp.SendKeys("#partner", "partnerco", chromedp.ByID),
+		// The agency is found by name and picked from the results.
+		chromedp.SendKeys("#partner-q", "Partner", chromedp.ByID),
+		chromedp.Click("#partner-search-button", chromedp.ByID),
+		chromedp.WaitVisible("#pick-partnerco", chromedp.ByID),
+		chromedp.Click("#pick-partnerco", chromedp.ByID),
 		chromedp.Click("#product-reviews", chromedp.ByID),
 		chromedp.Click("#send-invite", chromedp.ByID),
 		chromedp.WaitVisible(`#delegations tr[data-partner="partnerco"]`, chromedp.ByQuery))
