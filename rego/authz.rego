@@ -54,20 +54,20 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 	master.applies
 } else := {"allow": false, "status": 403, "reason": "tenant.suspended"} if {
 	input.access.tenant.status != "active"
-} else := d if {
-	# A member who is also a user of a partner organisation with an
-	# accepted delegation from the tenant has the union of both: what the
-	# membership refuses, the delegation may allow.
+} else := _refusal if {
 	_denial
+} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
+
+# A refusal, unless the caller is a member who is also a user of a
+# partner organisation with an accepted delegation from the tenant: they
+# have the union of both, so what the membership refuses the delegation
+# may allow. (Worked out only for refused requests: an allowed one costs
+# nothing more.)
+_refusal := d if {
 	members.also_partner
 	d := _as_partner
 	d.allow
-} else := _own
-
-# The decision on the caller as the store's facts make them.
-_own := {"allow": false, "status": 403, "reason": _denial} if {
-	_denial
-} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
+} else := {"allow": false, "status": 403, "reason": _denial}
 
 # The decision on the caller as the partner's user alone: the facts
 # without the membership, and none of the gateway's memoised stages (they
@@ -77,6 +77,11 @@ _as_partner := d if {
 		with input.subject as false
 		with input.operation_denial as false
 }
+
+# The end of decision, for _as_partner.
+_own := {"allow": false, "status": 403, "reason": _denial} if {
+	_denial
+} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
 
 # The first refusal: one that holds for every request of this caller, then
 # an operation the route mapping does not name (default deny), then one for
