@@ -65,7 +65,14 @@ func (h *harness) wrk(tg target, dir string, d time.Duration) (string, error) {
 		}
 	} else {
 		script := filepath.Join(dir, "requests.lua")
-		if err := os.WriteFile(script, []byte(wrkScript(tg.requests)), 0o644); err != nil {
+		text := wrkScript(tg.requests)
+		if len(tg.requests) > maxInlineRequests {
+			var err error
+			if text, err = wrkScriptFile(tg.requests, filepath.Join(dir, "requests.tsv")); err != nil {
+				return "", err
+			}
+		}
+		if err := os.WriteFile(script, []byte(text), 0o644); err != nil {
 			return "", err
 		}
 		args = append(args, "-s", script)

@@ -157,6 +157,7 @@ type harness struct {
 	dir        string      // the scratch directory of the row being set up
 	imported   storeImport // set by the store row
 	storeEdits *target     // the store row's gateway, loaded with edits
+	storeDB    string      // the store row's access store, seeded
 }
 
 type proc struct {

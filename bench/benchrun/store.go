@@ -97,6 +97,7 @@ func (h *harness) porteroStoreRow() (target, error) {
 		return target{}, fmt.Errorf("import: %v\n%s", err, out)
 	}
 	h.imported = storeImport{members: members, took: time.Since(start)}
+	h.storeDB = db
 
 	cfg, public, ops := h.porteroConfigFor("portero-store", true, "warn", "    body:\n      json: true\n      max_bytes: 65536", "access:\n  store: "+db+"\n")
 	p := h.start("portero-store", nil, filepath.Join(h.bin, "portero"), "serve", "-c", cfg)

@@ -5,6 +5,9 @@
 package main
 
 import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -63,7 +66,20 @@ func main() {
 		}
 		return c
 	}
-	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "bench", Algorithm: "RS256", Use: "sig"}}})
+	// A second key, ES256, signs the many tokens of POST /tokens: a P-256
+	// signature takes tens of microseconds where RS256 takes a millisecond.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ecSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: ecKey, KeyID: "bench-ec"}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: &key.PublicKey, KeyID: "bench", Algorithm: "RS256", Use: "sig"},
+		{Key: &ecKey.PublicKey, KeyID: "bench-ec", Algorithm: "ES256", Use: "sig"},
+	}})
 	if *tokenOut != "" {
 		if err := os.WriteFile(*tokenOut, []byte(sign(user("portero", nil))), 0o600); err != nil {
 			log.Fatal(err)
@@ -122,6 +138,35 @@ func main() {
 			"access_token": "bench", "token_type": "Bearer", "expires_in": 4 * 3600,
 			"id_token": sign(user(clientID, map[string]any{"nonce": p.nonce, "sub": p.sub})),
 		})
+	})
+	// POST /tokens: a bearer token (aud portero, ES256) for each subject
+	// in the body (one a line), one a line in the same order; for loads
+	// of many distinct callers.
+	mux.HandleFunc("POST /tokens", func(w http.ResponseWriter, r *http.Request) {
+		// All subjects first: the server stops reading the request body
+		// once the answer has started.
+		var subs []string
+		sc := bufio.NewScanner(r.Body)
+		for sc.Scan() {
+			subs = append(subs, sc.Text())
+		}
+		if err := sc.Err(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		bw := bufio.NewWriter(w)
+		for _, sub := range subs {
+			claims := user("portero", map[string]any{"sub": sub, "email": sub + "@example.com", "roles": []string{}})
+			payload, _ := json.Marshal(claims)
+			jws, err := ecSigner.Sign(payload)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			tok, _ := jws.CompactSerialize()
+			_, _ = bw.WriteString(tok + "\n")
+		}
+		_ = bw.Flush()
 	})
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.ListenAndServe())
