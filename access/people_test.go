@@ -72,6 +72,17 @@ func testMemberInvitations(t *testing.T) {
 	if _, err := s.AcceptInvitation(ctx, token, Invitee{Subject: "nora-sub", Email: "nora@example.com", EmailVerified: true}); !errors.Is(err, ErrInvitationUsed) {
 		t.Fatalf("replayed: %v", err)
 	}
+	// An invitation never overwrites an existing membership.
+	_, again, err := s.InviteMember(ctx, MemberInvitation{Tenant: "acme", Email: "leo@example.com", InvitedBy: "olivia", Member: Member{Role: "account_manager"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcceptInvitation(ctx, again, Invitee{Subject: "leo", Email: "leo@example.com", EmailVerified: true}); !errors.Is(err, ErrAlreadyMember) {
+		t.Fatalf("an existing member accepts: %v", err)
+	}
+	if m, _ := s.Member(ctx, "acme", "leo"); m.Role != "location_manager" {
+		t.Fatalf("the membership changed: %+v", m)
+	}
 	got, _, err := s.InvitationByToken(ctx, token)
 	if err != nil || got.Status != "accepted" || got.AcceptedBy != "nora-sub" {
 		t.Fatalf("after acceptance: %+v %v", got, err)
@@ -132,11 +143,11 @@ func testMemberInvitations(t *testing.T) {
 		t.Fatalf("invite again after expiry: %v", err)
 	}
 	pending, err := s.MemberInvitations(ctx, "acme", false)
-	if err != nil || len(pending) != 1 || pending[0].Email != "vic@example.com" {
+	if err != nil || len(pending) != 2 || pending[0].Email != "vic@example.com" {
 		t.Fatalf("pending: %v %v", pending, err)
 	}
 	all, _ := s.MemberInvitations(ctx, "acme", true)
-	if len(all) != 4 {
+	if len(all) != 5 {
 		t.Fatalf("all invitations: %d", len(all))
 	}
 	// Bad input names the field.
