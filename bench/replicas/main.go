@@ -16,6 +16,9 @@
 //
 //	PORTERO_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  go -C bench run ./replicas [-faults full|short|skip] [-count 3]
+//
+// After a bench/run, `-faults skip -count 0` writes the section again
+// (it quotes the run's two-replica row) and keeps the figures.
 package main
 
 import (
@@ -95,7 +98,7 @@ var benches = []struct{ bench, what string }{
 
 func main() {
 	faults := flag.String("faults", "full", "PORTERO_FAULTS mode of TestReplicas (full: ≥200 propagation trials; short; skip: keep docs/replicas.json's figures)")
-	count := flag.Int("count", 3, "runs of each benchmark (medians are reported)")
+	count := flag.Int("count", 3, "runs of each benchmark (medians are reported); 0 keeps docs/replicas.json's lookups")
 	root := flag.String("root", "..", "the repository root (go -C bench run ./replicas runs in bench/)")
 	flag.Parse()
 	if err := run(*root, *faults, *count); err != nil {
@@ -105,22 +108,28 @@ func main() {
 }
 
 func run(root, faults string, count int) error {
-	if os.Getenv("PORTERO_TEST_POSTGRES") == "" {
+	if os.Getenv("PORTERO_TEST_POSTGRES") == "" && count > 0 {
 		return errors.New("set PORTERO_TEST_POSTGRES to a PostgreSQL database the benchmark may create schemas in (CI's: postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
 	}
 	jsonPath := filepath.Join(root, "docs", "replicas.json")
 	fig := Figures{Date: time.Now().UTC().Format("2006-01-02"), Go: runtime.Version(), CPUs: runtime.NumCPU(),
 		Command: fmt.Sprintf("go -C bench run ./replicas -faults %s -count %d", faults, count)}
 	fig.LoadAvg[0] = loadAverage()
-	if faults == "skip" {
-		var old Figures
+	var old Figures
+	if faults == "skip" || count == 0 {
 		raw, err := os.ReadFile(jsonPath)
 		if err == nil {
 			err = json.Unmarshal(raw, &old)
 		}
-		if err != nil || len(old.Replicas) == 0 {
-			return fmt.Errorf("-faults skip needs the figures of an earlier run in %s: %v", jsonPath, err)
+		if err != nil || len(old.Replicas) == 0 || (count == 0 && len(old.Lookups) == 0) {
+			return fmt.Errorf("-faults skip and -count 0 keep the figures of an earlier run in %s: %v", jsonPath, err)
 		}
+	}
+	if faults == "skip" && count == 0 {
+		// Only the section again (after a bench/run, whose row it quotes):
+		// the figures, and when and how they were measured, stay.
+		fig = old
+	} else if faults == "skip" {
 		fig.Replicas = old.Replicas
 	} else {
 		tmp, err := os.CreateTemp("", "replicas-*.json")
@@ -144,6 +153,36 @@ func run(root, faults string, count int) error {
 		fig.Replicas = bytes.TrimSpace(fig.Replicas)
 	}
 
+	if count == 0 {
+		fig.Lookups = old.Lookups
+	} else if err := lookups(root, count, &fig); err != nil {
+		return err
+	}
+	if faults != "skip" || count != 0 {
+		fig.LoadAvg[1] = loadAverage()
+	}
+	js, _ := json.MarshalIndent(fig, "", "  ")
+	if err := os.WriteFile(jsonPath, append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	perf := filepath.Join(root, "docs", "performance.md")
+	doc, err := os.ReadFile(perf)
+	if err != nil {
+		return err
+	}
+	text, err := section(fig, benchRow(string(doc)))
+	if err != nil {
+		return err
+	}
+	if err := replaceBetween(perf, "replicas", text); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "replicas: wrote docs/replicas.json and docs/performance.md's replicas section")
+	return nil
+}
+
+// lookups runs the Resolve benchmarks count times and keeps their medians.
+func lookups(root string, count int, fig *Figures) error {
 	args := []string{"test", "-run", "^$", "-bench", "^(BenchmarkResolve|BenchmarkResolvePostgres)$", "-benchmem", "-count", strconv.Itoa(count), "-cpu", "1", "-timeout", "30m", "./access/"}
 	fmt.Fprintln(os.Stderr, "replicas: go", strings.Join(args, " "))
 	cmd := exec.Command("go", args...)
@@ -162,24 +201,6 @@ func run(root, faults string, count int) error {
 		}
 		fig.Lookups = append(fig.Lookups, Lookup{Bench: b.bench, NsPerOp: median(s, 0), BytesPerOp: median(s, 1), AllocsPerOp: median(s, 2), BytesEntry: median(s, 3)})
 	}
-	fig.LoadAvg[1] = loadAverage()
-	js, _ := json.MarshalIndent(fig, "", "  ")
-	if err := os.WriteFile(jsonPath, append(js, '\n'), 0o644); err != nil {
-		return err
-	}
-	perf := filepath.Join(root, "docs", "performance.md")
-	doc, err := os.ReadFile(perf)
-	if err != nil {
-		return err
-	}
-	text, err := section(fig, benchRow(string(doc)))
-	if err != nil {
-		return err
-	}
-	if err := replaceBetween(perf, "replicas", text); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "replicas: wrote docs/replicas.json and docs/performance.md's replicas section")
 	return nil
 }
 
