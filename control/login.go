@@ -189,7 +189,12 @@ func (p *Plane) logout(w http.ResponseWriter, r *http.Request) {
 // (master access, the console). Without one it answers itself and returns
 // nil: a GET goes to sign-in and comes back, anything else is a 401.
 func (p *Plane) browserSession(w http.ResponseWriter, r *http.Request) *authn.Session {
-	st := p.sessions.Current(w, r)
+	st, err := p.sessions.CurrentOrErr(w, r)
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		deny.Write(w, r, false, deny.Denial{Status: http.StatusServiceUnavailable, Reason: "auth.unavailable", ID: deny.ID(r.Context())})
+		return nil
+	}
 	if st == nil {
 		if r.Method == http.MethodGet {
 			p.sessions.RedirectToLogin(w, r, r.Host)

@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -74,7 +75,11 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request, api
 	}
 	if raw == "" {
 		if a.Sessions != nil {
-			if st := a.Sessions.Current(w, r); st != nil {
+			st, err := a.Sessions.CurrentOrErr(w, r)
+			if err != nil {
+				return nil, &Error{"unavailable", fmt.Errorf("session state: %w", err)}
+			}
+			if st != nil {
 				return st.Identity, nil
 			}
 		}

@@ -143,18 +143,27 @@ func (s *Sessions) oauthConfig() *oauth2.Config {
 // Current returns the request's session, refreshing its tokens when they
 // have expired (setting the new cookie on w), or nil when there is none.
 func (s *Sessions) Current(w http.ResponseWriter, r *http.Request) *Session {
+	st, _ := s.CurrentOrErr(w, r)
+	return st
+}
+
+// CurrentOrErr is Current, except that when the session state cannot say
+// whether the request's session was revoked it returns the error (the
+// caller answers 503: the session may have been revoked, and sending the
+// user to sign in again would fail the same way) instead of no session.
+func (s *Sessions) CurrentOrErr(w http.ResponseWriter, r *http.Request) (*Session, error) {
 	st, raw, err := s.unrevoked(r)
 	if err != nil {
 		s.stateFailed("session check", err)
-		return nil // fail closed: the session may have been revoked
+		return nil, err // fail closed: the session may have been revoked
 	}
 	if st == nil {
-		return nil
+		return nil, nil
 	}
 	if s.now().Unix() < st.data.Expiry {
-		return st
+		return st, nil
 	}
-	return s.refresh(w, r, raw, st)
+	return s.refresh(w, r, raw, st), nil
 }
 
 // ForSignOut returns the request's session for signing it out: like
