@@ -21,15 +21,15 @@ const adminUsage = `portero admin — manage the access store directly (scriptin
 
 Usage: portero admin [-c gateway.yaml | --store FILE|URL] NOUN VERB ARGS...
 
-  tenant create ID --name NAME [--owner SUB] [--host HOST]... [--no-master-access]
+  tenant create ID --name NAME [--owner SUB] [--owner-email ADDR] [--host HOST]... [--no-master-access]
   tenant list [--q TEXT]
   tenant suspend|reactivate ID
   member put TENANT USER --role ROLE [--profile P] [--business B]... [--location L]...
              [--feature NAME=read|edit]... [--field FEATURE=f1,f2]... [--right RIGHT]...
   member list TENANT
   member deactivate|reactivate|remove TENANT USER
-  partner create ID --name NAME
-  partner user PARTNER USER
+  partner create ID --name NAME [--email ADDR]
+  partner user PARTNER USER [--role admin|staff] [--name NAME] [--email ADDR]
   delegation invite TENANT PARTNER --scope full|limited [--product P]... [--wallet] [--expires RFC3339] --by SUB
   delegation list TENANT
   delegation accept|reject|resend|withdraw|revoke ID
@@ -133,13 +133,14 @@ func runAdmin(ctx context.Context, s *access.Store, cat *access.Catalogue, noun,
 			return nil, err
 		}
 		name, owner := fs.String("name", "", ""), fs.String("owner", "", "")
+		ownerEmail := fs.String("owner-email", "", "")
 		noMaster := fs.Bool("no-master-access", false, "")
 		var hosts stringList
 		fs.Var(&hosts, "host", "")
 		if err := fs.Parse(rest); err != nil {
 			return nil, err
 		}
-		return s.CreateTenant(ctx, access.Tenant{ID: pos[0], Name: *name, Owner: *owner, Hostnames: hosts, MasterAccess: !*noMaster})
+		return s.CreateTenant(ctx, access.Tenant{ID: pos[0], Name: *name, Owner: *owner, OwnerEmail: *ownerEmail, Hostnames: hosts, MasterAccess: !*noMaster})
 	case "tenant list":
 		q := fs.String("q", "", "")
 		if err := fs.Parse(args); err != nil {
@@ -215,17 +216,21 @@ func runAdmin(ctx context.Context, s *access.Store, cat *access.Catalogue, noun,
 		if err != nil {
 			return nil, err
 		}
-		name := fs.String("name", "", "")
+		name, email := fs.String("name", "", ""), fs.String("email", "", "")
 		if err := fs.Parse(rest); err != nil {
 			return nil, err
 		}
-		return s.CreatePartner(ctx, access.Partner{ID: pos[0], Name: *name})
+		return s.CreatePartner(ctx, access.Partner{ID: pos[0], Name: *name, Email: *email})
 	case "partner user":
-		pos, _, err := positional(args, 2, "partner user PARTNER USER")
+		pos, rest, err := positional(args, 2, "partner user PARTNER USER")
 		if err != nil {
 			return nil, err
 		}
-		return s.PutPartnerUser(ctx, access.PartnerUser{Partner: pos[0], User: pos[1]})
+		role, name, email := fs.String("role", "", ""), fs.String("name", "", ""), fs.String("email", "", "")
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		return s.PutPartnerUser(ctx, access.PartnerUser{Partner: pos[0], User: pos[1], Role: *role, Name: *name, Email: *email})
 	case "delegation invite":
 		pos, rest, err := positional(args, 2, "delegation invite TENANT PARTNER --scope full|limited --by SUB")
 		if err != nil {

@@ -30,6 +30,8 @@ export const USERS = {
     persona: 'acme location manager (assigned locations only)' },
   partner: { name: 'Pat Partner', email: 'pat@partnerco.example', org: 'partnerco', groups: [], roles: ['globex:account_manager'], tenants: [],
     persona: 'user of partner organisation partnerco, managing globex' },
+  nora: { name: 'Nora Díaz', email: 'nora@acme.example', org: 'acme', groups: [], roles: [], tenants: [],
+    persona: 'nobody\'s member yet: invite nora@acme.example to acme from the console' },
 };
 
 // Start-up stages go to stderr so a slow or stuck start shows where it is.
