@@ -651,6 +651,12 @@ var apiMessages = []struct {
 	{regexp.MustCompile(`^partner "([^"]*)" exists$`), "apierr.partner_exists"},
 	{regexp.MustCompile(`^(?:tenant|member|delegation|partner|master-access session) .*: not found$`), "apierr.not_found"},
 	{regexp.MustCompile(`^master access is not configured$`), "apierr.master_off"},
+	{regexp.MustCompile(`^must be an e-mail address such as (\S+)$`), "apierr.email_format"},
+	{regexp.MustCompile(`^must be at most 200 printable characters$`), "apierr.name_format"},
+	{regexp.MustCompile(`^(\S+) already has a pending invitation to (\S+); resend or withdraw it$`), "apierr.invitation_pending"},
+	{regexp.MustCompile(`^(\S+) has another pending invitation to (\S+)$`), "apierr.invitation_pending"},
+	{regexp.MustCompile(`^cannot (\w+) an invitation that is (\w+)$`), "apierr.invitation_state"},
+	{regexp.MustCompile(`^you cannot demote, deactivate or remove yourself; ask another admin$`), "apierr.self"},
 }
 
 // apiMessage is an API error in the user's language: the refusal's reason
@@ -667,8 +673,18 @@ func (c *consoleRequest) apiMessage(status int, ae apiError) string {
 			for _, s := range sub[1:] {
 				args = append(args, s)
 			}
-			if m.key == "apierr.unknown_name" {
+			switch m.key {
+			case "apierr.unknown_name":
 				args[0] = c.t("kind." + sub[1])
+			case "apierr.delegation_state", "apierr.invitation_state":
+				if c.lang == i18n.English {
+					break
+				}
+				status := "delegation_status."
+				if m.key == "apierr.invitation_state" {
+					status = "invitation_status."
+				}
+				args[0], args[1] = i18n.Or(c.lang, "action."+sub[1], sub[1]), i18n.Or(c.lang, status+sub[2], sub[2])
 			}
 			return c.t(m.key, args...)
 		}

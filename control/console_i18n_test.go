@@ -140,6 +140,8 @@ func TestAPIMessagesTranslated(t *testing.T) {
 		{403, apiError{Reason: "admin.rank"}, "Solo puedes asignar roles inferiores al tuyo, y a miembros con un rol inferior al tuyo."},
 		{400, apiError{Message: "something new the console has not seen"}, "La solicitud no es válida. (something new the console has not seen)"},
 		{418, apiError{}, "La solicitud ha fallado (418)."},
+		{409, apiError{Message: "cannot withdraw an invitation that is accepted"}, "no se puede hacer «Retirar» en una invitación que está «aceptada»"},
+		{400, apiError{Field: "email", Message: "must be an e-mail address such as ana@example.com"}, "debe ser un correo electrónico, como ana@example.com"},
 		{404, apiError{Message: "member leo of acme: not found"}, "Ya no existe (puede que alguien lo haya eliminado mientras tanto)."},
 	} {
 		if got := c.apiMessage(tc.status, tc.ae); got != tc.want {

@@ -787,6 +787,12 @@ func stateValue(lang, field string, v any) string {
 			return label([]string{"scope"}, x)
 		case "mode":
 			return label([]string{"mode"}, x)
+		case "lang":
+			for _, l := range i18n.Languages {
+				if l.Code == x {
+					return l.Name
+				}
+			}
 		}
 		if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
