@@ -106,7 +106,7 @@ func policyWithOps(b *testing.B, total int) policy.Source {
 // the resolver's cache far smaller), so it pays for everything a first
 // request does: the store lookup (a cache miss), input.access, the subject
 // stage, the operation's refusal for this caller, and the decision.
-// members-100k uses the default policy; ops-200 the same with its route
+// members-100k uses the default policy; 200-ops the same with its route
 // mapping grown to 200 operations (the cost must not grow with it).
 func BenchmarkFirstRequest(b *testing.B) {
 	s := seedFirstRequestStore(b)
@@ -115,7 +115,7 @@ func BenchmarkFirstRequest(b *testing.B) {
 		src  policy.Source
 	}{
 		{"members-100k", policy.Source{Name: "embedded", FS: defaultrego.Bundle}},
-		{"ops-200", policyWithOps(b, 200)},
+		{"200-ops", policyWithOps(b, 200)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
