@@ -65,7 +65,7 @@ func TestErrorsNameFileLineColumnAndFix(t *testing.T) {
 	cases := []struct {
 		name, src, want string
 	}{
-		{"unknown top-level key", minimal + "listn:\n  public: :80\n", `gateway.yaml:8:1: listn: unknown key "listn"; expected one of: access, assertion, forward_auth, headers, limits, listen`},
+		{"unknown top-level key", minimal + "listn:\n  public: :80\n", `gateway.yaml:8:1: listn: unknown key "listn"; expected one of: access, assertion, console, forward_auth, headers, limits, listen`},
 		{"unknown nested key", minimal + "    upstreams: http://x\n", `gateway.yaml:8:5: routes[0].upstreams: unknown key "upstreams"`},
 		{"wrong type bool", minimal + "    api: yes\n", `gateway.yaml:8:10: routes[0].api: expected true or false, got "yes"`},
 		{"wrong type int", minimal + "    body: {json: true, max_bytes: lots}\n", `gateway.yaml:8:35: routes[0].body.max_bytes: expected a whole number, got "lots"`},
