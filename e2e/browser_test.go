@@ -33,6 +33,9 @@ const tokenTTL = 6 * time.Second
 
 type stack struct {
 	gateway, ops, idp string
+	// mailpit is Mailpit's web UI and API (http://127.0.0.1:PORT) when the
+	// stack was started with mail; "" otherwise.
+	mailpit string
 }
 
 func prerequisites(t *testing.T) string {
@@ -172,6 +175,50 @@ func startStack(t *testing.T) stack {
 // request (e2e/nginx.conf), with Portero reached only through nginx.
 func startStackWith(t *testing.T, withNginx bool) stack {
 	t.Helper()
+	return startStackOpts(t, stackOptions{nginx: withNginx})
+}
+
+// stackOptions choose what startStackOpts starts besides the IdP, the app
+// and the gateway.
+type stackOptions struct {
+	nginx bool // see startStackWith
+	// mail starts a real Mailpit (SMTP and HTTP API on free ports) and
+	// points the gateway's mail: section at it (DEMO_MAILPIT_SMTP_PORT).
+	mail bool
+}
+
+// mailpitBinary finds Mailpit: on PATH, in Go's bin directory (go install
+// github.com/axllent/mailpit@v1.33.1; scripts/test.sh does it) or in the
+// repository's bin/ (demo/run puts it there).
+func mailpitBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("mailpit"); err == nil {
+		return p
+	}
+	candidates := []string{"../bin/mailpit"}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		candidates = append(candidates, filepath.Join(strings.TrimSpace(string(out)), "bin", "mailpit"))
+	}
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
+			return c
+		}
+	}
+	msg := "mailpit is not installed (go install github.com/axllent/mailpit@v1.33.1)"
+	if os.Getenv("PORTERO_E2E") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + " (set PORTERO_E2E=1 to make this a failure)")
+	return ""
+}
+
+func startStackOpts(t *testing.T, o stackOptions) stack {
+	t.Helper()
+	withNginx := o.nginx
+	mailpit := ""
+	if o.mail {
+		mailpit = mailpitBinary(t)
+	}
 	bin := t.TempDir()
 	for pkg, out := range map[string]string{"../cmd/portero": "portero", "../demo/app": "demo-app"} {
 		// go -C: e2e/ is a module of its own; these are the main module's.
@@ -183,8 +230,8 @@ func startStackWith(t *testing.T, withNginx bool) stack {
 	if b, err := exec.Command("../demo/seed", filepath.Join(bin, "portero"), store).CombinedOutput(); err != nil {
 		t.Fatalf("demo/seed: %v\n%s", err, b)
 	}
-	ports := freePorts(t, 5)
-	gw, ops, idp, app, public := ports[0], ports[1], ports[2], ports[3], ports[4]
+	ports := freePorts(t, 7)
+	gw, ops, idp, app, public, smtp, mailUI := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
 	config := "../demo/gateway.yaml"
 	if !withNginx {
 		public = gw
@@ -214,6 +261,13 @@ func startStackWith(t *testing.T, withNginx bool) stack {
 	// what it waited for, and a process that dies fails the test at once.
 	idpProc := start(t, env, "node", "../demo/idp/server.js")
 	appProc := start(t, env, filepath.Join(bin, "demo-app"))
+	if o.mail {
+		s.mailpit = fmt.Sprintf("http://127.0.0.1:%d", mailUI)
+		env = append(env, fmt.Sprintf("DEMO_MAILPIT_SMTP_PORT=%d", smtp))
+		mp := start(t, nil, mailpit, "--listen", fmt.Sprintf("127.0.0.1:%d", mailUI), "--smtp", fmt.Sprintf("127.0.0.1:%d", smtp),
+			"--database", filepath.Join(t.TempDir(), "mailpit.db"), "--disable-version-check")
+		waitReady(t, "Mailpit", s.mailpit+"/readyz", 60*time.Second, mp)
+	}
 	waitReady(t, "the demo IdP", s.idp+"/.well-known/openid-configuration", 90*time.Second, idpProc, appProc)
 	gwProc := start(t, env, filepath.Join(bin, "portero"), "serve", "-c", config)
 	waitReady(t, "the gateway", s.ops+"/readyz", 60*time.Second, idpProc, appProc, gwProc)
@@ -226,6 +280,10 @@ func startStackWith(t *testing.T, withNginx bool) stack {
 
 func newBrowser(t *testing.T, chromium string) context.Context {
 	t.Helper()
+	profile, err := os.MkdirTemp("", "portero-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox,
@@ -234,12 +292,22 @@ func newBrowser(t *testing.T, chromium string) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+		// Chromium's helpers may still write into the profile as it
+		// exits: removing it is best effort (t.TempDir's cleanup failed
+		// the test with "directory not empty").
+		for i := 0; i < 10 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	return ctx
 }
 
