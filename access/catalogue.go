@@ -19,12 +19,17 @@ type Catalogue struct {
 	Features map[string]bool
 	Profiles map[string]bool
 	Rights   map[string]bool
+	// Fields are the fields each feature declares
+	// (definitions.features.<f>.fields): the only ones a per-field edit
+	// right may name.
+	Fields map[string]map[string]bool
 }
 
 // CatalogueOf reads the catalogue from the policy's definitions document
 // (a JSON-like value: objects are map[string]any).
 func CatalogueOf(defs any) *Catalogue {
-	c := &Catalogue{Roles: map[string]int{}, Features: map[string]bool{}, Profiles: map[string]bool{}, Rights: map[string]bool{}}
+	c := &Catalogue{Roles: map[string]int{}, Features: map[string]bool{}, Profiles: map[string]bool{}, Rights: map[string]bool{},
+		Fields: map[string]map[string]bool{}}
 	doc, _ := defs.(map[string]any)
 	if roles, ok := doc["roles"].(map[string]any); ok {
 		for name, rank := range roles {
@@ -35,6 +40,20 @@ func CatalogueOf(defs any) *Catalogue {
 		if m, ok := doc[key].(map[string]any); ok {
 			for name := range m {
 				set[name] = true
+			}
+		}
+	}
+	if features, ok := doc["features"].(map[string]any); ok {
+		for name, def := range features {
+			d, _ := def.(map[string]any)
+			list, _ := d["fields"].([]any)
+			for _, f := range list {
+				if f, ok := f.(string); ok {
+					if c.Fields[name] == nil {
+						c.Fields[name] = map[string]bool{}
+					}
+					c.Fields[name][f] = true
+				}
 			}
 		}
 	}
@@ -73,8 +92,8 @@ func unknown(field, kind, name string, known map[string]bool) error {
 	return &FieldError{field, fmt.Sprintf("unknown %s %q; the policy defines: %s", kind, name, strings.Join(names, ", "))}
 }
 
-// CheckMember refuses a role, profile, feature, right or per-field feature
-// the policy does not define.
+// CheckMember refuses a role, profile, feature, right, per-field feature
+// or field the policy does not define.
 func (c *Catalogue) CheckMember(m *Member) error {
 	if _, ok := c.Roles[m.Role]; !ok {
 		roles := map[string]bool{}
@@ -94,6 +113,15 @@ func (c *Catalogue) CheckMember(m *Member) error {
 	for _, f := range slices.Sorted(maps.Keys(m.Fields)) {
 		if !c.Features[f] {
 			return unknown("fields", "feature", f, c.Features)
+		}
+		declared := c.Fields[f]
+		if len(declared) == 0 && len(m.Fields[f]) > 0 {
+			return &FieldError{"fields." + f, fmt.Sprintf("feature %q declares no fields, so no per-field edit right can name one (declare them in definitions.features.%s.fields)", f, f)}
+		}
+		for _, name := range m.Fields[f] {
+			if !declared[name] {
+				return unknown("fields."+f, "field of "+f, name, declared)
+			}
 		}
 	}
 	for _, r := range m.Rights {

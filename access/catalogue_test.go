@@ -8,7 +8,7 @@ import (
 )
 
 const defsJSON = `{"roles": {"administrator": 4, "location_manager": 1, "account_manager": 2},
- "features": {"reviews": {}, "billing": {}}, "profiles": {"full": {}}, "rights": {"licenses": {}}}`
+ "features": {"reviews": {"fields": ["text", "rating"]}, "billing": {}}, "profiles": {"full": {}}, "rights": {"licenses": {}}}`
 
 func catalogueForTest(t *testing.T) *Catalogue {
 	t.Helper()
@@ -42,6 +42,16 @@ func TestCatalogueNamesTheUnknownField(t *testing.T) {
 		var fe *FieldError
 		if err := c.CheckMember(&m); !errors.As(err, &fe) || fe.Field != field || !strings.Contains(fe.Msg, "the policy defines") {
 			t.Errorf("%s: %v", field, err)
+		}
+	}
+	// Per-field rights name only the fields the feature declares.
+	for name, m := range map[string]Member{
+		"undeclared field":           {Role: "account_manager", Fields: map[string][]string{"reviews": {"text", "author"}}},
+		"feature declaring no field": {Role: "account_manager", Fields: map[string][]string{"billing": {"iban"}}},
+	} {
+		var fe *FieldError
+		if err := c.CheckMember(&m); !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "fields.") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 	var fe *FieldError

@@ -3,7 +3,11 @@ package access
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +41,11 @@ type dialect interface {
 	// retryable says whether a failed write may be run again as it is
 	// (SQLite busy, PostgreSQL serialisation failure or deadlock).
 	retryable(err error) bool
+	// unreachable says whether err means the database could not be
+	// reached or went away (PostgreSQL: connection refused or lost, the
+	// server shutting down or starting), rather than a query failing: the
+	// caller answers 503, as for a store that fails closed.
+	unreachable(err error) bool
 }
 
 // migration is one schema version's SQL; postgres is empty when the text
@@ -56,6 +65,7 @@ func (sqliteDialect) readOptions() *sql.TxOptions               { return &sql.Tx
 func (sqliteDialect) lockWrites(context.Context, *sql.Tx) error { return nil } // BEGIN IMMEDIATE took the lock
 func (sqliteDialect) announce(context.Context, *sql.Tx) error   { return nil } // the watcher polls meta
 func (sqliteDialect) retryable(err error) bool                  { return isBusy(err) }
+func (sqliteDialect) unreachable(error) bool                    { return false } // health.go watches the file
 
 // isBusy says whether err is SQLite's "database is busy/locked".
 func isBusy(err error) bool {
@@ -157,6 +167,29 @@ func (*postgresDialect) retryable(err error) bool {
 		return pe.Code == "40001" || pe.Code == "40P01" // serialization_failure, deadlock_detected
 	}
 	return false
+}
+
+func (*postgresDialect) unreachable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-03: admin or crash
+		// shutdown, cannot connect now (starting up or recovering).
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, sql.ErrConnDone)
+}
+
+// unavailable marks err as ErrUnavailable when it says the database could
+// not be reached.
+func (s *Store) unavailable(err error) error {
+	if err != nil && !errors.Is(err, ErrUnavailable) && s.d != nil && s.d.unreachable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
 }
 
 // isUnique says whether err is a unique-constraint violation.

@@ -90,7 +90,7 @@ func (s *Store) openPostgres(ctx context.Context, target string) error {
 		db.Close()
 		return err
 	}
-	s.pg = &pgListener{cfg: cfg, channel: d.channel, origin: d.origin, down: errors.New("not listening yet")}
+	s.pg = &pgListener{cfg: cfg, channel: d.channel, origin: d.origin, maxIdle: o.MaxIdle, down: errors.New("not listening yet")}
 	return nil
 }
 
@@ -101,6 +101,7 @@ type pgListener struct {
 	cfg     *pgx.ConnConfig
 	channel string
 	origin  string // this store's own notifications carry it: already seen
+	maxIdle int    // the pool's idle connections, restored after a flush
 
 	live atomic.Bool // listening: read on every lookup, so without a lock
 	mu   sync.Mutex
@@ -134,6 +135,13 @@ func (s *Store) setListening(why error) {
 	// Either way nothing cached survives: going down, a notification may
 	// be missed from now on; coming up, one may have been missed before.
 	s.generation.Add(1)
+	// Nor do the pool's idle connections: the server they were opened on
+	// went away (or is back as a new process), and each would fail its
+	// next query once. Closing them makes the next query dial afresh.
+	if (why == nil) != (was == nil) {
+		s.rdb.SetMaxIdleConns(0)
+		s.rdb.SetMaxIdleConns(s.pg.maxIdle)
+	}
 	switch {
 	case why == nil && was != nil:
 		s.log.Info("access store: listening for other replicas' writes", "store", s.path, "channel", s.pg.channel)

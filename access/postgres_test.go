@@ -82,8 +82,11 @@ func TestPostgresOutageFailsClosedAndRecovers(t *testing.T) {
 	if _, _, err := r.Resolve(ctx, "leo", "acme"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("with the database down, a cached lookup gave %v, want ErrUnavailable", err)
 	}
-	if _, err := a.SetMemberStatus(ctx, "acme", "leo", "active"); err == nil {
-		t.Fatal("a write was acknowledged with the database down")
+	if _, err := a.SetMemberStatus(ctx, "acme", "leo", "active"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a write with the database down: %v, want ErrUnavailable (503 to the caller)", err)
+	}
+	if _, err := a.Member(ctx, "acme", "leo"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a read with the database down: %v, want ErrUnavailable", err)
 	}
 
 	c.Start()

@@ -23,7 +23,7 @@ func (s *Store) Facts(ctx context.Context, user, tenant string, now time.Time) (
 	if err != nil {
 		s.failed("facts", err)
 	}
-	return f, err
+	return f, s.unavailable(err)
 }
 
 func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now time.Time) (*Facts, error) {

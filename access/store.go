@@ -458,7 +458,7 @@ func (l loggedRow) Scan(dest ...any) error {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		l.s.failed(readOp(l.q), err)
 	}
-	return err
+	return l.s.unavailable(err)
 }
 
 // query reads rows through the reading pool.
@@ -471,7 +471,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	if err != nil {
 		s.failed(readOp(q), err)
 	}
-	return rows, err
+	return rows, s.unavailable(err)
 }
 
 // readOp names a read by its query, for the log.
@@ -573,7 +573,7 @@ func (s *Store) commit(ctx context.Context, op string, bump bool, f func(*dbTx) 
 		if !isUserError(err) {
 			s.failed(op, err)
 		}
-		return nil, err
+		return nil, s.unavailable(err)
 	}
 }
 
