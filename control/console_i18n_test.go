@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/portero-gateway/portero/access"
-	"github.com/portero-gateway/portero/control/i18n"
+	"github.com/portero-gateway/portero/internal/i18n"
 )
 
 // Every text the console asks for is in both catalogues: the keys the

@@ -13,7 +13,7 @@ import (
 
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
-	"github.com/portero-gateway/portero/control/i18n"
+	"github.com/portero-gateway/portero/internal/i18n"
 	"github.com/portero-gateway/portero/policy"
 )
 

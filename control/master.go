@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
 	"github.com/portero-gateway/portero/config"
+	"github.com/portero-gateway/portero/internal/i18n"
 	"github.com/portero-gateway/portero/internal/deny"
 	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/policy"
@@ -102,6 +102,7 @@ type masterForm struct {
 
 // parse reads and checks the form; it fills f.Errors per field.
 func (f *masterForm) parse(r *http.Request, cfg config.Master) (time.Duration, bool) {
+	lang := i18n.Of(r)
 	f.Tenant = strings.TrimSpace(r.PostFormValue("tenant"))
 	f.Reason = strings.TrimSpace(r.PostFormValue("reason"))
 	f.Ticket = strings.TrimSpace(r.PostFormValue("ticket"))
@@ -109,23 +110,23 @@ func (f *masterForm) parse(r *http.Request, cfg config.Master) (time.Duration, b
 	f.Duration = strings.TrimSpace(r.PostFormValue("duration"))
 	f.Errors = map[string]string{}
 	if f.Tenant == "" {
-		f.Errors["tenant"] = "Name the tenant to enter."
+		f.Errors["tenant"] = i18n.T(lang, "masterpage.err_tenant")
 	}
 	if n := utf8.RuneCountInString(f.Reason); n < cfg.ReasonMinLength {
-		f.Errors["reason"] = fmt.Sprintf("Say why, in at least %d characters (it is audited and shown to the tenant's app).", cfg.ReasonMinLength)
+		f.Errors["reason"] = i18n.T(lang, "masterpage.err_reason", cfg.ReasonMinLength)
 	}
 	if f.Mode != "full" && f.Mode != "read_only" {
-		f.Errors["mode"] = "Choose full or read only."
+		f.Errors["mode"] = i18n.T(lang, "masterpage.err_mode")
 	}
 	d := cfg.DefaultDuration
 	if f.Duration != "" {
 		var err error
 		if d, err = time.ParseDuration(f.Duration); err != nil || d <= 0 {
-			f.Errors["duration"] = "Give a duration such as 30m or 2h."
+			f.Errors["duration"] = i18n.T(lang, "masterpage.err_duration")
 		}
 	}
 	if d > cfg.MaxDuration {
-		f.Errors["duration"] = fmt.Sprintf("At most %v.", cfg.MaxDuration)
+		f.Errors["duration"] = i18n.T(lang, "masterpage.err_duration_max", cfg.MaxDuration.String())
 	}
 	return d, len(f.Errors) == 0
 }
@@ -365,17 +366,27 @@ func (p *Plane) masterPage(w http.ResponseWriter, r *http.Request, st *authn.Ses
 		EndPath  string
 		Now      time.Time
 		TenantOf func(string) string
+		Lang     string
+		T        func(string, ...any) string
 	}{f, p.sessions.CSRFToken(st), st.Identity.Subject, p.master.cfg.MaxDuration.String(), p.master.cfg.ReasonMinLength,
-		open, masterEndPath, p.now(), p.tenantAppURL}
+		open, masterEndPath, p.now(), p.tenantAppURL, i18n.Of(r), translator(i18n.Of(r))}
 	writePage(w, status, masterStartPage, data)
 }
 
 func (p *Plane) masterEndPage(w http.ResponseWriter, r *http.Request, st *authn.Session) {
 	open, _ := p.store.MasterSessions(r.Context(), true, st.Identity.Subject, "", 0)
+	lang := i18n.Of(r)
 	writePage(w, http.StatusOK, masterEndTemplate, struct {
 		CSRF string
 		Open []*access.MasterSession
-	}{p.sessions.CSRFToken(st), open})
+		Lang string
+		T    func(string, ...any) string
+	}{p.sessions.CSRFToken(st), open, lang, translator(lang)})
+}
+
+// translator is i18n.T in lang, for a page's template ({{call .T "key"}}).
+func translator(lang string) func(string, ...any) string {
+	return func(key string, args ...any) string { return i18n.T(lang, key, args...) }
 }
 
 func writePage(w http.ResponseWriter, status int, t *template.Template, data any) {
@@ -392,37 +403,37 @@ label{display:block;margin:.8rem 0 .2rem;font-weight:600}input,select,textarea{f
 .err{color:#a00;margin:.2rem 0}button{font:inherit;padding:.5rem 1.2rem;margin-top:1rem}table{border-collapse:collapse;width:100%;margin-top:1rem}
 td,th{border-top:1px solid #ddd;padding:.3rem .5rem;text-align:left}.hint{color:#555;font-size:.9rem}</style>`
 
-var masterStartPage = template.Must(template.New("master").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Master access — Portero</title>` + pageStyle + `</head><body>
-<h1>Master access</h1>
-<p>Enter a tenant's app as the tenant, for support. Signed in as <strong>{{.Admin}}</strong>. Everything you do is audited and the app is told who you are.</p>
-{{if .Open}}<h2>Your open sessions</h2><table id="open-sessions"><tr><th>Tenant</th><th>Mode</th><th>Until</th><th></th></tr>
+var masterStartPage = template.Must(template.New("master").Parse(`<!doctype html><html lang="{{.Lang}}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{call .T "masterpage.title"}}</title>` + pageStyle + `</head><body>
+<h1>{{call .T "masterpage.h1"}}</h1>
+<p>{{call .T "masterpage.intro"}} <strong>{{.Admin}}</strong>. {{call .T "masterpage.audited"}}</p>
+{{if .Open}}<h2>{{call .T "masterpage.open"}}</h2><table id="open-sessions"><tr><th>{{call .T "masterpage.tenant"}}</th><th>{{call .T "masterpage.mode"}}</th><th>{{call .T "masterpage.until"}}</th><th></th></tr>
 {{range .Open}}<tr><td><a href="{{call $.TenantOf .Tenant}}">{{.Tenant}}</a></td><td>{{.Mode}}</td><td>{{.ExpiresAt.Format "15:04 MST"}}</td>
-<td><form method="post" action="{{$.EndPath}}"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="id" value="{{.ID}}"><button type="submit">End</button></form></td></tr>{{end}}</table>{{end}}
-<h2>Start</h2>
+<td><form method="post" action="{{$.EndPath}}"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="id" value="{{.ID}}"><button type="submit">{{call $.T "masterpage.end"}}</button></form></td></tr>{{end}}</table>{{end}}
+<h2>{{call .T "masterpage.start"}}</h2>
 <form method="post" action="/.portero/master-access" id="master-form" novalidate>
 <input type="hidden" name="csrf" value="{{.CSRF}}">
-<label for="tenant">Tenant</label><input id="tenant" name="tenant" value="{{.Form.Tenant}}" required aria-describedby="tenant-err">
+<label for="tenant">{{call .T "masterpage.tenant"}}</label><input id="tenant" name="tenant" value="{{.Form.Tenant}}" required aria-describedby="tenant-err">
 {{with index .Form.Errors "tenant"}}<p class="err" id="tenant-err">{{.}}</p>{{end}}
-<label for="reason">Reason</label><textarea id="reason" name="reason" rows="3" required minlength="{{.MinLen}}" aria-describedby="reason-err reason-hint">{{.Form.Reason}}</textarea>
-<p class="hint" id="reason-hint">At least {{.MinLen}} characters. The tenant's app receives it.</p>
+<label for="reason">{{call .T "masterpage.reason"}}</label><textarea id="reason" name="reason" rows="3" required minlength="{{.MinLen}}" aria-describedby="reason-err reason-hint">{{.Form.Reason}}</textarea>
+<p class="hint" id="reason-hint">{{call .T "masterpage.reason_hint" .MinLen}}</p>
 {{with index .Form.Errors "reason"}}<p class="err" id="reason-err">{{.}}</p>{{end}}
-<label for="ticket">Ticket (optional)</label><input id="ticket" name="ticket" value="{{.Form.Ticket}}">
+<label for="ticket">{{call .T "masterpage.ticket"}}</label><input id="ticket" name="ticket" value="{{.Form.Ticket}}">
 {{with index .Form.Errors "ticket"}}<p class="err">{{.}}</p>{{end}}
-<label for="mode">Mode</label><select id="mode" name="mode"><option value="full"{{if eq .Form.Mode "full"}} selected{{end}}>Full (act as the owner)</option>
-<option value="read_only"{{if eq .Form.Mode "read_only"}} selected{{end}}>Read only (safe methods)</option></select>
+<label for="mode">{{call .T "masterpage.mode"}}</label><select id="mode" name="mode"><option value="full"{{if eq .Form.Mode "full"}} selected{{end}}>{{call .T "masterpage.mode_full"}}</option>
+<option value="read_only"{{if eq .Form.Mode "read_only"}} selected{{end}}>{{call .T "masterpage.mode_read_only"}}</option></select>
 {{with index .Form.Errors "mode"}}<p class="err">{{.}}</p>{{end}}
-<label for="duration">Duration</label><input id="duration" name="duration" value="{{.Form.Duration}}" aria-describedby="duration-hint">
-<p class="hint" id="duration-hint">For example 30m or 1h30m; at most {{.Max}}.</p>
+<label for="duration">{{call .T "masterpage.duration"}}</label><input id="duration" name="duration" value="{{.Form.Duration}}" aria-describedby="duration-hint">
+<p class="hint" id="duration-hint">{{call .T "masterpage.duration_hint" .Max}}</p>
 {{with index .Form.Errors "duration"}}<p class="err" id="duration-err">{{.}}</p>{{end}}
-<button type="submit" id="master-start">Enter the tenant's app</button>
+<button type="submit" id="master-start">{{call .T "masterpage.enter"}}</button>
 </form></body></html>`))
 
-var masterEndTemplate = template.Must(template.New("master-end").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>End master access — Portero</title>` + pageStyle + `</head><body>
-<h1>End master access?</h1>
-{{if .Open}}<ul>{{range .Open}}<li>{{.Tenant}} ({{.Mode}}), until {{.ExpiresAt.Format "15:04 MST"}}</li>{{end}}</ul>
+var masterEndTemplate = template.Must(template.New("master-end").Parse(`<!doctype html><html lang="{{.Lang}}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{call .T "masterpage.end_title"}}</title>` + pageStyle + `</head><body>
+<h1>{{call .T "masterpage.end_question"}}</h1>
+{{if .Open}}<ul>{{range .Open}}<li>{{.Tenant}} ({{.Mode}}), {{call $.T "masterpage.until_time" (.ExpiresAt.Format "15:04 MST")}}</li>{{end}}</ul>
 <form method="post" action="/.portero/master-access/end"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<button type="submit" id="master-end" autofocus>Return to the admin panel</button></form>
-{{else}}<p id="no-master">You have no open master-access session.</p>{{end}}
+<button type="submit" id="master-end" autofocus>{{call .T "masterpage.return"}}</button></form>
+{{else}}<p id="no-master">{{call .T "masterpage.none_open"}}</p>{{end}}
 </body></html>`))

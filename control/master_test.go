@@ -486,3 +486,29 @@ func TestManagementWritesAreRecordedWithTheCaller(t *testing.T) {
 		t.Fatalf("all records: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// The master-access pages speak the admin's language: Spanish from
+// Accept-Language, field errors included; English otherwise.
+func TestMasterAccessPagesInSpanish(t *testing.T) {
+	m := newMasterHarness(t, "")
+	m.B.SignIn("http://localhost/t/acme/", samClaims())
+	es := http.Header{"Accept-Language": {"es-ES,es;q=0.9"}}
+	rec := m.B.Do("GET", "http://localhost/.portero/master-access", nil, es)
+	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, `<html lang="es">`) ||
+		!strings.Contains(body, "Acceso de soporte") || !strings.Contains(body, "Entrar en la aplicación de la empresa") {
+		t.Fatalf("start page in Spanish: %d %s", rec.Code, body)
+	}
+	if rec := m.B.Do("GET", "http://localhost/.portero/master-access", nil, nil); !strings.Contains(rec.Body.String(), "Enter the tenant&#39;s app") {
+		t.Fatalf("start page in English: %s", rec.Body)
+	}
+	csrf := gatewaytest.CSRFField.FindStringSubmatch(rec.Body.String())
+	if csrf == nil {
+		t.Fatal("no csrf field on the page")
+	}
+	form := url.Values{"csrf": {csrf[1]}, "tenant": {"acme"}, "reason": {"porque"}, "mode": {"full"}, "duration": {"9h"}}
+	rec = m.B.Do("POST", "http://localhost/.portero/master-access", form,
+		http.Header{"Accept-Language": {"es"}, "Origin": {"http://localhost"}})
+	if body := rec.Body.String(); rec.Code != 400 || !strings.Contains(body, "al menos 10 caracteres") || !strings.Contains(body, "Como máximo 4h0m0s") {
+		t.Fatalf("field errors in Spanish: %d %s", rec.Code, body)
+	}
+}

@@ -7,9 +7,12 @@ package deny
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
+
+	"github.com/portero-gateway/portero/internal/i18n"
 )
 
 // Denial is an answer Portero gives itself instead of forwarding.
@@ -34,11 +37,11 @@ func ID(ctx context.Context) string {
 }
 
 var page = template.Must(template.New("deny").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Status}} {{.Text}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:.1rem .3rem}</style>
-</head><body><h1>{{.Text}}</h1><p>Portero did not let this request through.</p>
-<p>Reason: <code>{{.Reason}}</code>{{if .ID}}<br>Decision id: <code>{{.ID}}</code>{{end}}</p></body></html>
+</head><body><h1>{{.Text}}</h1><p>{{call .T "deny.not_through"}}</p>
+<p>{{call .T "deny.reason"}}: <code>{{.Reason}}</code>{{if .ID}}<br>{{call .T "deny.decision_id"}}: <code>{{.ID}}</code>{{end}}</p></body></html>
 `))
 
 // Counter is a ResponseWriter that wants to know the reason of the denial
@@ -68,10 +71,15 @@ func Write(w http.ResponseWriter, r *http.Request, api bool, d Denial) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	w.WriteHeader(d.Status)
+	// The page speaks the user's language (the console's choice, else
+	// Accept-Language); the reason and id stay as they are, for support.
+	lang := i18n.Of(r)
 	_ = page.Execute(w, struct {
-		Status           int
-		Text, Reason, ID string
-	}{d.Status, http.StatusText(d.Status), d.Reason, d.ID})
+		Status                 int
+		Text, Reason, ID, Lang string
+		T                      func(string, ...any) string
+	}{d.Status, i18n.Or(lang, fmt.Sprintf("status.%d", d.Status), http.StatusText(d.Status)), d.Reason, d.ID, lang,
+		func(key string, args ...any) string { return i18n.T(lang, key, args...) }})
 }
 
 // Unauthenticated answers 401 with a Bearer challenge (RFC 6750), or 503

@@ -1,6 +1,7 @@
 package i18n
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -85,5 +86,15 @@ func TestTextsAndFallbacks(t *testing.T) {
 	}
 	if got := Or(Spanish, "feature.reviews", "Reviews"); got != "Reseñas" {
 		t.Errorf("translated: %q", got)
+	}
+}
+
+// Refusal pages name every status Portero answers with in both languages.
+func TestStatusTextsInBothLanguages(t *testing.T) {
+	for _, code := range []int{400, 401, 403, 404, 405, 409, 411, 413, 415, 429, 431, 500, 502, 503, 504} {
+		key := fmt.Sprintf("status.%d", code)
+		if !Has(English, key) || !Has(Spanish, key) || T(Spanish, key) == T(English, key) {
+			t.Errorf("%s: en %q es %q", key, T(English, key), T(Spanish, key))
+		}
 	}
 }
