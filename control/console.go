@@ -16,8 +16,8 @@ import (
 
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/audit"
-	"github.com/portero-gateway/portero/internal/i18n"
 	"github.com/portero-gateway/portero/internal/deny"
+	"github.com/portero-gateway/portero/internal/i18n"
 	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy/authn"

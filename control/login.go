@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
-	"github.com/portero-gateway/portero/internal/i18n"
 	"github.com/portero-gateway/portero/internal/deny"
+	"github.com/portero-gateway/portero/internal/i18n"
 	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/proxy/authn"
 )
