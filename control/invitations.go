@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portero-gateway/portero/access"
+	"github.com/portero-gateway/portero/internal/i18n"
 	"github.com/portero-gateway/portero/internal/limit"
 	"github.com/portero-gateway/portero/policy"
 	"github.com/portero-gateway/portero/proxy/authn"
@@ -99,8 +100,8 @@ func (p *Plane) memberInvitationPage(w http.ResponseWriter, r *http.Request, st 
 		return
 	}
 	v := invitationView{T: t, Title: t.MemberTitle, Intro: strings.ReplaceAll(t.MemberIntro, "{tenant}", tenantName),
-		Rows: [][2]string{{t.Tenant, tenantName}, {t.Email, inv.Email}, {t.Role, inv.Member.Role}, {t.Profile, orDash(inv.Member.Profile)},
-			{t.InvitedBy, inv.InvitedBy}, {t.Expires, inv.ExpiresAt.UTC().Format(time.RFC1123)}}}
+		Rows: [][2]string{{t.Tenant, tenantName}, {t.Email, inv.Email}, {t.Role, t.name("role", inv.Member.Role)}, {t.Profile, orDash(t.name("profile", inv.Member.Profile))},
+			{t.InvitedBy, inv.InvitedBy}, {t.Expires, invitationTime(inv.ExpiresAt)}}}
 	switch {
 	case inv.Status != "pending":
 		v.Notice = t.status(inv.Status)
@@ -120,7 +121,9 @@ func (p *Plane) memberInvitationPage(w http.ResponseWriter, r *http.Request, st 
 
 func (p *Plane) acceptMemberInvitation(w http.ResponseWriter, r *http.Request, st *authn.Session, t invitationText) {
 	id := st.Identity
-	m, err := p.store.AcceptInvitation(r.Context(), r.PathValue("token"),
+	// The audit record names who accepted (these pages are not the
+	// management API, whose requests carry their caller).
+	m, err := p.store.AcceptInvitation(access.WithActor(r.Context(), id.Subject), r.PathValue("token"),
 		access.Invitee{Subject: id.Subject, Email: id.Email, EmailVerified: emailVerified(id)})
 	if err != nil {
 		p.invitationFailed(w, st, t, err)
@@ -142,19 +145,23 @@ func (p *Plane) partnerInvitationPage(w http.ResponseWriter, r *http.Request, st
 	}
 	products := t.AllProducts
 	if d.Scope == "limited" {
-		products = strings.Join(d.Products, ", ")
+		names := make([]string, len(d.Products))
+		for i, p := range d.Products {
+			names[i] = t.name("feature", p)
+		}
+		products = strings.Join(names, ", ")
 	}
 	wallet := t.No
 	if d.Wallet {
 		wallet = t.Yes
 	}
 	v := invitationView{T: t, Title: t.PartnerTitle, Intro: strings.ReplaceAll(t.PartnerIntro, "{tenant}", tenantName),
-		Rows: [][2]string{{t.Tenant, tenantName}, {t.Scope, d.Scope}, {t.Products, products}, {t.Wallet, wallet}, {t.InvitedBy, d.InvitedBy}}}
+		Rows: [][2]string{{t.Tenant, tenantName}, {t.Scope, t.name("scope", d.Scope)}, {t.Products, products}, {t.Wallet, wallet}, {t.InvitedBy, d.InvitedBy}}}
 	if d.InvitationExpires != nil {
-		v.Rows = append(v.Rows, [2]string{t.Expires, d.InvitationExpires.UTC().Format(time.RFC1123)})
+		v.Rows = append(v.Rows, [2]string{t.Expires, invitationTime(*d.InvitationExpires)})
 	}
 	if d.Expires != nil {
-		v.Rows = append(v.Rows, [2]string{t.Ends, d.Expires.UTC().Format(time.RFC1123)})
+		v.Rows = append(v.Rows, [2]string{t.Ends, invitationTime(*d.Expires)})
 	}
 	if d.Status != "invited" {
 		v.Notice = t.status(d.Status)
@@ -176,7 +183,7 @@ func (p *Plane) answerPartnerInvitation(w http.ResponseWriter, r *http.Request, 
 	if !ok {
 		return
 	}
-	done, err := p.store.Transition(r.Context(), d.ID, r.PathValue("action"))
+	done, err := p.store.Transition(access.WithActor(r.Context(), st.Identity.Subject), d.ID, r.PathValue("action"))
 	if err != nil {
 		p.invitationFailed(w, st, t, err)
 		return
@@ -258,6 +265,19 @@ type invitationText struct {
 	Statuses                                                                        map[string]string
 }
 
+// name is how the page shows a name the policy defines (a role, profile,
+// scope or feature): the catalogue's text in the page's language, else
+// the name itself.
+func (t invitationText) name(kind, id string) string {
+	if id == "" {
+		return ""
+	}
+	return i18n.Or(t.Lang, kind+"."+id, id)
+}
+
+// invitationTime shows a time the same way in both languages.
+func invitationTime(at time.Time) string { return at.UTC().Format("2006-01-02 15:04 UTC") }
+
 func (t invitationText) status(s string) string {
 	if m, ok := t.Statuses[s]; ok {
 		return m
@@ -316,12 +336,17 @@ var invitationTexts = map[string]invitationText{
 	},
 }
 
-// invitationLang picks the page's language: ?lang=, else the first of
-// Accept-Language that is Spanish or English, else Spanish (the product's
+// invitationLang picks the page's language: ?lang=, else the console's
+// choice (its cookie), else the first of Accept-Language that is Spanish or English, else Spanish (the product's
 // users are Spanish-speaking).
 func invitationLang(r *http.Request) invitationText {
 	if t, ok := invitationTexts[r.URL.Query().Get("lang")]; ok {
 		return t
+	}
+	if c, err := r.Cookie(i18n.CookieName); err == nil { // the console's switch
+		if t, ok := invitationTexts[c.Value]; ok {
+			return t
+		}
 	}
 	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
 		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))

@@ -411,7 +411,7 @@ func TestPartnerInvitationLink(t *testing.T) {
 		t.Fatalf("a stranger sees: %d %s", res.StatusCode, body)
 	}
 	b, res, body := invitee(t, m, link, map[string]any{"sub": "pat", "email": "pat@partner.example"})
-	if res.StatusCode != 200 || !strings.Contains(body, "reviews") || !strings.Contains(body, `id="invitation-answer"`) {
+	if res.StatusCode != 200 || !strings.Contains(body, "<td>Reviews</td>") || !strings.Contains(body, `id="invitation-answer"`) {
 		t.Fatalf("partner's page: %d %s", res.StatusCode, body)
 	}
 	if code, _, out := answer(b, link, body, ""); code != 200 || !strings.Contains(out, "accepted") {
@@ -419,6 +419,11 @@ func TestPartnerInvitationLink(t *testing.T) {
 	}
 	if got, _ := m.Store.Delegation(ctx, d["id"].(string)); got.Status != "accepted" {
 		t.Fatalf("status %s", got.Status)
+	}
+	// The tenant's history names who accepted.
+	recs, err := m.Store.AuditRecords(ctx, access.AuditFilter{Tenant: "acme", Events: []string{"delegation.accept"}})
+	if err != nil || len(recs) != 1 || recs[0].By != "pat" {
+		t.Fatalf("history of the acceptance: %+v %v", recs, err)
 	}
 	// Answered: the reject link explains it cannot be answered again.
 	if rec := b.Do("GET", strings.Replace(link, "/accept", "/reject", 1), nil, nil); rec.Code != http.StatusConflict {
