@@ -117,7 +117,7 @@ func (s *Store) Invite(ctx context.Context, d Delegation) (*Delegation, error) {
 		if !d.Expires.After(s.now()) {
 			return nil, &FieldError{"expires", "must be in the future"}
 		}
-		expires = d.Expires.UTC().Format(time.RFC3339Nano)
+		expires = stampOf(*d.Expires)
 	}
 	if d.InvitationExpires == nil {
 		d.InvitationExpires = new(s.now().Add(DefaultInvitationTTL))
@@ -132,7 +132,7 @@ func (s *Store) Invite(ctx context.Context, d Delegation) (*Delegation, error) {
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Tenant, d.Partner, d.Scope, toJSON(d.Products), b2i(d.Wallet), d.Status, expires, d.InvitedBy, stamp, stamp,
-			d.InvitationExpires.UTC().Format(time.RFC3339Nano), d.Lang)
+			stampOf(*d.InvitationExpires), d.Lang)
 		switch {
 		case err != nil && isUnique(err):
 			return nil, conflict("tenant %s already has an open delegation to %s", d.Tenant, d.Partner)
@@ -287,7 +287,7 @@ func (s *Store) Transition(ctx context.Context, id, action string) (*Delegation,
 				return nil, conflict("the partnership's end (%s) has passed; invite the partner again", d.Expires.Format(time.RFC3339))
 			}
 			_, err = tx.ExecContext(ctx, `UPDATE delegations SET invited_at = ?, updated_at = ?, invitation_expires_at = ? WHERE id = ?`,
-				stamp, stamp, s.now().Add(ttl).UTC().Format(time.RFC3339Nano), id)
+				stamp, stamp, stampOf(s.now().Add(ttl)), id)
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE delegations SET status = ?, updated_at = ? WHERE id = ?`, tr.to, stamp, id)
 		}

@@ -183,7 +183,7 @@ func stampOr(t time.Time, now string) string {
 	if t.IsZero() {
 		return now
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	return stampOf(t)
 }
 
 // upsertMember writes a member in tx, replacing one with the same key.

@@ -142,7 +142,7 @@ func (s *Store) InviteMember(ctx context.Context, inv MemberInvitation) (*Member
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO member_invitations (id, tenant, email, name, member, lang, token_hash, status, expires_at, invited_by, invited_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`, inv.ID, inv.Tenant, inv.Email, inv.Name, toJSON(inv.Member), inv.Lang, hash,
-			inv.ExpiresAt.UTC().Format(time.RFC3339Nano), inv.InvitedBy, stamp, stamp)
+			stampOf(inv.ExpiresAt), inv.InvitedBy, stamp, stamp)
 		switch {
 		case err != nil && isUnique(err):
 			return nil, conflict("%s already has a pending invitation to %s; resend or withdraw it", inv.Email, inv.Tenant)
@@ -312,7 +312,7 @@ func (s *Store) ResendInvitation(ctx context.Context, tenant, id string) (*Membe
 		}
 		stamp := s.stamp()
 		_, err = tx.ExecContext(ctx, `UPDATE member_invitations SET token_hash = ?, status = 'pending', expires_at = ?, invited_at = ?, updated_at = ? WHERE id = ?`,
-			hash, s.now().Add(ttl).UTC().Format(time.RFC3339Nano), stamp, stamp, id)
+			hash, stampOf(s.now().Add(ttl)), stamp, stamp, id)
 		if err != nil && isUnique(err) {
 			return nil, conflict("%s has another pending invitation to %s", inv.Email, tenant)
 		}

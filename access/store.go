@@ -652,7 +652,7 @@ func (s *Store) committed(recs []audit.Record) {
 	}
 }
 
-func (s *Store) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
+func (s *Store) stamp() string { return stampOf(s.now()) }
 
 func parseTime(s string) time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, s)

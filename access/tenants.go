@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/portero-gateway/portero/audit"
 )
@@ -34,7 +33,7 @@ func (s *Store) CreateTenant(ctx context.Context, t Tenant) (*Tenant, error) {
 	t.CreatedAt = s.now().UTC()
 	err := s.write(ctx, "tenant.create", func(tx *dbTx) ([]audit.Record, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), t.CreatedAt.Format(time.RFC3339Nano),
+			t.ID, t.Name, toJSON(t.Hostnames), t.Status, t.Owner, b2i(t.MasterAccess), stampOf(t.CreatedAt),
 			t.OwnerEmail, t.DefaultProfile, b2i(*t.NotifyMaster))
 		if err != nil && isUnique(err) {
 			return nil, conflict("tenant %q exists", t.ID)

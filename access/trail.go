@@ -278,7 +278,7 @@ func (s *Store) Checkpoint(ctx context.Context, key *ecdsa.PrivateKey) (audit.Ch
 			return nil, err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, hash, signed_at, jws) VALUES (?, ?, ?, ?)`,
-			cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339Nano), jws)
+			cp.Seq, cp.Hash, stampOf(cp.Time), jws)
 		wrote = err == nil
 		return nil, err
 	})
