@@ -642,6 +642,12 @@ func (p *Plane) apiRevokeMaster(w http.ResponseWriter, r *http.Request) {
 	if !p.authorizeAPI(w, r, policy.Management{Action: "master.revoke", Tenant: ms.Tenant}) {
 		return
 	}
+	p.revokeMaster(w, r, ms)
+}
+
+// revokeMaster ends ms, decided already, as revoked by the caller, and
+// answers with the ended session (409 when it had ended).
+func (p *Plane) revokeMaster(w http.ResponseWriter, r *http.Request, ms *access.MasterSession) {
 	if ms.EndedAt != nil {
 		p.writeStoreError(w, r, fmt.Errorf("%w: master-access session %s has already ended", access.ErrConflict, ms.ID))
 		return

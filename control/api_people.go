@@ -242,16 +242,7 @@ func (p *Plane) apiTenantRevokeMaster(w http.ResponseWriter, r *http.Request) {
 		p.writeStoreError(w, r, err)
 		return
 	}
-	if ms.EndedAt != nil {
-		p.writeStoreError(w, r, fmt.Errorf("%w: master-access session %s has already ended", access.ErrConflict, ms.ID))
-		return
-	}
-	if err := p.finishMaster(r.Context(), ms, "revoked", identityOf(r).Subject); err != nil {
-		p.writeStoreError(w, r, err)
-		return
-	}
-	ended, err := p.store.Master(r.Context(), ms.ID)
-	p.reply(w, r, http.StatusOK, ended, err)
+	p.revokeMaster(w, r, ms)
 }
 
 // apiPartnerSearch is GET /tenants/{t}/partner-search?q=: those who may

@@ -348,13 +348,10 @@ func invitationLang(r *http.Request) invitationText {
 			return t
 		}
 	}
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
-		if t, ok := invitationTexts[strings.SplitN(tag, "-", 2)[0]]; ok {
-			return t
-		}
+	if h := r.Header.Get("Accept-Language"); h != "" {
+		return invitationTexts[i18n.FromAcceptLanguage(h)]
 	}
-	return invitationTexts["es"]
+	return invitationTexts[i18n.Spanish]
 }
 
 var invitationTemplate = template.Must(template.New("invitation").Parse(`<!doctype html><html lang="{{.T.Lang}}"><head><meta charset="utf-8">
