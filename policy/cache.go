@@ -36,9 +36,12 @@ type decisionKey struct {
 }
 
 // cacheableRequestFields may be part of a key: they repeat across requests.
-// Headers and query strings vary too much to be worth it; a body is never
-// cached (a request with one is evaluated).
-var cacheableRequestFields = []string{"method", "host", "path", "segments", "app_segments", "body", "query_keys", "upgrade"}
+// Headers and query values vary too much to be worth it, and so do bodies:
+// a request with one is evaluated when the policy reads input.request.body.
+// The body's shape (body_kind, body_keys: the names of the fields it
+// changes) and the query's parameter names repeat, so a policy that reads
+// those and not the body has its edits cached like reads.
+var cacheableRequestFields = []string{"method", "host", "path", "segments", "app_segments", "body", "body_kind", "body_keys", "query_keys", "upgrade"}
 
 // maxCachedDecisions bounds the cache (see cache.Bounded for which entry
 // makes room).
@@ -81,7 +84,9 @@ func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCac
 
 // keyFor returns the cache key for the input, or false when this request
 // must be evaluated (it has a body the policy reads, or an identity or
-// access not built by NewIdentity or NewAccess).
+// access not built by NewIdentity or NewAccess). Each request field's
+// value is written so that no other value writes the same bytes, and
+// 0xff (never in valid UTF-8) ends it.
 func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 	id, ok := in.Identity.cacheKey()
 	if !ok {
@@ -99,6 +104,7 @@ func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 		return k, true
 	}
 	var b strings.Builder
+	b.Grow(128)
 	r := &in.Request
 	for _, f := range c.requestFields {
 		switch f {
@@ -109,16 +115,24 @@ func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 		case "path":
 			b.WriteString(r.Path)
 		case "segments":
-			b.WriteString(strings.Join(r.Segments, "\x00"))
+			appendStrings(&b, r.Segments)
 		case "app_segments":
-			b.WriteString(strings.Join(r.AppSegments, "\x00"))
+			appendStrings(&b, r.AppSegments)
 		case "body":
 			if r.Body != nil {
 				return k, false
 			}
+		case "body_kind", "body_keys":
+			// One shape covers both; a request without a body has none.
+			if r.Body != nil {
+				b.WriteString(r.Body.shape)
+			}
 		case "query_keys":
+			// In the order the input holds them (a policy may index them):
+			// nil (not an edit) and empty (an edit without a query) differ.
 			if r.QueryKeys != nil {
-				return k, false
+				b.WriteByte('q')
+				appendStrings(&b, r.QueryKeys)
 			}
 		case "upgrade":
 			if r.Upgrade {

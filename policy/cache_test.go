@@ -2,9 +2,11 @@ package policy
 
 import (
 	"context"
-
+	"slices"
 	"testing"
 	"testing/fstest"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 func TestDecisionCache(t *testing.T) {
@@ -139,5 +141,84 @@ else := {"allow": false, "reason": "body"}`)}}})
 		if ev := e.Decide(ctx, in); ev.Cached || ev.Decision.Reason != "body" {
 			t.Fatalf("request with a body: %+v", ev)
 		}
+	}
+}
+
+// The default policy reads a body's shape, not the body: an edit is
+// answered from the cache when an earlier one had the same shape (kind,
+// top-level keys) and query parameter names, and from nothing else. Each
+// case is decided twice; the second must be cached with the same answer,
+// and no case may be answered with another case's decision.
+func TestDecisionCacheKeysEditsOnTheBodyShape(t *testing.T) {
+	ctx := context.Background()
+	e, _ := newTestEngine(t, embedded())
+	if e.Current().cache == nil {
+		t.Fatal("the default policy is not cached")
+	}
+	leo := member("location_manager", map[string]any{"locations": []any{"l1", "l2"},
+		"features": map[string]any{"profile_listings": "edit"},
+		"fields":   map[string]any{"profile_listings": []any{"phone", "hours"}}})
+	cases := []struct {
+		name, method, body string
+		query              []string
+		want               string // the reason; "" allows
+		// sameShape: an earlier case had its shape, so even the first
+		// round is answered from the cache.
+		sameShape bool
+	}{
+		{"allowed fields", "PATCH", `{"phone": "1", "hours": "9-5"}`, []string{}, "", false},
+		{"the same fields, other values", "PATCH", `{"phone": "2", "hours": "8-4"}`, []string{}, "", true},
+		{"a field not allowed", "PATCH", `{"phone": "1", "name": "x"}`, []string{}, "field.not_allowed", false},
+		{"one key holding two names", "PATCH", `{"hours\u0000phone": "1"}`, []string{}, "field.not_allowed", false},
+		{"a name with a comma", "PATCH", `{"hours,phone": "1"}`, []string{}, "field.not_allowed", false},
+		{"an array of allowed names", "PATCH", `["phone", "hours"]`, []string{}, "field.not_allowed", false},
+		{"a string", "PATCH", `"phone"`, []string{}, "field.not_allowed", false},
+		{"null", "PATCH", `null`, []string{}, "field.not_allowed", false},
+		{"empty", "PATCH", `{}`, []string{}, "", false},
+		{"a query field not allowed", "PATCH", `{"phone": "1"}`, []string{"name"}, "field.not_allowed", false},
+		{"a query field allowed", "PATCH", `{"phone": "1"}`, []string{"hours"}, "", false},
+		{"query names that join into another", "PATCH", `{}`, []string{"hours", "phone"}, "", false},
+		{"one query name holding two", "PATCH", `{}`, []string{"hours\x00phone"}, "field.not_allowed", false},
+		{"not inspected", "PATCH", "", []string{}, "field.body_unchecked", false},
+		{"replace", "PUT", `{"phone": "1"}`, []string{}, "field.method_not_allowed", false},
+	}
+	for _, round := range []string{"first", "again"} {
+		for _, c := range cases {
+			in := storeInput("leo", c.method, []string{"locations", "l1", "profile"}, acmeAccess(leo), c.body)
+			in.Request.QueryKeys = c.query
+			ev := e.Decide(ctx, in)
+			reason := ev.Decision.Reason
+			if ev.Decision.Allow {
+				reason = ""
+			}
+			if reason != c.want || ev.Cached != (round == "again" || c.sameShape) {
+				t.Errorf("%s, %s: %+v (cached %v), want reason %q", c.name, round, ev.Decision, ev.Cached, c.want)
+			}
+		}
+	}
+}
+
+// Body shapes are keys by value: two bodies share one only when a policy
+// reading the shape cannot tell them apart.
+func TestBodyShape(t *testing.T) {
+	shape := func(doc string) *Body {
+		t.Helper()
+		return bodyOf(ast.MustParseTerm(doc).Value)
+	}
+	b := shape(`{"b": 1, "a": {"c": 2}}`)
+	if b.kind != "object" || !slices.Equal(b.keys, []string{"a", "b"}) {
+		t.Fatalf("%+v", b)
+	}
+	distinct := []string{`{}`, `[]`, `{"a": 1}`, `{"a,1:b": 1}`, `{"a": 1, "b": 2}`, `"a"`, `1`, `true`, `null`, `{"1:a": 1}`}
+	seen := map[string]string{}
+	for _, d := range distinct {
+		s := shape(d).shape
+		if other, ok := seen[s]; ok {
+			t.Errorf("%s and %s have one shape %q", d, other, s)
+		}
+		seen[s] = d
+	}
+	if shape(`{"a": 1, "b": [2]}`).shape != shape(`{"b": "x", "a": null}`).shape || shape(`["a"]`).shape != shape(`[]`).shape {
+		t.Error("the same keys, or kind, with other values have another shape")
 	}
 }

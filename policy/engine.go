@@ -475,17 +475,36 @@ func (e *Engine) Decide(ctx context.Context, in *Input) Evaluation {
 		}
 		e.metrics.cacheMisses.Inc()
 	}
+	ev.Decision, ev.Err = p.evaluate(ctx, in, e.metrics)
+	ev.Duration = time.Since(start)
+	e.metrics.observeEval(ev.Duration)
+	if cacheable && ev.Err == nil {
+		p.cache.put(key, ev.Decision)
+	}
+	return ev
+}
+
+// Evaluate decides the input as Decide does on a decision cache miss: the
+// stages (from their memos when they hold the input's keys), then the
+// decision, evaluated. Nothing is cached. Benchmarks use it to measure
+// what a request the cache cannot answer costs.
+func (p *Loaded) Evaluate(ctx context.Context, in *Input) (Decision, error) {
+	return p.evaluate(ctx, in, nil)
+}
+
+// evaluate is Evaluate, counting stage memo hits in metrics when not nil.
+func (p *Loaded) evaluate(ctx context.Context, in *Input, metrics *Metrics) (Decision, error) {
 	var extra [3][2]*ast.Term
 	var before priorStages
 	n := 0
 	for _, st := range p.stages {
 		r, hit, err := st.result(ctx, in, &before)
 		if err != nil {
-			ev.Decision, ev.Err = deny(500, ReasonError), err
-			ev.Duration = time.Since(start)
-			return ev
+			return deny(500, ReasonError), err
 		}
-		e.metrics.stageLookup(st.spec.field, hit)
+		if metrics != nil {
+			metrics.stageLookup(st.spec.field, hit)
+		}
 		switch st.spec {
 		case &subjectSpec:
 			before.subject, before.subjectPure = r, st.pure
@@ -497,13 +516,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) Evaluation {
 			n++
 		}
 	}
-	ev.Decision, ev.Err = p.decideInput(ctx, in.valueFor(p.use, extra[:n]...))
-	ev.Duration = time.Since(start)
-	e.metrics.observeEval(ev.Duration)
-	if cacheable && ev.Err == nil {
-		p.cache.put(key, ev.Decision)
-	}
-	return ev
+	return p.decideInput(ctx, in.valueFor(p.use, extra[:n]...))
 }
 
 // decideInput evaluates the decision on input as the request path does
@@ -540,8 +553,9 @@ func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision
 		return deny(400, ReasonError), nil, fmt.Errorf("input: %w", err)
 	}
 	if obj, ok := v.(ast.Object); ok {
-		// As the gateway does: the stages first, their results in the input.
-		with := obj.Copy()
+		// As the gateway does: the body's shape beside a body, then the
+		// stages first, their results in the input.
+		with := withBodyShape(obj.Copy())
 		for _, st := range p.stages {
 			if obj.Get(ast.InternedTerm(st.spec.field)) != nil {
 				continue // given by the caller
@@ -569,6 +583,33 @@ func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision
 		return d, *tracer, err
 	}
 	return d, nil, err
+}
+
+// withBodyShape adds input.request.body_kind and body_keys to a document
+// with a request body and without them, as the gateway gives them beside
+// every body it inspected (see Body), so an input written by hand or
+// recorded before they existed is decided as the gateway would decide it.
+func withBodyShape(doc ast.Object) ast.Object {
+	t := doc.Get(ast.InternedTerm("request"))
+	if t == nil {
+		return doc
+	}
+	req, ok := t.Value.(ast.Object)
+	if !ok {
+		return doc
+	}
+	body := req.Get(ast.InternedTerm("body"))
+	if body == nil || req.Get(ast.InternedTerm("body_kind")) != nil {
+		return doc
+	}
+	b := bodyOf(body.Value)
+	req = req.Copy()
+	req.Insert(ast.InternedTerm("body_kind"), ast.StringTerm(b.kind))
+	if b.keys != nil {
+		req.Insert(ast.InternedTerm("body_keys"), stringArray(b.keys))
+	}
+	doc.Insert(ast.InternedTerm("request"), ast.NewTerm(req))
+	return doc
 }
 
 // Operation returns the route mapping entry (data.portero.requests.entry)

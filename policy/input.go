@@ -253,12 +253,14 @@ type Request struct {
 	// Headers are lower-cased; credentials (Authorization, Cookie) are never
 	// included.
 	Headers map[string]string
-	// Body is the parsed body on routes that inspect bodies, else nil.
+	// Body is the parsed body on routes that inspect bodies, else nil. It
+	// is input.request.body, and its shape is input.request.body_kind and
+	// body_keys (see Body).
 	Body *Body
 	// QueryKeys are the query's parameter names on edits (methods other
-	// than GET, HEAD and OPTIONS), nil otherwise: frameworks merge them with
-	// the body's fields (Rails params, Laravel input), so per-field rights
-	// check them too.
+	// than GET, HEAD and OPTIONS), sorted, nil otherwise: frameworks merge
+	// them with the body's fields (Rails params, Laravel input), so
+	// per-field rights check them too.
 	QueryKeys []string
 	// Upgrade is true for a WebSocket handshake: after it the connection
 	// carries whatever the app's protocol allows, so the policy treats it
@@ -304,7 +306,7 @@ type Identity struct {
 // Interned object keys save an allocation per key per request.
 func init() {
 	ast.InternStringTerm("request", "route", "tenant", "identity", "now", "method", "host", "path",
-		"segments", "query", "headers", "body", "name", "api", "id", "status", "sub", "email", "org",
+		"segments", "query", "headers", "body", "body_kind", "body_keys", "object", "array", "string", "number", "boolean", "null", "name", "api", "id", "status", "sub", "email", "org",
 		"groups", "roles", "memberships", "access", "query_keys", "upgrade", "subject", "operation", "operation_denial", "scope", "gateway", "header_profile", "app_segments", "management", "claims", "auth", "bearer", "session",
 		"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "active")
 }
@@ -432,8 +434,16 @@ func (r *Request) valueFor(u inputUse) ast.Value {
 	if r.Upgrade && u.needsRequest("upgrade") {
 		items = append(items, item("upgrade", ast.InternedTerm(true)))
 	}
-	if r.Body != nil && u.needsRequest("body") {
-		items = append(items, item("body", ast.NewTerm(r.Body.value)))
+	if r.Body != nil {
+		if u.needsRequest("body") {
+			items = append(items, item("body", ast.NewTerm(r.Body.value)))
+		}
+		if u.needsRequest("body_kind") {
+			items = append(items, item("body_kind", ast.InternedTerm(r.Body.kind)))
+		}
+		if r.Body.keys != nil && u.needsRequest("body_keys") {
+			items = append(items, item("body_keys", stringArray(r.Body.keys)))
+		}
 	}
 	return ast.NewObject(items...)
 }

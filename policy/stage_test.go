@@ -27,7 +27,7 @@ func storeInput(user, method string, segments []string, access map[string]any, b
 	}
 	in.Access = a
 	if body != "" {
-		in.Request.Body = &Body{value: ast.MustParseTerm(body).Value}
+		in.Request.Body = bodyOf(ast.MustParseTerm(body).Value)
 	}
 	return in
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -415,6 +416,7 @@ func (g *Gateway) requestInput(r *http.Request, route policy.Route, identity *po
 		for k := range in.Request.Query {
 			in.Request.QueryKeys = append(in.Request.QueryKeys, k)
 		}
+		slices.Sort(in.Request.QueryKeys) // one order for a set: the decision cache's key
 	}
 	in.Request.Upgrade = r.Header.Get("Upgrade") != "" // only websocket gets this far (upgradeRefused)
 	if tenant != "" {

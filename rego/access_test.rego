@@ -26,11 +26,22 @@ _access(user) := {"tenant": _tenant, "membership": _members[user]} if {
 } else := {"tenant": _tenant}
 
 _input(user, method, segments, body) := {
-	"request": {"method": method, "app_segments": segments, "body": body},
+	"request": _request(method, segments, body),
 	"tenant": {"id": "acme", "status": "active"},
 	"identity": {"sub": user},
 	"access": _access(user),
 }
+
+# The request as the gateway gives it: the body, and beside it its shape
+# (body_kind, body_keys), which is what the per-field check reads.
+_request(method, segments, body) := object.union(
+	{"method": method, "app_segments": segments, "body": body, "body_kind": type_name(body)},
+	_body_keys(body),
+)
+
+_body_keys(body) := {"body_keys": sort([k | some k, _ in body])} if {
+	is_object(body)
+} else := {}
 
 _partner_input(d, method, segments) := {
 	"request": {"method": method, "app_segments": segments},

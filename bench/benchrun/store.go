@@ -120,8 +120,17 @@ func (h *harness) porteroStoreRow() (target, error) {
 		for _, path := range []string{"/locations/l1/profile", "/locations", "/reviews"} {
 			reqs = append(reqs, request{path: "/t/" + tenant + path, headers: []string{cookie}})
 		}
-		edits = append(edits, request{method: "PATCH", path: "/t/" + tenant + "/locations/l1/profile",
-			headers: []string{cookie, "Content-Type: application/json"}, body: `{"phone": "+1 555 0100", "hours": "9-17"}`})
+		// Three forms of the app, each with its own values per user: the
+		// policy checks every body's fields; the decision cache answers a
+		// shape (which fields) it has decided for this user before.
+		for _, body := range []string{
+			fmt.Sprintf(`{"phone": "+1 555 %04d", "hours": "9-17"}`, u%10000),
+			fmt.Sprintf(`{"phone": "+1 555 %04d"}`, (u+1)%10000),
+			fmt.Sprintf(`{"hours": "%d-18"}`, 6+u%4),
+		} {
+			edits = append(edits, request{method: "PATCH", path: "/t/" + tenant + "/locations/l1/profile",
+				headers: []string{cookie, "Content-Type: application/json"}, body: body})
+		}
 	}
 	// The edits must be decided field by field: a field the users may not
 	// edit is refused, or the row would measure nothing worth knowing.
@@ -136,8 +145,10 @@ func (h *harness) porteroStoreRow() (target, error) {
 }
 
 // porteroStoreEditsRow loads the store row's gateway with edits: each user
-// PATCHes two fields of a location profile with a JSON body, which the
-// policy checks field by field and the decision cache never answers.
+// PATCHes fields of a location profile with JSON bodies of three shapes,
+// which the policy checks field by field; the decision cache answers a
+// shape it decided for that user before (the policy reads the body's
+// shape, not its values).
 func (h *harness) porteroStoreEditsRow() (target, error) {
 	if h.storeEdits == nil {
 		return target{}, errors.New("needs the access-store row, which did not start")
