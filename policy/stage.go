@@ -151,7 +151,9 @@ var operationSpec = stageSpec{
 		if in.Request.Upgrade {
 			method += "\x00upgrade"
 		}
-		return stageKey{a: method, b: strings.Join(in.Request.AppSegments, "\x00")}, true
+		var b strings.Builder
+		appendStrings(&b, in.Request.AppSegments) // length-prefixed: no two paths share a key
+		return stageKey{a: method, b: b.String()}, true
 	},
 	undefined: ast.NewTerm(ast.NewObject()),
 }

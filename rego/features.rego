@@ -52,13 +52,10 @@ levels := _all_edit if {
 # role does not reach, or (for partners) one the delegation does not grant
 # or that needs wallet access the partner lacks, gives nothing, whatever
 # the profile or rights say. This is what X-Portero-Features reports.
-effective := {f: level |
-	features := defs.features
-	blocked := _blocked
-	some f, level in levels
-	features[f]
-	not blocked[f]
-}
+# (Built with object.filter and object.remove: a builtin works on the
+# whole object at once, where each expression a comprehension evaluates per
+# feature costs a few microseconds.)
+effective := object.remove(object.filter(levels, object.keys(defs.features)), _blocked)
 
 # The features of levels that give nothing, worked out once for all of
 # them. (Each function call, and each lookup in data, costs allocations:
