@@ -52,6 +52,9 @@ type Store struct {
 
 	hooksMu sync.Mutex
 	hooks   []func([]audit.Record)
+
+	stmtsMu sync.Mutex
+	stmts   atomic.Pointer[factStmts] // the facts lookup's, on rdb
 }
 
 // Option configures Open.
@@ -405,6 +408,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	if s.down == nil {
 		s.down = errors.New("closed")
+	}
+	if st := s.stmts.Swap(nil); st != nil {
+		st.close()
 	}
 	if s.rdb == s.wdb { // PostgreSQL: one pool
 		return s.rdb.Close()
