@@ -52,11 +52,12 @@ func newDecisionCache(modules map[string]*ast.Module, use inputUse) *decisionCac
 		return nil
 	}
 	for key := range use.top {
-		// input.subject, input.operation and input.operation_denial are
-		// the policy's own stages
+		// input.subject, input.grant, input.grant_facts,
+		// input.operation and input.operation_denial are the policy's own
+		// stages
 		// (see SubjectQuery): what they read is among the modules' reads
 		// checked here. input.gateway is the same for every request.
-		if !slices.Contains([]string{"identity", "tenant", "route", "access", "request", "management", "subject", "operation", "operation_denial", "gateway"}, key) {
+		if !slices.Contains([]string{"identity", "tenant", "route", "access", "request", "management", "subject", "grant", "grant_facts", "operation", "operation_denial", "gateway"}, key) {
 			return nil
 		}
 	}

@@ -56,7 +56,7 @@ func TestDecisionCache(t *testing.T) {
 	if _, ok := e.Current().cache.keyFor(bare); ok {
 		t.Fatal("an identity without a key has a decision key")
 	}
-	if _, ok := subjectSpec.key(bare, nil); ok {
+	if _, ok := subjectSpec.key(bare, inputUse{}, &priorStages{}); ok {
 		t.Fatal("an identity without a key has a subject key")
 	}
 	bare = memberInput()
@@ -64,7 +64,7 @@ func TestDecisionCache(t *testing.T) {
 	if _, ok := e.Current().cache.keyFor(bare); ok {
 		t.Fatal("access without a key has a decision key")
 	}
-	if _, ok := subjectSpec.key(bare, nil); ok {
+	if _, ok := subjectSpec.key(bare, inputUse{}, &priorStages{}); ok {
 		t.Fatal("access without a key has a subject key")
 	}
 	other = memberInput()

@@ -494,7 +494,7 @@ func (p *Loaded) Evaluate(ctx context.Context, in *Input) (Decision, error) {
 
 // evaluate is Evaluate, counting stage memo hits in metrics when not nil.
 func (p *Loaded) evaluate(ctx context.Context, in *Input, metrics *Metrics) (Decision, error) {
-	var extra [3][2]*ast.Term
+	var extra [numStages][2]*ast.Term
 	var before priorStages
 	n := 0
 	for _, st := range p.stages {
@@ -505,12 +505,7 @@ func (p *Loaded) evaluate(ctx context.Context, in *Input, metrics *Metrics) (Dec
 		if metrics != nil {
 			metrics.stageLookup(st.spec.field, hit)
 		}
-		switch st.spec {
-		case &subjectSpec:
-			before.subject, before.subjectPure = r, st.pure
-		case &operationSpec:
-			before.operation = r
-		}
+		before.add(st, r)
 		if r.term != nil {
 			extra[n] = item(st.spec.field, r.term)
 			n++
@@ -568,6 +563,10 @@ func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision
 			}
 			if t != nil {
 				with.Insert(ast.InternedTerm(st.spec.field), t)
+			}
+			// The subject's grant is input.grant, as in Decide.
+			if g, _ := grantOf(t); st.spec == &subjectSpec && g != nil && with.Get(grantKey) == nil {
+				with.Insert(grantKey, g)
 			}
 		}
 		v = with

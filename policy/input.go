@@ -307,7 +307,7 @@ type Identity struct {
 func init() {
 	ast.InternStringTerm("request", "route", "tenant", "identity", "now", "method", "host", "path",
 		"segments", "query", "headers", "body", "body_kind", "body_keys", "object", "array", "string", "number", "boolean", "null", "name", "api", "id", "status", "sub", "email", "org",
-		"groups", "roles", "memberships", "access", "query_keys", "upgrade", "subject", "operation", "operation_denial", "scope", "gateway", "header_profile", "app_segments", "management", "claims", "auth", "bearer", "session",
+		"groups", "roles", "memberships", "access", "query_keys", "upgrade", "subject", "grant", "grant_facts", "operation", "operation_denial", "scope", "gateway", "header_profile", "app_segments", "management", "claims", "auth", "bearer", "session",
 		"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "active")
 }
 

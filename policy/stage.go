@@ -47,6 +47,15 @@ const OperationQuery = "data.portero.requests.entry"
 // without its scope, which is all its input holds.
 const OperationDenialQuery = "data.portero.subject.operation_denial"
 
+// GrantFactsQuery is what a grant gives (levels per feature, the levels
+// that take effect, the role's rank), passed as input.grant_facts. A grant
+// is the "grant" field of the subject's result (input.grant): the part of
+// the caller's facts their levels and refusals per operation depend on,
+// with nothing that names them. Many callers share one, so this stage is
+// memoised by the grant's value while it reads nothing but input.grant: a
+// caller whose grant another caller had before costs no levels at all.
+const GrantFactsQuery = "data.portero.subject.grant_facts"
+
 // maxMemoised bounds each memo (see cache.Bounded for which entry makes
 // room).
 const maxMemoised = 20000
@@ -58,15 +67,28 @@ type stageSpec struct {
 	// reads says why the stage's input use does not fit its key, or "".
 	reads func(u inputUse) string
 	// key is the memo's key for the input, or false when the input cannot
-	// be keyed (it is then evaluated). before holds the results of the
-	// stages evaluated before this one.
-	key func(in *Input, before *priorStages) (stageKey, bool)
-	// input builds the stage's input when it is not the parts of the
-	// request's input the stage reads; nil: those parts.
-	input func(in *Input, use inputUse, before *priorStages) ast.Value
+	// be keyed (it is then evaluated). use is what the stage reads; before
+	// holds the results of the stages evaluated before this one.
+	key func(in *Input, use inputUse, before *priorStages) (stageKey, bool)
+	// prior are the earlier stages' results the stage sees in its input,
+	// beside the parts of the request's input it reads; nil: none.
+	prior func(before *priorStages, items *[numStages][2]*ast.Term) [][2]*ast.Term
 	// undefined is passed when the stage is undefined for an input, so the
 	// policy does not work it out again; nil passes nothing.
 	undefined *ast.Term
+	bit       stageSet // in stageSpecs' order
+}
+
+// numStages is len(stageSpecs).
+const numStages = 4
+
+func init() {
+	if len(stageSpecs) != numStages {
+		panic("policy: numStages is not len(stageSpecs)")
+	}
+	for i, spec := range stageSpecs {
+		spec.bit = 1 << i
+	}
 }
 
 type stageKey struct {
@@ -77,18 +99,74 @@ type stageKey struct {
 // priorStages are the results of the stages evaluated before another for
 // one input (nil when the policy does not define them).
 type priorStages struct {
-	subject, operation *stageResult
-	// subjectPure: the subject's result is a function of its key.
-	subjectPure bool
+	subject, grantFacts, operation *stageResult
+	// defined: the stages the policy defines; pure: those whose result is
+	// a function of their key.
+	defined, pure stageSet
+}
+
+// stageSet is a set of stageSpecs, a bit each in stageSpecs' order.
+type stageSet uint8
+
+// keyed says whether the results of the stages named are functions of
+// their keys (or not defined by the policy).
+func (b *priorStages) keyed(specs ...*stageSpec) bool {
+	for _, spec := range specs {
+		if b.defined&spec.bit != 0 && b.pure&spec.bit == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// add records a stage's result for the stages after it.
+func (b *priorStages) add(st *stage, r *stageResult) {
+	b.defined |= st.spec.bit
+	if st.pure {
+		b.pure |= st.spec.bit
+	}
+	switch st.spec {
+	case &subjectSpec:
+		b.subject = r
+	case &grantFactsSpec:
+		b.grantFacts = r
+	case &operationSpec:
+		b.operation = r
+	}
+}
+
+// grant is the subject's grant and its value key, if it names one.
+func (b *priorStages) grant() (*ast.Term, ValueKey, bool) {
+	if b.subject == nil || b.subject.plain == nil {
+		return nil, ValueKey{}, false
+	}
+	return b.subject.plain, b.subject.plainKey, true
 }
 
 // stageResult is a stage's result for an input, as memoised.
 type stageResult struct {
 	term *ast.Term
 	// For the operation stage: the operation without its scope, the
-	// operation denial stage's input.operation, and its value key.
+	// operation denial stage's input.operation; for the subject, its
+	// grant. Each with its value key.
 	plain    *ast.Term
 	plainKey ValueKey
+}
+
+// priorItem appends the result of an earlier stage (t, when not nil) to
+// items as input.<field>.
+func priorItem(items [][2]*ast.Term, field string, t *ast.Term) [][2]*ast.Term {
+	if t == nil {
+		return items
+	}
+	return append(items, item(field, t))
+}
+
+func termOf(r *stageResult) *ast.Term {
+	if r == nil {
+		return nil
+	}
+	return r.term
 }
 
 // subjectKey is the subject stage's key: the identity's and the access
@@ -109,22 +187,42 @@ func subjectKey(in *Input) (stageKey, bool) {
 	return k, true
 }
 
-// subjectReads says why a stage keyed by the subject (and, with
-// operation, the operation) reads more than its key holds, or "".
-func subjectReads(u inputUse, operation bool) string {
+// reads says why a stage that may read only the input keys allowed reads
+// more, or "".
+func reads(u inputUse, allowed ...string) string {
 	for key := range u.top {
-		if !slices.Contains([]string{"identity", "access", "tenant", "gateway"}, key) && (!operation || key != "operation" && key != "subject") {
+		if !slices.Contains(allowed, key) {
 			return "it reads input." + key
 		}
 	}
 	return ""
 }
 
+// readsOnly says whether the stage reads no input keys but those allowed.
+func readsOnly(u inputUse, allowed ...string) bool { return reads(u, allowed...) == "" }
+
 var subjectSpec = stageSpec{
 	query: SubjectQuery,
 	field: "subject",
-	reads: func(u inputUse) string { return subjectReads(u, false) },
-	key:   func(in *Input, _ *priorStages) (stageKey, bool) { return subjectKey(in) },
+	reads: func(u inputUse) string { return reads(u, "identity", "access", "tenant", "gateway") },
+	key:   func(in *Input, _ inputUse, _ *priorStages) (stageKey, bool) { return subjectKey(in) },
+}
+
+var grantKey = ast.InternedTerm("grant")
+
+// grantFactsSpec is keyed by the grant's value, which is all it may read.
+var grantFactsSpec = stageSpec{
+	query: GrantFactsQuery,
+	field: "grant_facts",
+	reads: func(u inputUse) string { return reads(u, "grant") },
+	key: func(_ *Input, _ inputUse, b *priorStages) (stageKey, bool) {
+		_, k, ok := b.grant()
+		return stageKey{op: k, a: "grant"}, ok
+	},
+	prior: func(b *priorStages, items *[numStages][2]*ast.Term) [][2]*ast.Term {
+		g, _, _ := b.grant()
+		return priorItem(items[:0], "grant", g)
+	},
 }
 
 var operationSpec = stageSpec{
@@ -146,7 +244,7 @@ var operationSpec = stageSpec{
 		}
 		return ""
 	},
-	key: func(in *Input, _ *priorStages) (stageKey, bool) {
+	key: func(in *Input, _ inputUse, _ *priorStages) (stageKey, bool) {
 		method := in.Request.Method
 		if in.Request.Upgrade {
 			method += "\x00upgrade"
@@ -158,41 +256,50 @@ var operationSpec = stageSpec{
 	undefined: ast.NewTerm(ast.NewObject()),
 }
 
-// operationDenialSpec's input is the subject's parts of the input, the
-// subject's result (input.subject: the caller's facts, worked out already)
-// and the operation without its scope; its key is the subject's and the
-// operation's, so it is memoised only while the subject's result is a
-// function of the subject's key.
+// operationDenialSpec's input is the parts of the input it reads, the
+// earlier stages' results (input.subject, input.grant, input.grant_facts)
+// and the operation without its scope. When it reads nothing but the
+// grant, the grant's facts and the operation (the default policy), its key
+// is the grant's value and the operation's: one result serves every caller
+// with that grant. Otherwise its key is the subject's (identity, access
+// facts, tenant) and the operation's, memoised only while the subject's
+// result is a function of the subject's key.
 var operationDenialSpec = stageSpec{
 	query: OperationDenialQuery,
 	field: "operation_denial",
-	reads: func(u inputUse) string { return subjectReads(u, true) },
-	key: func(in *Input, before *priorStages) (stageKey, bool) {
-		if before.operation == nil || before.operation.plain == nil || before.subject == nil || !before.subjectPure {
+	reads: func(u inputUse) string {
+		return reads(u, "identity", "access", "tenant", "gateway", "subject", "operation", "grant", "grant_facts")
+	},
+	key: func(in *Input, use inputUse, before *priorStages) (stageKey, bool) {
+		if before.operation == nil || before.operation.plain == nil || !before.keyed(&subjectSpec, &grantFactsSpec) {
+			return stageKey{}, false
+		}
+		if readsOnly(use, "grant", "grant_facts", "operation") {
+			_, g, ok := before.grant()
+			return stageKey{identity: g, op: before.operation.plainKey, a: "grant"}, ok
+		}
+		if before.subject == nil {
 			return stageKey{}, false
 		}
 		k, ok := subjectKey(in)
 		k.op = before.operation.plainKey
 		return k, ok
 	},
-	input: func(in *Input, use inputUse, before *priorStages) ast.Value {
-		var extra [2][2]*ast.Term
-		n := 0
-		if s := before.subject; s != nil && s.term != nil {
-			extra[n] = item("subject", s.term)
-			n++
+	prior: func(b *priorStages, items *[numStages][2]*ast.Term) [][2]*ast.Term {
+		out := priorItem(items[:0], "subject", termOf(b.subject))
+		g, _, _ := b.grant()
+		out = priorItem(out, "grant", g)
+		out = priorItem(out, "grant_facts", termOf(b.grantFacts))
+		if b.operation != nil {
+			out = priorItem(out, "operation", b.operation.plain)
 		}
-		if op := before.operation; op != nil && op.plain != nil {
-			extra[n] = item("operation", op.plain)
-			n++
-		}
-		return in.valueFor(use, extra[:n]...)
+		return out
 	},
 }
 
 // stageSpecs are the stages a policy may define, in the order they are
-// evaluated (the operation denial needs the operation).
-var stageSpecs = []*stageSpec{&subjectSpec, &operationSpec, &operationDenialSpec}
+// evaluated (each may read those before it).
+var stageSpecs = []*stageSpec{&subjectSpec, &grantFactsSpec, &operationSpec, &operationDenialSpec}
 
 var scopeKey = ast.InternedTerm("scope")
 
@@ -210,6 +317,23 @@ func withoutScope(t *ast.Term) (*ast.Term, ValueKey) {
 		plain = ast.ObjectTerm(keep...)
 	}
 	return plain, valueKey("operation", plain.Value)
+}
+
+// grantOf returns the subject's grant (its "grant" field) and the grant's
+// value key; nil when it names none.
+func grantOf(subject *ast.Term) (*ast.Term, ValueKey) {
+	if subject == nil {
+		return nil, ValueKey{}
+	}
+	obj, ok := subject.Value.(ast.Object)
+	if !ok {
+		return nil, ValueKey{}
+	}
+	g := obj.Get(grantKey)
+	if g == nil {
+		return nil, ValueKey{}
+	}
+	return g, valueKey("grant", g.Value)
 }
 
 type stage struct {
@@ -263,7 +387,7 @@ func (s *stage) result(ctx context.Context, in *Input, before *priorStages) (*st
 	var key stageKey
 	memoise := false
 	if s.pure {
-		key, memoise = s.spec.key(in, before)
+		key, memoise = s.spec.key(in, s.use, before)
 	}
 	if memoise {
 		// A stage's result does not expire: the key holds all it reads.
@@ -272,8 +396,9 @@ func (s *stage) result(ctx context.Context, in *Input, before *priorStages) (*st
 		}
 	}
 	var input ast.Value
-	if s.spec.input != nil {
-		input = s.spec.input(in, s.use, before)
+	if s.spec.prior != nil {
+		var items [numStages][2]*ast.Term
+		input = in.valueFor(s.use, s.spec.prior(before, &items)...)
 	} else {
 		input = in.valueFor(s.use)
 	}
@@ -282,8 +407,12 @@ func (s *stage) result(ctx context.Context, in *Input, before *priorStages) (*st
 		return nil, false, err
 	}
 	r := &stageResult{term: t}
-	if s.spec == &operationSpec && t != nil {
+	switch {
+	case t == nil:
+	case s.spec == &operationSpec:
 		r.plain, r.plainKey = withoutScope(t)
+	case s.spec == &subjectSpec:
+		r.plain, r.plainKey = grantOf(t)
 	}
 	if memoise {
 		s.memo.Put(key, r)

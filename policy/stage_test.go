@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -37,6 +38,16 @@ func acmeAccess(member map[string]any) map[string]any {
 	if member != nil {
 		doc["membership"] = member
 	}
+	return doc
+}
+
+// partnerAccess is acme's facts for a user of partnerco, which acme
+// delegated reviews and ads to; with m, the user is also a member.
+func partnerAccess(m map[string]any) map[string]any {
+	doc := acmeAccess(m)
+	doc["partner"] = "partnerco"
+	doc["delegation"] = map[string]any{"id": "dlg_1", "partner": "partnerco", "scope": "limited", "products": []any{"reviews", "ads"},
+		"wallet": false, "status": "accepted", "expired": false}
 	return doc
 }
 
@@ -77,6 +88,12 @@ func TestStagesGiveTheSameDecisions(t *testing.T) {
 		"business scope":   storeInput("ann", "GET", []string{"businesses", "b2"}, acmeAccess(member("account_manager", map[string]any{"profile": "full"})), ""),
 		"business allowed": storeInput("ann", "GET", []string{"businesses", "b1"}, acmeAccess(member("account_manager", map[string]any{"profile": "full"})), ""),
 		"create business":  storeInput("ann", "POST", []string{"businesses"}, acmeAccess(member("account_manager", map[string]any{"profile": "full"})), ""),
+		// A partner's user, and a member who is one too: refused as the
+		// member, allowed as the partner, with the partner's headers.
+		"partner":          storeInput("pat", "GET", []string{"reviews"}, partnerAccess(nil), ""),
+		"partner refused":  storeInput("pat", "GET", []string{"billing"}, partnerAccess(nil), ""),
+		"union as partner": storeInput("leo", "POST", []string{"ads"}, partnerAccess(leo), ""),
+		"union as member":  storeInput("leo", "PATCH", []string{"locations", "l1", "profile"}, partnerAccess(leo), `{"phone": "1"}`),
 	}
 	reasons := map[string]bool{}
 	for name, in := range inputs {
@@ -89,11 +106,56 @@ func TestStagesGiveTheSameDecisions(t *testing.T) {
 			reasons[got.Decision.Reason] = true
 		}
 	}
-	if len(reasons) < 8 {
+	if len(reasons) < 10 {
 		t.Errorf("the cases should cover many outcomes, got %v", reasons)
 	}
 	if hits := testutil.ToFloat64(m.stages["subject"][1]); hits == 0 {
 		t.Error("the subject stage was never answered from its memo")
+	}
+}
+
+// What follows from a grant is worked out once per grant: a second caller
+// with the same role, profile and rights (other locations, other fields,
+// another name) gets the grant's facts and the operation's refusal from
+// the memos, and their own headers; a caller with another grant does not.
+func TestGrantStagesAreSharedByCallers(t *testing.T) {
+	e, m := newTestEngine(t, embedded())
+	if got := e.Current().Stages(); got[GrantFactsQuery] != "memoised" || got[OperationDenialQuery] != "memoised" {
+		t.Fatalf("default policy stages: %v", got)
+	}
+	hits := func(stage string) float64 { return testutil.ToFloat64(m.stages[stage][1]) }
+	grant := map[string]any{"features": map[string]any{"profile_listings": "edit", "reviews": "read"}}
+	decide := func(user, role string, extra map[string]any, segs ...string) Evaluation {
+		mb := member(role, grant)
+		for k, v := range extra {
+			mb[k] = v
+		}
+		ev := e.Decide(context.Background(), storeInput(user, "PATCH", segs, acmeAccess(mb), `{"phone": "1"}`))
+		if ev.Err != nil {
+			t.Fatal(ev.Err)
+		}
+		return ev
+	}
+	leo := decide("leo", "location_manager", map[string]any{"locations": []any{"l1"}, "fields": map[string]any{"profile_listings": []any{"phone"}}}, "locations", "l1", "profile")
+	facts, ops := hits("grant_facts"), hits("operation_denial")
+	lea := decide("lea", "location_manager", map[string]any{"locations": []any{"l2", "l3"}, "fields": map[string]any{}}, "locations", "l2", "profile")
+	if !leo.Decision.Allow || !lea.Decision.Allow {
+		t.Fatalf("leo %+v, lea %+v", leo.Decision, lea.Decision)
+	}
+	if hits("grant_facts") != facts+1 || hits("operation_denial") != ops+1 {
+		t.Errorf("a second caller with the same grant: memo hits grant_facts %v → %v, operation_denial %v → %v", facts, hits("grant_facts"), ops, hits("operation_denial"))
+	}
+	h := lea.Decision.Headers
+	if http.Header(h).Get("X-Portero-User") != "lea" || http.Header(h).Get("X-Portero-Scope") != "locations:l2,l3" || http.Header(h).Get("X-Portero-Features") != http.Header(leo.Decision.Headers).Get("X-Portero-Features") {
+		t.Errorf("lea's headers: %v (leo's %v)", h, leo.Decision.Headers)
+	}
+	facts, ops = hits("grant_facts"), hits("operation_denial")
+	ann := decide("ann", "account_manager", map[string]any{"features": map[string]any{}, "profile": "full"}, "locations", "l1", "profile")
+	if hits("grant_facts") != facts || hits("operation_denial") != ops {
+		t.Errorf("another grant answered from the memos: %+v", ann.Decision)
+	}
+	if http.Header(ann.Decision.Headers).Get("X-Portero-Features") == http.Header(leo.Decision.Headers).Get("X-Portero-Features") {
+		t.Errorf("an account manager has a location manager's features: %v", ann.Decision.Headers)
 	}
 }
 

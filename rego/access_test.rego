@@ -239,17 +239,41 @@ test_expired_delegation_gives_nothing if {
 
 # --- the gateway's stages ---
 
-# The gateway passes subject.facts and requests.entry, worked out once per
-# caller and per path, as input.subject and input.operation; the decision
-# must be the one the policy reaches on its own.
+# The gateway passes subject.facts (worked out once per caller),
+# subject.grant_facts (once per grant, from the facts' grant alone),
+# requests.entry (once per path) and subject.operation_denial (once per
+# grant and entry, from the grant, its facts and the entry alone) as
+# input.subject, input.grant_facts, input.operation and
+# input.operation_denial; the decision must be the one the policy reaches
+# on its own.
+_staged(inp) := object.union(inp, {
+	"subject": s, "grant": s.grant, "grant_facts": gf,
+	"operation": op, "operation_denial": od,
+}) if {
+	s := subject.facts with input as inp
+	gf := subject.grant_facts with input as {"grant": s.grant}
+	op := requests.entry with input as inp
+	od := subject.operation_denial with input as {"grant": s.grant, "grant_facts": gf, "operation": op}
+}
+
 test_stages_from_the_gateway_give_the_same_decision if {
-	every user, body in {"leo": {"phone": "1"}, "ann": {"name": "x"}, "gone": {}, "zoe": {}} {
-		inp := _input(user, "PATCH", ["locations", "l1", "profile"], body)
-		s := subject.facts with input as inp
-		op := requests.entry with input as inp
-		staged := object.union(inp, {"subject": s, "operation": op})
-		d := authz.decision with input as staged
-		d == authz.decision with input as inp
+	every user, body in {"leo": {"phone": "1"}, "ann": {"name": "x"}, "gone": {}, "zoe": {}, "olivia": {"name": "x"}} {
+		every segments in [["locations", "l1", "profile"], ["reviews"], ["billing"], ["users"]] {
+			inp := _input(user, "PATCH", segments, body)
+			d := authz.decision with input as _staged(inp)
+			d == authz.decision with input as inp
+		}
+	}
+	every d in [
+		_delegation("limited", ["reviews"], false, "accepted", false),
+		_delegation("full", [], true, "accepted", false),
+		_delegation("limited", ["billing"], false, "accepted", false),
+	] {
+		every segments in [["reviews"], ["billing"], ["ads"], ["locations", "l1"]] {
+			inp := _partner_input(d, "GET", segments)
+			staged := authz.decision with input as _staged(inp)
+			staged == authz.decision with input as inp
+		}
 	}
 	_decide("leo", "PATCH", ["locations", "l1", "profile"]).allow # an allowed case among them
 	not _decide("zoe", "PATCH", ["locations", "l1", "profile"]).allow

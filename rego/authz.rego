@@ -56,7 +56,7 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 	input.access.tenant.status != "active"
 } else := _refusal if {
 	_denial
-} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
+} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": object.union(subject.current.headers, subject.grant_facts_current.headers)}
 
 # A refusal, unless the caller is a member who is also a user of a
 # partner organisation with an accepted delegation from the tenant: they
@@ -75,13 +75,15 @@ _refusal := d if {
 _as_partner := d if {
 	d := _own with input.access as object.remove(input.access, {"membership"})
 		with input.subject as false
+		with input.grant as false
+		with input.grant_facts as false
 		with input.operation_denial as false
 }
 
 # The end of decision, for _as_partner.
 _own := {"allow": false, "status": 403, "reason": _denial} if {
 	_denial
-} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": subject.current.headers}
+} else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": object.union(subject.current.headers, subject.grant_facts_current.headers)}
 
 # The first refusal: one that holds for every request of this caller, then
 # an operation the route mapping does not name (default deny), then one for

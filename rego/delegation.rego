@@ -18,11 +18,12 @@ role := "administrator" if {
 	d.scope == "full"
 } else := "account_manager"
 
-grants(_) if d.scope == "full"
+# Whether delegation dg (its scope and products) grants a feature.
+grants(dg, _) if dg.scope == "full"
 
-grants(feature) if {
-	d.scope == "limited"
-	feature in d.products
+grants(dg, feature) if {
+	dg.scope == "limited"
+	feature in dg.products
 }
 
 # A refusal that holds for every request of this partner user.
@@ -37,31 +38,30 @@ standing_denial := "delegation.expired" if {
 	d.status != "accepted"
 }
 
-# A refusal of operation e (a route mapping entry) for a partner user: a
-# product the delegation does not grant, or one that spends money without
-# wallet access. portero.subject works it out once per caller and entry.
-# The caller's kind comes from their facts (subject.current), worked out
-# already.
-op_denial(e) := d if {
-	subject.current.kind == "partner"
+# A refusal of operation e (a route mapping entry) for a partner user of
+# grant g (portero.subject): a product the delegation does not grant, or
+# one that spends money without wallet access. Worked out once per grant
+# and entry.
+op_denial(g, e) := d if {
+	g.kind == "partner"
 	e.feature
-	d := feature_denial(e.feature)
+	d := feature_denial(g, e.feature)
 } else := "delegation.product_not_granted" if {
 	# A limited partner has its products, and the app's open pages:
 	# nothing the mapping classifies without a product.
-	subject.current.kind == "partner"
-	d.scope != "full"
+	g.kind == "partner"
+	g.delegation.scope != "full"
 	not e.feature
 	not e.open
 }
 
-# Why a partner user may not use feature f at all; undefined when they may
-# (and for everyone who is not a partner user).
-feature_denial(f) := "delegation.no_wallet" if {
-	members.kind == "partner"
+# Why a partner user of grant g may not use feature f at all; undefined
+# when they may (and for everyone who is not a partner user).
+feature_denial(g, f) := "delegation.no_wallet" if {
+	g.kind == "partner"
 	defs.features[f].wallet
-	not d.wallet
+	not g.delegation.wallet
 } else := "delegation.product_not_granted" if {
-	members.kind == "partner"
-	not grants(f)
+	g.kind == "partner"
+	not grants(g.delegation, f)
 }

@@ -13,11 +13,8 @@ package portero.features
 
 import data.portero.definitions as defs
 import data.portero.delegation
-import data.portero.members
 import data.portero.requests
 import data.portero.subject
-
-_m := members.membership
 
 # The "full" profile is every feature at "edit".
 _all_edit := defs.profiles.full.features
@@ -41,55 +38,56 @@ _role_default(role) := _all_edit if {
 	role == "administrator"
 } else := {}
 
-# The caller's level per feature, computed once per request.
-levels := _all_edit if {
-	members.kind in {"owner", "partner"}
-} else := levels_of(_m) if {
-	members.kind == "member"
+# The level per feature a grant (portero.subject's grant: kind, role,
+# membership, delegation) gives.
+levels_for(g) := _all_edit if {
+	g.kind in {"owner", "partner"}
+} else := levels_of(g.membership) if {
+	g.kind == "member"
 } else := {}
 
-# The levels that take effect: a feature whose minimum role the caller's
+# The caller's level per feature (portero.admin reads it).
+levels := levels_for(subject.grant)
+
+# The levels that take effect: a feature whose minimum role the grant's
 # role does not reach, or (for partners) one the delegation does not grant
 # or that needs wallet access the partner lacks, gives nothing, whatever
 # the profile or rights say. This is what X-Portero-Features reports.
 # (Built with object.filter and object.remove: a builtin works on the
 # whole object at once, where each expression a comprehension evaluates per
 # feature costs a few microseconds.)
-effective := object.remove(object.filter(levels, object.keys(defs.features)), _blocked)
+effective_for(g, lv) := object.remove(object.filter(lv, object.keys(defs.features)), _below_min_role(g, lv) | _not_delegated(g, lv))
 
-# The features of levels that give nothing, worked out once for all of
-# them. (Each function call, and each lookup in data, costs allocations:
-# a function called per feature cost ~20 a feature; data is read once.)
-_blocked := _below_min_role | _not_delegated
-
-_below_min_role := {f |
+# The features of lv whose minimum role is above the grant's role. (Each
+# function call, and each lookup in data, costs allocations: data is read
+# once, not per feature.)
+_below_min_role(g, lv) := {f |
 	ranks := defs.roles
 	features := defs.features
-	rank := object.get(ranks, members.role, 0)
-	some f, _ in levels
+	rank := object.get(ranks, g.role, 0)
+	some f, _ in lv
 	rank < ranks[features[f].min_role]
 }
 
-_not_delegated := {f |
-	some f, _ in levels
-	delegation.feature_denial(f)
+_not_delegated(g, lv) := {f |
+	some f, _ in lv
+	delegation.feature_denial(g, f)
 } if {
-	members.kind == "partner"
+	g.kind == "partner"
 } else := set()
 
 # A refusal of operation e (a route mapping entry) that depends only on
-# the caller: portero.subject works it out once per caller and entry.
-# It reads the levels from the caller's facts (subject.current.granted,
-# the levels above), which the gateway has worked out already.
-op_denial(e) := "feature.not_granted" if {
+# the caller's grant g, whose levels are granted: portero.subject works it
+# out once per grant and entry.
+op_denial(g, granted, e) := "feature.not_granted" if {
 	e.feature
-	not subject.current.granted[e.feature]
+	not granted[e.feature]
 } else := "feature.read_only" if {
 	e.action != "read"
-	subject.current.granted[e.feature] == "read"
+	granted[e.feature] == "read"
 } else := "feature.role_too_low" if {
 	min := defs.features[e.feature].min_role
-	object.get(defs.roles, subject.role_current, 0) < defs.roles[min]
+	object.get(defs.roles, g.role, 0) < defs.roles[min]
 }
 
 # A refusal of a change (any action but read) to a feature the member's

@@ -14,17 +14,16 @@ import data.portero.requests
 import data.portero.subject
 
 # A refusal of operation e (a route mapping entry) that depends only on
-# the caller: portero.subject works it out once per caller and entry.
-# The caller's kind and role come from their facts (see
-# subject.role_current), worked out already.
-op_denial(e) := "right.missing" if {
+# the caller's grant g (portero.subject): worked out once per grant and
+# entry.
+op_denial(g, e) := "right.missing" if {
 	e.right
-	subject.current.kind in {"member", "partner"}
-	subject.role_current != "administrator"
-	not e.right in members.membership.rights
+	g.kind in {"member", "partner"}
+	g.role != "administrator"
+	not e.right in object.get(g.membership, "rights", [])
 } else := "role.action_not_allowed" if {
 	e.resource
-	not defs.role_actions[subject.role_current][e.resource][e.action]
+	not defs.role_actions[g.role][e.resource][e.action]
 }
 
 # A refusal of this request by scope: the path names a business or location

@@ -8,19 +8,28 @@
 #   request (deactivated member, unaccepted or expired delegation), and,
 #   per operation of the route mapping, the refusal that depends only on
 #   the caller (delegation products, rights, role actions, feature levels).
-#   The gateway evaluates facts once per identity and store lookup and
-#   passes the result as input.subject to the evaluations of that caller's
-#   requests, until a store write or a policy reload; it evaluates
-#   operation_denial once per caller and operation and passes it as
-#   input.operation_denial. Rules that decide a request read the caller
-#   through current and operation_current. The gateway memoises each only
-#   while it and the rules it uses read nothing but input.identity,
-#   input.access and input.tenant (and input.operation for
-#   operation_denial) and call no non-deterministic builtin; otherwise it
-#   evaluates them for every request.
+#
+#   It is worked out in stages the gateway memoises (see the README's
+#   "Policy stages"):
+#   - facts: the caller's facts (kind, role, standing refusal, identity
+#     headers), and their grant: the part their levels and refusals per
+#     operation depend on (kind, role, profile, feature rights, extra
+#     rights, delegation scope, products and wallet), with nothing that
+#     names them. Passed as input.subject, and its grant as input.grant;
+#   - grant_facts: what a grant gives (levels, the levels that take
+#     effect, the role's rank), from input.grant alone. Many callers share
+#     a grant, so this is worked out once per grant, not once per caller;
+#   - operation_denial: the refusal of the request's operation, from
+#     input.grant, input.grant_facts and the operation alone, once per
+#     grant and mapping entry.
+#   Rules that decide a request read the caller through current,
+#   grant_facts_current and operation_current, which work everything out
+#   here when the gateway did not pass it (in tests, `portero eval`). The
+#   gateway memoises a stage only while the rules it uses read nothing but
+#   its key's input parts and call no non-deterministic builtin; otherwise
+#   it evaluates it for every request.
 package portero.subject
 
-import data.portero.definitions as defs
 import data.portero.delegation
 import data.portero.features
 import data.portero.members
@@ -36,12 +45,38 @@ current := input.subject if {
 facts := {
 	"kind": members.kind,
 	"role": _role,
-	"rank": object.get(defs.roles, _role, 0),
 	"denial": _denial,
-	"levels": features.effective,
-	"granted": features.levels,
 	"headers": _headers,
 	"reason": sprintf("%s.%s", [members.kind, _role]),
+	"grant": grant,
+}
+
+# The caller's grant: the parts of their facts that their levels and their
+# refusals per operation depend on, and nothing that names them. Callers
+# with the same role, profile, rights and delegation share one.
+grant := {
+	"kind": members.kind,
+	"role": _role,
+	"membership": object.filter(object.get(input.access, "membership", {}), {"role", "profile", "features", "rights"}),
+	"delegation": object.filter(object.get(input.access, "delegation", {}), {"scope", "products", "wallet"}),
+}
+
+# What a grant gives, from input.grant alone: the level per feature
+# (levels), the levels that take effect (effective) and the
+# X-Portero-Features header that reports them.
+grant_facts := _given(input.grant)
+
+grant_facts_current := input.grant_facts if {
+	input.grant_facts
+} else := _given(current.grant)
+
+_given(g) := {
+	"levels": levels,
+	"effective": effective,
+	"headers": {"X-Portero-Features": json.marshal(effective)},
+} if {
+	levels := features.levels_for(g)
+	effective := features.effective_for(g, levels)
 }
 
 # The refusal of the request's operation that depends only on the caller
@@ -53,34 +88,28 @@ operation_current := input.operation_denial if {
 	input.operation_denial
 } else := d if {
 	requests.current.id
-	d := _op_denial(requests.current)
+	d := _op_denial(current.grant, grant_facts_current.levels, requests.current)
 } else := ""
 
 # The refusal of the operation in input.operation (a route mapping entry),
-# "" when none. It reads the entry without its scope (the ids the path
-# names), so the gateway works it out once per caller and mapping entry,
-# when the caller first uses it, and memoises it per (identity, store
-# lookup, tenant, entry): a caller's first request costs one operation,
-# not every operation of the mapping.
+# "" when none, from input.grant and input.grant_facts alone. It reads the
+# entry without its scope (the ids the path names), so the gateway works
+# it out once per grant and mapping entry and memoises it: a caller's
+# first request costs at most one operation, and none when another caller
+# with the same grant used it before.
 operation_denial := d if {
 	input.operation.id
-	d := _op_denial(object.remove(input.operation, {"scope"}))
+	d := _op_denial(input.grant, input.grant_facts.levels, object.remove(input.operation, {"scope"}))
 } else := ""
 
-_op_denial(e) := d if {
-	d := delegation.op_denial(e)
+# The refusal of operation e for grant g, whose levels are granted.
+_op_denial(g, granted, e) := d if {
+	d := delegation.op_denial(g, e)
 } else := d if {
-	d := roles.op_denial(e)
+	d := roles.op_denial(g, e)
 } else := d if {
-	d := features.op_denial(e)
+	d := features.op_denial(g, granted, e)
 }
-
-# The caller's role as portero.members names it (undefined when it names
-# none), read from current when current names one: rules that work on the
-# facts the gateway passed need not work the role out again.
-role_current := current.role if {
-	current.role != ""
-} else := members.role
 
 _role := r if {
 	r := members.role
@@ -93,6 +122,8 @@ _denial := d if {
 	d := delegation.standing_denial
 } else := ""
 
+# The identity headers but X-Portero-Features, which comes from the grant's
+# facts (grant_facts_current.headers; portero.authz joins them).
 _headers := object.union(
 	{
 		"X-Portero-User": input.identity.sub,
@@ -100,7 +131,6 @@ _headers := object.union(
 		"X-Portero-Role": _role,
 		"X-Portero-Roles": _role,
 		"X-Portero-Scope": roles.scope,
-		"X-Portero-Features": json.marshal(features.effective),
 	},
 	_partner_header,
 )
