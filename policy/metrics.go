@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.cacheHits, m.cacheMisses = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
 	stages := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portero_policy_stage_total",
-		Help: "Evaluations of the policy's stages (subject: data.portero.subject.facts, the caller's request-independent facts; operation: data.portero.requests.entry, the request's route mapping entry; operation_denial: data.portero.subject.operation_denial, the caller's refusal of that entry) answered from the stage's memo (hit) or evaluated (miss).",
+		Help: "Evaluations of the policy's stages (subject: data.portero.subject.facts, the caller's request-independent facts and grant; grant_facts: data.portero.subject.grant_facts, what a grant gives, shared by the callers with that grant; operation: data.portero.requests.entry, the request's route mapping entry; operation_denial: data.portero.subject.operation_denial, the grant's refusal of that entry) answered from the stage's memo (hit) or evaluated (miss).",
 	}, []string{"stage", "result"})
 	m.stages = map[string][2]prometheus.Counter{}
 	for _, spec := range stageSpecs {
