@@ -135,12 +135,31 @@ func (b *priorStages) add(st *stage, r *stageResult) {
 	}
 }
 
-// grant is the subject's grant and its value key, if it names one.
-func (b *priorStages) grant() (*ast.Term, ValueKey, bool) {
-	if b.subject == nil || b.subject.plain == nil {
-		return nil, ValueKey{}, false
+// grant is the subject's grant and a key for it: its value key, or
+// noGrant when the subject names none (no store facts: the stages that read
+// only the grant then read nothing, and one result serves every such
+// input). False when the subject was not worked out.
+func (b *priorStages) grant() (*ast.Term, grantKeyOf, bool) {
+	switch {
+	case b.subject == nil:
+		return nil, grantKeyOf{}, false
+	case b.subject.plain == nil:
+		return nil, grantKeyOf{none: true}, true
 	}
-	return b.subject.plain, b.subject.plainKey, true
+	return b.subject.plain, grantKeyOf{key: b.subject.plainKey}, true
+}
+
+// grantKeyOf keys the stages that read the grant: its value key, or none.
+type grantKeyOf struct {
+	key  ValueKey
+	none bool
+}
+
+func (g grantKeyOf) tag() string {
+	if g.none {
+		return "no grant"
+	}
+	return "grant"
 }
 
 // stageResult is a stage's result for an input, as memoised.
@@ -217,7 +236,7 @@ var grantFactsSpec = stageSpec{
 	reads: func(u inputUse) string { return reads(u, "grant") },
 	key: func(_ *Input, _ inputUse, b *priorStages) (stageKey, bool) {
 		_, k, ok := b.grant()
-		return stageKey{op: k, a: "grant"}, ok
+		return stageKey{op: k.key, a: k.tag()}, ok
 	},
 	prior: func(b *priorStages, items *[numStages][2]*ast.Term) [][2]*ast.Term {
 		g, _, _ := b.grant()
@@ -276,7 +295,7 @@ var operationDenialSpec = stageSpec{
 		}
 		if readsOnly(use, "grant", "grant_facts", "operation") {
 			_, g, ok := before.grant()
-			return stageKey{identity: g, op: before.operation.plainKey, a: "grant"}, ok
+			return stageKey{identity: g.key, op: before.operation.plainKey, a: g.tag()}, ok
 		}
 		if before.subject == nil {
 			return stageKey{}, false

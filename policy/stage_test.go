@@ -245,3 +245,22 @@ func TestStagesMemoisedOnlyWhenPure(t *testing.T) {
 		}
 	}
 }
+
+// Without store facts the subject names no grant; the stages that read
+// only the grant are still memoised (one result serves every such input),
+// not evaluated for every request.
+func TestStagesMemoisedWithoutStoreFacts(t *testing.T) {
+	e, m := newTestEngine(t, embedded())
+	e.Current().cache = nil // every request reaches the stages
+	for range 3 {
+		if ev := e.Decide(context.Background(), memberInput()); ev.Err != nil {
+			t.Fatal(ev.Err)
+		}
+	}
+	for _, spec := range stageSpecs {
+		miss, hit := testutil.ToFloat64(m.stages[spec.field][0]), testutil.ToFloat64(m.stages[spec.field][1])
+		if miss != 1 || hit != 2 {
+			t.Errorf("%s: %v misses, %v hits; want 1 and 2", spec.field, miss, hit)
+		}
+	}
+}
