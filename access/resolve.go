@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,35 +40,41 @@ func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now
 	row := func(stmt *sql.Stmt, args ...any) *sql.Row {
 		return sqlTx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...)
 	}
-	t, err := scanTenant(row(st.tenant, tenant))
+	// One row: the tenant, and beside it the member, the open master
+	// session and the user's partner organisation, each all NULL when
+	// there is none (each is unique: see factQueries).
+	var cols [factColumns]any
+	ptrs := make([]any, len(cols))
+	for i := range cols {
+		ptrs[i] = &cols[i]
+	}
+	err = row(st.facts, user, user, tenant, stampOf(now), user, tenant).Scan(ptrs...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("access facts: %w", err)
+	}
+	t, err := scanTenant(columns(cols[:tenantColumns]))
+	if err != nil {
 		return nil, fmt.Errorf("access facts: tenant: %w", err)
 	}
 	f := &Facts{Tenant: t}
-	m, err := scanMember(row(st.member, tenant, user))
-	switch {
-	case err == nil:
-		f.Member = m
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("access facts: member: %w", err)
+	if part := cols[tenantColumns : tenantColumns+memberColumns]; part[0] != nil {
+		if f.Member, err = scanMember(columns(part)); err != nil {
+			return nil, fmt.Errorf("access facts: member: %w", err)
+		}
 	}
-	ms, err := scanMaster(row(st.master, user, tenant, stampOf(now)))
-	switch {
-	case err == nil:
-		f.Master = ms
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("access facts: master access: %w", err)
+	if part := cols[tenantColumns+memberColumns : factColumns-1]; part[0] != nil {
+		if f.Master, err = scanMaster(columns(part)); err != nil {
+			return nil, fmt.Errorf("access facts: master access: %w", err)
+		}
 	}
-	err = row(st.partner, user).Scan(&f.Partner)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	partner, ok := cols[factColumns-1].(string)
+	if !ok {
 		return f, nil
-	case err != nil:
-		return nil, fmt.Errorf("access facts: partner: %w", err)
 	}
+	f.Partner = partner
 	d, err := scanDelegation(row(st.delegation, tenant, f.Partner))
 	switch {
 	case err == nil:
@@ -78,24 +85,89 @@ func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now
 	return f, nil
 }
 
-// factQueries are the facts lookup's queries, prepared once per reading
-// pool (factStatements): parsing and planning them again for every lookup
-// cost about as much as running them.
+// The facts lookup is two queries, prepared once per reading pool
+// (factStatements): parsing and planning them again for every lookup cost
+// about as much as running them. The first reads the tenant and, joined to
+// it, the member, the user's open master-access session for the tenant and
+// the user's partner organisation: at most one of each (members and
+// partner_users by key, master_sessions by its unique index on open
+// sessions). The second, only for a partner's user, reads the delegation.
 var factQueries = [...]string{
-	`SELECT ` + tenantCols + ` FROM tenants WHERE id = ?`,
-	`SELECT ` + memberCols + ` FROM members WHERE tenant = ? AND "user" = ?`,
-	`SELECT ` + masterCols + ` FROM master_sessions
-WHERE admin = ? AND tenant = ? AND ended_at IS NULL AND expires_at > ?`,
-	`SELECT partner FROM partner_users WHERE "user" = ? AND status = 'active'`,
+	`SELECT ` + prefixed("t.", tenantCols) + `, ` + prefixed("m.", memberCols) + `, ` + prefixed("ms.", masterCols) + `, pu.partner
+FROM tenants t
+LEFT JOIN members m ON m.tenant = t.id AND m."user" = ?
+LEFT JOIN master_sessions ms ON ms.admin = ? AND ms.tenant = ? AND ms.ended_at IS NULL AND ms.expires_at > ?
+LEFT JOIN partner_users pu ON pu."user" = ? AND pu.status = 'active'
+WHERE t.id = ?`,
 	`SELECT ` + delegationCols + ` FROM delegations WHERE tenant = ? AND partner = ?
 ORDER BY CASE status WHEN 'accepted' THEN 0 WHEN 'invited' THEN 1 ELSE 2 END, updated_at DESC LIMIT 1`,
+}
+
+// The first query's columns, in order.
+var (
+	tenantColumns = len(strings.Split(tenantCols, ","))
+	memberColumns = len(strings.Split(memberCols, ","))
+	masterColumns = len(strings.Split(masterCols, ","))
+)
+
+// factColumns is the first query's column count: the tenant's, the
+// member's, the master session's and the partner.
+const factColumns = 10 + 13 + 12 + 1
+
+func init() {
+	if factColumns != tenantColumns+memberColumns+masterColumns+1 {
+		panic("access: factColumns does not match the column lists")
+	}
+}
+
+// columns is part of a row scanned into driver values, scanned again into
+// the types a scan function asks for. A driver gives TEXT as string (or
+// []byte), INTEGER as int64, NULL as nil.
+type columns []any
+
+func (c columns) Scan(dest ...any) error {
+	if len(dest) != len(c) {
+		return fmt.Errorf("scan: %d columns into %d values", len(c), len(dest))
+	}
+	for i, d := range dest {
+		v := c[i]
+		if b, ok := v.([]byte); ok {
+			v = string(b)
+		}
+		switch d := d.(type) {
+		case *string:
+			s, ok := v.(string)
+			if !ok {
+				return fmt.Errorf("scan: column %d is %T, not text", i, v)
+			}
+			*d = s
+		case *int:
+			n, ok := v.(int64)
+			if !ok {
+				return fmt.Errorf("scan: column %d is %T, not an integer", i, v)
+			}
+			*d = int(n)
+		case *sql.NullString:
+			*d = sql.NullString{}
+			if v != nil {
+				s, ok := v.(string)
+				if !ok {
+					return fmt.Errorf("scan: column %d is %T, not text", i, v)
+				}
+				*d = sql.NullString{String: s, Valid: true}
+			}
+		default:
+			return fmt.Errorf("scan: column %d into %T", i, d)
+		}
+	}
+	return nil
 }
 
 // factStmts are factQueries prepared on one reading pool. database/sql
 // prepares each again on every connection that runs it, once.
 type factStmts struct {
-	db                                          *sql.DB
-	tenant, member, master, partner, delegation *sql.Stmt
+	db                *sql.DB
+	facts, delegation *sql.Stmt
 }
 
 // factStatements returns the facts lookup's statements for rdb, preparing
@@ -121,7 +193,7 @@ func (s *Store) factStatements(ctx context.Context, rdb *sql.DB) (*factStmts, er
 		}
 		prepared[i] = stmt
 	}
-	st := &factStmts{db: rdb, tenant: prepared[0], member: prepared[1], master: prepared[2], partner: prepared[3], delegation: prepared[4]}
+	st := &factStmts{db: rdb, facts: prepared[0], delegation: prepared[1]}
 	if old := s.stmts.Swap(st); old != nil {
 		old.close()
 	}
@@ -129,7 +201,7 @@ func (s *Store) factStatements(ctx context.Context, rdb *sql.DB) (*factStmts, er
 }
 
 func (st *factStmts) close() {
-	for _, p := range []*sql.Stmt{st.tenant, st.member, st.master, st.partner, st.delegation} {
+	for _, p := range []*sql.Stmt{st.facts, st.delegation} {
 		_ = p.Close()
 	}
 }

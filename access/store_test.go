@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -497,5 +498,74 @@ func testStartMasterDecidesOnTheCallersClock(t *testing.T) {
 	m.StartedAt, m.ExpiresAt = time.Time{}, time.Now().Add(-time.Second)
 	if _, err := s.StartMaster(ctx, m); !errors.As(err, &fe) || fe.Field != "duration" {
 		t.Fatalf("in the past on the store's clock: %v", err)
+	}
+}
+
+func TestFactsLookup(t *testing.T) { eachStore(t, testFactsLookup) }
+
+// The facts lookup reads the tenant with the member, the open master
+// session and the partner organisation joined to it: each is there exactly
+// when it applies, and absent ones leave nothing behind.
+func testFactsLookup(t *testing.T) {
+	s, _ := openStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	now := time.Now()
+	facts := func(user string) *Facts {
+		t.Helper()
+		f, err := s.Facts(ctx, user, "acme", now)
+		if err != nil || f == nil || f.Tenant == nil || f.Tenant.ID != "acme" || f.Tenant.Owner != "olivia" || !f.Tenant.MasterAccess {
+			t.Fatalf("%s: %+v %v", user, f, err)
+		}
+		return f
+	}
+	if f := facts("zoe"); f.Member != nil || f.Master != nil || f.Partner != "" || f.Delegation != nil {
+		t.Fatalf("a stranger: %+v", f)
+	}
+	leo := facts("leo")
+	if m := leo.Member; m == nil || m.Role != "location_manager" || !slices.Equal(m.Locations, []string{"l1"}) ||
+		m.Features["reviews"] != "read" || !slices.Equal(m.Fields["profile_listings"], []string{"phone", "hours"}) || leo.Master != nil || leo.Partner != "" {
+		t.Fatalf("a member: %+v %+v", leo, leo.Member)
+	}
+	// A member who is also a partner's user, with a delegation.
+	if _, err := s.PutPartnerUser(ctx, PartnerUser{Partner: "partnerco", User: "leo"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Invite(ctx, Delegation{Tenant: "acme", Partner: "partnerco", Scope: "limited", Products: []string{"reviews"}, InvitedBy: "olivia"}); err != nil {
+		t.Fatal(err)
+	}
+	if f := facts("leo"); f.Member == nil || f.Partner != "partnerco" || f.Delegation == nil || f.Delegation.Status != "invited" {
+		t.Fatalf("a member and partner user: %+v", f)
+	}
+	if _, err := s.SetPartnerUserStatus(ctx, "partnerco", "leo", "deactivated"); err != nil {
+		t.Fatal(err)
+	}
+	if f := facts("leo"); f.Partner != "" || f.Delegation != nil || f.Member == nil {
+		t.Fatalf("a deactivated partner user: %+v", f)
+	}
+	// An admin's open master session for this tenant, until it ends or
+	// expires; another admin's is not theirs.
+	m, err := s.StartMaster(ctx, MasterSession{Admin: "sam", Session: "s1", Tenant: "acme", Reason: "ticket 7", Mode: "read_only",
+		StartedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := facts("sam"); f.Master == nil || f.Master.ID != m.ID || f.Master.Mode != "read_only" || f.Master.EndedAt != nil || f.Member != nil {
+		t.Fatalf("an admin in master access: %+v", f)
+	}
+	if f := facts("leo"); f.Master != nil {
+		t.Fatalf("another user has the admin's session: %+v", f.Master)
+	}
+	if f, _ := s.Facts(ctx, "sam", "acme", now.Add(2*time.Hour)); f.Master != nil {
+		t.Fatalf("an expired session: %+v", f.Master)
+	}
+	if _, err := s.EndMaster(ctx, m.ID, "ended", "sam"); err != nil {
+		t.Fatal(err)
+	}
+	if f := facts("sam"); f.Master != nil {
+		t.Fatalf("an ended session: %+v", f.Master)
+	}
+	if f, err := s.Facts(ctx, "leo", "no-such-tenant", now); f != nil || err != nil {
+		t.Fatalf("an unknown tenant: %+v %v", f, err)
 	}
 }
