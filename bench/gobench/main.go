@@ -203,7 +203,7 @@ func summary(res Run) string {
 	n, s := find(res, "FirstRequest/members-100k"), find(res, "SessionStep/cached")
 	return fmt.Sprintf("Evaluating the default policy takes %s and %.0f allocations with membership from claims and\n"+
 		"%s / %.0f allocations with the access store (%s for a caller's first request after their facts\n"+
-		"change, store lookup at 100,000 members included); repeated requests come from the decision cache in %s. A session cookie seen before costs\n"+
+		"change, store lookup at 100,000 members included); repeated requests, edits with fields decided before included, come from the decision cache in %s. A session cookie seen before costs\n"+
 		"%s (Go benchmarks at -cpu 1, %s; generated, see `docs/performance.md`).\n",
 		duration(d.NsPerOp), d.AllocsPerOp, duration(e.NsPerOp), e.AllocsPerOp, duration(n.NsPerOp), duration(c.NsPerOp), duration(s.NsPerOp), res.Date)
 }
