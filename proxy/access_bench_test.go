@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -109,6 +110,22 @@ func BenchmarkDecideWithStoreFacts(b *testing.B) {
 		for b.Loop() {
 			f, m := *res.Facts, *res.Facts.Member
 			m.Locations = append(slices.Clip(m.Locations), fmt.Sprint("x", round))
+			f.Member = &m
+			round++
+			in := *edit
+			in.Access = PrepareAccess(&f, time.Now())
+			evaluate(b, &in)
+		}
+	})
+	// A caller whose grant no caller had before (here: rights to one more
+	// feature each round): the grant's levels and the operation's refusal
+	// are worked out too, as every first request did before grants.
+	b.Run("edit-new-grant", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f, m := *res.Facts, *res.Facts.Member
+			m.Features = maps.Clone(m.Features)
+			m.Features[fmt.Sprint("x", round)] = "read"
 			f.Member = &m
 			round++
 			in := *edit

@@ -43,8 +43,9 @@ var rows = []row{
 	{"proxy", "AssertionSignFresh", "AssertionSignFresh", "one ES256 assertion signature"},
 	{"proxy", "DecideWithStoreFacts/edit", "DecideWithStoreFacts/edit", "the store-backed default policy, a location manager editing two allowed fields, evaluated (a decision cache miss: a body shape not seen before)"},
 	{"proxy", "DecideWithStoreFacts/edit-cached", "DecideWithStoreFacts/edit-cached", "the same edit from the decision cache (the policy reads the body's shape, not its values)"},
-	{"proxy", "DecideWithStoreFacts/edit-new-lookup", "DecideWithStoreFacts/edit-new-lookup", "the same, after the caller's facts changed: the subject stage (role, levels, headers) and the refusal of the request's operation for the caller are worked out first"},
-	{"proxy", "FirstRequest/members-100k", "FirstRequest/members-100k", "a caller's first request (an edit) at 100,000 members: the store lookup (resolver cache miss, SQLite), input.access, the subject stage, the operation's refusal, the decision"},
+	{"proxy", "DecideWithStoreFacts/edit-new-lookup", "DecideWithStoreFacts/edit-new-lookup", "the same, after the caller's facts changed: the caller's subject stage (kind, role, scope, headers, grant) is worked out first; their grant's levels and the operation's refusal come from the memos (their grant did not change)"},
+	{"proxy", "DecideWithStoreFacts/edit-new-grant", "DecideWithStoreFacts/edit-new-grant", "the same for a caller whose grant (role, profile, rights) no caller had before: the grant's levels and the operation's refusal are worked out too"},
+	{"proxy", "FirstRequest/members-100k", "FirstRequest/members-100k", "a caller's first request (an edit) at 100,000 members: the store lookup (resolver cache miss, SQLite), input.access, the caller's subject stage, the decision; the grant's levels and the operation's refusal from the memos when another caller had the same grant (here, most do)"},
 	{"proxy", "FirstRequest/200-ops", "FirstRequest/200-ops", "the same with the route mapping grown to 200 operations"},
 	{"proxy", "DecideWithStoreFacts/edit-same-facts-again", "DecideWithStoreFacts/edit-same-facts-again", "a new store lookup whose facts did not change: the stages come from their memos (value keys)"},
 	{"proxy", "DecideWithStoreFacts/read-cached", "DecideWithStoreFacts/read-cached", "the same user reading, from the decision cache"},
@@ -52,7 +53,7 @@ var rows = []row{
 	{"proxy/authn", "SessionStep/open", "SessionStep/open", "first sight of a session cookie: AES-GCM open, JSON, identity"},
 	{"proxy/authn/session", "Open", "session.Open", "AES-GCM open of a 1.2 KB session alone"},
 	{"access", "Resolve/hit", "access.Resolve/hit", "(user, tenant) facts from the cache, 100,000 members over 10,000 tenants"},
-	{"access", "Resolve/miss", "access.Resolve/miss", "the same from SQLite (one read transaction, four indexed lookups)"},
+	{"access", "Resolve/miss", "access.Resolve/miss", "the same from SQLite (one read transaction: one prepared query joining the tenant, the member, the open master session and the partner)"},
 }
 
 // Result is one row's medians.
