@@ -19,7 +19,8 @@ import (
 // gateway's access cache (firstCacheSize lookups) and the policy's memos
 // (20,000 callers) are smaller than the rotation: each request looks the
 // caller up in the store, prepares input.access, works out the caller's
-// subject stage and the operation's refusal, then decides. Their tokens are
+// subject stage, then decides (the callers' four grants, one per role, keep
+// their levels and the operation's refusal in the memos). Their tokens are
 // verified once (the token cache holds them all), so the row measures the
 // access path, not signatures.
 const (

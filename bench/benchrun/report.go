@@ -124,7 +124,7 @@ func render(o options, rows []result, ex extras, versions map[string]string) str
 	// answer them.
 	if first, edits := find(rows, "Portero, access store, every request a caller's first"), find(rows, "Portero, access store, edits"); first != nil && edits != nil {
 		ratio, each := roundPercents(first, edits)
-		fmt.Fprintf(&b, "- Every request a caller's first (store lookup, subject stage and the operation's refusal worked out): %.0f requests/s, %.0f %% of the edits row's; p50 %s, p99 %s. Round by round: %s.\n",
+		fmt.Fprintf(&b, "- Every request a caller's first (store lookup and subject stage worked out; the grant's levels and the operation's refusal from the memos): %.0f requests/s, %.0f %% of the edits row's; p50 %s, p99 %s. Round by round: %s.\n",
 			first.rps, ratio*100, ms(first.p50), ms(first.p99), strings.Join(each, "; "))
 	}
 	// Behind nginx (forward-auth), against the same nginx asking OPA.
