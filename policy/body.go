@@ -3,7 +3,6 @@ package policy
 import (
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -53,11 +52,7 @@ func bodyOf(v ast.Value) *Body {
 		})
 		slices.Sort(b.keys)
 	}
-	var sb strings.Builder
-	sb.WriteString(b.kind)
-	sb.WriteByte(':')
-	appendStrings(&sb, b.keys)
-	b.shape = sb.String()
+	b.shape = string(appendList(append([]byte(b.kind), ':'), b.keys))
 	return b
 }
 
@@ -80,14 +75,13 @@ func kindOf(v ast.Value) string {
 	return ast.ValueName(v)
 }
 
-// appendStrings writes ss so that no other list writes the same bytes:
-// the count, then each string's length before it.
-func appendStrings(sb *strings.Builder, ss []string) {
-	sb.WriteString(strconv.Itoa(len(ss)))
+// appendList appends ss so that no other list appends the same bytes: the
+// count, then each string's length before it.
+func appendList(b []byte, ss []string) []byte {
+	b = strconv.AppendInt(b, int64(len(ss)), 10)
 	for _, s := range ss {
-		sb.WriteByte(',')
-		sb.WriteString(strconv.Itoa(len(s)))
-		sb.WriteByte(':')
-		sb.WriteString(s)
+		b = strconv.AppendInt(append(b, ','), int64(len(s)), 10)
+		b = append(append(b, ':'), s...)
 	}
+	return b
 }

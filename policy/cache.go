@@ -3,7 +3,6 @@ package policy
 import (
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -104,21 +103,21 @@ func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 	if len(c.requestFields) == 0 {
 		return k, true
 	}
-	var b strings.Builder
-	b.Grow(128)
+	var stack [192]byte
+	b := stack[:0]
 	r := &in.Request
 	for _, f := range c.requestFields {
 		switch f {
 		case "method":
-			b.WriteString(r.Method)
+			b = append(b, r.Method...)
 		case "host":
-			b.WriteString(r.Host)
+			b = append(b, r.Host...)
 		case "path":
-			b.WriteString(r.Path)
+			b = append(b, r.Path...)
 		case "segments":
-			appendStrings(&b, r.Segments)
+			b = appendList(b, r.Segments)
 		case "app_segments":
-			appendStrings(&b, r.AppSegments)
+			b = appendList(b, r.AppSegments)
 		case "body":
 			if r.Body != nil {
 				return k, false
@@ -126,23 +125,22 @@ func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 		case "body_kind", "body_keys":
 			// One shape covers both; a request without a body has none.
 			if r.Body != nil {
-				b.WriteString(r.Body.shape)
+				b = append(b, r.Body.shape...)
 			}
 		case "query_keys":
 			// In the order the input holds them (a policy may index them):
 			// nil (not an edit) and empty (an edit without a query) differ.
 			if r.QueryKeys != nil {
-				b.WriteByte('q')
-				appendStrings(&b, r.QueryKeys)
+				b = appendList(append(b, 'q'), r.QueryKeys)
 			}
 		case "upgrade":
 			if r.Upgrade {
-				b.WriteString("upgrade")
+				b = append(b, "upgrade"...)
 			}
 		}
-		b.WriteByte(0xff) // not valid UTF-8: cannot occur in the values
+		b = append(b, 0xff) // ends each field: never in valid UTF-8 (method, host, path)
 	}
-	k.request = b.String()
+	k.request = string(b)
 	return k, true
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -268,9 +267,8 @@ var operationSpec = stageSpec{
 		if in.Request.Upgrade {
 			method += "\x00upgrade"
 		}
-		var b strings.Builder
-		appendStrings(&b, in.Request.AppSegments) // length-prefixed: no two paths share a key
-		return stageKey{a: method, b: b.String()}, true
+		var stack [128]byte // length-prefixed: no two paths share a key
+		return stageKey{a: method, b: string(appendList(stack[:0], in.Request.AppSegments))}, true
 	},
 	undefined: ast.NewTerm(ast.NewObject()),
 }
