@@ -70,11 +70,14 @@ func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now
 			return nil, fmt.Errorf("access facts: master access: %w", err)
 		}
 	}
-	partner, ok := cols[factColumns-1].(string)
-	if !ok {
+	var partner sql.NullString
+	if err := columns(cols[factColumns-1:]).Scan(&partner); err != nil {
+		return nil, fmt.Errorf("access facts: partner: %w", err)
+	}
+	if !partner.Valid {
 		return f, nil
 	}
-	f.Partner = partner
+	f.Partner = partner.String
 	d, err := scanDelegation(row(st.delegation, tenant, f.Partner))
 	switch {
 	case err == nil:

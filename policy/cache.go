@@ -140,9 +140,18 @@ func (c *decisionCache) keyFor(in *Input) (decisionKey, bool) {
 		}
 		b = append(b, 0xff) // ends each field: never in valid UTF-8 (method, host, path)
 	}
+	if len(b) > maxRequestKey {
+		return k, false // evaluated: a key this long would hold the cache's memory
+	}
 	k.request = string(b)
 	return k, true
 }
+
+// maxRequestKey bounds the request part of a decision key. Paths, body keys
+// and query names are the client's; the cache is bounded by entries, so
+// without this a caller could fill it with keys of kilobytes each. Real
+// requests are well below it (a path and a form's field names).
+const maxRequestKey = 2048
 
 // get and put: a decision does not expire (the key holds everything it
 // depends on).

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"testing/fstest"
@@ -220,5 +221,29 @@ func TestBodyShape(t *testing.T) {
 	}
 	if shape(`{"a": 1, "b": [2]}`).shape != shape(`{"b": "x", "a": null}`).shape || shape(`["a"]`).shape != shape(`[]`).shape {
 		t.Error("the same keys, or kind, with other values have another shape")
+	}
+}
+
+// A request whose key would be very long (thousands of body keys, a huge
+// path) is evaluated, not cached: the cache is bounded by entries, and the
+// client chooses these bytes.
+func TestDecisionCacheSkipsHugeKeys(t *testing.T) {
+	e, _ := newTestEngine(t, embedded())
+	in := memberInput()
+	keys := make(map[string]any, 300)
+	for i := range 300 {
+		keys[fmt.Sprintf("field_number_%04d", i)] = 1
+	}
+	body, err := NewBody(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Request.Body = body
+	if _, ok := e.Current().cache.keyFor(in); ok {
+		t.Fatal("a 300-key body has a decision key")
+	}
+	in.Request.Body = nil
+	if _, ok := e.Current().cache.keyFor(in); !ok {
+		t.Fatal("an ordinary request has no decision key")
 	}
 }

@@ -494,7 +494,7 @@ func (p *Loaded) Evaluate(ctx context.Context, in *Input) (Decision, error) {
 
 // evaluate is Evaluate, counting stage memo hits in metrics when not nil.
 func (p *Loaded) evaluate(ctx context.Context, in *Input, metrics *Metrics) (Decision, error) {
-	var extra [numStages][2]*ast.Term
+	var extra [numStages + 1][2]*ast.Term
 	var before priorStages
 	n := 0
 	for _, st := range p.stages {
@@ -508,6 +508,10 @@ func (p *Loaded) evaluate(ctx context.Context, in *Input, metrics *Metrics) (Dec
 		before.add(st, r)
 		if r.term != nil {
 			extra[n] = item(st.spec.field, r.term)
+			n++
+		}
+		if st.spec == &subjectSpec && r.plain != nil { // its grant, as input.grant
+			extra[n] = item("grant", r.plain)
 			n++
 		}
 	}
@@ -552,19 +556,20 @@ func (p *Loaded) EvalRaw(ctx context.Context, input any, explain bool) (Decision
 		// stages first, their results in the input.
 		with := withBodyShape(obj.Copy())
 		for _, st := range p.stages {
-			if obj.Get(ast.InternedTerm(st.spec.field)) != nil {
-				continue // given by the caller
+			t := obj.Get(ast.InternedTerm(st.spec.field))
+			if t == nil { // not given by the caller
+				// Each stage sees the results of those before it (the
+				// operation denial reads the operation), as in Decide.
+				var err error
+				if t, err = st.eval(ctx, rego.EvalParsedInput(with)); err != nil {
+					return deny(500, ReasonError), nil, err
+				}
+				if t != nil {
+					with.Insert(ast.InternedTerm(st.spec.field), t)
+				}
 			}
-			// Each stage sees the results of those before it (the
-			// operation denial reads the operation), as in Decide.
-			t, err := st.eval(ctx, rego.EvalParsedInput(with))
-			if err != nil {
-				return deny(500, ReasonError), nil, err
-			}
-			if t != nil {
-				with.Insert(ast.InternedTerm(st.spec.field), t)
-			}
-			// The subject's grant is input.grant, as in Decide.
+			// The subject's grant, computed or given, is input.grant, as
+			// in Decide.
 			if g, _ := grantOf(t); st.spec == &subjectSpec && g != nil && with.Get(grantKey) == nil {
 				with.Insert(grantKey, g)
 			}

@@ -198,6 +198,7 @@ func (e *Engine) DecideRecorded(ctx context.Context, raw json.RawMessage) (Evalu
 	for _, st := range stageSpecs {
 		delete(doc, st.field)
 	}
+	delete(doc, "grant") // the subject's, passed beside it
 	if in, ok := inputFromDocument(doc); ok && sameDocument(in.Value(), doc) {
 		return e.Decide(ctx, in), nil
 	}

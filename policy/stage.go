@@ -71,7 +71,7 @@ type stageSpec struct {
 	key func(in *Input, use inputUse, before *priorStages) (stageKey, bool)
 	// prior are the earlier stages' results the stage sees in its input,
 	// beside the parts of the request's input it reads; nil: none.
-	prior func(before *priorStages, items *[numStages][2]*ast.Term) [][2]*ast.Term
+	prior func(before *priorStages, use inputUse, items *[numStages][2]*ast.Term) [][2]*ast.Term
 	// undefined is passed when the stage is undefined for an input, so the
 	// policy does not work it out again; nil passes nothing.
 	undefined *ast.Term
@@ -237,7 +237,7 @@ var grantFactsSpec = stageSpec{
 		_, k, ok := b.grant()
 		return stageKey{op: k.key, a: k.tag()}, ok
 	},
-	prior: func(b *priorStages, items *[numStages][2]*ast.Term) [][2]*ast.Term {
+	prior: func(b *priorStages, _ inputUse, items *[numStages][2]*ast.Term) [][2]*ast.Term {
 		g, _, _ := b.grant()
 		return priorItem(items[:0], "grant", g)
 	},
@@ -302,8 +302,13 @@ var operationDenialSpec = stageSpec{
 		k.op = before.operation.plainKey
 		return k, ok
 	},
-	prior: func(b *priorStages, items *[numStages][2]*ast.Term) [][2]*ast.Term {
-		out := priorItem(items[:0], "subject", termOf(b.subject))
+	prior: func(b *priorStages, use inputUse, items *[numStages][2]*ast.Term) [][2]*ast.Term {
+		// Keyed by the grant, it is given nothing else: its input is its
+		// key, whatever the analysis of its reads missed.
+		out := items[:0]
+		if !readsOnly(use, "grant", "grant_facts", "operation") {
+			out = priorItem(out, "subject", termOf(b.subject))
+		}
 		g, _, _ := b.grant()
 		out = priorItem(out, "grant", g)
 		out = priorItem(out, "grant_facts", termOf(b.grantFacts))
@@ -415,7 +420,7 @@ func (s *stage) result(ctx context.Context, in *Input, before *priorStages) (*st
 	var input ast.Value
 	if s.spec.prior != nil {
 		var items [numStages][2]*ast.Term
-		input = in.valueFor(s.use, s.spec.prior(before, &items)...)
+		input = in.valueFor(s.use, s.spec.prior(before, s.use, &items)...)
 	} else {
 		input = in.valueFor(s.use)
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"reflect"
 	"strings"
@@ -262,5 +263,45 @@ func TestStagesMemoisedWithoutStoreFacts(t *testing.T) {
 		if miss != 1 || hit != 2 {
 			t.Errorf("%s: %v misses, %v hits; want 1 and 2", spec.field, miss, hit)
 		}
+	}
+}
+
+// `portero eval` (EvalRaw) decides an input that already holds the
+// subject's facts as it decides one without them: the given subject's
+// grant is the stages' input.grant, and a subject without a grant (written
+// by hand, or recorded before grants) is refused rather than let through
+// without the refusals of its operation.
+func TestEvalRawWithAGivenSubject(t *testing.T) {
+	e, _ := newTestEngine(t, embedded())
+	p := e.Current()
+	ctx := context.Background()
+	leo := member("location_manager", map[string]any{"features": map[string]any{"reviews": "read"}})
+	doc := func() map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(string(storeInput("leo", "POST", []string{"reviews", "r1", "reply"}, acmeAccess(leo), "").Value().String())), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	plain, _, err := p.EvalRaw(ctx, doc(), false)
+	if err != nil || plain.Allow || plain.Reason != "feature.read_only" {
+		t.Fatalf("without a subject: %+v %v", plain, err)
+	}
+	subject, err := p.stages[0].eval(ctx, rego.EvalParsedInput(storeInput("leo", "POST", []string{"reviews", "r1", "reply"}, acmeAccess(leo), "").Value()))
+	if err != nil || p.stages[0].spec != &subjectSpec {
+		t.Fatal(err)
+	}
+	var facts map[string]any
+	if err := json.Unmarshal([]byte(subject.String()), &facts); err != nil {
+		t.Fatal(err)
+	}
+	given := doc()
+	given["subject"] = facts
+	if d, _, err := p.EvalRaw(ctx, given, false); err != nil || !reflect.DeepEqual(d, plain) {
+		t.Fatalf("with the subject given: %+v %v, want %+v", d, err, plain)
+	}
+	delete(facts, "grant")
+	if d, _, err := p.EvalRaw(ctx, given, false); err != nil || d.Allow {
+		t.Fatalf("with a subject that has no grant: %+v %v", d, err)
 	}
 }

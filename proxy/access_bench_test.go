@@ -3,9 +3,9 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"maps"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"

@@ -89,7 +89,12 @@ operation_current := input.operation_denial if {
 } else := d if {
 	requests.current.id
 	d := _op_denial(current.grant, grant_facts_current.levels, requests.current)
-} else := ""
+} else := "" if {
+	# Nothing refuses it, as far as the grant goes: said only when there
+	# is a grant (a hand-written input.subject may lack one).
+	current.grant
+	grant_facts_current
+}
 
 # The refusal of the operation in input.operation (a route mapping entry),
 # "" when none, from input.grant and input.grant_facts alone. It reads the
@@ -100,7 +105,13 @@ operation_current := input.operation_denial if {
 operation_denial := d if {
 	input.operation.id
 	d := _op_denial(input.grant, input.grant_facts.levels, object.remove(input.operation, {"scope"}))
-} else := ""
+} else := "" if {
+	# Nothing refuses it: said only when the grant and its facts were
+	# given, so an input without them leaves it undefined (and the
+	# decision works it out) rather than refusing nothing.
+	input.grant
+	input.grant_facts
+}
 
 # The refusal of operation e for grant g, whose levels are granted.
 _op_denial(g, granted, e) := d if {
