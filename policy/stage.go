@@ -47,7 +47,7 @@ const OperationQuery = "data.portero.requests.entry"
 const OperationDenialQuery = "data.portero.subject.operation_denial"
 
 // GrantFactsQuery is what a grant gives (levels per feature, the levels
-// that take effect, the role's rank), passed as input.grant_facts. A grant
+// that take effect, the X-Portero-Features header), passed as input.grant_facts. A grant
 // is the "grant" field of the subject's result (input.grant): the part of
 // the caller's facts their levels and refusals per operation depend on,
 // with nothing that names them. Many callers share one, so this stage is
@@ -135,7 +135,7 @@ func (b *priorStages) add(st *stage, r *stageResult) {
 }
 
 // grant is the subject's grant and a key for it: its value key, or
-// noGrant when the subject names none (no store facts: the stages that read
+// "none" when the subject names none (no store facts: the stages that read
 // only the grant then read nothing, and one result serves every such
 // input). False when the subject was not worked out.
 func (b *priorStages) grant() (*ast.Term, grantKeyOf, bool) {

@@ -332,19 +332,29 @@ func checkBody(t *testing.T, h *gatewaytest.Harness, token, path string, tc body
 		target += "?name=Evil"
 	}
 	rec := h.Do(t, tc.method, target, token, tc.headers, tc.body)
-	if rec.Code != tc.status {
-		t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
-	}
-	if tc.status != 200 {
-		h.UpstreamSawNothing(t)
-		if got := reasonOf(t, rec); got != tc.reason {
-			t.Fatalf("reason %q, want %q", got, tc.reason)
-		}
+	if tc.status != http.StatusOK {
+		wantRefusal(t, h, rec, tc.status, tc.reason)
 		return
+	}
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d, want 200: %s", rec.Code, rec.Body)
 	}
 	got := h.UpstreamSaw(t)
 	if got.Body != tc.body || got.Method != tc.method {
 		t.Fatalf("upstream got %s %q, want %s %q", got.Method, got.Body, tc.method, tc.body)
+	}
+}
+
+// wantRefusal checks a refused request: its status and reason, and that
+// the upstream received nothing.
+func wantRefusal(t *testing.T, h *gatewaytest.Harness, rec *httptest.ResponseRecorder, status int, reason string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body)
+	}
+	h.UpstreamSawNothing(t)
+	if got := reasonOf(t, rec); got != reason {
+		t.Fatalf("reason %q, want %q", got, reason)
 	}
 }
 
@@ -402,15 +412,12 @@ func TestUnmappedOperationsAreRefused(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.user+" "+tc.method+" "+tc.path, func(t *testing.T) {
 			rec := h.Do(t, tc.method, "http://localhost"+tc.path, h.TokenFor(t, tc.user), nil, "")
-			if rec.Code != tc.status {
-				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
-			}
-			if tc.status != 200 {
-				h.UpstreamSawNothing(t)
-				if got := reasonOf(t, rec); got != tc.reason {
-					t.Fatalf("reason %q, want %q", got, tc.reason)
-				}
+			if tc.status != http.StatusOK {
+				wantRefusal(t, h, rec, tc.status, tc.reason)
 				return
+			}
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d, want 200: %s", rec.Code, rec.Body)
 			}
 			want := tc.path
 			if strings.Contains(want, "%61") {
@@ -478,13 +485,7 @@ func TestOneCanonicalRequest(t *testing.T) {
 			req.Header.Set("Accept", "application/json")
 			rec := httptest.NewRecorder()
 			h.Gateway.ServeHTTP(rec, req)
-			if rec.Code != tc.status {
-				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
-			}
-			h.UpstreamSawNothing(t)
-			if got := reasonOf(t, rec); got != tc.reason {
-				t.Fatalf("reason %q, want %q", got, tc.reason)
-			}
+			wantRefusal(t, h, rec, tc.status, tc.reason)
 		})
 	}
 	// Overrides: removed, and the app receives the method the policy saw.

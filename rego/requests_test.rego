@@ -1,5 +1,6 @@
 package portero.requests_test
 
+import data.portero.access_test
 import data.portero.authz
 import data.portero.requests
 
@@ -12,22 +13,11 @@ _ann := {"role": "account_manager", "businesses": ["b1"], "locations": [], "feat
 _avery := {"role": "account_manager", "businesses": ["b1"], "locations": [], "features": {}, "fields": {}, "rights": [], "profile": "accounting", "status": "active"}
 
 _in(member, method, segments, body) := {
-	"request": _request(method, segments, body),
+	"request": access_test.request(method, segments, body),
 	"tenant": {"id": "acme", "status": "active"},
 	"identity": {"sub": "u"},
 	"access": {"tenant": _tenant, "membership": member},
 }
-
-# The request as the gateway gives it: the body, and beside it its shape
-# (body_kind, body_keys), which is what the per-field check reads.
-_request(method, segments, body) := object.union(
-	{"method": method, "app_segments": segments, "body": body, "body_kind": type_name(body)},
-	_body_keys(body),
-)
-
-_body_keys(body) := {"body_keys": sort([k | some k, _ in body])} if {
-	is_object(body)
-} else := {}
 
 _no_body(member, method, segments) := {
 	"request": {"method": method, "app_segments": segments},

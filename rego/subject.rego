@@ -17,7 +17,7 @@
 #     rights, delegation scope, products and wallet), with nothing that
 #     names them. Passed as input.subject, and its grant as input.grant;
 #   - grant_facts: what a grant gives (levels, the levels that take
-#     effect, the role's rank), from input.grant alone. Many callers share
+#     effect, the X-Portero-Features header), from input.grant alone. Many callers share
 #     a grant, so this is worked out once per grant, not once per caller;
 #   - operation_denial: the refusal of the request's operation, from
 #     input.grant, input.grant_facts and the operation alone, once per
