@@ -32,23 +32,47 @@ func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now
 	if err != nil {
 		return nil, fmt.Errorf("access facts: %w", err)
 	}
+	args := [...]any{user, user, tenant, stampOf(now), user, tenant}
+	// Most callers are no partner's user: their facts are the first
+	// query's one row, and one statement sees one snapshot by itself (a
+	// read transaction around it cost two more statements, BEGIN and
+	// ROLLBACK: on PostgreSQL two more round trips).
+	f, err := scanFacts(st.facts.QueryRowContext(ctx, args[:]...))
+	if err != nil || f == nil || f.Partner == "" {
+		return f, err
+	}
+	// A partner's user: the row again and the delegation, both in one read
+	// transaction, so that they come from one snapshot.
 	sqlTx, err := rdb.BeginTx(ctx, s.d.readOptions())
 	if err != nil {
 		return nil, fmt.Errorf("access facts: %w", err)
 	}
 	defer func() { _ = sqlTx.Rollback() }()
-	row := func(stmt *sql.Stmt, args ...any) *sql.Row {
-		return sqlTx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...)
+	f, err = scanFacts(sqlTx.StmtContext(ctx, st.facts).QueryRowContext(ctx, args[:]...))
+	if err != nil || f == nil || f.Partner == "" {
+		return f, err
 	}
-	// One row: the tenant, and beside it the member, the open master
-	// session and the user's partner organisation, each all NULL when
-	// there is none (each is unique: see factQueries).
+	d, err := scanDelegation(sqlTx.StmtContext(ctx, st.delegation).QueryRowContext(ctx, tenant, f.Partner))
+	switch {
+	case err == nil:
+		f.Delegation = d
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("access facts: delegation: %w", err)
+	}
+	return f, nil
+}
+
+// scanFacts reads the first facts query's row: the tenant, and beside it
+// the member, the open master session and the user's partner
+// organisation, each all NULL when there is none (each is unique: see
+// factQueries). No row (no such tenant) is no facts.
+func scanFacts(row *sql.Row) (*Facts, error) {
 	var cols [factColumns]any
-	ptrs := make([]any, len(cols))
+	var ptrs [factColumns]any
 	for i := range cols {
 		ptrs[i] = &cols[i]
 	}
-	err = row(st.facts, user, user, tenant, stampOf(now), user, tenant).Scan(ptrs...)
+	err := row.Scan(ptrs[:]...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -74,17 +98,7 @@ func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now
 	if err := columns(cols[factColumns-1:]).Scan(&partner); err != nil {
 		return nil, fmt.Errorf("access facts: partner: %w", err)
 	}
-	if !partner.Valid {
-		return f, nil
-	}
 	f.Partner = partner.String
-	d, err := scanDelegation(row(st.delegation, tenant, f.Partner))
-	switch {
-	case err == nil:
-		f.Delegation = d
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("access facts: delegation: %w", err)
-	}
 	return f, nil
 }
 
@@ -94,7 +108,8 @@ func (s *Store) facts(ctx context.Context, rdb *sql.DB, user, tenant string, now
 // it, the member, the user's open master-access session for the tenant and
 // the user's partner organisation: at most one of each (members and
 // partner_users by key, master_sessions by its unique index on open
-// sessions). The second, only for a partner's user, reads the delegation.
+// sessions). The second, only for a partner's user, reads the delegation,
+// in one read transaction with the first read again (see facts).
 var factQueries = [...]string{
 	`SELECT ` + prefixed("t.", tenantCols) + `, ` + prefixed("m.", memberCols) + `, ` + prefixed("ms.", masterCols) + `, pu.partner
 FROM tenants t

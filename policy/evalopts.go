@@ -25,13 +25,16 @@ var (
 )
 
 // withInput evaluates a prepared query on input as the request path does
-// (see noMetrics and neverCancelled).
+// (see noMetrics and neverCancelled), with a reused rule cache (see
+// ruleCache).
 func withInput(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value) (rego.ResultSet, error) {
+	rc := newRuleCache()
+	defer rc.release()
 	if ctx.Done() == nil {
-		return pq.Eval(ctx, rego.EvalParsedInput(input), noMetrics, neverCancelled)
+		return pq.Eval(ctx, rego.EvalParsedInput(input), noMetrics, neverCancelled, rego.EvalVirtualCache(rc))
 	}
 	c := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
-	return pq.Eval(ctx, rego.EvalParsedInput(input), noMetrics, rego.EvalExternalCancel(c))
+	return pq.Eval(ctx, rego.EvalParsedInput(input), noMetrics, rego.EvalExternalCancel(c), rego.EvalVirtualCache(rc))
 }

@@ -160,7 +160,14 @@ func NewAccess(doc map[string]any) (*Access, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Access{value: v, key: valueKey("access", v)}, nil
+	return AccessOf(v.(ast.Object)), nil
+}
+
+// AccessOf is NewAccess for a document already built as an OPA object
+// (the gateway builds input.access so, once per store lookup). The
+// document must not be changed after.
+func AccessOf(doc ast.Object) *Access {
+	return &Access{value: doc, key: valueKey("access", doc)}
 }
 
 // Key names the document by its content (see ValueKey).

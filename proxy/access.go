@@ -3,6 +3,8 @@ package proxy
 import (
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/policy"
 )
@@ -12,85 +14,80 @@ import (
 // its content, policy.Access.Key). Unknown tenants give an empty document;
 // the policy denies them.
 func PrepareAccess(f *access.Facts, now time.Time) *policy.Access {
-	doc := map[string]any{}
+	// The document is built as terms: through a map and
+	// ast.InterfaceToValue it cost about a third of a store lookup.
+	doc := make([][2]*ast.Term, 0, 5)
 	if f != nil && f.Tenant != nil {
 		t := f.Tenant
-		doc["tenant"] = map[string]any{
-			"id": t.ID, "name": t.Name, "status": t.Status, "owner": t.Owner, "master_access": t.MasterAccess,
-		}
+		doc = append(doc, field("tenant", ast.ObjectTerm(
+			field("id", ast.StringTerm(t.ID)), field("name", ast.StringTerm(t.Name)),
+			field("status", ast.StringTerm(t.Status)), field("owner", ast.StringTerm(t.Owner)),
+			field("master_access", ast.BooleanTerm(t.MasterAccess)),
+		)))
 		if m := f.Member; m != nil {
-			doc["membership"] = map[string]any{
-				"role": m.Role, "businesses": m.Businesses, "locations": m.Locations,
-				"features": m.Features, "fields": m.Fields, "rights": m.Rights,
-				"profile": m.Profile, "status": m.Status,
-			}
+			doc = append(doc, field("membership", ast.ObjectTerm(
+				field("role", ast.StringTerm(m.Role)), field("businesses", stringList(m.Businesses)),
+				field("locations", stringList(m.Locations)), field("features", stringMap(m.Features)),
+				field("fields", stringListMap(m.Fields)), field("rights", stringList(m.Rights)),
+				field("profile", ast.StringTerm(m.Profile)), field("status", ast.StringTerm(m.Status)),
+			)))
 		}
 		if f.Partner != "" {
-			doc["partner"] = f.Partner
+			doc = append(doc, field("partner", ast.StringTerm(f.Partner)))
 		}
 		if d := f.Delegation; d != nil {
-			del := map[string]any{
-				"id": d.ID, "partner": d.Partner, "scope": d.Scope, "products": d.Products,
-				"wallet": d.Wallet, "status": d.Status, "expired": false,
+			del := [][2]*ast.Term{
+				field("id", ast.StringTerm(d.ID)), field("partner", ast.StringTerm(d.Partner)),
+				field("scope", ast.StringTerm(d.Scope)), field("products", stringList(d.Products)),
+				field("wallet", ast.BooleanTerm(d.Wallet)), field("status", ast.StringTerm(d.Status)),
+				// A fact, not a decision: the resolver drops this entry
+				// when the delegation expires, so it is exact.
+				field("expired", ast.BooleanTerm(d.Expires != nil && !now.Before(*d.Expires))),
 			}
 			if d.Expires != nil {
-				del["expires"] = d.Expires.UTC().Format(time.RFC3339)
-				// A fact, not a decision: the resolver drops this entry when
-				// the delegation expires, so it is exact.
-				del["expired"] = !now.Before(*d.Expires)
+				del = append(del, field("expires", ast.StringTerm(d.Expires.UTC().Format(time.RFC3339))))
 			}
-			doc["delegation"] = del
+			doc = append(doc, field("delegation", ast.ObjectTerm(del...)))
 		}
 		if ms := f.Master; ms != nil {
-			doc["master"] = map[string]any{
-				"id": ms.ID, "admin": ms.Admin, "tenant": ms.Tenant, "reason": ms.Reason, "ticket": ms.Ticket,
-				"mode": ms.Mode, "session": ms.Session, "expires": ms.ExpiresAt.UTC().Format(time.RFC3339),
+			doc = append(doc, field("master", ast.ObjectTerm(
+				field("id", ast.StringTerm(ms.ID)), field("admin", ast.StringTerm(ms.Admin)),
+				field("tenant", ast.StringTerm(ms.Tenant)), field("reason", ast.StringTerm(ms.Reason)),
+				field("ticket", ast.StringTerm(ms.Ticket)), field("mode", ast.StringTerm(ms.Mode)),
+				field("session", ast.StringTerm(ms.Session)),
+				field("expires", ast.StringTerm(ms.ExpiresAt.UTC().Format(time.RFC3339))),
 				// Exact, as for delegations: the cached entry ends at expiry.
-				"expired": !now.Before(ms.ExpiresAt),
-			}
+				field("expired", ast.BooleanTerm(!now.Before(ms.ExpiresAt))),
+			)))
 		}
 	}
-	a, err := policy.NewAccess(toJSONish(doc))
-	if err != nil {
-		// Only JSON-able values are put in doc; keep failing closed anyway.
-		a, _ = policy.NewAccess(map[string]any{})
-	}
-	return a
+	return policy.AccessOf(ast.NewObject(doc...))
 }
 
-// toJSONish converts typed slices and maps to the []any / map[string]any
-// shapes ast.InterfaceToValue handles without reflection surprises.
-func toJSONish(v any) map[string]any {
-	var conv func(any) any
-	conv = func(v any) any {
-		switch x := v.(type) {
-		case map[string]any:
-			out := make(map[string]any, len(x))
-			for k, e := range x {
-				out[k] = conv(e)
-			}
-			return out
-		case map[string]string:
-			out := make(map[string]any, len(x))
-			for k, e := range x {
-				out[k] = e
-			}
-			return out
-		case map[string][]string:
-			out := make(map[string]any, len(x))
-			for k, e := range x {
-				out[k] = conv(e)
-			}
-			return out
-		case []string:
-			out := make([]any, len(x))
-			for i, e := range x {
-				out[i] = e
-			}
-			return out
-		default:
-			return v
-		}
+func field(name string, v *ast.Term) [2]*ast.Term { return [2]*ast.Term{ast.StringTerm(name), v} }
+
+// stringList is a list of strings as an array (none: an empty one).
+func stringList(list []string) *ast.Term {
+	terms := make([]*ast.Term, len(list))
+	for i, s := range list {
+		terms[i] = ast.StringTerm(s)
 	}
-	return conv(v).(map[string]any)
+	return ast.ArrayTerm(terms...)
+}
+
+// stringMap and stringListMap are maps as objects (none: an empty one).
+func stringMap(m map[string]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		items = append(items, field(k, ast.StringTerm(v)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func stringListMap(m map[string][]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		items = append(items, field(k, stringList(v)))
+	}
+	return ast.ObjectTerm(items...)
 }
