@@ -130,6 +130,9 @@ _role := r if {
 _denial := d if {
 	d := members.denial
 } else := d if {
+	# Only a partner's user has a standing delegation refusal: for anyone
+	# else its three branches are not worked out.
+	members.kind == "partner"
 	d := delegation.standing_denial
 } else := ""
 
