@@ -126,7 +126,7 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 // BenchmarkResolvePostgres is BenchmarkResolve on PostgreSQL, where a miss
-// is one read transaction over loopback (docs/performance.md quotes it
+// is one query over loopback (docs/performance.md quotes it
 // through bench/replicas). miss-parallel makes 8 lookups at a time per
 // GOMAXPROCS, as a replica's concurrent requests do (the pool allows 20
 // connections): its ns/op is wall time per lookup, the inverse of

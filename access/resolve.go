@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Facts looks up, in one read transaction, what the policy needs about a
-// user in a tenant: the tenant, the membership, the user's partner
+// Facts looks up, from one snapshot of the store, what the policy needs
+// about a user in a tenant: the tenant, the membership, the user's partner
 // organisation and the tenant's open or most recent delegation to it, and
 // the user's open master-access session for the tenant, open at now (the
 // caller's clock, so a session's expiry is judged on the clock that set

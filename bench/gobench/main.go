@@ -53,7 +53,7 @@ var rows = []row{
 	{"proxy/authn", "SessionStep/open", "SessionStep/open", "first sight of a session cookie: AES-GCM open, JSON, identity"},
 	{"proxy/authn/session", "Open", "session.Open", "AES-GCM open of a 1.2 KB session alone"},
 	{"access", "Resolve/hit", "access.Resolve/hit", "(user, tenant) facts from the cache, 100,000 members over 10,000 tenants"},
-	{"access", "Resolve/miss", "access.Resolve/miss", "the same from SQLite (one read transaction: one prepared query joining the tenant, the member, the open master session and the partner)"},
+	{"access", "Resolve/miss", "access.Resolve/miss", "the same from SQLite (one prepared query joining the tenant, the member, the open master session and the partner; no transaction around it unless the user is a partner's)"},
 }
 
 // Result is one row's medians.

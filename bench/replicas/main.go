@@ -90,7 +90,7 @@ type replicaFigures struct {
 // benches are the lookups the section shows, in order.
 var benches = []struct{ bench, what string }{
 	{"ResolvePostgres/hit", "(user, tenant) facts from the cache"},
-	{"ResolvePostgres/miss", "a cache miss: one read transaction on PostgreSQL over loopback (one prepared query joining the tenant, member, master session and partner; the delegation's only for a partner's user), one at a time"},
+	{"ResolvePostgres/miss", "a cache miss: one prepared query on PostgreSQL over loopback joining the tenant, member, master session and partner (a partner's user: that and the delegation's, in one read transaction), one at a time"},
 	{"ResolvePostgres/miss-parallel", "the same with 8 lookups in flight (a replica's concurrent requests; the pool allows 20 connections): wall time per lookup"},
 	{"ResolvePostgres/memory-per-entry", "memory the cache holds per entry"},
 	{"Resolve/miss", "for comparison, a miss on the SQLite store (same data)"},
