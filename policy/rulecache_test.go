@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -21,16 +22,22 @@ func TestRuleCacheAnswersAsOPAs(t *testing.T) {
 		ast.MustParseRef("data.portero.subject"),
 		ast.MustParseRef(`data.portero.requests.routes["GET"]`),
 		ast.MustParseRef(`data.portero.requests.routes["PUT"]`),
+		ast.MustParseRef(`data.portero.routes.requests["GET"]`), // the same hash: a ref's hash is its terms' sum
 		ast.MustParseRef("data.portero.features.levels[1]"),
+	}
+	// Enough more (function calls are cached per argument) that the
+	// cache's hash table grows while frames are pushed and popped.
+	for i := range 300 {
+		refs = append(refs, ast.MustParseRef("data.portero.features.feature_denial").Append(ast.StringTerm("g")).Append(ast.StringTerm(fmt.Sprint("f", i))))
 	}
 	values := []*ast.Term{nil, ast.StringTerm("a"), ast.BooleanTerm(false), ast.MustParseTerm(`{"allow": true}`)}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for round := range 300 {
+	for round := range 20 {
 		ours, theirs := newRuleCache(), topdown.NewVirtualCache()
 		depth := 0
-		for step := range 60 {
+		for step := range 1500 {
 			ref := slices.Clone(refs[rng.IntN(len(refs))])
-			switch op := rng.IntN(10); {
+			switch op := rng.IntN(40); {
 			case op == 0:
 				ours.Push()
 				theirs.Push()
@@ -39,7 +46,7 @@ func TestRuleCacheAnswersAsOPAs(t *testing.T) {
 				ours.Pop()
 				theirs.Pop()
 				depth--
-			case op < 5:
+			case op < 30:
 				v := values[rng.IntN(len(values))]
 				ours.Put(ref, v)
 				theirs.Put(ref, v)
