@@ -160,14 +160,7 @@ func NewAccess(doc map[string]any) (*Access, error) {
 	if err != nil {
 		return nil, err
 	}
-	return AccessOf(v.(ast.Object)), nil
-}
-
-// AccessOf is NewAccess for a document already built as an OPA object
-// (the gateway builds input.access so, once per store lookup). The
-// document must not be changed after.
-func AccessOf(doc ast.Object) *Access {
-	return &Access{value: doc, key: valueKey("access", doc)}
+	return &Access{value: v, key: valueKey("access", v)}, nil
 }
 
 // Key names the document by its content (see ValueKey).
@@ -467,6 +460,7 @@ func stringArray(ss []string) *ast.Term {
 	return ast.ArrayTerm(terms...)
 }
 
+// memberships is a map of string lists as an object (tenant -> roles).
 func memberships(m map[string][]string) *ast.Term {
 	items := make([][2]*ast.Term, 0, len(m))
 	for tenant, roles := range m {
