@@ -20,15 +20,11 @@ func StringsField(name string, list []string) Field {
 }
 
 func StringMapField(name string, m map[string]string) Field {
-	items := make([][2]*ast.Term, 0, len(m))
-	for k, v := range m {
-		items = append(items, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
-	}
-	return ast.Item(ast.StringTerm(name), ast.ObjectTerm(items...))
+	return ast.Item(ast.StringTerm(name), stringObject(m))
 }
 
 func StringsMapField(name string, m map[string][]string) Field {
-	return ast.Item(ast.StringTerm(name), memberships(m))
+	return ast.Item(ast.StringTerm(name), stringListObject(m))
 }
 
 func ObjectField(name string, fields ...Field) Field {

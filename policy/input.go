@@ -323,7 +323,7 @@ func NewIdentity(id Identity) *Identity {
 		item("org", ast.StringTerm(id.Org)),
 		item("groups", stringArray(id.Groups)),
 		item("roles", stringArray(id.Roles)),
-		item("memberships", memberships(id.Memberships)),
+		item("memberships", stringListObject(id.Memberships)),
 		item("claims", ast.NewTerm(claims)),
 		item("auth", ast.InternedTerm(id.Auth)),
 		item("session", ast.StringTerm(id.Session)),
@@ -422,11 +422,7 @@ func (r *Request) valueFor(u inputUse) ast.Value {
 		items = append(items, item("query", ast.ObjectTerm(q...)))
 	}
 	if u.needsRequest("headers") {
-		h := make([][2]*ast.Term, 0, len(r.Headers))
-		for k, v := range r.Headers {
-			h = append(h, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
-		}
-		items = append(items, item("headers", ast.ObjectTerm(h...)))
+		items = append(items, item("headers", stringObject(r.Headers)))
 	}
 	if r.QueryKeys != nil && u.needsRequest("query_keys") {
 		items = append(items, item("query_keys", stringArray(r.QueryKeys)))
@@ -460,11 +456,20 @@ func stringArray(ss []string) *ast.Term {
 	return ast.ArrayTerm(terms...)
 }
 
-// memberships is a map of string lists as an object (tenant -> roles).
-func memberships(m map[string][]string) *ast.Term {
+// stringObject and stringListObject are maps as objects (none: an empty
+// one).
+func stringObject(m map[string]string) *ast.Term {
 	items := make([][2]*ast.Term, 0, len(m))
-	for tenant, roles := range m {
-		items = append(items, ast.Item(ast.StringTerm(tenant), stringArray(roles)))
+	for k, v := range m {
+		items = append(items, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func stringListObject(m map[string][]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(m))
+	for k, list := range m {
+		items = append(items, ast.Item(ast.StringTerm(k), stringArray(list)))
 	}
 	return ast.ObjectTerm(items...)
 }
