@@ -670,12 +670,6 @@ func toJSON(v any) string {
 	return string(b)
 }
 
-func fromJSON[T any](s string) T {
-	var v T
-	_ = json.Unmarshal([]byte(s), &v)
-	return v
-}
-
 func b2i(b bool) int {
 	if b {
 		return 1

@@ -39,16 +39,21 @@ decision := {"allow": false, "status": 401, "reason": "deny.unauthenticated"} if
 	input.management
 } else := {"allow": false, "status": 403, "reason": "deny.no_tenant"} if {
 	not input.tenant.id
+} else := _with_store if {
+	input.access
 } else := {"allow": true, "status": 200, "reason": "member", "headers": {
 	"X-Portero-User": input.identity.sub,
 	"X-Portero-Tenant": input.tenant.id,
 	"X-Portero-Roles": concat(",", roles),
 }} if {
-	not input.access
 	roles := input.identity.memberships[input.tenant.id]
-} else := {"allow": false, "status": 403, "reason": "deny.not_a_member"} if {
-	not input.access
-} else := {"allow": false, "status": 404, "reason": "tenant.unknown"} if {
+} else := {"allow": false, "status": 403, "reason": "deny.not_a_member"}
+
+# The decision with an access store (input.access): always defined, so
+# that a request with store facts is never decided as one without.
+default _with_store := {"allow": false, "status": 403, "reason": "deny.default"}
+
+_with_store := {"allow": false, "status": 404, "reason": "tenant.unknown"} if {
 	not input.access.tenant
 } else := master.decision if {
 	master.applies

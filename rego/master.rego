@@ -37,9 +37,9 @@ may_start if not refusal
 # bound to this sign-in session. From any other session (a bearer token,
 # another browser) the admin's own access applies, unchanged.
 applies if {
-	m.id
-	m.session != ""
-	m.session == input.identity.session
+	input.access.master.id
+	input.access.master.session != ""
+	input.access.master.session == input.identity.session
 }
 
 _safe_methods := {"GET", "HEAD", "OPTIONS"}

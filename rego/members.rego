@@ -13,26 +13,22 @@ tenant := input.access.tenant
 
 membership := input.access.membership
 
-is_owner if {
-	tenant.owner != ""
-	input.identity.sub == tenant.owner
-}
-
 kind := "owner" if {
-	is_owner
+	input.access.tenant.owner != ""
+	input.identity.sub == input.access.tenant.owner
 } else := "member" if {
-	membership
+	input.access.membership
 } else := "partner" if {
 	input.access.delegation
 } else := "none"
 
 role := "administrator" if {
 	kind == "owner"
-} else := membership.role if {
+} else := input.access.membership.role if {
 	kind == "member"
 } else := delegation.role if {
 	kind == "partner"
-}
+} else := ""
 
 # A member who is also a user of a partner organisation with an accepted,
 # unexpired delegation from this tenant. Their requests get the union of
@@ -50,5 +46,5 @@ denial := "member.none" if {
 	kind == "none"
 } else := "member.deactivated" if {
 	kind == "member"
-	membership.status != "active"
+	input.access.membership.status != "active"
 }

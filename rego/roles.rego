@@ -29,27 +29,30 @@ op_denial(g, e) := "right.missing" if {
 # A refusal of this request by scope: the path names a business or location
 # the member is not assigned to, wherever in the path it stands.
 scope_denial := "scope.business" if {
+	some i in requests.current.scope.business
 	subject.current.kind == "member"
 	subject.current.role in {"multi_account_manager", "account_manager"}
-	some i in requests.current.scope.business
 	not input.request.app_segments[i] in input.access.membership.businesses
 } else := "scope.location" if {
 	# Business-scoped managers too: the store does not link a location to
 	# its business, so a location path is theirs only when the location is
 	# assigned to them (fail closed).
+	some i in requests.current.scope.location
 	subject.current.kind == "member"
 	subject.current.role in {"multi_account_manager", "account_manager", "location_manager"}
-	some i in requests.current.scope.location
 	not input.request.app_segments[i] in input.access.membership.locations
 }
 
-# The scope for the X-Portero-Scope header.
+# The scope for the X-Portero-Scope header: the organisation, or the
+# businesses or locations a manager is assigned.
 scope := "organisation" if {
 	members.kind in {"owner", "partner"}
+} else := sprintf("%s:%s", [assigned, concat(",", input.access.membership[assigned])]) if {
+	assigned := {
+		"multi_account_manager": "businesses",
+		"account_manager": "businesses",
+		"location_manager": "locations",
+	}[members.role]
 } else := "organisation" if {
 	members.role == "administrator"
-} else := sprintf("businesses:%s", [concat(",", members.membership.businesses)]) if {
-	members.role in {"multi_account_manager", "account_manager"}
-} else := sprintf("locations:%s", [concat(",", members.membership.locations)]) if {
-	members.role == "location_manager"
 } else := "none"

@@ -43,12 +43,15 @@ current := input.subject if {
 } else := facts
 
 facts := {
-	"kind": members.kind,
-	"role": _role,
+	"kind": kind,
+	"role": role,
 	"denial": _denial,
 	"headers": _headers,
-	"reason": sprintf("%s.%s", [members.kind, _role]),
+	"reason": sprintf("%s.%s", [kind, role]),
 	"grant": grant,
+} if {
+	kind := members.kind
+	role := members.role
 }
 
 # The caller's grant: the parts of their facts that their levels and their
@@ -56,7 +59,7 @@ facts := {
 # with the same role, profile, rights and delegation share one.
 grant := {
 	"kind": members.kind,
-	"role": _role,
+	"role": members.role,
 	"membership": object.filter(object.get(input.access, "membership", {}), {"role", "profile", "features", "rights"}),
 	"delegation": object.filter(object.get(input.access, "delegation", {}), {"scope", "products", "wallet"}),
 }
@@ -122,10 +125,6 @@ _op_denial(g, granted, e) := d if {
 	d := features.op_denial(g, granted, e)
 }
 
-_role := r if {
-	r := members.role
-} else := ""
-
 # "" when nothing refuses every request.
 _denial := d if {
 	d := members.denial
@@ -142,12 +141,14 @@ _headers := object.union(
 	{
 		"X-Portero-User": input.identity.sub,
 		"X-Portero-Tenant": input.tenant.id,
-		"X-Portero-Role": _role,
-		"X-Portero-Roles": _role,
+		"X-Portero-Role": role,
+		"X-Portero-Roles": role,
 		"X-Portero-Scope": roles.scope,
 	},
 	_partner_header,
-)
+) if {
+	role := members.role
+}
 
 _partner_header := {"X-Portero-Partner": input.access.partner} if {
 	members.kind == "partner"
