@@ -103,7 +103,9 @@ func policyWithOps(b *testing.B, total int) policy.Source {
 // changed (or the first since the gateway started): an edit, so the
 // decision cache never answers it, by a member none of the memos has
 // seen. Each iteration is another of the 100,000 members (round robin,
-// the resolver's cache far smaller), so it pays for everything a first
+// the resolver's cache far smaller; a tenant's ten one after another, so
+// that one in ten is the tenant's owner and the rest members of the four
+// roles), so it pays for everything a first
 // request does: the store lookup (a cache miss), input.access, the subject
 // stage, the operation's refusal for this caller, and the decision.
 // members-100k uses the default policy; 200-ops the same with its route
@@ -131,7 +133,10 @@ func BenchmarkFirstRequest(b *testing.B) {
 			i := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				t, m := i%firstTenants, (i/firstTenants)%firstMembersPerTenant
+				// A tenant's members one after another: its owner, then
+				// members of each role (administrator, the two business
+				// managers, location manager), as callers come.
+				t, m := (i/firstMembersPerTenant)%firstTenants, i%firstMembersPerTenant
 				i++
 				user, tenant := fmt.Sprintf("u%05d-%d", t, m), fmt.Sprintf("t%05d", t)
 				res, _, err := r.Resolve(ctx, user, tenant)

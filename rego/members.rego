@@ -41,10 +41,16 @@ also_partner if {
 	not input.access.delegation.expired
 }
 
-# A refusal that holds for every request of this caller in this tenant.
+# A refusal that holds for every request of this caller in this tenant,
+# "" when none.
 denial := "member.none" if {
 	kind == "none"
 } else := "member.deactivated" if {
 	kind == "member"
 	input.access.membership.status != "active"
-}
+} else := d if {
+	# Only a partner's user has a standing delegation refusal: for anyone
+	# else its three branches are not worked out.
+	kind == "partner"
+	d := delegation.standing_denial
+} else := ""

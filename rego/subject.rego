@@ -45,7 +45,7 @@ current := input.subject if {
 facts := {
 	"kind": kind,
 	"role": role,
-	"denial": _denial,
+	"denial": members.denial,
 	"headers": _headers,
 	"reason": sprintf("%s.%s", [kind, role]),
 	"grant": grant,
@@ -124,16 +124,6 @@ _op_denial(g, granted, e) := d if {
 } else := d if {
 	d := features.op_denial(g, granted, e)
 }
-
-# "" when nothing refuses every request.
-_denial := d if {
-	d := members.denial
-} else := d if {
-	# Only a partner's user has a standing delegation refusal: for anyone
-	# else its three branches are not worked out.
-	members.kind == "partner"
-	d := delegation.standing_denial
-} else := ""
 
 # The identity headers but X-Portero-Features, which comes from the grant's
 # facts (grant_facts_current.headers; portero.authz joins them).
