@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/portero-gateway/portero/internal/cache"
 )
 
 // Input is the one document the policy sees for a request. It is plain data:
@@ -280,6 +282,26 @@ type Tenant struct {
 	Status string
 }
 
+// tenantTerms holds input.tenant per tenant, made once: requests name the
+// same tenants again and again, and an object costs about eight
+// allocations to build, twice for a caller's first request (the subject
+// stage's input and the decision's). Bounded, as a request may name any
+// tenant; an input term is never changed, so evaluations share it.
+var tenantTerms = cache.New[Tenant, *ast.Term](maxMemoised)
+
+// term is input.tenant.
+func (t *Tenant) term() *ast.Term {
+	if v, ok := tenantTerms.Get(*t); ok {
+		return v
+	}
+	v := ast.ObjectTerm(
+		item("id", ast.StringTerm(t.ID)),
+		item("status", ast.InternedTerm(t.Status)),
+	)
+	tenantTerms.Put(*t, v)
+	return v
+}
+
 // Identity is who the verified credentials say the caller is. Build it with
 // NewIdentity: its AST form and its key are made once and reused for every
 // request that presents the same credentials. Do not change a built
@@ -368,10 +390,7 @@ func (in *Input) valueFor(u inputUse, extra ...[2]*ast.Term) ast.Value {
 		items = append(items, item("now", ast.StringTerm(in.Now.UTC().Format(time.RFC3339))))
 	}
 	if in.Tenant != nil && u.needs("tenant") {
-		items = append(items, item("tenant", ast.ObjectTerm(
-			item("id", ast.StringTerm(in.Tenant.ID)),
-			item("status", ast.InternedTerm(in.Tenant.Status)),
-		)))
+		items = append(items, item("tenant", in.Tenant.term()))
 	}
 	if in.Identity != nil && u.needs("identity") {
 		items = append(items, item("identity", ast.NewTerm(in.Identity.value)))
@@ -401,18 +420,10 @@ func (r *Request) valueFor(u inputUse) ast.Value {
 		items = append(items, item("path", ast.StringTerm(r.Path)))
 	}
 	if u.needsRequest("segments") {
-		segs := make([]*ast.Term, len(r.Segments))
-		for i, s := range r.Segments {
-			segs[i] = ast.StringTerm(s)
-		}
-		items = append(items, item("segments", ast.ArrayTerm(segs...)))
+		items = append(items, item("segments", stringArray(r.Segments)))
 	}
 	if u.needsRequest("app_segments") {
-		segs := make([]*ast.Term, len(r.AppSegments))
-		for i, s := range r.AppSegments {
-			segs[i] = ast.StringTerm(s)
-		}
-		items = append(items, item("app_segments", ast.ArrayTerm(segs...)))
+		items = append(items, item("app_segments", stringArray(r.AppSegments)))
 	}
 	if len(r.Query) > 0 && u.needsRequest("query") {
 		q := make([][2]*ast.Term, 0, len(r.Query))
@@ -448,10 +459,15 @@ func item(key string, value *ast.Term) [2]*ast.Term {
 	return [2]*ast.Term{ast.InternedTerm(key), value}
 }
 
+// stringArray is a list of strings as an array. Its string terms are made
+// in one block, an allocation for all of them rather than one each (a
+// request's path segments and body keys, a member's scope and rights).
 func stringArray(ss []string) *ast.Term {
+	block := make([]ast.Term, len(ss))
 	terms := make([]*ast.Term, len(ss))
 	for i, s := range ss {
-		terms[i] = ast.StringTerm(s)
+		block[i].Value = ast.String(s)
+		terms[i] = &block[i]
 	}
 	return ast.ArrayTerm(terms...)
 }
