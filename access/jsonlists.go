@@ -11,7 +11,7 @@ import (
 // and fields, a delegation's products) are read on every facts lookup, and
 // encoding/json's reflection was about a sixth of a lookup's allocations;
 // they take a direct path that gives what json.Unmarshal gives, and
-// anything it is not sure of (an escape, a non-ASCII control character,
+// anything it is not sure of (an escape, a control character,
 // invalid UTF-8, null, a number) goes to json.Unmarshal. FuzzFromJSON holds
 // the two to the same result.
 func fromJSON[T any](s string) T {

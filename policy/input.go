@@ -289,6 +289,11 @@ type Tenant struct {
 // tenant; an input term is never changed, so evaluations share it.
 var tenantTerms = cache.New[Tenant, *ast.Term](maxMemoised)
 
+// maxTenantIDMemo is the longest tenant id memoised (a store's ids are at
+// most 63 characters): a longer one, which only a caller's made-up path
+// can name, is built for its request and not kept.
+const maxTenantIDMemo = 63
+
 // term is input.tenant.
 func (t *Tenant) term() *ast.Term {
 	if v, ok := tenantTerms.Get(*t); ok {
@@ -298,7 +303,9 @@ func (t *Tenant) term() *ast.Term {
 		item("id", ast.StringTerm(t.ID)),
 		item("status", ast.InternedTerm(t.Status)),
 	)
-	tenantTerms.Put(*t, v)
+	if len(t.ID) <= maxTenantIDMemo && len(t.Status) <= maxTenantIDMemo {
+		tenantTerms.Put(*t, v)
+	}
 	return v
 }
 

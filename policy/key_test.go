@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // Keys are values: equal documents have equal keys however they were
@@ -102,5 +105,23 @@ func BenchmarkNewIdentity(b *testing.B) {
 	for b.Loop() {
 		NewIdentity(Identity{Subject: "alice", Email: "alice@example.com", Roles: []string{"acme:administrator"},
 			Memberships: map[string][]string{"acme": {"administrator"}}, Claims: claims, Auth: "session", Session: "0123456789abcdef0123456789abcdef"})
+	}
+}
+
+// input.tenant is memoised per tenant value: each input gets its own
+// tenant's object, whatever was built before, and an id no store could
+// hold is not kept.
+func TestTenantTerms(t *testing.T) {
+	long := strings.Repeat("x", maxTenantIDMemo+1)
+	for _, tn := range []Tenant{{ID: "acme", Status: "active"}, {ID: "acme", Status: "suspended"}, {ID: "globex", Status: "active"},
+		{ID: "acme", Status: "active"}, {ID: long, Status: "active"}} {
+		in := &Input{Tenant: &tn}
+		want := ast.ObjectTerm(item("id", ast.StringTerm(tn.ID)), item("status", ast.StringTerm(tn.Status)))
+		if got := in.Value().(ast.Object).Get(ast.StringTerm("tenant")); got == nil || !got.Equal(want) {
+			t.Errorf("input for %+v: %v, want %v", tn, got, want)
+		}
+	}
+	if _, ok := tenantTerms.Get(Tenant{ID: long, Status: "active"}); ok {
+		t.Error("an id longer than any store's was memoised")
 	}
 }

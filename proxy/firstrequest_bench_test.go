@@ -133,9 +133,10 @@ func BenchmarkFirstRequest(b *testing.B) {
 			i := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				// A tenant's members one after another: its owner, then
-				// members of each role (administrator, the two business
-				// managers, location manager), as callers come.
+				// A tenant's ten callers one after another: its owner, then
+				// members of each role (the seed gives member m the role
+				// m%4: multi-account manager, account manager, location
+				// manager, administrator, ...), as callers come.
 				t, m := (i/firstMembersPerTenant)%firstTenants, i%firstMembersPerTenant
 				i++
 				user, tenant := fmt.Sprintf("u%05d-%d", t, m), fmt.Sprintf("t%05d", t)

@@ -85,7 +85,7 @@ _as_partner := d if {
 		with input.operation_denial as false
 }
 
-# The end of decision, for _as_partner.
+# The end of _with_store, for _as_partner.
 _own := {"allow": false, "status": 403, "reason": _denial} if {
 	_denial
 } else := {"allow": true, "status": 200, "reason": subject.current.reason, "headers": object.union(subject.current.headers, subject.grant_facts_current.headers)}

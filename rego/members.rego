@@ -22,6 +22,8 @@ kind := "owner" if {
 	input.access.delegation
 } else := "none"
 
+# The role the policy applies: an owner administers; "" for anyone
+# without one (kind "none", a membership or delegation that names none).
 role := "administrator" if {
 	kind == "owner"
 } else := input.access.membership.role if {
