@@ -89,7 +89,7 @@ func (j *jsonScan) list() ([]string, bool) {
 	if !j.next('[') {
 		return nil, false
 	}
-	out := make([]string, 0, j.strings())
+	out := make([]string, 0, j.quotedStrings())
 	if j.next(']') {
 		return out, true
 	}
@@ -108,9 +108,9 @@ func (j *jsonScan) list() ([]string, bool) {
 	}
 }
 
-// strings guesses how many strings the array at j.i holds, for its
+// quotedStrings guesses how many strings the array at j.i holds, for its
 // slice's capacity: half the quotes before the next ']'.
-func (j *jsonScan) strings() int {
+func (j *jsonScan) quotedStrings() int {
 	n := 0
 	for i := j.i; i < len(j.s) && j.s[i] != ']'; i++ {
 		if j.s[i] == '"' {

@@ -385,3 +385,24 @@ test_deactivated_member_keeps_the_partners_access_only if {
 test_stored_expired_delegation_gives_nothing if {
 	_partner(_delegation("full", [], true, "expired", false), "GET", ["reviews"]).reason == "delegation.expired"
 }
+
+# With store facts, the token's claims never decide: a stranger to the
+# store whom the token calls the tenant's administrator is refused, and so
+# is a request whose store-backed decision comes out undefined (here a
+# hand-written subject without headers): _with_store's default answers,
+# not the claims rules after it.
+test_store_facts_are_never_decided_from_claims if {
+	claimed := {"sub": "stranger", "memberships": {"acme": ["administrator"]}}
+	d := authz.decision with input as object.union(_input("stranger", "GET", ["reviews"], null), {"identity": claimed})
+	not d.allow
+	d.reason == "member.none"
+
+	e := authz.decision with input as object.union(_input("stranger", "GET", ["reviews"], null), {
+		"identity": claimed,
+		"subject": {"kind": "member", "role": "administrator", "denial": "", "reason": "member.administrator"},
+		"operation": {"id": "read reviews"},
+		"operation_denial": "",
+	})
+	not e.allow
+	e.reason == "deny.default"
+}
