@@ -57,7 +57,7 @@ func newForwarder(rc config.Route, m *Metrics, log *slog.Logger, tracer requestT
 			if st != nil && st.host != "" {
 				// The host the policy decided on, in its one spelling.
 				hostport := st.host
-				if _, port, err := net.SplitHostPort(pr.In.Host); err == nil {
+				if _, port, ok := splitHostPort(pr.In.Host); ok {
 					hostport = net.JoinHostPort(st.host, port)
 				} else if strings.Contains(st.host, ":") {
 					hostport = "[" + st.host + "]"

@@ -200,8 +200,10 @@ func decisionID(ctx context.Context) string {
 
 func newDecisionID() string {
 	var b [12]byte
+	var id [24]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	hex.Encode(id[:], b[:])
+	return string(id[:])
 }
 
 // ServeHTTP is the request path.
@@ -500,6 +502,13 @@ func (g *Gateway) resolveAccess(ctx context.Context, in *policy.Input) (*access.
 // outgoing request after hop-by-hop removal.
 func (g *Gateway) planUpstream(st *requestState, in *policy.Input, d policy.Decision, now time.Time) error {
 	out := make(http.Header, len(d.Headers)+1)
+	// The values are copied (decisions may be cached: never share their
+	// slices) into one array, each name's capped so an append copies.
+	n := 0
+	for _, vals := range d.Headers {
+		n += len(vals)
+	}
+	values := make([]string, 0, n)
 	for name, vals := range d.Headers {
 		// Only plain names within Portero's reserved ones, and never a
 		// spelling of the assertion's name (apps that read headers as
@@ -512,7 +521,9 @@ func (g *Gateway) planUpstream(st *requestState, in *policy.Input, d policy.Deci
 			g.refuseHeader(name, st.id)
 			continue
 		}
-		out[http.CanonicalHeaderKey(name)] = append([]string(nil), vals...) // decisions may be cached: never share their slices
+		start := len(values)
+		values = append(values, vals...)
+		out[http.CanonicalHeaderKey(name)] = values[start:len(values):len(values)]
 	}
 	claims := assertionClaims{ID: newDecisionID()}
 	if in.Identity != nil {
@@ -599,7 +610,15 @@ func inputHeaders(h http.Header) map[string]string {
 		case "Authorization", "Cookie", "Proxy-Authorization":
 			continue
 		}
-		out[strings.ToLower(name)] = strings.Join(vals, ", ")
+		key, ok := lowerHeaderNames[name]
+		if !ok {
+			key = strings.ToLower(name)
+		}
+		if len(vals) == 1 {
+			out[key] = vals[0]
+		} else {
+			out[key] = strings.Join(vals, ", ")
+		}
 	}
 	return out
 }

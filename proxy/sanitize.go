@@ -57,6 +57,14 @@ func newReservedHeaders(assertionHeader string) reservedHeaders {
 // '_', '.' (and more) alike into '_', so X_Portero_User and X.Portero.User
 // reach such an app as X-Portero-User.
 func normalizeHeaderName(name string) string {
+	if n, ok := lowerHeaderNames[name]; ok {
+		return n
+	}
+	return normalizeHeaderNameOf(name)
+}
+
+// normalizeHeaderNameOf works normalizeHeaderName out.
+func normalizeHeaderNameOf(name string) string {
 	b := []byte(strings.ToLower(name))
 	for i, c := range b {
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
@@ -65,6 +73,41 @@ func normalizeHeaderName(name string) string {
 	}
 	return string(b)
 }
+
+// lowerHeaderNames maps the header names most requests carry, and those
+// the policy sets, as Go's server spells them (canonical), to their lower
+// case, which for such a name (letters, digits and '-' only) is also its
+// normalised form: every request's names are normalised for the reserved
+// checks and lower-cased for the policy input, and working each out again
+// cost two allocations a name. Read only after init; a name not in it is
+// worked out as before.
+var lowerHeaderNames = func() map[string]string {
+	m := map[string]string{}
+	for _, name := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Baggage",
+		"Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie",
+		"Dnt", "Expect", "Forwarded", "From", "Host", "If-Match", "If-Modified-Since", "If-None-Match",
+		"If-Range", "If-Unmodified-Since", "Keep-Alive", "Origin", "Pragma", "Priority",
+		"Proxy-Authorization", "Range", "Referer", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform",
+		"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Websocket-Extensions",
+		"Sec-Websocket-Key", "Sec-Websocket-Protocol", "Sec-Websocket-Version", "Te", "Traceparent",
+		"Tracestate", "Trailer", "Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests", "User-Agent",
+		"Via", "X-Csrf-Token", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip",
+		"X-Request-Id", "X-Requested-With",
+		// What the default policy and master access set.
+		"X-Portero-User", "X-Portero-Tenant", "X-Portero-Role", "X-Portero-Roles", "X-Portero-Scope",
+		"X-Portero-Features", "X-Portero-Partner", "X-Portero-Assertion", "X-Portero-Impersonator",
+		"X-Portero-Impersonation-Reason", "X-Portero-Impersonation-Id", "X-Portero-Impersonation-Expires",
+		"X-Portero-Impersonation-Mode", "Impersonate-User", "Impersonate-Group", "Impersonate-Uid",
+		"Impersonate-Extra-Impersonator", "Impersonate-Extra-Reason",
+	} {
+		if !plainHeaderName(name) || http.CanonicalHeaderKey(name) != name {
+			panic("proxy: lowerHeaderNames: " + name + " is not a plain canonical header name")
+		}
+		m[name] = strings.ToLower(name)
+	}
+	return m
+}()
 
 // contains reports whether name is a header Portero may set.
 func (r reservedHeaders) contains(name string) bool {
@@ -389,11 +432,22 @@ func canonicalTarget(hostport, escapedPath string) (host, path string, segments 
 	return host, decodedPath(segments, strings.HasSuffix(clean, "/") && len(segments) > 0), segments, nil
 }
 
+// splitHostPort is net.SplitHostPort, ok when it succeeds; most Host
+// headers have no port, and without a ':' it does not try (its error cost
+// two allocations a request).
+func splitHostPort(hostport string) (host, port string, ok bool) {
+	if !strings.Contains(hostport, ":") {
+		return "", "", false
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	return host, port, err == nil
+}
+
 // normalizeHost returns the request's host name in the one form routing and
 // tenant extraction use: lower-case, without port or trailing dot.
 func normalizeHost(hostport string) (string, error) {
 	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
+	if h, _, ok := splitHostPort(hostport); ok {
 		host = h
 	} else if strings.HasPrefix(hostport, "[") {
 		return "", errBadHost

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +31,27 @@ func TestReservedHeadersAreStripped(t *testing.T) {
 	for _, name := range []string{"X-Porter-User", "X-Portero", "Impersonate", "Accept", "X-Forwarded-User"} {
 		if reserved.contains(name) {
 			t.Errorf("%q should not be reserved", name)
+		}
+	}
+}
+
+// The names normalised from a table are normalised as any other name: the
+// table is a shortcut, not a second rule.
+func TestLowerHeaderNamesAreTheirNormalForm(t *testing.T) {
+	t.Parallel()
+	for name, lower := range lowerHeaderNames {
+		if n := normalizeHeaderNameOf(name); n != lower || n != strings.ToLower(name) {
+			t.Errorf("%s: table %q, worked out %q, lower case %q", name, lower, n, strings.ToLower(name))
+		}
+		if got := normalizeHeaderName(name); got != lower {
+			t.Errorf("normalizeHeaderName(%s) = %q", name, got)
+		}
+	}
+	// Spellings the table does not hold are worked out.
+	for name, want := range map[string]string{"x-portero-user": "x-portero-user", "X_Portero_User": "x-portero-user",
+		"X-PORTERO-USER": "x-portero-user", "X.Portero.User": "x-portero-user", "Accept": "accept"} {
+		if got := normalizeHeaderName(name); got != want {
+			t.Errorf("normalizeHeaderName(%s) = %q, want %q", name, got, want)
 		}
 	}
 }
