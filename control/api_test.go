@@ -49,11 +49,6 @@ func TestManagementAPITenants(t *testing.T) {
 		{"owner reads own tenant", h.TokenFor(t, "olivia"), "GET", "/tenants/acme", "", 200, nil},
 		{"owner may not suspend", h.TokenFor(t, "olivia"), "PATCH", "/tenants/acme", `{"status":"suspended"}`, 403, nil},
 		{"missing", sam, "GET", "/tenants/nope", "", 404, nil},
-		// A name no tenant can have is unknown to everyone, before the
-		// store or the policy sees it (the API answers every refusal 403).
-		{"malformed id", sam, "GET", "/tenants/Glo%20bex", "", 403, func(b map[string]any) bool { return b["reason"] == "tenant.unknown" }},
-		{"overlong id", eve, "GET", "/tenants/" + strings.Repeat("a", 200), "", 403, func(b map[string]any) bool { return b["reason"] == "tenant.unknown" }},
-		{"malformed id, write", eve, "PUT", "/tenants/a..b/members/x", `{"role":"administrator"}`, 403, func(b map[string]any) bool { return b["reason"] == "tenant.unknown" }},
 		{"no credentials", "", "GET", "/tenants", "", 401, nil},
 	}
 	for _, tc := range cases {

@@ -655,6 +655,10 @@ func TestBrowserConsoleOwnerAndPartner(t *testing.T) {
 		chromedp.Click("#partner-link", chromedp.ByID),
 		chromedp.WaitVisible("#accept-acme", chromedp.ByID),
 		chromedp.Click("#accept-acme", chromedp.ByID),
+		// The page before the answer has #managed too (globex): wait for
+		// the page after it, or the text below may be read from a node
+		// the navigation is replacing ("No node with given id found").
+		chromedp.WaitNotPresent("#accept-acme", chromedp.ByID),
 		chromedp.WaitVisible("#managed", chromedp.ByID))
 	var managed string
 	step(t, pctx, "tenants managed", chromedp.Text("#managed", &managed, chromedp.ByID))

@@ -468,7 +468,7 @@ func TestGatewayServesLastGoodPolicyDuringBrokenReload(t *testing.T) {
 }
 
 func BenchmarkRequestPath(b *testing.B) {
-	h := newHarness(b, nil)
+	h := newHarnessWith(b, nil, harnessOpts{DiscardLogs: true}) // see DiscardLogs
 	tok := h.Member(b)
 	// Drain what the upstream records.
 	go func() {
@@ -493,7 +493,7 @@ func BenchmarkRequestPath(b *testing.B) {
 // BenchmarkDecisionPath measures everything but the upstream round trip:
 // sanitize, route, authenticate (cached token), evaluate, deny.
 func BenchmarkDecisionPath(b *testing.B) {
-	h := newHarness(b, nil)
+	h := newHarnessWith(b, nil, harnessOpts{DiscardLogs: true}) // see DiscardLogs
 	req := httptest.NewRequest("GET", "http://initech.apps.example.com/api/orders?page=2", nil)
 	req.Header.Set("Authorization", "Bearer "+h.Member(b))
 	req.Header.Set("Accept", "application/json")

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/portero-gateway/portero/access"
 	"github.com/portero-gateway/portero/policy"
 )
 
@@ -16,12 +15,6 @@ import (
 // to do; it reads nothing about the records the call is about, so it can
 // come first. An error means the caller's facts could not be read: deny.
 func (g *Gateway) DecideManagement(r *http.Request, route policy.Route, id *policy.Identity, m policy.Management) (policy.Decision, error) {
-	if m.Tenant != "" && !access.IsID(m.Tenant) {
-		// A tenant no store can hold (the call's path names it): unknown,
-		// as the request path treats a tenant it cannot route, and neither
-		// the store nor the policy's memos see the name.
-		return policy.Decision{Allow: false, Status: http.StatusNotFound, Reason: "tenant.unknown"}, nil
-	}
 	in, err := g.managementInput(r, route, id, &m)
 	if err == nil {
 		var ev policy.Evaluation
