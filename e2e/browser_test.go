@@ -552,7 +552,11 @@ func TestBrowserAdminConsole(t *testing.T) {
 	signIn(t, ctx, s.gateway+"/.portero/admin/", "admin", "#tenants")
 	screenshot(t, ctx, "console-tenants")
 	var count string
+	// The unfiltered page lists acme too: wait for the filtered one
+	// (without globex) before reading its count (see the partner's
+	// acceptance below).
 	step(t, ctx, "search", chromedp.SetValue("#q", "acme", chromedp.ByID), chromedp.Submit("#q", chromedp.ByID),
+		chromedp.WaitNotPresent(`tr[data-tenant="globex"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`tr[data-tenant="acme"]`, chromedp.ByQuery), chromedp.Text("#tenant-count", &count, chromedp.ByID))
 	if !strings.Contains(count, "of 1") {
 		t.Errorf("search for acme: %q", count)
@@ -714,6 +718,9 @@ func TestBrowserPolicyPage(t *testing.T) {
 	step(t, ctx, "try a refused request",
 		chromedp.SetValue("#try-target", "/t/globex/", chromedp.ByID),
 		chromedp.Click("#try-submit", chromedp.ByID),
+		// The page of the first try has #try-decision too: wait for the
+		// page that answers this one (its target written in the HTML).
+		chromedp.WaitVisible(`#try-target[value="/t/globex/"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#try-decision", chromedp.ByID))
 	if d, _ := text(ctx, "#try-decision"); !strings.Contains(d, "deny 403") || !strings.Contains(d, "member.none") {
 		t.Errorf("owner on globex: %q", d)

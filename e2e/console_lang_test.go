@@ -130,6 +130,8 @@ func TestBrowserConsoleInSpanish(t *testing.T) {
 		chromedp.Navigate(s.gateway+"/.portero/admin/tenants"),
 		chromedp.WaitVisible("#lang-es", chromedp.ByID),
 		chromedp.Click("#lang-es", chromedp.ByID),
+		// The English page has #tenants too: wait for the page in Spanish.
+		chromedp.WaitVisible(`#lang-es[aria-current="true"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#tenants", chromedp.ByID),
 		chromedp.Text("h1", &title, chromedp.ByQuery))
 	if title != "Empresas" {
@@ -167,6 +169,7 @@ func TestBrowserConsoleInSpanish(t *testing.T) {
 	}
 	step(t, actx, "back to English",
 		chromedp.Click("#lang-en", chromedp.ByID),
+		chromedp.WaitVisible(`#lang-en[aria-current="true"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#tenants", chromedp.ByID),
 		chromedp.Text("h1", &title, chromedp.ByQuery))
 	if title != "Tenants" {
