@@ -614,11 +614,7 @@ func inputHeaders(h http.Header) map[string]string {
 		if !ok {
 			key = strings.ToLower(name)
 		}
-		if len(vals) == 1 {
-			out[key] = vals[0]
-		} else {
-			out[key] = strings.Join(vals, ", ")
-		}
+		out[key] = strings.Join(vals, ", ")
 	}
 	return out
 }
